@@ -1,0 +1,63 @@
+//! The traits inference engines implement, and the registry that routes a
+//! catalog model's `engine` name to one. Engines live in their own crates (one
+//! feature each); the core and the surfaces only see these traits.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use maximin_types::inference::{ChatCompletionRequest, ChatMessage};
+use maximin_types::TokenUsage;
+
+use crate::catalog::ModelSpec;
+use crate::Result;
+
+/// The output of one chat completion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatOutput {
+    pub message: ChatMessage,
+    pub finish_reason: String,
+    pub usage: TokenUsage,
+}
+
+/// The output of one embeddings batch: one vector per input, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbedOutput {
+    pub vectors: Vec<Vec<f32>>,
+    pub prompt_tokens: u64,
+}
+
+#[async_trait]
+pub trait ChatEngine: Send + Sync + 'static {
+    async fn complete(
+        &self,
+        model: &ModelSpec,
+        weights: Option<&Path>,
+        request: &ChatCompletionRequest,
+    ) -> Result<ChatOutput>;
+}
+
+#[async_trait]
+pub trait EmbedEngine: Send + Sync + 'static {
+    async fn embed(
+        &self,
+        model: &ModelSpec,
+        weights: Option<&Path>,
+        inputs: &[String],
+        truncate: bool,
+    ) -> Result<EmbedOutput>;
+}
+
+/// Engines built into this binary, by the name catalog entries use.
+#[derive(Default, Clone)]
+pub struct Engines {
+    pub chat: HashMap<String, Arc<dyn ChatEngine>>,
+    pub embed: HashMap<String, Arc<dyn EmbedEngine>>,
+}
+
+impl Engines {
+    pub fn names(&self) -> BTreeSet<String> {
+        self.chat.keys().chain(self.embed.keys()).cloned().collect()
+    }
+}

@@ -1,0 +1,507 @@
+//! The domain core of maximin. It decides; the surfaces translate.
+//!
+//! [`Platform`] holds the swappable parts (store, rate limiter, clock, catalog,
+//! metering) and offers the operations that the CLI and the HTTP account API
+//! share: accounts, keys, authentication, authorization, usage.
+
+pub mod catalog;
+pub mod clock;
+pub mod engines;
+pub mod error;
+pub mod idempotency;
+pub mod meter;
+pub mod ratelimit;
+pub mod secrets;
+pub mod store;
+
+use std::sync::Arc;
+
+use maximin_types::{
+    AccountUsage, AccountView, ActivityEntry, CustomLimits, ErrorCode, KeyCreated, KeyUsage,
+    KeyView, Modality, ModelUsage, Plan, RateClass, Scope, UsageFigures,
+};
+use time::OffsetDateTime;
+
+pub use error::{Error, Result};
+
+use catalog::{Catalog, Installed, ModelSpec};
+use clock::{iso8601, Clock};
+use engines::Engines;
+use idempotency::Idempotency;
+use meter::Meter;
+use ratelimit::RateLimiter;
+use store::{Account, ApiKey, Store, UsageEvent};
+
+/// At most this many unrevoked keys per account (seed 002).
+pub const MAX_KEYS_PER_ACCOUNT: usize = 20;
+/// Usage logs are kept 12 months (DESIGN.md §8).
+pub const USAGE_RETENTION: time::Duration = time::Duration::days(365);
+
+/// What an endpoint requires of its caller, declared where the route is mounted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndpointSpec {
+    pub class: RateClass,
+    /// The modality the endpoint serves; `None` for catalog and account routes.
+    pub modality: Option<Modality>,
+    /// Whether a `read`-scoped key may call it.
+    pub read_only: bool,
+    /// Whether it belongs to the account API (needs the `admin` scope).
+    pub admin: bool,
+}
+
+/// Options of a new key.
+#[derive(Debug, Clone, Default)]
+pub struct NewKey {
+    pub name: String,
+    pub test: bool,
+    pub scopes: Vec<Scope>,
+    pub models: Vec<String>,
+}
+
+/// An authenticated caller: the key and the account it belongs to.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub account: Account,
+    pub key: ApiKey,
+}
+
+impl Caller {
+    fn has(&self, scope: Scope) -> bool {
+        self.key.scopes.contains(&scope)
+    }
+
+    /// Checks scopes and plan entitlements for an endpoint.
+    pub fn authorize(&self, ep: &EndpointSpec) -> Result<()> {
+        if ep.admin && !self.has(Scope::Admin) {
+            return Err(Error::permission_denied(
+                "This key cannot use the account API: it needs the 'admin' scope.",
+            )
+            .with("required_scope", "admin"));
+        }
+        if !ep.read_only && self.has(Scope::Read) {
+            return Err(Error::permission_denied(
+                "This key is read-only and cannot call an endpoint that creates or changes anything.",
+            )
+            .with("scope", "read"));
+        }
+        if let Some(m) = ep.modality {
+            self.authorize_modality(m)?;
+        }
+        Ok(())
+    }
+
+    fn authorize_modality(&self, m: Modality) -> Result<()> {
+        if !self.account.plan.entitles(m) {
+            return Err(Error::permission_denied(format!(
+                "The '{}' plan does not include {} endpoints.",
+                self.account.plan, m
+            ))
+            .with("plan", self.account.plan.as_str())
+            .with("modality", m.as_str()));
+        }
+        let limited: Vec<Modality> = self
+            .key
+            .scopes
+            .iter()
+            .filter_map(|s| match s {
+                Scope::Modality(m) => Some(*m),
+                _ => None,
+            })
+            .collect();
+        if !limited.is_empty() && !limited.contains(&m) {
+            return Err(Error::permission_denied(format!(
+                "This key's scopes do not include '{m}'."
+            ))
+            .with("required_scope", m.as_str()));
+        }
+        Ok(())
+    }
+
+    /// Checks that this key may use a catalog model.
+    pub fn authorize_model(&self, model: &ModelSpec) -> Result<()> {
+        self.authorize_modality(model.modality)?;
+        if !self.key.models.is_empty() && !self.key.models.iter().any(|m| m == &model.id) {
+            return Err(Error::permission_denied(format!(
+                "This key is not allowed to use the model '{}'.",
+                model.id
+            ))
+            .with("field", "model")
+            .with("model", model.id.as_str()));
+        }
+        Ok(())
+    }
+}
+
+pub struct Platform {
+    pub store: Arc<dyn Store>,
+    pub limiter: Arc<dyn RateLimiter>,
+    pub clock: Arc<dyn Clock>,
+    pub catalog: Arc<Catalog>,
+    pub installed: Installed,
+    pub engines: Engines,
+    pub idempotency: Idempotency,
+    pub meter: Meter,
+}
+
+impl Platform {
+    /// Assembles the platform; starts the metering writer on the current runtime.
+    pub fn new(
+        store: Arc<dyn Store>,
+        limiter: Arc<dyn RateLimiter>,
+        clock: Arc<dyn Clock>,
+        catalog: Catalog,
+        engines: Engines,
+        mut installed: Installed,
+    ) -> Self {
+        installed.engines.extend(engines.names());
+        Platform {
+            engines,
+            idempotency: Idempotency::new(store.clone(), clock.clone()),
+            meter: Meter::start(store.clone()),
+            store,
+            limiter,
+            clock,
+            catalog: Arc::new(catalog),
+            installed,
+        }
+    }
+
+    // ---- accounts ----
+
+    pub async fn create_account(
+        &self,
+        email: &str,
+        plan: Plan,
+        limits: Option<CustomLimits>,
+    ) -> Result<AccountView> {
+        let email = email.trim();
+        if !valid_email(email) {
+            return Err(Error::invalid(
+                "email",
+                format!("'{email}' is not an email address."),
+            ));
+        }
+        if limits.is_some() && plan != Plan::Enterprise {
+            return Err(Error::invalid(
+                "limits",
+                "Custom limits apply only to the 'enterprise' plan.",
+            ));
+        }
+        if let Some(l) = limits {
+            if l.rpm == 0 {
+                return Err(Error::invalid("rpm", "rpm must be at least 1."));
+            }
+        }
+        let account = Account {
+            id: secrets::new_id("acct"),
+            email: email.to_lowercase(),
+            plan,
+            limits,
+            created_at: self.clock.now(),
+        };
+        self.store.insert_account(&account).await?;
+        Ok(account_view(&account))
+    }
+
+    pub async fn account(&self, id: &str) -> Result<Account> {
+        self.store
+            .account(id)
+            .await?
+            .ok_or_else(|| Error::not_found("account", id))
+    }
+
+    pub async fn account_view(&self, id: &str) -> Result<AccountView> {
+        Ok(account_view(&self.account(id).await?))
+    }
+
+    pub async fn list_accounts(&self) -> Result<Vec<AccountView>> {
+        Ok(self
+            .store
+            .list_accounts()
+            .await?
+            .iter()
+            .map(account_view)
+            .collect())
+    }
+
+    // ---- keys ----
+
+    pub async fn create_key(&self, account_id: &str, new: NewKey) -> Result<KeyCreated> {
+        let account = self.account(account_id).await?;
+        let name = new.name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(Error::invalid(
+                "name",
+                "A key needs a name of 1 to 100 characters.",
+            ));
+        }
+        let mut models = Vec::with_capacity(new.models.len());
+        for m in &new.models {
+            let spec = self.catalog.resolve(m).ok_or_else(|| {
+                Error::new(
+                    ErrorCode::ModelNotFound,
+                    format!("No model '{m}' in the catalog."),
+                )
+                .with("field", "models")
+                .with("model", m.as_str())
+            })?;
+            if !models.contains(&spec.id) {
+                models.push(spec.id.clone());
+            }
+        }
+        let mut scopes = new.scopes.clone();
+        scopes.sort();
+        scopes.dedup();
+        if let Some(m) = scopes.iter().find_map(|s| match s {
+            Scope::Modality(m) if !account.plan.entitles(*m) => Some(*m),
+            _ => None,
+        }) {
+            return Err(Error::invalid(
+                "scopes",
+                format!("The '{}' plan does not include '{m}'.", account.plan),
+            ));
+        }
+        let secret = secrets::generate_secret(new.test);
+        let key = ApiKey {
+            id: secrets::new_id("key"),
+            account_id: account.id.clone(),
+            name: name.to_owned(),
+            prefix: secrets::display_prefix(&secret),
+            hash: secrets::hash_secret(&secret),
+            test: new.test,
+            scopes,
+            models,
+            created_at: self.clock.now(),
+            revoked_at: None,
+            last_used_at: None,
+            usage: UsageFigures::default(),
+        };
+        if !self.store.insert_key(&key, MAX_KEYS_PER_ACCOUNT).await? {
+            return Err(Error::invalid(
+                "keys",
+                format!(
+                    "An account can hold at most {MAX_KEYS_PER_ACCOUNT} active keys; revoke one first."
+                ),
+            )
+            .with("limit", MAX_KEYS_PER_ACCOUNT));
+        }
+        Ok(KeyCreated {
+            key: key_view(&key),
+            secret,
+        })
+    }
+
+    pub async fn list_keys(&self, account_id: &str) -> Result<Vec<KeyView>> {
+        self.account(account_id).await?;
+        Ok(self
+            .store
+            .keys_of(account_id)
+            .await?
+            .iter()
+            .map(key_view)
+            .collect())
+    }
+
+    /// A key of an account (`account_id: None` for the operator's CLI).
+    pub async fn key(&self, account_id: Option<&str>, key_id: &str) -> Result<ApiKey> {
+        match self.store.key(key_id).await? {
+            Some(k) if account_id.is_none_or(|a| a == k.account_id) => Ok(k),
+            _ => Err(Error::not_found("key", key_id)),
+        }
+    }
+
+    pub async fn revoke_key(&self, account_id: Option<&str>, key_id: &str) -> Result<KeyView> {
+        self.key(account_id, key_id).await?;
+        self.store.revoke_key(key_id, self.clock.now()).await?;
+        Ok(key_view(&self.key(account_id, key_id).await?))
+    }
+
+    pub async fn key_activity(
+        &self,
+        account_id: Option<&str>,
+        key_id: &str,
+        limit: u32,
+    ) -> Result<Vec<ActivityEntry>> {
+        self.key(account_id, key_id).await?;
+        self.meter.flush().await;
+        Ok(self
+            .store
+            .activity(key_id, limit.clamp(1, 1000))
+            .await?
+            .into_iter()
+            .map(activity_entry)
+            .collect())
+    }
+
+    // ---- requests ----
+
+    /// Resolves a bearer token to a caller. Malformed, unknown and revoked keys
+    /// all fail with `authentication_failed`, each with its own message.
+    pub async fn authenticate(&self, token: &str) -> Result<Caller> {
+        if !secrets::is_well_formed(token) {
+            return Err(Error::authentication(
+                "The API key is malformed: keys look like mmx_live_… or mmx_test_… followed by 40 letters and digits.",
+            )
+            .with("reason", "malformed"));
+        }
+        let hash = secrets::hash_secret(token);
+        let key = match self.store.key_by_hash(&hash).await? {
+            Some(k) if secrets::constant_time_eq(&k.hash, &hash) => k,
+            _ => {
+                return Err(
+                    Error::authentication("The API key is not valid.").with("reason", "unknown")
+                )
+            }
+        };
+        if key.revoked_at.is_some() {
+            return Err(
+                Error::authentication("The API key has been revoked.").with("reason", "revoked")
+            );
+        }
+        let account = self
+            .store
+            .account(&key.account_id)
+            .await?
+            .ok_or_else(|| Error::authentication("The API key's account no longer exists."))?;
+        Ok(Caller { account, key })
+    }
+
+    /// Resolves a model name for a caller: `model_not_found` when the catalog does
+    /// not know it, `permission_denied` when the key may not use it,
+    /// `model_unavailable` when this install cannot serve it now.
+    pub fn model_for(&self, caller: &Caller, name: &str) -> Result<&ModelSpec> {
+        let spec = self.catalog.resolve(name).ok_or_else(|| {
+            Error::new(
+                ErrorCode::ModelNotFound,
+                format!("No model '{name}' in the catalog; GET /v1/models lists them."),
+            )
+            .with("field", "model")
+            .with("model", name)
+        })?;
+        caller.authorize_model(spec)?;
+        if let Err(hint) = self.installed.availability(spec) {
+            return Err(Error::new(
+                ErrorCode::ModelUnavailable,
+                format!(
+                    "The model '{}' cannot be served by this install. {hint}",
+                    spec.id
+                ),
+            )
+            .with("model", spec.id.as_str())
+            .with("setup", hint));
+        }
+        Ok(spec)
+    }
+
+    pub async fn usage(
+        &self,
+        account_id: &str,
+        since: Option<OffsetDateTime>,
+        until: Option<OffsetDateTime>,
+    ) -> Result<AccountUsage> {
+        let until = until.unwrap_or_else(|| self.clock.now());
+        let since = since.unwrap_or(until - time::Duration::days(30));
+        if since > until {
+            return Err(Error::invalid(
+                "since",
+                "'since' must not be after 'until'.",
+            ));
+        }
+        self.meter.flush().await;
+        let summary = self.store.usage_summary(account_id, since, until).await?;
+        let mut total = UsageFigures::default();
+        for (_, u) in &summary.by_key {
+            total.requests += u.requests;
+            total.errors += u.errors;
+            total.prompt_tokens += u.prompt_tokens;
+            total.completion_tokens += u.completion_tokens;
+        }
+        Ok(AccountUsage {
+            since: iso8601(since),
+            until: iso8601(until),
+            total,
+            by_key: summary
+                .by_key
+                .into_iter()
+                .map(|(key_id, usage)| KeyUsage { key_id, usage })
+                .collect(),
+            by_model: summary
+                .by_model
+                .into_iter()
+                .map(|(model, usage)| ModelUsage { model, usage })
+                .collect(),
+        })
+    }
+
+    pub fn record(&self, event: UsageEvent) {
+        self.meter.record(event);
+    }
+
+    /// Stops background work, writing what is pending.
+    pub async fn shutdown(&self) {
+        self.meter.shutdown().await;
+    }
+}
+
+fn valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && !domain.contains('@')
+}
+
+pub fn account_view(a: &Account) -> AccountView {
+    AccountView {
+        id: a.id.clone(),
+        email: a.email.clone(),
+        plan: a.plan,
+        limits: match a.plan {
+            Plan::Enterprise => Some(a.limits.unwrap_or(ratelimit::DEFAULT_ENTERPRISE)),
+            _ => None,
+        },
+        entitlements: Modality::ALL
+            .iter()
+            .copied()
+            .filter(|m| a.plan.entitles(*m))
+            .collect(),
+        created_at: iso8601(a.created_at),
+    }
+}
+
+pub fn key_view(k: &ApiKey) -> KeyView {
+    KeyView {
+        id: k.id.clone(),
+        account_id: k.account_id.clone(),
+        name: k.name.clone(),
+        prefix: k.prefix.clone(),
+        mode: if k.test { "test" } else { "live" }.into(),
+        scopes: k.scopes.clone(),
+        models: k.models.clone(),
+        created_at: iso8601(k.created_at),
+        revoked_at: k.revoked_at.map(iso8601),
+        last_used_at: k.last_used_at.map(iso8601),
+        usage: k.usage.clone(),
+    }
+}
+
+fn activity_entry(e: UsageEvent) -> ActivityEntry {
+    ActivityEntry {
+        at: iso8601(e.at),
+        request_id: e.request_id,
+        method: e.method,
+        endpoint: e.endpoint,
+        status: e.status,
+        model: e.model,
+        prompt_tokens: e.prompt_tokens,
+        completion_tokens: e.completion_tokens,
+        latency_ms: e.latency_us as f64 / 1000.0,
+        error_code: e.error_code,
+        client_ip: e.client_ip,
+    }
+}

@@ -1,0 +1,87 @@
+//! Usage metering off the request path: handlers hand events to a channel and a
+//! background writer stores them in batches, so that a request never waits for a
+//! database write. `flush` is a barrier: once it returns, every event sent before
+//! it is stored.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::task::JoinHandle;
+
+use crate::store::{Store, UsageEvent};
+
+const BATCH: usize = 512;
+
+#[expect(
+    clippy::large_enum_variant,
+    reason = "events are the common message; boxing would allocate per request"
+)]
+enum Msg {
+    Event(UsageEvent),
+    Flush(oneshot::Sender<()>),
+}
+
+pub struct Meter {
+    tx: mpsc::UnboundedSender<Msg>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Meter {
+    /// Starts the writer on the current Tokio runtime.
+    pub fn start(store: Arc<dyn Store>) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(write_loop(store, rx));
+        Meter {
+            tx,
+            task: Mutex::new(Some(task)),
+        }
+    }
+
+    pub fn record(&self, event: UsageEvent) {
+        if self.tx.send(Msg::Event(event)).is_err() {
+            tracing::warn!("usage event dropped: the meter has stopped");
+        }
+    }
+
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Msg::Flush(done)).is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    /// Writes what is pending and stops the writer.
+    pub async fn shutdown(&self) {
+        self.flush().await;
+        if let Some(task) = self.task.lock().await.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+async fn write_loop(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Msg>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut waiters = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Event(e) => batch.push(e),
+                Msg::Flush(w) => waiters.push(w),
+            }
+            if batch.len() < BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !batch.is_empty() {
+            if let Err(e) = store.record_usage(&batch).await {
+                tracing::error!(error = %e, events = batch.len(), "storing usage events failed");
+            }
+            batch.clear();
+        }
+        for w in waiters.drain(..) {
+            let _ = w.send(());
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! API key secrets and ids: generation, hashing, display prefixes.
+//!
+//! A secret is `mmx_live_` or `mmx_test_` followed by 40 base62 characters (about
+//! 238 bits). Only its SHA-256 is stored; with that much entropy a fast hash is
+//! enough, and a lookup by hash needs no per-key salt. The stored hash is compared
+//! again in constant time after the indexed lookup.
+
+use rand::Rng;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+pub const LIVE_PREFIX: &str = "mmx_live_";
+pub const TEST_PREFIX: &str = "mmx_test_";
+const SECRET_BODY_LEN: usize = 40;
+/// How many characters of the body are kept for display.
+const DISPLAY_BODY_LEN: usize = 4;
+const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+fn base62(len: usize) -> String {
+    let mut rng = rand::rngs::OsRng;
+    (0..len)
+        .map(|_| char::from(BASE62[rng.gen_range(0..BASE62.len())]))
+        .collect()
+}
+
+/// A new random id such as `acct_3hF9…` (16 base62 characters after the prefix).
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", base62(16))
+}
+
+/// A new request id, `req_` and 24 base62 characters.
+pub fn new_request_id() -> String {
+    format!("req_{}", base62(24))
+}
+
+pub fn generate_secret(test: bool) -> String {
+    let prefix = if test { TEST_PREFIX } else { LIVE_PREFIX };
+    format!("{prefix}{}", base62(SECRET_BODY_LEN))
+}
+
+/// Whether a bearer token has the shape of a maximin key. A token that does not is
+/// rejected as malformed before any lookup.
+pub fn is_well_formed(token: &str) -> bool {
+    let body = token
+        .strip_prefix(LIVE_PREFIX)
+        .or_else(|| token.strip_prefix(TEST_PREFIX));
+    match body {
+        Some(body) => {
+            body.len() == SECRET_BODY_LEN && body.bytes().all(|b| b.is_ascii_alphanumeric())
+        }
+        None => false,
+    }
+}
+
+pub fn is_test_secret(secret: &str) -> bool {
+    secret.starts_with(TEST_PREFIX)
+}
+
+/// Hex SHA-256 of a secret: what the store keeps and looks keys up by.
+pub fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// The part of a secret safe to show in lists: `mmx_live_AbCd`.
+pub fn display_prefix(secret: &str) -> String {
+    secret
+        .chars()
+        .take(LIVE_PREFIX.len() + DISPLAY_BODY_LEN)
+        .collect()
+}
+
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_well_formed_and_distinct() {
+        let a = generate_secret(false);
+        let b = generate_secret(true);
+        assert!(a.starts_with("mmx_live_") && is_well_formed(&a));
+        assert!(b.starts_with("mmx_test_") && is_well_formed(&b));
+        assert_ne!(a, generate_secret(false));
+        assert!(!is_well_formed("mmx_live_short"));
+        assert!(!is_well_formed(&a.replace("mmx_live_", "sk-")));
+        assert_eq!(display_prefix(&a).len(), 13);
+        assert_eq!(hash_secret(&a).len(), 64);
+        assert!(constant_time_eq(&hash_secret(&a), &hash_secret(&a)));
+        assert!(!constant_time_eq(&hash_secret(&a), &hash_secret(&b)));
+    }
+}

@@ -1,0 +1,219 @@
+//! `POST /v1/chat/completions` and `POST /v1/embeddings` (seed 002 shapes).
+//! The handler validates, resolves the model for the caller, and hands the
+//! request to the engine the catalog routes the model to.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use maximin_core::catalog::ModelSpec;
+use maximin_core::clock::iso8601;
+use maximin_core::{secrets, Error};
+use maximin_types::inference::{
+    ChatChoice, ChatCompletion, ChatCompletionRequest, Embedding, EmbeddingInput,
+    EmbeddingsRequest, EmbeddingsResponse, Role,
+};
+use maximin_types::{ErrorCode, Modality, TokenUsage};
+
+use crate::ctx::{ApiJson, Ctx, UsageReport};
+use crate::error::ApiError;
+use crate::AppState;
+
+/// Most inputs one embeddings request may carry (seed 002).
+pub const MAX_EMBEDDING_INPUTS: usize = 2048;
+
+fn modality_mismatch(spec: &ModelSpec, wanted: Modality) -> Error {
+    Error::invalid(
+        "model",
+        format!(
+            "'{}' is a {} model; this endpoint needs a {wanted} model.",
+            spec.id, spec.modality
+        ),
+    )
+}
+
+fn engine_missing(spec: &ModelSpec) -> Error {
+    Error::new(
+        ErrorCode::ModelUnavailable,
+        format!(
+            "No engine serves '{}' ({}) in this install.",
+            spec.id, spec.engine
+        ),
+    )
+    .with("model", spec.id.as_str())
+}
+
+pub fn validate_chat(req: &ChatCompletionRequest) -> Result<(), Error> {
+    if req.messages.is_empty() {
+        return Err(Error::invalid(
+            "messages",
+            "'messages' must hold at least one message.",
+        ));
+    }
+    for (i, m) in req.messages.iter().enumerate() {
+        if m.role == Role::Tool && m.tool_call_id.as_deref().unwrap_or("").is_empty() {
+            return Err(Error::invalid(
+                &format!("messages[{i}].tool_call_id"),
+                "A 'tool' message needs the 'tool_call_id' of the call it answers.",
+            ));
+        }
+        if m.content.is_none() && m.tool_calls.as_ref().is_none_or(|c| c.is_empty()) {
+            return Err(Error::invalid(
+                &format!("messages[{i}].content"),
+                "A message needs 'content' (or, from the assistant, 'tool_calls').",
+            ));
+        }
+    }
+    if let Some(t) = req.temperature {
+        if !(0.0..=2.0).contains(&t) {
+            return Err(Error::invalid(
+                "temperature",
+                "'temperature' must be between 0 and 2.",
+            ));
+        }
+    }
+    if let Some(p) = req.top_p {
+        if !(p > 0.0 && p <= 1.0) {
+            return Err(Error::invalid(
+                "top_p",
+                "'top_p' must be greater than 0 and at most 1.",
+            ));
+        }
+    }
+    if req.max_tokens == Some(0) {
+        return Err(Error::invalid(
+            "max_tokens",
+            "'max_tokens' must be at least 1.",
+        ));
+    }
+    if let Some(stop) = &req.stop {
+        let stops = stop.to_vec();
+        if stops.len() > 4 || stops.iter().any(|s| s.is_empty()) {
+            return Err(Error::invalid(
+                "stop",
+                "'stop' takes up to 4 non-empty strings.",
+            ));
+        }
+    }
+    for (i, t) in req.tools.iter().enumerate() {
+        if t.kind != "function" || t.function.name.is_empty() {
+            return Err(Error::invalid(
+                &format!("tools[{i}]"),
+                "Each tool must be {\"type\":\"function\",\"function\":{\"name\":…}}.",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Generate the next assistant message.
+#[utoipa::path(post, path = "/v1/chat/completions", tag = "inference", security(("bearer" = [])),
+    request_body = ChatCompletionRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response")),
+    responses((status = 200, description = "`data` is the completion", body = crate::openapi::ChatCompletionResponse),
+              (status = 400, description = "`invalid_request`", body = crate::openapi::ErrorResponse),
+              (status = 503, description = "`model_unavailable`", body = crate::openapi::ErrorResponse)))]
+pub async fn create_chat_completion(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    ApiJson(req): ApiJson<ChatCompletionRequest>,
+) -> Result<Response, ApiError> {
+    validate_chat(&req)?;
+    let p = &app.platform;
+    let spec = p.model_for(&ctx.caller, &req.model)?;
+    if spec.modality != Modality::Text {
+        return Err(modality_mismatch(spec, Modality::Text).into());
+    }
+    let engine = p
+        .engines
+        .chat
+        .get(&spec.engine)
+        .ok_or_else(|| engine_missing(spec))?;
+    let weights = spec.weights_path(&p.installed.models_dir);
+    let out = engine.complete(spec, weights.as_deref(), &req).await?;
+    let completion = ChatCompletion {
+        id: secrets::new_id("chatcmpl"),
+        object: "chat.completion".into(),
+        created: iso8601(p.clock.now()),
+        model: spec.id.clone(),
+        choices: vec![ChatChoice {
+            index: 0,
+            message: out.message,
+            finish_reason: out.finish_reason,
+        }],
+        usage: out.usage,
+    };
+    Ok(ctx.respond(
+        StatusCode::OK,
+        completion,
+        UsageReport {
+            model: Some(spec.id.clone()),
+            usage: Some(out.usage),
+        },
+    ))
+}
+
+/// Embed a batch of texts.
+#[utoipa::path(post, path = "/v1/embeddings", tag = "inference", security(("bearer" = [])),
+    request_body = EmbeddingsRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response")),
+    responses((status = 200, description = "`data` holds the vectors", body = crate::openapi::EmbeddingsResponseEnvelope),
+              (status = 400, description = "`invalid_request`", body = crate::openapi::ErrorResponse),
+              (status = 503, description = "`model_unavailable`", body = crate::openapi::ErrorResponse)))]
+pub async fn create_embeddings(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    ApiJson(req): ApiJson<EmbeddingsRequest>,
+) -> Result<Response, ApiError> {
+    let inputs = match req.input {
+        EmbeddingInput::One(s) => vec![s],
+        EmbeddingInput::Many(v) => v,
+    };
+    if inputs.is_empty() || inputs.len() > MAX_EMBEDDING_INPUTS {
+        return Err(ApiError(
+            Error::invalid(
+                "input",
+                format!("'input' takes 1 to {MAX_EMBEDDING_INPUTS} strings."),
+            )
+            .with("limit", MAX_EMBEDDING_INPUTS),
+        ));
+    }
+    let p = &app.platform;
+    let spec = p.model_for(&ctx.caller, &req.model)?;
+    if spec.modality != Modality::Embeddings {
+        return Err(modality_mismatch(spec, Modality::Embeddings).into());
+    }
+    let engine = p
+        .engines
+        .embed
+        .get(&spec.engine)
+        .ok_or_else(|| engine_missing(spec))?;
+    let weights = spec.weights_path(&p.installed.models_dir);
+    let out = engine
+        .embed(spec, weights.as_deref(), &inputs, req.truncate)
+        .await?;
+    let usage = TokenUsage {
+        prompt_tokens: out.prompt_tokens,
+        completion_tokens: 0,
+    };
+    let body = EmbeddingsResponse {
+        object: "list".into(),
+        model: spec.id.clone(),
+        embeddings: out
+            .vectors
+            .into_iter()
+            .enumerate()
+            .map(|(i, embedding)| Embedding {
+                index: u32::try_from(i).unwrap_or(u32::MAX),
+                embedding,
+            })
+            .collect(),
+    };
+    Ok(ctx.respond(
+        StatusCode::OK,
+        body,
+        UsageReport {
+            model: Some(spec.id.clone()),
+            usage: Some(usage),
+        },
+    ))
+}

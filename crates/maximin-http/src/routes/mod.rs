@@ -1,0 +1,6 @@
+//! One module per resource; handlers are named `verb_noun`.
+
+pub mod account;
+pub mod inference;
+pub mod models;
+pub mod system;

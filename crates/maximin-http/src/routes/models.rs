@@ -1,0 +1,49 @@
+//! `GET /v1/models`, `GET /v1/models/{id}`: the catalog.
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use maximin_core::Error;
+use maximin_types::{ErrorCode, ModelView};
+
+use crate::ctx::Ctx;
+use crate::error::ApiError;
+use crate::AppState;
+
+/// List the catalog's models, with availability on this install.
+#[utoipa::path(get, path = "/v1/models", tag = "models",
+    security(("bearer" = [])),
+    responses((status = 200, description = "`data` is the list of models", body = crate::openapi::ModelListResponse)))]
+pub async fn list_models(State(app): State<AppState>, ctx: Ctx) -> Response {
+    let p = &app.platform;
+    let models: Vec<ModelView> = p
+        .catalog
+        .models()
+        .iter()
+        .map(|m| p.catalog.view(m, &p.installed))
+        .collect();
+    ctx.ok(models)
+}
+
+/// One model by id or alias.
+#[utoipa::path(get, path = "/v1/models/{id}", tag = "models",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Catalog id or alias")),
+    responses(
+        (status = 200, description = "`data` is the model", body = crate::openapi::ModelResponse),
+        (status = 404, description = "`model_not_found`", body = crate::openapi::ErrorResponse)))]
+pub async fn get_model(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let p = &app.platform;
+    let spec = p.catalog.resolve(&id).ok_or_else(|| {
+        Error::new(
+            ErrorCode::ModelNotFound,
+            format!("No model '{id}' in the catalog."),
+        )
+        .with("field", "id")
+        .with("model", id.as_str())
+    })?;
+    Ok(ctx.ok(p.catalog.view(spec, &p.installed)))
+}

@@ -1,0 +1,10 @@
+//! Storage behind `maximin_core::store::Store`.
+//!
+//! [`SqliteStore`] is the embedded default. Its SQL sticks to what SQLite and
+//! PostgreSQL share (integers for times, `ON CONFLICT … DO NOTHING`, no
+//! SQLite-only functions) so that a PostgreSQL store is a new module with the same
+//! statements and its own migrations, not a rewrite.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;

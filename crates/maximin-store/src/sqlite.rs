@@ -1,0 +1,648 @@
+use std::collections::HashMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use maximin_core::store::{Account, ApiKey, IdemState, Store, UsageEvent, UsageSummary};
+use maximin_core::{Error, Result};
+use maximin_types::{CustomLimits, Plan, Scope, UsageFigures};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, SqlitePool};
+use time::OffsetDateTime;
+
+/// Migrations, applied in order at start; each runs once.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "core",
+    include_str!("../migrations/sqlite/0001_core.sql"),
+)];
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn db_err(e: sqlx::Error) -> Error {
+    Error::internal(format!("database: {e}"))
+}
+
+fn ms(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn from_ms(v: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(v) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn u(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn i(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and applies migrations.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .min_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(|e| Error::internal(format!("opening {}: {e}", path.display())))?;
+        let store = SqliteStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        for (version, name, sql) in MIGRATIONS {
+            if applied.contains(version) {
+                continue;
+            }
+            sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(db_err)?;
+            sqlx::query(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+            )
+            .bind(version)
+            .bind(name)
+            .bind(ms(OffsetDateTime::now_utc()))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn account_from(row: &SqliteRow) -> Result<Account> {
+    let plan: String = row.get("plan");
+    let rpm: Option<i64> = row.get("rpm");
+    let burst: Option<i64> = row.get("burst");
+    Ok(Account {
+        id: row.get("id"),
+        email: row.get("email"),
+        plan: Plan::from_str(&plan).map_err(Error::internal)?,
+        limits: rpm.map(|rpm| CustomLimits {
+            rpm: u32::try_from(rpm).unwrap_or(u32::MAX),
+            burst: u32::try_from(burst.unwrap_or(0)).unwrap_or(u32::MAX),
+        }),
+        created_at: from_ms(row.get("created_at")),
+    })
+}
+
+fn key_from(row: &SqliteRow) -> Result<ApiKey> {
+    let scopes: String = row.get("scopes");
+    let models: String = row.get("models");
+    Ok(ApiKey {
+        id: row.get("id"),
+        account_id: row.get("account_id"),
+        name: row.get("name"),
+        prefix: row.get("prefix"),
+        hash: row.get("hash"),
+        test: row.get::<i64, _>("test") != 0,
+        scopes: serde_json::from_str::<Vec<Scope>>(&scopes).map_err(Error::internal)?,
+        models: serde_json::from_str(&models).map_err(Error::internal)?,
+        created_at: from_ms(row.get("created_at")),
+        revoked_at: row.get::<Option<i64>, _>("revoked_at").map(from_ms),
+        last_used_at: row.get::<Option<i64>, _>("last_used_at").map(from_ms),
+        usage: UsageFigures {
+            requests: u(row.get("requests")),
+            errors: u(row.get("errors")),
+            prompt_tokens: u(row.get("prompt_tokens")),
+            completion_tokens: u(row.get("completion_tokens")),
+        },
+    })
+}
+
+fn event_from(row: &SqliteRow) -> UsageEvent {
+    UsageEvent {
+        at: from_ms(row.get("at")),
+        account_id: row.get("account_id"),
+        key_id: row.get("key_id"),
+        request_id: row.get("request_id"),
+        method: row.get("method"),
+        endpoint: row.get("endpoint"),
+        status: u16::try_from(row.get::<i64, _>("status")).unwrap_or(0),
+        model: row.get("model"),
+        prompt_tokens: u(row.get("prompt_tokens")),
+        completion_tokens: u(row.get("completion_tokens")),
+        latency_us: u(row.get("latency_us")),
+        error_code: row.get("error_code"),
+        client_ip: row.get("client_ip"),
+    }
+}
+
+fn figures_from(row: &SqliteRow) -> UsageFigures {
+    UsageFigures {
+        requests: u(row.get("requests")),
+        errors: u(row.get("errors")),
+        prompt_tokens: u(row.get("prompt_tokens")),
+        completion_tokens: u(row.get("completion_tokens")),
+    }
+}
+
+const KEY_COLUMNS: &str = "id, account_id, name, prefix, hash, test, scopes, models, created_at, revoked_at, last_used_at, requests, errors, prompt_tokens, completion_tokens";
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn insert_account(&self, a: &Account) -> Result<()> {
+        let res = sqlx::query(
+            "INSERT INTO accounts (id, email, plan, rpm, burst, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&a.id)
+        .bind(&a.email)
+        .bind(a.plan.as_str())
+        .bind(a.limits.map(|l| i64::from(l.rpm)))
+        .bind(a.limits.map(|l| i64::from(l.burst)))
+        .bind(ms(a.created_at))
+        .execute(&self.pool)
+        .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(Error::invalid(
+                "email",
+                format!("An account with the email '{}' already exists.", a.email),
+            )),
+            Err(e) => Err(db_err(e)),
+        }
+    }
+
+    async fn account(&self, id: &str) -> Result<Option<Account>> {
+        sqlx::query("SELECT id, email, plan, rpm, burst, created_at FROM accounts WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?
+            .as_ref()
+            .map(account_from)
+            .transpose()
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<Account>> {
+        sqlx::query(
+            "SELECT id, email, plan, rpm, burst, created_at FROM accounts ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(account_from)
+        .collect()
+    }
+
+    async fn insert_key(&self, k: &ApiKey, max_active: usize) -> Result<bool> {
+        let scopes = serde_json::to_string(&k.scopes).map_err(Error::internal)?;
+        let models = serde_json::to_string(&k.models).map_err(Error::internal)?;
+        // One statement, so the count and the insert cannot interleave with
+        // another writer.
+        let res = sqlx::query(
+            "INSERT INTO api_keys (id, account_id, name, prefix, hash, test, scopes, models, created_at) \
+             SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? \
+             WHERE (SELECT COUNT(*) FROM api_keys WHERE account_id = ? AND revoked_at IS NULL) < ?",
+        )
+        .bind(&k.id)
+        .bind(&k.account_id)
+        .bind(&k.name)
+        .bind(&k.prefix)
+        .bind(&k.hash)
+        .bind(i64::from(k.test))
+        .bind(scopes)
+        .bind(models)
+        .bind(ms(k.created_at))
+        .bind(&k.account_id)
+        .bind(i64::try_from(max_active).unwrap_or(i64::MAX))
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>> {
+        sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = ?"
+        ))
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        .as_ref()
+        .map(key_from)
+        .transpose()
+    }
+
+    async fn key(&self, id: &str) -> Result<Option<ApiKey>> {
+        sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?
+            .as_ref()
+            .map(key_from)
+            .transpose()
+    }
+
+    async fn keys_of(&self, account_id: &str) -> Result<Vec<ApiKey>> {
+        sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE account_id = ? ORDER BY created_at, id"
+        ))
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(key_from)
+        .collect()
+    }
+
+    async fn revoke_key(&self, id: &str, at: OffsetDateTime) -> Result<bool> {
+        let res =
+            sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+                .bind(ms(at))
+                .bind(id)
+                .execute(&self.pool)
+                .await
+                .map_err(db_err)?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn record_usage(&self, events: &[UsageEvent]) -> Result<()> {
+        let mut per_key: HashMap<&str, (UsageFigures, i64)> = HashMap::new();
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        for e in events {
+            sqlx::query(
+                "INSERT INTO usage_events (at, account_id, key_id, request_id, method, endpoint, status, model, \
+                 prompt_tokens, completion_tokens, latency_us, error_code, client_ip) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(ms(e.at))
+            .bind(&e.account_id)
+            .bind(&e.key_id)
+            .bind(&e.request_id)
+            .bind(&e.method)
+            .bind(&e.endpoint)
+            .bind(i64::from(e.status))
+            .bind(&e.model)
+            .bind(i(e.prompt_tokens))
+            .bind(i(e.completion_tokens))
+            .bind(i(e.latency_us))
+            .bind(&e.error_code)
+            .bind(&e.client_ip)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            let (f, last) = per_key.entry(&e.key_id).or_default();
+            f.requests += 1;
+            f.errors += u64::from(e.status >= 400);
+            f.prompt_tokens += e.prompt_tokens;
+            f.completion_tokens += e.completion_tokens;
+            *last = (*last).max(ms(e.at));
+        }
+        for (key_id, (f, last)) in per_key {
+            sqlx::query(
+                "UPDATE api_keys SET requests = requests + ?, errors = errors + ?, \
+                 prompt_tokens = prompt_tokens + ?, completion_tokens = completion_tokens + ?, \
+                 last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < ? THEN ? ELSE last_used_at END \
+                 WHERE id = ?",
+            )
+            .bind(i(f.requests))
+            .bind(i(f.errors))
+            .bind(i(f.prompt_tokens))
+            .bind(i(f.completion_tokens))
+            .bind(last)
+            .bind(last)
+            .bind(key_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn activity(&self, key_id: &str, limit: u32) -> Result<Vec<UsageEvent>> {
+        Ok(sqlx::query(
+            "SELECT at, account_id, key_id, request_id, method, endpoint, status, model, prompt_tokens, \
+             completion_tokens, latency_us, error_code, client_ip FROM usage_events \
+             WHERE key_id = ? ORDER BY at DESC, id DESC LIMIT ?",
+        )
+        .bind(key_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(event_from)
+        .collect())
+    }
+
+    async fn usage_summary(
+        &self,
+        account_id: &str,
+        since: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<UsageSummary> {
+        const SUMS: &str = "COUNT(*) AS requests, SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END) AS errors, \
+             COALESCE(SUM(prompt_tokens), 0) AS prompt_tokens, COALESCE(SUM(completion_tokens), 0) AS completion_tokens";
+        let by_key = sqlx::query(&format!(
+            "SELECT key_id AS name, {SUMS} FROM usage_events WHERE account_id = ? AND at >= ? AND at <= ? \
+             GROUP BY key_id ORDER BY key_id"
+        ))
+        .bind(account_id)
+        .bind(ms(since))
+        .bind(ms(until))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let by_model = sqlx::query(&format!(
+            "SELECT model AS name, {SUMS} FROM usage_events WHERE account_id = ? AND at >= ? AND at <= ? \
+             AND model IS NOT NULL GROUP BY model ORDER BY model"
+        ))
+        .bind(account_id)
+        .bind(ms(since))
+        .bind(ms(until))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let named = |rows: Vec<SqliteRow>| {
+            rows.iter()
+                .map(|r| (r.get::<String, _>("name"), figures_from(r)))
+                .collect()
+        };
+        Ok(UsageSummary {
+            by_key: named(by_key),
+            by_model: named(by_model),
+        })
+    }
+
+    async fn idem_claim(
+        &self,
+        id: &str,
+        account_id: &str,
+        fingerprint: &str,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<IdemState> {
+        sqlx::query("DELETE FROM idempotency WHERE id = ? AND expires_at <= ?")
+            .bind(id)
+            .bind(ms(now))
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        let res = sqlx::query(
+            "INSERT INTO idempotency (id, account_id, fingerprint, sealed, created_at, expires_at) \
+             VALUES (?, ?, ?, NULL, ?, ?) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(account_id)
+        .bind(fingerprint)
+        .bind(ms(now))
+        .bind(ms(expires_at))
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        if res.rows_affected() == 1 {
+            return Ok(IdemState::Claimed);
+        }
+        self.idem_get(id, now).await
+    }
+
+    async fn idem_get(&self, id: &str, now: OffsetDateTime) -> Result<IdemState> {
+        let row = sqlx::query(
+            "SELECT fingerprint, sealed FROM idempotency WHERE id = ? AND expires_at > ?",
+        )
+        .bind(id)
+        .bind(ms(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(match row {
+            None => IdemState::Absent,
+            Some(r) => {
+                let fingerprint: String = r.get("fingerprint");
+                match r.get::<Option<Vec<u8>>, _>("sealed") {
+                    Some(sealed) => IdemState::Done {
+                        fingerprint,
+                        sealed,
+                    },
+                    None => IdemState::InProgress { fingerprint },
+                }
+            }
+        })
+    }
+
+    async fn idem_complete(&self, id: &str, sealed: &[u8]) -> Result<()> {
+        sqlx::query("UPDATE idempotency SET sealed = ? WHERE id = ?")
+            .bind(sealed)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn idem_release(&self, id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM idempotency WHERE id = ? AND sealed IS NULL")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn sweep(&self, now: OffsetDateTime, usage_retention: time::Duration) -> Result<u64> {
+        let a = sqlx::query("DELETE FROM idempotency WHERE expires_at <= ?")
+            .bind(ms(now))
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        let b = sqlx::query("DELETE FROM usage_events WHERE at < ?")
+            .bind(ms(now - usage_retention))
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        Ok(a + b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(id: &str, email: &str) -> Account {
+        Account {
+            id: id.into(),
+            email: email.into(),
+            plan: Plan::Payg,
+            limits: None,
+            created_at: OffsetDateTime::now_utc(),
+        }
+    }
+
+    fn key(id: &str, account_id: &str) -> ApiKey {
+        ApiKey {
+            id: id.into(),
+            account_id: account_id.into(),
+            name: "k".into(),
+            prefix: "mmx_live_abcd".into(),
+            hash: format!("hash-{id}"),
+            test: false,
+            scopes: vec![Scope::Admin],
+            models: vec![],
+            created_at: OffsetDateTime::now_utc(),
+            revoked_at: None,
+            last_used_at: None,
+            usage: UsageFigures::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn keys_limits_usage_and_idempotency_round_trip() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = SqliteStore::open(&dir.path().join("t.db"))
+            .await
+            .expect("open");
+        s.insert_account(&account("a1", "a@x.io"))
+            .await
+            .expect("insert");
+        let dup = s
+            .insert_account(&account("a2", "a@x.io"))
+            .await
+            .expect_err("dup email");
+        assert_eq!(
+            dup.details.get("field").and_then(|v| v.as_str()),
+            Some("email")
+        );
+
+        assert!(s.insert_key(&key("k1", "a1"), 2).await.expect("k1"));
+        assert!(s.insert_key(&key("k2", "a1"), 2).await.expect("k2"));
+        assert!(!s.insert_key(&key("k3", "a1"), 2).await.expect("k3 refused"));
+        assert!(s
+            .revoke_key("k1", OffsetDateTime::now_utc())
+            .await
+            .expect("revoke"));
+        assert!(!s
+            .revoke_key("k1", OffsetDateTime::now_utc())
+            .await
+            .expect("again"));
+        assert!(s
+            .insert_key(&key("k3", "a1"), 2)
+            .await
+            .expect("k3 after revoke"));
+        let k = s.key_by_hash("hash-k2").await.expect("get").expect("some");
+        assert_eq!(k.scopes, vec![Scope::Admin]);
+
+        let now = OffsetDateTime::now_utc();
+        let ev = |status, tokens| UsageEvent {
+            at: now,
+            account_id: "a1".into(),
+            key_id: "k2".into(),
+            request_id: "req_1".into(),
+            method: "POST".into(),
+            endpoint: "/v1/chat/completions".into(),
+            status,
+            model: Some("m".into()),
+            prompt_tokens: tokens,
+            completion_tokens: 1,
+            latency_us: 10,
+            error_code: None,
+            client_ip: Some("127.0.0.1".into()),
+        };
+        s.record_usage(&[ev(200, 5), ev(429, 0)])
+            .await
+            .expect("usage");
+        let k = s.key("k2").await.expect("get").expect("some");
+        assert_eq!(
+            k.usage,
+            UsageFigures {
+                requests: 2,
+                errors: 1,
+                prompt_tokens: 5,
+                completion_tokens: 2
+            }
+        );
+        assert!(k.last_used_at.is_some());
+        assert_eq!(s.activity("k2", 10).await.expect("activity").len(), 2);
+        let sum = s
+            .usage_summary(
+                "a1",
+                now - time::Duration::minutes(1),
+                now + time::Duration::minutes(1),
+            )
+            .await
+            .expect("summary");
+        assert_eq!(sum.by_model[0].1.requests, 2);
+
+        let exp = now + time::Duration::hours(24);
+        assert_eq!(
+            s.idem_claim("i1", "a1", "fp", now, exp)
+                .await
+                .expect("claim"),
+            IdemState::Claimed
+        );
+        assert_eq!(
+            s.idem_claim("i1", "a1", "fp", now, exp)
+                .await
+                .expect("again"),
+            IdemState::InProgress {
+                fingerprint: "fp".into()
+            }
+        );
+        s.idem_complete("i1", b"sealed").await.expect("complete");
+        assert_eq!(
+            s.idem_get("i1", now).await.expect("get"),
+            IdemState::Done {
+                fingerprint: "fp".into(),
+                sealed: b"sealed".to_vec()
+            }
+        );
+        // Past expiry the record is gone and may be claimed anew.
+        let later = exp + time::Duration::seconds(1);
+        assert_eq!(
+            s.idem_get("i1", later).await.expect("get"),
+            IdemState::Absent
+        );
+        assert!(
+            s.sweep(later, time::Duration::days(365))
+                .await
+                .expect("sweep")
+                >= 1
+        );
+    }
+}

@@ -1,0 +1,458 @@
+//! Wire-level vocabulary shared by every maximin crate: error codes and their HTTP
+//! statuses, plans, modalities, scopes, endpoint classes, and the JSON views the
+//! account API and the CLI print.
+//!
+//! Nothing here does I/O; everything here is `Serialize` so that one definition
+//! serves the HTTP surfaces, the CLI's `--json` output and the OpenAPI document.
+
+pub mod inference;
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// The one table of error codes (DESIGN.md §1). The code decides the HTTP status;
+/// every surface renders the same code in its own shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidRequest,
+    AuthenticationFailed,
+    PermissionDenied,
+    RateLimitExceeded,
+    ModelNotFound,
+    InsufficientCredits,
+    IdempotencyConflict,
+    NotFound,
+    PayloadTooLarge,
+    ServerError,
+    UpstreamError,
+    ModelUnavailable,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 12] = [
+        ErrorCode::InvalidRequest,
+        ErrorCode::AuthenticationFailed,
+        ErrorCode::PermissionDenied,
+        ErrorCode::RateLimitExceeded,
+        ErrorCode::ModelNotFound,
+        ErrorCode::InsufficientCredits,
+        ErrorCode::IdempotencyConflict,
+        ErrorCode::NotFound,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::ServerError,
+        ErrorCode::UpstreamError,
+        ErrorCode::ModelUnavailable,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::AuthenticationFailed => "authentication_failed",
+            ErrorCode::PermissionDenied => "permission_denied",
+            ErrorCode::RateLimitExceeded => "rate_limit_exceeded",
+            ErrorCode::ModelNotFound => "model_not_found",
+            ErrorCode::InsufficientCredits => "insufficient_credits",
+            ErrorCode::IdempotencyConflict => "idempotency_conflict",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::ServerError => "server_error",
+            ErrorCode::UpstreamError => "upstream_error",
+            ErrorCode::ModelUnavailable => "model_unavailable",
+        }
+    }
+
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::InvalidRequest => 400,
+            ErrorCode::AuthenticationFailed => 401,
+            ErrorCode::InsufficientCredits => 402,
+            ErrorCode::PermissionDenied => 403,
+            ErrorCode::ModelNotFound | ErrorCode::NotFound => 404,
+            ErrorCode::IdempotencyConflict => 409,
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::RateLimitExceeded => 429,
+            ErrorCode::ServerError => 500,
+            ErrorCode::UpstreamError => 502,
+            ErrorCode::ModelUnavailable => 503,
+        }
+    }
+
+    /// The `base_resp.status_code` the MiniMax-native surface uses for this code
+    /// (spec §0.5).
+    pub fn native_status_code(self) -> i64 {
+        match self {
+            ErrorCode::InvalidRequest | ErrorCode::PayloadTooLarge => 2013,
+            ErrorCode::AuthenticationFailed => 1004,
+            ErrorCode::PermissionDenied => 2061,
+            ErrorCode::RateLimitExceeded => 1002,
+            ErrorCode::ModelNotFound | ErrorCode::ModelUnavailable => 2061,
+            ErrorCode::InsufficientCredits => 1008,
+            ErrorCode::IdempotencyConflict => 2013,
+            ErrorCode::NotFound => 2013,
+            ErrorCode::ServerError => 1000,
+            ErrorCode::UpstreamError => 1033,
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a string could not be parsed into one of the enums below.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownValue {
+    pub kind: &'static str,
+    pub value: String,
+    pub allowed: &'static [&'static str],
+}
+
+impl fmt::Display for UnknownValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown {} '{}': expected one of {}",
+            self.kind,
+            self.value,
+            self.allowed.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownValue {}
+
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident, $kind:literal, { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+        pub enum $name {
+            $(#[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub const NAMES: &'static [&'static str] = &[$($text),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownValue;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(UnknownValue { kind: $kind, value: s.to_owned(), allowed: Self::NAMES }),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// An account's plan (DESIGN.md §2).
+    Plan, "plan", {
+        Free => "free",
+        Payg => "payg",
+        Coding => "coding",
+        Enterprise => "enterprise",
+    }
+);
+
+string_enum!(
+    /// What kind of service an endpoint or model provides. Plans entitle
+    /// modalities; scopes narrow a key to some of them.
+    Modality, "modality", {
+        Text => "text",
+        Embeddings => "embeddings",
+        Speech => "speech",
+        Video => "video",
+        Image => "image",
+        Music => "music",
+        Files => "files",
+        FineTunes => "fine-tunes",
+    }
+);
+
+string_enum!(
+    /// Endpoint classes that share one rate-limit counter (DESIGN.md §3).
+    RateClass, "endpoint class", {
+        Chat => "chat",
+        Embeddings => "embeddings",
+        VideoSubmit => "video_submit",
+        Read => "read",
+        FileUpload => "file_upload",
+        FineTuneCreate => "fine_tune_create",
+        Account => "account",
+    }
+);
+
+impl Plan {
+    /// Modalities this plan may use at all; a key's scopes can only narrow this.
+    pub fn entitles(self, modality: Modality) -> bool {
+        match self {
+            Plan::Coding => modality == Modality::Text,
+            Plan::Free | Plan::Payg | Plan::Enterprise => true,
+        }
+    }
+}
+
+/// A key scope. A key without scopes may use every endpoint its plan allows except
+/// the account API; `read` restricts it to read-only calls; modality scopes restrict
+/// it to those modalities; `admin` adds the account API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scope {
+    Read,
+    Admin,
+    Modality(Modality),
+}
+
+impl Scope {
+    pub fn names() -> Vec<&'static str> {
+        let mut names = vec!["read", "admin"];
+        names.extend_from_slice(Modality::NAMES);
+        names
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Admin => "admin",
+            Scope::Modality(m) => m.as_str(),
+        }
+    }
+}
+
+const SCOPE_NAMES: &[&str] = &[
+    "read",
+    "admin",
+    "text",
+    "embeddings",
+    "speech",
+    "video",
+    "image",
+    "music",
+    "files",
+    "fine-tunes",
+];
+
+impl FromStr for Scope {
+    type Err = UnknownValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "read" => Ok(Scope::Read),
+            "admin" => Ok(Scope::Admin),
+            other => other
+                .parse::<Modality>()
+                .map(Scope::Modality)
+                .map_err(|_| UnknownValue {
+                    kind: "scope",
+                    value: s.to_owned(),
+                    allowed: SCOPE_NAMES,
+                }),
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Scope {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Scope {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Per-account limits of an enterprise plan (requests per minute for every
+/// endpoint class, plus a burst allowance on top within a window).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CustomLimits {
+    pub rpm: u32,
+    pub burst: u32,
+}
+
+/// An account as the account API and the CLI show it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AccountView {
+    pub id: String,
+    pub email: String,
+    pub plan: Plan,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limits: Option<CustomLimits>,
+    /// Modalities the plan entitles.
+    pub entitlements: Vec<Modality>,
+    pub created_at: String,
+}
+
+/// Usage figures of one key (metadata only, never content).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UsageFigures {
+    pub requests: u64,
+    pub errors: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+/// An API key as listed; the secret is never part of it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct KeyView {
+    pub id: String,
+    pub account_id: String,
+    pub name: String,
+    /// The first characters of the secret, for recognising a key in a list.
+    pub prefix: String,
+    /// `live` or `test`.
+    pub mode: String,
+    #[schema(value_type = Vec<String>)]
+    pub scopes: Vec<Scope>,
+    pub models: Vec<String>,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<String>,
+    pub usage: UsageFigures,
+}
+
+/// A freshly created key: the only time its secret is shown.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct KeyCreated {
+    #[serde(flatten)]
+    pub key: KeyView,
+    pub secret: String,
+}
+
+/// One entry of a key's activity log: metadata of one request, never content.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ActivityEntry {
+    pub at: String,
+    pub request_id: String,
+    pub method: String,
+    pub endpoint: String,
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub latency_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<String>,
+}
+
+/// Usage of an account over a period, in total, by key and by model.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AccountUsage {
+    pub since: String,
+    pub until: String,
+    pub total: UsageFigures,
+    pub by_key: Vec<KeyUsage>,
+    pub by_model: Vec<ModelUsage>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct KeyUsage {
+    pub key_id: String,
+    #[serde(flatten)]
+    pub usage: UsageFigures,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ModelUsage {
+    pub model: String,
+    #[serde(flatten)]
+    pub usage: UsageFigures,
+}
+
+/// Token counts of one request, reported in `meta.usage`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TokenUsage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+/// Price of a model in US dollars per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Price {
+    pub input_per_million: f64,
+    pub output_per_million: f64,
+}
+
+/// A catalog model as `GET /v1/models` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ModelView {
+    pub id: String,
+    pub object: &'static str,
+    pub aliases: Vec<String>,
+    pub modality: Modality,
+    pub context_window: u32,
+    pub price: Price,
+    pub capabilities: Vec<String>,
+    pub deprecated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deprecation_date: Option<String>,
+    pub engine: String,
+    /// True when this install can serve the model now (weights present or an
+    /// upstream configured).
+    pub available: bool,
+    /// What to do to make it available, when it is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub setup_hint: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_code_round_trips_through_its_name() {
+        for code in ErrorCode::ALL {
+            let json = serde_json::to_string(&code).expect("serialize");
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+            assert!((400..600).contains(&code.http_status()));
+        }
+    }
+
+    #[test]
+    fn scopes_parse_and_reject() {
+        assert_eq!("admin".parse::<Scope>(), Ok(Scope::Admin));
+        assert_eq!(
+            "fine-tunes".parse::<Scope>(),
+            Ok(Scope::Modality(Modality::FineTunes))
+        );
+        let err = "root".parse::<Scope>().expect_err("unknown scope");
+        assert!(err.to_string().contains("read, admin, text"));
+        assert_eq!(Scope::names(), SCOPE_NAMES);
+    }
+
+    #[test]
+    fn coding_plan_is_text_only() {
+        assert!(Plan::Coding.entitles(Modality::Text));
+        assert!(!Plan::Coding.entitles(Modality::Embeddings));
+        assert!(Plan::Free.entitles(Modality::Video));
+    }
+}

@@ -1,0 +1,456 @@
+//! Command line: `maximin serve` and the administration commands. Every command
+//! opens the same data dir (or database) as the server and calls the same core
+//! operations as the account API; `--json` prints machine-readable output.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use maximin_core::catalog::{Catalog, Installed};
+use maximin_core::clock::SystemClock;
+use maximin_core::engines::Engines;
+use maximin_core::ratelimit::InProcessLimiter;
+use maximin_core::{Error, NewKey, Platform};
+use maximin_http::{AppState, Application};
+use maximin_store::SqliteStore;
+use maximin_types::{CustomLimits, Plan, Scope};
+use serde::Serialize;
+
+use crate::config::{load_file, Config, LogFormat};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "maximin",
+    version,
+    about = "Self-hosted MiniMax platform: one binary, your machines."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug)]
+pub struct Global {
+    /// Directory for the database, models and files [default: ./maximin-data]
+    #[arg(long, global = true, env = "MAXIMIN_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Configuration file [default: ./maximin.toml when present]
+    #[arg(long, global = true, env = "MAXIMIN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the HTTP server.
+    Serve(ServeArgs),
+    /// Manage accounts.
+    #[command(subcommand)]
+    Accounts(AccountsCmd),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+    /// The model catalog.
+    #[command(subcommand)]
+    Models(ModelsCmd),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "MAXIMIN_LISTEN")]
+    pub listen: Option<String>,
+    /// Log line format [default: text]
+    #[arg(long, env = "MAXIMIN_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AccountsCmd {
+    /// Create an account.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// free, payg, coding or enterprise
+        #[arg(long)]
+        plan: Plan,
+        /// Enterprise only: requests per minute for each endpoint class.
+        #[arg(long)]
+        rpm: Option<u32>,
+        /// Enterprise only: extra requests allowed per window on top of --rpm.
+        #[arg(long)]
+        burst: Option<u32>,
+    },
+    /// List accounts.
+    List,
+    /// Show one account.
+    Get { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCmd {
+    /// Create a key; its secret is printed this once.
+    Create {
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        name: String,
+        /// A sandbox key (mmx_test_…).
+        #[arg(long)]
+        test: bool,
+        /// Narrow the key: read, admin, text, embeddings, speech, video, image, music, files, fine-tunes.
+        #[arg(long = "scope")]
+        scopes: Vec<Scope>,
+        /// Restrict the key to a model (catalog id or alias); repeat for several.
+        #[arg(long = "model")]
+        models: Vec<String>,
+    },
+    /// List an account's keys with their usage figures.
+    List {
+        #[arg(long)]
+        account: String,
+    },
+    /// Revoke a key; it fails on its next request.
+    Revoke { key_id: String },
+    /// Show a key's activity log (metadata only).
+    Activity {
+        key_id: String,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ModelsCmd {
+    /// List the catalog and what this install can serve.
+    List,
+}
+
+pub async fn run(cli: Cli) -> ExitCode {
+    let json = cli.global.json;
+    match dispatch(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Api(e)) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"error": {"code": e.code, "message": e.message, "details": e.details}})
+                );
+            } else {
+                eprintln!("error: {} ({})", e.message, e.code);
+            }
+            ExitCode::FAILURE
+        }
+        Err(Failure::Setup(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+enum Failure {
+    Api(Error),
+    Setup(String),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Api(e)
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<(), Failure> {
+    let (file, source) = load_file(cli.global.config.as_deref()).map_err(Failure::Setup)?;
+    let (listen, log_format) = match &cli.command {
+        Command::Serve(a) => (a.listen.clone(), a.log_format),
+        _ => (None, None),
+    };
+    let config = Config::layer(
+        file,
+        source,
+        listen,
+        cli.global.data_dir.clone(),
+        log_format,
+    )
+    .map_err(Failure::Setup)?;
+    let serving = matches!(cli.command, Command::Serve(_));
+    init_logging(config.log_format, if serving { "info" } else { "warn" });
+    let platform = open_platform(&config).await?;
+    let out = Out {
+        json: cli.global.json,
+    };
+    let result = match cli.command {
+        Command::Serve(_) => serve(&config, platform.clone()).await,
+        Command::Accounts(cmd) => accounts(&platform, cmd, &out).await,
+        Command::Keys(cmd) => keys(&platform, cmd, &out).await,
+        Command::Models(ModelsCmd::List) => {
+            let views: Vec<_> = platform
+                .catalog
+                .models()
+                .iter()
+                .map(|m| platform.catalog.view(m, &platform.installed))
+                .collect();
+            out.print(&views, || {
+                views
+                    .iter()
+                    .map(|v| {
+                        format!(
+                            "{:<22} {:<11} {:<18} {}",
+                            v.id,
+                            v.modality,
+                            v.engine,
+                            if v.available {
+                                "available".to_owned()
+                            } else {
+                                format!("missing: {}", v.setup_hint.clone().unwrap_or_default())
+                            }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+            Ok(())
+        }
+    };
+    platform.shutdown().await;
+    result
+}
+
+fn init_logging(format: LogFormat, default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+async fn open_platform(config: &Config) -> Result<Arc<Platform>, Failure> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        Failure::Setup(format!(
+            "cannot create data dir {}: {e}",
+            config.data_dir.display()
+        ))
+    })?;
+    let store = SqliteStore::open(&config.data_dir.join("maximin.db")).await?;
+    let catalog = Catalog::with_overrides(config.models.clone()).map_err(Failure::Setup)?;
+    let installed = Installed {
+        models_dir: config.data_dir.join("models"),
+        ..Installed::default()
+    };
+    Ok(Arc::new(Platform::new(
+        Arc::new(store),
+        Arc::new(InProcessLimiter::default()),
+        Arc::new(SystemClock),
+        catalog,
+        Engines::default(),
+        installed,
+    )))
+}
+
+async fn serve(config: &Config, platform: Arc<Platform>) -> Result<(), Failure> {
+    for m in platform.catalog.models() {
+        if let Err(hint) = platform.installed.availability(m) {
+            tracing::info!(model = %m.id, "model not available: {hint}");
+        }
+    }
+    let sweeper = tokio::spawn(sweep_loop(platform.clone()));
+    let app = Application::build(&config.listen, AppState::new(platform))
+        .await
+        .map_err(|e| Failure::Setup(format!("cannot listen on {}: {e}", config.listen)))?;
+    let addr = app
+        .local_addr()
+        .map_err(|e| Failure::Setup(e.to_string()))?;
+    if let Some(src) = &config.source {
+        tracing::info!(config = %src.display(), "configuration file read");
+    }
+    tracing::info!(data_dir = %config.data_dir.display(), "storage: SQLite");
+    // A plain line on stdout, for people and for scripts that start us on port 0.
+    println!("maximin listening on http://{addr}");
+    let result = app.run_until_stopped(shutdown_signal()).await;
+    sweeper.abort();
+    result.map_err(|e| Failure::Setup(format!("server error: {e}")))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// Enforces retention (DESIGN.md §8) once at start and then hourly.
+async fn sweep_loop(platform: Arc<Platform>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        let now = platform.clock.now();
+        match platform
+            .store
+            .sweep(now, maximin_core::USAGE_RETENTION)
+            .await
+        {
+            Ok(n) if n > 0 => tracing::info!(rows = n, "retention sweep"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(code = %e.code, "retention sweep failed"),
+        }
+    }
+}
+
+struct Out {
+    json: bool,
+}
+
+impl Out {
+    fn print<T: Serialize>(&self, value: &T, text: impl FnOnce() -> String) {
+        if self.json {
+            match serde_json::to_string_pretty(value) {
+                Ok(s) => println!("{s}"),
+                Err(e) => eprintln!("error: {e}"),
+            }
+        } else {
+            println!("{}", text());
+        }
+    }
+}
+
+async fn accounts(p: &Platform, cmd: AccountsCmd, out: &Out) -> Result<(), Failure> {
+    match cmd {
+        AccountsCmd::Create {
+            email,
+            plan,
+            rpm,
+            burst,
+        } => {
+            let limits = match (rpm, burst) {
+                (None, None) => None,
+                (rpm, burst) => Some(CustomLimits {
+                    rpm: rpm.unwrap_or(maximin_core::ratelimit::DEFAULT_ENTERPRISE.rpm),
+                    burst: burst.unwrap_or(0),
+                }),
+            };
+            let a = p.create_account(&email, plan, limits).await?;
+            out.print(&a, || {
+                format!("created account {} ({}, plan {})", a.id, a.email, a.plan)
+            });
+        }
+        AccountsCmd::List => {
+            let list = p.list_accounts().await?;
+            out.print(&list, || {
+                list.iter()
+                    .map(|a| format!("{}  {:<10} {}", a.id, a.plan, a.email))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        AccountsCmd::Get { id } => {
+            let a = p.account_view(&id).await?;
+            out.print(&a, || {
+                format!(
+                    "{}  {}  plan {}  created {}",
+                    a.id, a.email, a.plan, a.created_at
+                )
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn keys(p: &Platform, cmd: KeysCmd, out: &Out) -> Result<(), Failure> {
+    match cmd {
+        KeysCmd::Create {
+            account,
+            name,
+            test,
+            scopes,
+            models,
+        } => {
+            let k = p
+                .create_key(
+                    &account,
+                    NewKey {
+                        name,
+                        test,
+                        scopes,
+                        models,
+                    },
+                )
+                .await?;
+            out.print(&k, || {
+                format!(
+                    "created key {} ({})\nsecret: {}\nStore it now: it is not shown again.",
+                    k.key.id, k.key.name, k.secret
+                )
+            });
+        }
+        KeysCmd::List { account } => {
+            let list = p.list_keys(&account).await?;
+            out.print(&list, || {
+                list.iter()
+                    .map(|k| {
+                        format!(
+                            "{}  {}…  {:<20} {:<8} requests {} errors {} tokens {}/{}",
+                            k.id,
+                            k.prefix,
+                            k.name,
+                            if k.revoked_at.is_some() {
+                                "revoked"
+                            } else {
+                                "active"
+                            },
+                            k.usage.requests,
+                            k.usage.errors,
+                            k.usage.prompt_tokens,
+                            k.usage.completion_tokens
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        KeysCmd::Revoke { key_id } => {
+            let k = p.revoke_key(None, &key_id).await?;
+            out.print(&k, || format!("revoked key {}", k.id));
+        }
+        KeysCmd::Activity { key_id, limit } => {
+            let list = p.key_activity(None, &key_id, limit).await?;
+            out.print(&list, || {
+                list.iter()
+                    .map(|e| {
+                        format!(
+                            "{}  {} {} {} {:.2} ms",
+                            e.at, e.method, e.endpoint, e.status, e.latency_ms
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+    }
+    Ok(())
+}

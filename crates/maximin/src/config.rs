@@ -1,0 +1,126 @@
+//! Typed, layered configuration: defaults < `maximin.toml` < environment < flags.
+//! Environment and flags are merged by clap (each flag names its variable); this
+//! module reads the file and fills what neither gave.
+
+use std::path::{Path, PathBuf};
+
+use maximin_core::catalog::ModelSpec;
+use serde::Deserialize;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "./maximin-data";
+pub const DEFAULT_CONFIG_FILE: &str = "maximin.toml";
+
+/// `maximin.toml`. Every field is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Address to listen on, e.g. `0.0.0.0:8080`.
+    pub listen: Option<String>,
+    /// Directory for the database, models and files.
+    pub data_dir: Option<PathBuf>,
+    /// `text` (default) or `json` log lines.
+    pub log_format: Option<LogFormat>,
+    /// Catalog entries to add, or to replace the built-in entry with the same id.
+    #[serde(default)]
+    pub models: Vec<ModelSpec>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// The configuration in force after layering.
+#[derive(Debug)]
+pub struct Config {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub log_format: LogFormat,
+    pub models: Vec<ModelSpec>,
+    pub source: Option<PathBuf>,
+}
+
+/// Reads the file named by `--config`/`MAXIMIN_CONFIG`, or `./maximin.toml` when
+/// present. A named file that is missing or invalid is an error; so is a
+/// default file that is invalid.
+pub fn load_file(explicit: Option<&Path>) -> Result<(FileConfig, Option<PathBuf>), String> {
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let p = PathBuf::from(DEFAULT_CONFIG_FILE);
+            if !p.is_file() {
+                return Ok((FileConfig::default(), None));
+            }
+            p
+        }
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    let file: FileConfig = toml::from_str(&text)
+        .map_err(|e| format!("invalid config file {}: {e}", path.display()))?;
+    Ok((file, Some(path)))
+}
+
+impl Config {
+    pub fn layer(
+        file: FileConfig,
+        source: Option<PathBuf>,
+        listen: Option<String>,
+        data_dir: Option<PathBuf>,
+        log_format: Option<LogFormat>,
+    ) -> Result<Config, String> {
+        let listen = listen
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        if listen
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse::<u16>().ok())
+            .is_none()
+        {
+            return Err(format!(
+                "listen address '{listen}' must be HOST:PORT, e.g. 127.0.0.1:8080"
+            ));
+        }
+        Ok(Config {
+            listen,
+            data_dir: data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            log_format: log_format.or(file.log_format).unwrap_or_default(),
+            models: file.models,
+            source,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_file_beats_defaults() {
+        let file: FileConfig =
+            toml::from_str("listen = \"0.0.0.0:9000\"\nlog_format = \"json\"").expect("toml");
+        let c = Config::layer(file, None, None, Some("/tmp/x".into()), None).expect("layer");
+        assert_eq!(c.listen, "0.0.0.0:9000");
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.log_format, LogFormat::Json);
+
+        let file: FileConfig = toml::from_str("listen = \"0.0.0.0:9000\"").expect("toml");
+        let c = Config::layer(file, None, Some("127.0.0.1:1".into()), None, None).expect("layer");
+        assert_eq!(c.listen, "127.0.0.1:1");
+        assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+
+        assert!(
+            Config::layer(FileConfig::default(), None, Some("nope".into()), None, None).is_err()
+        );
+        assert!(
+            toml::from_str::<FileConfig>("lisen = \"x\"").is_err(),
+            "unknown keys are refused"
+        );
+    }
+}
