@@ -138,7 +138,7 @@ mod tests {
     #[tokio::test]
     async fn sixty_per_window_then_refused_until_the_next() {
         let l = InProcessLimiter::default();
-        let t0 = 1_700_000_040_000; // 40 s into a minute
+        let t0 = 1_700_000_080_000; // 40 s into a minute
         for i in 0..60 {
             let d = l.hit("k:all", 60, t0).await.expect("hit");
             assert!(d.allowed, "request {i}");
@@ -147,12 +147,12 @@ mod tests {
         let d = l.hit("k:all", 60, t0 + 1000).await.expect("hit");
         assert!(!d.allowed);
         assert_eq!(d.retry_after, 19);
-        assert_eq!(d.reset_at, 1_700_000_060);
+        assert_eq!(d.reset_at, 1_700_000_100);
         // Other buckets are independent.
         assert!(l.hit("other:all", 60, t0).await.expect("hit").allowed);
         // The next window starts afresh.
         assert!(
-            l.hit("k:all", 60, 1_700_000_060_000)
+            l.hit("k:all", 60, 1_700_000_100_000)
                 .await
                 .expect("hit")
                 .allowed
