@@ -134,10 +134,22 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let field = if path == "." { "body".to_owned() } else { path };
-        // The message may quote what the client sent: it goes back to that client
-        // only; the edge logs the code, never the message.
-        let message = if inner.is_syntax() || inner.is_eof() {
+        let syntax = inner.is_syntax() || inner.is_eof();
+        let field = if syntax {
+            "body".to_owned()
+        } else if let Some(missing) = missing_field(&inner.to_string()) {
+            // A missing field is reported at its parent's path.
+            if path == "." {
+                missing
+            } else {
+                format!("{path}.{missing}")
+            }
+        } else if path == "." {
+            "body".to_owned()
+        } else {
+            path
+        };
+        let message = if syntax {
             format!(
                 "The body is not valid JSON (line {}, column {}).",
                 inner.line(),
@@ -151,6 +163,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         };
         ApiError(Error::invalid(&field, message))
     })
+}
+
+fn missing_field(msg: &str) -> Option<String> {
+    let rest = msg.strip_prefix("missing field `")?;
+    rest.split('`').next().map(str::to_owned)
 }
 
 fn strip_location(msg: &str) -> &str {

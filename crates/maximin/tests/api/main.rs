@@ -1,0 +1,14 @@
+//! Integration tests: each starts the real `maximin serve` on port 0 with its own
+//! data dir, prepares accounts and keys with the real CLI, and speaks HTTP to it.
+//! One test binary with modules, so the suite links once.
+
+mod helpers;
+
+mod account_api;
+mod auth;
+mod errors;
+mod idempotency;
+mod models;
+mod privacy;
+mod ratelimit;
+mod system;
