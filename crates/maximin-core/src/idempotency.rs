@@ -210,10 +210,15 @@ impl Idempotency {
             notified.as_mut().enable();
 
             let now = self.clock.now();
-            let state = self
-                .store
-                .idem_claim(&keys.record_id, account_id, &fingerprint, now, now + TTL)
-                .await?;
+            // Read first: a replay then costs no write.
+            let state = match self.store.idem_get(&keys.record_id, now).await? {
+                IdemState::Absent => {
+                    self.store
+                        .idem_claim(&keys.record_id, account_id, &fingerprint, now, now + TTL)
+                        .await?
+                }
+                state => state,
+            };
             match state {
                 IdemState::Claimed => {
                     return Ok(Begin::Execute(Execution {

@@ -345,8 +345,8 @@ impl Platform {
             .with("reason", "malformed"));
         }
         let hash = secrets::hash_secret(token);
-        let key = match self.store.key_by_hash(&hash).await? {
-            Some(k) if secrets::constant_time_eq(&k.hash, &hash) => k,
+        let (key, account) = match self.store.key_by_hash(&hash).await? {
+            Some((k, a)) if secrets::constant_time_eq(&k.hash, &hash) => (k, a),
             _ => {
                 return Err(
                     Error::authentication("The API key is not valid.").with("reason", "unknown")
@@ -358,11 +358,6 @@ impl Platform {
                 Error::authentication("The API key has been revoked.").with("reason", "revoked")
             );
         }
-        let account = self
-            .store
-            .account(&key.account_id)
-            .await?
-            .ok_or_else(|| Error::authentication("The API key's account no longer exists."))?;
         Ok(Caller { account, key })
     }
 

@@ -11,6 +11,10 @@ use tokio::task::JoinHandle;
 use crate::store::{Store, UsageEvent};
 
 const BATCH: usize = 512;
+/// How long the writer gathers events after the first one before writing, so
+/// that a steady trickle of requests costs a few transactions a second, not one
+/// each. A flush does not wait.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(100);
 
 #[expect(
     clippy::large_enum_variant,
@@ -64,6 +68,7 @@ async fn write_loop(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Msg>)
     let mut batch = Vec::with_capacity(BATCH);
     let mut waiters = Vec::new();
     while let Some(first) = rx.recv().await {
+        let deadline = tokio::time::Instant::now() + GATHER;
         let mut next = Some(first);
         while let Some(msg) = next.take() {
             match msg {
@@ -71,7 +76,14 @@ async fn write_loop(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Msg>)
                 Msg::Flush(w) => waiters.push(w),
             }
             if batch.len() < BATCH {
-                next = rx.try_recv().ok();
+                next = match rx.try_recv() {
+                    Ok(m) => Some(m),
+                    Err(_) if waiters.is_empty() => tokio::time::timeout_at(deadline, rx.recv())
+                        .await
+                        .ok()
+                        .flatten(),
+                    Err(_) => None,
+                };
             }
         }
         if !batch.is_empty() {

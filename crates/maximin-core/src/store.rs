@@ -90,7 +90,9 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts a key unless the account already has `max_active` unrevoked keys,
     /// atomically; returns false when the limit stopped it.
     async fn insert_key(&self, key: &ApiKey, max_active: usize) -> Result<bool>;
-    async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>>;
+    /// The key with this secret hash and its account, in one round trip (the
+    /// hot path of every authenticated request).
+    async fn key_by_hash(&self, hash: &str) -> Result<Option<(ApiKey, Account)>>;
     async fn key(&self, id: &str) -> Result<Option<ApiKey>>;
     async fn keys_of(&self, account_id: &str) -> Result<Vec<ApiKey>>;
     /// Marks a key revoked; returns false when it was already revoked or absent.

@@ -110,11 +110,15 @@ fn account_from(row: &SqliteRow) -> Result<Account> {
         id: row.get("id"),
         email: row.get("email"),
         plan: Plan::from_str(&plan).map_err(Error::internal)?,
-        limits: rpm.map(|rpm| CustomLimits {
-            rpm: u32::try_from(rpm).unwrap_or(u32::MAX),
-            burst: u32::try_from(burst.unwrap_or(0)).unwrap_or(u32::MAX),
-        }),
+        limits: limits_from(rpm, burst),
         created_at: from_ms(row.get("created_at")),
+    })
+}
+
+fn limits_from(rpm: Option<i64>, burst: Option<i64>) -> Option<CustomLimits> {
+    rpm.map(|rpm| CustomLimits {
+        rpm: u32::try_from(rpm).unwrap_or(u32::MAX),
+        burst: u32::try_from(burst.unwrap_or(0)).unwrap_or(u32::MAX),
     })
 }
 
@@ -253,17 +257,29 @@ impl Store for SqliteStore {
         Ok(res.rows_affected() == 1)
     }
 
-    async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>> {
-        sqlx::query(&format!(
-            "SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = ?"
-        ))
+    async fn key_by_hash(&self, hash: &str) -> Result<Option<(ApiKey, Account)>> {
+        let row = sqlx::query(
+            "SELECT k.id, k.account_id, k.name, k.prefix, k.hash, k.test, k.scopes, k.models, k.created_at, \
+             k.revoked_at, k.last_used_at, k.requests, k.errors, k.prompt_tokens, k.completion_tokens, \
+             a.email, a.plan, a.rpm, a.burst, a.created_at AS account_created_at \
+             FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.hash = ?",
+        )
         .bind(hash)
         .fetch_optional(&self.pool)
         .await
-        .map_err(db_err)?
-        .as_ref()
-        .map(key_from)
-        .transpose()
+        .map_err(db_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let key = key_from(&row)?;
+        let plan: String = row.get("plan");
+        let rpm: Option<i64> = row.get("rpm");
+        let account = Account {
+            id: key.account_id.clone(),
+            email: row.get("email"),
+            plan: Plan::from_str(&plan).map_err(Error::internal)?,
+            limits: limits_from(rpm, row.get("burst")),
+            created_at: from_ms(row.get("account_created_at")),
+        };
+        Ok(Some((key, account)))
     }
 
     async fn key(&self, id: &str) -> Result<Option<ApiKey>> {
@@ -417,21 +433,20 @@ impl Store for SqliteStore {
         now: OffsetDateTime,
         expires_at: OffsetDateTime,
     ) -> Result<IdemState> {
-        sqlx::query("DELETE FROM idempotency WHERE id = ? AND expires_at <= ?")
-            .bind(id)
-            .bind(ms(now))
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
+        // One statement: insert, or take over a record that has expired.
         let res = sqlx::query(
             "INSERT INTO idempotency (id, account_id, fingerprint, sealed, created_at, expires_at) \
-             VALUES (?, ?, ?, NULL, ?, ?) ON CONFLICT (id) DO NOTHING",
+             VALUES (?, ?, ?, NULL, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET account_id = excluded.account_id, \
+             fingerprint = excluded.fingerprint, sealed = NULL, created_at = excluded.created_at, \
+             expires_at = excluded.expires_at WHERE idempotency.expires_at <= ?",
         )
         .bind(id)
         .bind(account_id)
         .bind(fingerprint)
         .bind(ms(now))
         .bind(ms(expires_at))
+        .bind(ms(now))
         .execute(&self.pool)
         .await
         .map_err(db_err)?;
@@ -565,8 +580,9 @@ mod tests {
             .insert_key(&key("k3", "a1"), 2)
             .await
             .expect("k3 after revoke"));
-        let k = s.key_by_hash("hash-k2").await.expect("get").expect("some");
+        let (k, a) = s.key_by_hash("hash-k2").await.expect("get").expect("some");
         assert_eq!(k.scopes, vec![Scope::Admin]);
+        assert_eq!(a.email, "a@x.io");
 
         let now = OffsetDateTime::now_utc();
         let ev = |status, tokens| UsageEvent {
