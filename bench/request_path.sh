@@ -5,6 +5,7 @@
 #   bench/request_path.sh [seconds-per-run]
 #
 # Prints requests/s and p50/p99 latency at 1 and 64 concurrent connections for:
+#   - GET  /healthz                        (no auth, no storage: HTTP and loopback alone)
 #   - GET  /v1/models                      (authenticated read, 4 KB JSON reply)
 #   - POST /v1/chat/completions            (1 KB JSON body parsed and validated, model
 #                                           resolved for the key; no engine in this build,
@@ -58,7 +59,9 @@ run() { # name path script connections
 }
 
 echo "maximin request path, $(nproc) cores, ${SECS}s per run, wrk on loopback"
+: >"$DATA/none.lua"
 for c in 1 64; do
+  run "GET /healthz (no auth: the floor)" /healthz "$DATA/none.lua" $c
   run "GET /v1/models" /v1/models "$DATA/get.lua" $c
   run "POST /v1/chat/completions (503)" /v1/chat/completions "$DATA/chat.lua" $c
   run "POST /v1/account/keys (replay)" /v1/account/keys "$DATA/replay.lua" $c

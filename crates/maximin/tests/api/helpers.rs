@@ -133,6 +133,10 @@ impl Server {
         .await
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
     pub fn output(&self) -> String {
         self.output.lock().expect("lock").clone()
     }

@@ -58,3 +58,41 @@ async fn health_readiness_metrics_and_openapi_need_no_key() {
     assert_eq!(keys[0]["usage"]["requests"], 2);
     assert_eq!(keys[0]["usage"]["errors"], 1);
 }
+
+/// A request in flight when SIGTERM arrives still gets its answer.
+#[tokio::test]
+async fn shutdown_lets_in_flight_requests_finish() {
+    use std::io::{Read, Write};
+
+    let mut s = Server::start().await;
+    let account = s.account("payg");
+    let (_, key) = s.key(&account, &[]);
+    let body = serde_json::json!({"model": "minimax-embed-v1", "input": ["x"]}).to_string();
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut conn = std::net::TcpStream::connect(&addr).expect("connect");
+    let head = format!(
+        "POST /v1/embeddings HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).expect("head");
+    let (first, rest) = body.split_at(10);
+    conn.write_all(first.as_bytes()).expect("first half");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+
+    // Signal while the body is still arriving; the server must wait for it.
+    let pid = s.pid();
+    let killer = std::thread::spawn(move || {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+    });
+    killer.join().expect("kill");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    conn.write_all(rest.as_bytes()).expect("second half");
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).expect("reply");
+    assert!(reply.starts_with("HTTP/1.1 "), "{reply}");
+    assert!(reply.contains("\"request_id\""), "a full answer: {reply}");
+    let log = s.stop();
+    assert!(log.contains("shutting down"), "{log}");
+}
