@@ -4,6 +4,7 @@
 //! metering) and offers the operations that the CLI and the HTTP account API
 //! share: accounts, keys, authentication, authorization, usage.
 
+pub mod authcache;
 pub mod catalog;
 pub mod clock;
 pub mod engines;
@@ -24,6 +25,7 @@ use time::OffsetDateTime;
 
 pub use error::{Error, Result};
 
+use authcache::AuthCache;
 use catalog::{Catalog, Installed, ModelSpec};
 use clock::{iso8601, Clock};
 use engines::Engines;
@@ -141,6 +143,7 @@ pub struct Platform {
     pub engines: Engines,
     pub idempotency: Idempotency,
     pub meter: Meter,
+    auth_cache: AuthCache,
 }
 
 impl Platform {
@@ -158,6 +161,7 @@ impl Platform {
             engines,
             idempotency: Idempotency::new(store.clone(), clock.clone()),
             meter: Meter::start(store.clone()),
+            auth_cache: AuthCache::default(),
             store,
             limiter,
             clock,
@@ -337,7 +341,7 @@ impl Platform {
 
     /// Resolves a bearer token to a caller. Malformed, unknown and revoked keys
     /// all fail with `authentication_failed`, each with its own message.
-    pub async fn authenticate(&self, token: &str) -> Result<Caller> {
+    pub async fn authenticate(&self, token: &str) -> Result<Arc<Caller>> {
         if !secrets::is_well_formed(token) {
             return Err(Error::authentication(
                 "The API key is malformed: keys look like mmx_live_… or mmx_test_… followed by 40 letters and digits.",
@@ -345,6 +349,13 @@ impl Platform {
             .with("reason", "malformed"));
         }
         let hash = secrets::hash_secret(token);
+        // The epoch is read before the store, so an entry cached from a read that
+        // raced with a revocation carries the old epoch and is not used again.
+        let epoch = self.store.auth_epoch().await?;
+        let now = self.clock.now();
+        if let Some(caller) = epoch.and_then(|e| self.auth_cache.get(&hash, e, now)) {
+            return Ok(caller);
+        }
         let (key, account) = match self.store.key_by_hash(&hash).await? {
             Some((k, a)) if secrets::constant_time_eq(&k.hash, &hash) => (k, a),
             _ => {
@@ -358,7 +369,11 @@ impl Platform {
                 Error::authentication("The API key has been revoked.").with("reason", "revoked")
             );
         }
-        Ok(Caller { account, key })
+        let caller = Arc::new(Caller { account, key });
+        if let Some(e) = epoch {
+            self.auth_cache.put(hash, caller.clone(), e, now);
+        }
+        Ok(caller)
     }
 
     /// Resolves a model name for a caller: `model_not_found` when the catalog does

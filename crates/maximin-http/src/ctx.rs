@@ -1,6 +1,8 @@
 //! What handlers extract and return: the request context, JSON bodies with
 //! field-precise errors, and the seed 002 success envelope.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -31,7 +33,7 @@ pub struct UsageReport {
 /// The per-request context handed to handlers.
 pub struct Ctx {
     pub request_id: String,
-    pub caller: Caller,
+    pub caller: Arc<Caller>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Ctx {
@@ -43,10 +45,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
             .get::<RequestId>()
             .map(|r| r.0.clone())
             .unwrap_or_default();
-        let caller =
-            parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
-                ApiError(Error::internal("handler mounted without the request path"))
-            })?;
+        let caller = parts
+            .extensions
+            .get::<Arc<Caller>>()
+            .cloned()
+            .ok_or_else(|| ApiError(Error::internal("handler mounted without the request path")))?;
         Ok(Ctx { request_id, caller })
     }
 }

@@ -3,6 +3,7 @@
 //! (The request id and error rendering come before and after, at the edge.)
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
@@ -80,7 +81,7 @@ pub async fn request_path(State(rc): State<RouteCtx>, req: Request, next: Next) 
         }
         Ok(d) => {
             let mut req = req;
-            req.extensions_mut().insert(caller.clone());
+            req.extensions_mut().insert(Arc::clone(&caller));
             (Some(d), run_idempotent(&rc, &caller, req, next).await)
         }
     };

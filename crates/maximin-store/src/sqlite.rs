@@ -1,6 +1,7 @@
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -23,6 +24,77 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[(
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    epoch: Arc<AuthEpochFile>,
+}
+
+/// The auth epoch of a SQLite store: 8 bytes in a file beside the database,
+/// rewritten with a fresh random value after every change that affects
+/// authentication. Every process that opens the database opens this file too,
+/// so the server sees the CLI's revocations on the next request at the cost of
+/// one `pread`, not a query.
+struct AuthEpochFile {
+    file: Option<std::fs::File>,
+}
+
+impl AuthEpochFile {
+    fn open(db: &Path) -> Self {
+        let mut name = db.as_os_str().to_owned();
+        name.push(".auth-epoch");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(PathBuf::from(name))
+            .map_err(|e| tracing::warn!(error = %e, "auth epoch file unavailable: keys will not be cached"))
+            .ok();
+        let f = AuthEpochFile { file };
+        if f.read().is_none() {
+            f.bump();
+        }
+        f
+    }
+
+    #[cfg(unix)]
+    fn read(&self) -> Option<u64> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; 8];
+        match self.file.as_ref()?.read_at(&mut buf, 0) {
+            Ok(8) => Some(u64::from_le_bytes(buf)),
+            _ => None,
+        }
+    }
+
+    #[cfg(unix)]
+    fn bump(&self) {
+        use std::os::unix::fs::FileExt;
+        if let Some(f) = &self.file {
+            if let Err(e) = f.write_all_at(&rand_u64().to_le_bytes(), 0) {
+                tracing::error!(error = %e, "cannot change the auth epoch");
+            }
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn read(&self) -> Option<u64> {
+        None
+    }
+
+    #[cfg(not(unix))]
+    fn bump(&self) {}
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded from the OS; mixing in the time makes each call differ.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
 }
 
 fn db_err(e: sqlx::Error) -> Error {
@@ -62,7 +134,10 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|e| Error::internal(format!("opening {}: {e}", path.display())))?;
-        let store = SqliteStore { pool };
+        let store = SqliteStore {
+            pool,
+            epoch: Arc::new(AuthEpochFile::open(path)),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -177,6 +252,10 @@ const KEY_COLUMNS: &str = "id, account_id, name, prefix, hash, test, scopes, mod
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn auth_epoch(&self) -> Result<Option<u64>> {
+        Ok(self.epoch.read())
+    }
+
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
@@ -314,6 +393,7 @@ impl Store for SqliteStore {
                 .execute(&self.pool)
                 .await
                 .map_err(db_err)?;
+        self.epoch.bump();
         Ok(res.rows_affected() == 1)
     }
 
@@ -568,10 +648,18 @@ mod tests {
         assert!(s.insert_key(&key("k1", "a1"), 2).await.expect("k1"));
         assert!(s.insert_key(&key("k2", "a1"), 2).await.expect("k2"));
         assert!(!s.insert_key(&key("k3", "a1"), 2).await.expect("k3 refused"));
+        let before = s.auth_epoch().await.expect("epoch").expect("some");
         assert!(s
             .revoke_key("k1", OffsetDateTime::now_utc())
             .await
             .expect("revoke"));
+        let after = s.auth_epoch().await.expect("epoch").expect("some");
+        assert_ne!(before, after, "a revocation changes the auth epoch");
+        // Another handle on the same database (another process) sees it too.
+        let other = SqliteStore::open(&dir.path().join("t.db"))
+            .await
+            .expect("reopen");
+        assert_eq!(other.auth_epoch().await.expect("epoch"), Some(after));
         assert!(!s
             .revoke_key("k1", OffsetDateTime::now_utc())
             .await
