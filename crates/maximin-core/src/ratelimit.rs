@@ -31,6 +31,10 @@ pub struct Decision {
 pub trait RateLimiter: Send + Sync + 'static {
     /// Counts one request against `bucket` and says whether it may proceed.
     async fn hit(&self, bucket: &str, limit: u32, now_unix_ms: u64) -> Result<Decision>;
+
+    /// The state of `bucket` without counting a request (for the headers of a
+    /// response refused before the limiter, such as a missing scope).
+    async fn peek(&self, bucket: &str, limit: u32, now_unix_ms: u64) -> Result<Decision>;
 }
 
 /// The limit that applies to a key of an account on an endpoint class, and the
@@ -103,6 +107,16 @@ impl InProcessLimiter {
 #[async_trait]
 impl RateLimiter for InProcessLimiter {
     async fn hit(&self, bucket: &str, limit: u32, now_unix_ms: u64) -> Result<Decision> {
+        Ok(self.count(bucket, limit, now_unix_ms, true))
+    }
+
+    async fn peek(&self, bucket: &str, limit: u32, now_unix_ms: u64) -> Result<Decision> {
+        Ok(self.count(bucket, limit, now_unix_ms, false))
+    }
+}
+
+impl InProcessLimiter {
+    fn count(&self, bucket: &str, limit: u32, now_unix_ms: u64, add: bool) -> Decision {
         let now = now_unix_ms / 1000;
         let start = now - now % WINDOW_SECS;
         let reset_at = start + WINDOW_SECS;
@@ -118,16 +132,16 @@ impl RateLimiter for InProcessLimiter {
             *w = Window { start, count: 0 };
         }
         let allowed = w.count < limit;
-        if allowed {
+        if allowed && add {
             w.count += 1;
         }
-        Ok(Decision {
+        Decision {
             allowed,
             limit,
             remaining: limit.saturating_sub(w.count),
             reset_at,
             retry_after: (reset_at - now).max(1),
-        })
+        }
     }
 }
 
@@ -148,6 +162,8 @@ mod tests {
         assert!(!d.allowed);
         assert_eq!(d.retry_after, 19);
         assert_eq!(d.reset_at, 1_700_000_100);
+        let peeked = l.peek("k:all", 60, t0 + 1000).await.expect("peek");
+        assert_eq!((peeked.remaining, peeked.allowed), (0, false));
         // Other buckets are independent.
         assert!(l.hit("other:all", 60, t0).await.expect("hit").allowed);
         // The next window starts afresh.

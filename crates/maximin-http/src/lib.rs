@@ -200,7 +200,14 @@ pub fn mounted_routes(state: AppState) -> Vec<(Method, &'static str)> {
 /// The whole application as a router.
 pub fn app(state: AppState) -> Router {
     let api = mount(state.clone());
-    api.router
+    with_edge(api.router, state)
+}
+
+/// Wraps routes in what every response passes through: fallbacks, panic
+/// catching, the body limit, the edge (request id, error rendering, metrics,
+/// access log).
+pub fn with_edge(router: Router<AppState>, state: AppState) -> Router {
+    router
         .fallback(|| async {
             ApiError(Error::new(
                 ErrorCode::NotFound,

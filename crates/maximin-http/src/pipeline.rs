@@ -64,8 +64,38 @@ pub async fn request_path(State(rc): State<RouteCtx>, req: Request, next: Next) 
     };
     let meta = RequestMeta::of(&req);
 
-    let (decision, mut resp) = match authorize_and_limit(&rc, &caller).await {
-        Err(e) => (None, ApiError(e).into_response()),
+    let (decision, admitted) = authorize_and_limit(&rc, &caller).await;
+    let mut resp = match admitted {
+        Err(e) => ApiError(e).into_response(),
+        Ok(()) => {
+            let mut req = req;
+            req.extensions_mut().insert(Arc::clone(&caller));
+            run_idempotent(&rc, &caller, req, next).await
+        }
+    };
+    if let Some(d) = decision {
+        rate_headers(resp.headers_mut(), &d);
+    }
+    meter(&rc, &caller, &meta, &resp, started);
+    resp
+}
+
+/// Scope and plan check, then the rate limit. A refused scope still reports
+/// the key's limit state (peeked, not counted) so that every authenticated
+/// response carries the headers.
+async fn authorize_and_limit(
+    rc: &RouteCtx,
+    caller: &Caller,
+) -> (Option<Decision>, Result<(), Error>) {
+    let (bucket, limit) = limit_for(caller.account.plan, caller.account.limits, rc.spec.class);
+    let bucket = format!("{}:{bucket}", caller.key.id);
+    let now_ms =
+        u64::try_from(rc.app.platform.clock.now().unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+    let limiter = &rc.app.platform.limiter;
+    if let Err(e) = caller.authorize(&rc.spec) {
+        return (limiter.peek(&bucket, limit, now_ms).await.ok(), Err(e));
+    }
+    match limiter.hit(&bucket, limit, now_ms).await {
         Ok(d) if !d.allowed => {
             let mut e = Error::new(
                 maximin_types::ErrorCode::RateLimitExceeded,
@@ -77,31 +107,11 @@ pub async fn request_path(State(rc): State<RouteCtx>, req: Request, next: Next) 
             .with("limit", d.limit)
             .with("reset_at", d.reset_at);
             e.retry_after = Some(d.retry_after);
-            (Some(d), ApiError(e).into_response())
+            (Some(d), Err(e))
         }
-        Ok(d) => {
-            let mut req = req;
-            req.extensions_mut().insert(Arc::clone(&caller));
-            (Some(d), run_idempotent(&rc, &caller, req, next).await)
-        }
-    };
-    if let Some(d) = decision {
-        rate_headers(resp.headers_mut(), &d);
+        Ok(d) => (Some(d), Ok(())),
+        Err(e) => (None, Err(e)),
     }
-    meter(&rc, &caller, &meta, &resp, started);
-    resp
-}
-
-async fn authorize_and_limit(rc: &RouteCtx, caller: &Caller) -> Result<Decision, Error> {
-    caller.authorize(&rc.spec)?;
-    let (bucket, limit) = limit_for(caller.account.plan, caller.account.limits, rc.spec.class);
-    let now_ms =
-        u64::try_from(rc.app.platform.clock.now().unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
-    rc.app
-        .platform
-        .limiter
-        .hit(&format!("{}:{bucket}", caller.key.id), limit, now_ms)
-        .await
 }
 
 fn rate_headers(h: &mut HeaderMap, d: &Decision) {

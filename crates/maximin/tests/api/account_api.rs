@@ -39,6 +39,10 @@ async fn the_account_api_manages_keys_like_the_cli() {
     let list = r.assert_ok(200).as_array().expect("list").clone();
     assert_eq!(list.len(), 2);
     assert!(!r.body.to_string().contains(&secret));
+    assert!(
+        !r.body.to_string().contains(&admin),
+        "not even the caller's own secret"
+    );
     assert!(list.iter().all(|k| k.get("secret").is_none()));
     let cli = s
         .cli(&["keys", "list", "--account", &account])
@@ -70,6 +74,23 @@ async fn the_account_api_manages_keys_like_the_cli() {
     s.get("/v1/account/usage?since=yesterday", &admin)
         .await
         .assert_error(400, "invalid_request");
+
+    // Sandbox keys.
+    let r = s
+        .post(
+            "/v1/account/keys",
+            &admin,
+            json!({"name": "sandbox", "test": true}),
+        )
+        .await;
+    let t = r.assert_ok(201);
+    assert!(t["secret"]
+        .as_str()
+        .expect("secret")
+        .starts_with("mmx_test_"));
+    assert_eq!(t["mode"], "test");
+    let sandbox = t["secret"].as_str().expect("secret").to_owned();
+    s.get("/v1/models", &sandbox).await.assert_ok(200);
 
     // Scopes and models are validated.
     let r = s

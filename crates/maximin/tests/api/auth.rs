@@ -68,6 +68,9 @@ async fn scopes_and_plans_narrow_what_a_key_may_do() {
     let r = s.get("/v1/account", &plain).await;
     r.assert_error(403, "permission_denied");
     assert_eq!(r.detail("required_scope"), "admin");
+    // Authenticated, so it carries the key's limits, without spending one.
+    assert_eq!(r.header("x-ratelimit-limit"), Some("60"));
+    assert_eq!(r.header("x-ratelimit-remaining"), Some("60"));
 
     // read-only: GETs pass, a POST is refused.
     let (_, read) = s.key(&payg, &["--scope", "read"]);

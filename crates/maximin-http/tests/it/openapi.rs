@@ -1,31 +1,14 @@
 //! The OpenAPI document must list every route the router mounts, with its
 //! method: a route added without its `#[utoipa::path]` in `openapi.rs` fails here.
 
-use std::sync::Arc;
+use maximin_http::{mounted_routes, openapi};
 
-use maximin_core::catalog::{Catalog, Installed};
-use maximin_core::clock::SystemClock;
-use maximin_core::engines::Engines;
-use maximin_core::ratelimit::InProcessLimiter;
-use maximin_core::Platform;
-use maximin_http::{mounted_routes, openapi, AppState};
-use maximin_store::SqliteStore;
+use crate::state;
 
 #[tokio::test]
 async fn every_mounted_route_is_documented() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = SqliteStore::open(&dir.path().join("t.db"))
-        .await
-        .expect("store");
-    let platform = Platform::new(
-        Arc::new(store),
-        Arc::new(InProcessLimiter::default()),
-        Arc::new(SystemClock),
-        Catalog::with_overrides(vec![]).expect("catalog"),
-        Engines::default(),
-        Installed::default(),
-    );
-    let routes = mounted_routes(AppState::new(Arc::new(platform)));
+    let routes = mounted_routes(state(dir.path()).await);
     assert!(
         routes.len() >= 15,
         "the router mounts the platform's routes"
