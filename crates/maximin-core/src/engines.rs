@@ -28,14 +28,28 @@ pub struct EmbedOutput {
     pub prompt_tokens: u64,
 }
 
+/// What a chat generation reports, in order: text deltas as they are decoded,
+/// then exactly one `Done` (or `Failed`).
+#[derive(Debug, Clone)]
+pub enum ChatEvent {
+    Delta(String),
+    Done(ChatOutput),
+    Failed(crate::Error),
+}
+
+/// A chat engine. `start` admits a request (or refuses it at once: bad input,
+/// context overflow, queue full) and returns the event stream; dropping the
+/// receiver cancels the generation and frees its slot. The channel is
+/// unbounded so a slow client never stalls the decode loop; what it can hold is
+/// bounded by the request's token budget.
 #[async_trait]
 pub trait ChatEngine: Send + Sync + 'static {
-    async fn complete(
+    async fn start(
         &self,
         model: &ModelSpec,
         weights: Option<&Path>,
         request: &ChatCompletionRequest,
-    ) -> Result<ChatOutput>;
+    ) -> Result<tokio::sync::mpsc::UnboundedReceiver<ChatEvent>>;
 }
 
 #[async_trait]

@@ -176,3 +176,56 @@ fn missing_field(msg: &str) -> Option<String> {
 fn strip_location(msg: &str) -> &str {
     msg.split(" at line ").next().unwrap_or(msg)
 }
+
+/// Metering of a streamed response, whose token counts are known only when the
+/// stream ends. The handler puts one in the response's extensions and fills
+/// it in as the stream finishes; the request path arms it with the event; the
+/// event is recorded when the last holder lets go (stream ended or client gone).
+#[derive(Default)]
+pub struct StreamMeter {
+    report: std::sync::Mutex<UsageReport>,
+    armed: std::sync::Mutex<Option<(maximin_core::store::UsageEvent, Arc<maximin_core::Platform>)>>,
+    started: std::sync::OnceLock<std::time::Instant>,
+}
+
+impl StreamMeter {
+    pub fn new() -> Arc<Self> {
+        let m = StreamMeter::default();
+        let _ = m.started.set(std::time::Instant::now());
+        Arc::new(m)
+    }
+
+    pub fn report(&self, report: UsageReport) {
+        *self.report.lock().unwrap_or_else(|e| e.into_inner()) = report;
+    }
+
+    pub fn arm(
+        &self,
+        event: maximin_core::store::UsageEvent,
+        platform: Arc<maximin_core::Platform>,
+    ) {
+        *self.armed.lock().unwrap_or_else(|e| e.into_inner()) = Some((event, platform));
+    }
+}
+
+impl Drop for StreamMeter {
+    fn drop(&mut self) {
+        let armed = self.armed.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some((mut event, platform)) = armed {
+            let report = self
+                .report
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            if let Some(u) = report.usage {
+                event.prompt_tokens = u.prompt_tokens;
+                event.completion_tokens = u.completion_tokens;
+            }
+            event.model = report.model.or(event.model);
+            if let Some(started) = self.started.get() {
+                event.latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            }
+            platform.record(event);
+        }
+    }
+}

@@ -16,7 +16,7 @@ use maximin_core::ratelimit::{limit_for, Decision};
 use maximin_core::store::UsageEvent;
 use maximin_core::{Caller, EndpointSpec, Error};
 
-use crate::ctx::{read_body, RequestId, UsageReport, MAX_JSON_BODY};
+use crate::ctx::{read_body, RequestId, StreamMeter, UsageReport, MAX_JSON_BODY};
 use crate::error::{ApiError, PendingError};
 use crate::AppState;
 
@@ -276,7 +276,7 @@ fn meter(rc: &RouteCtx, caller: &Caller, meta: &RequestMeta, resp: &Response, st
         .unwrap_or_default();
     let replayed = resp.extensions().get::<Replayed>().is_some();
     let usage = if replayed { None } else { report.usage };
-    rc.app.platform.record(UsageEvent {
+    let event = UsageEvent {
         at: rc.app.platform.clock.now(),
         account_id: caller.account.id.clone(),
         key_id: caller.key.id.clone(),
@@ -293,5 +293,10 @@ fn meter(rc: &RouteCtx, caller: &Caller, meta: &RequestMeta, resp: &Response, st
             .get::<PendingError>()
             .map(|p| p.0.code.as_str().to_owned()),
         client_ip: meta.client_ip.clone(),
-    });
+    };
+    match resp.extensions().get::<Arc<StreamMeter>>() {
+        // A stream: recorded with its token counts once it ends.
+        Some(stream) => stream.arm(event, rc.app.platform.clone()),
+        None => rc.app.platform.record(event),
+    }
 }

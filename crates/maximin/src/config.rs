@@ -24,6 +24,23 @@ pub struct FileConfig {
     /// Catalog entries to add, or to replace the built-in entry with the same id.
     #[serde(default)]
     pub models: Vec<ModelSpec>,
+    /// Local inference engines.
+    #[serde(default)]
+    pub engines: EngineConfig,
+}
+
+/// `[engines]` in maximin.toml.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// CPU threads for each local engine (default: the machine's cores).
+    pub threads: Option<usize>,
+    /// Chat: sequences decoded together (default 16).
+    pub chat_slots: Option<usize>,
+    /// Chat: context window of one sequence in tokens (default 4096, capped by the model).
+    pub chat_context: Option<u32>,
+    /// Chat: requests that may wait for a free sequence before new ones get 429 (default 64).
+    pub chat_queue: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -41,6 +58,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub log_format: LogFormat,
     pub models: Vec<ModelSpec>,
+    pub engines: EngineConfig,
     pub source: Option<PathBuf>,
 }
 
@@ -72,6 +90,7 @@ impl Config {
         listen: Option<String>,
         data_dir: Option<PathBuf>,
         log_format: Option<LogFormat>,
+        threads: Option<usize>,
     ) -> Result<Config, String> {
         let listen = listen
             .or(file.listen)
@@ -92,6 +111,10 @@ impl Config {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             log_format: log_format.or(file.log_format).unwrap_or_default(),
             models: file.models,
+            engines: EngineConfig {
+                threads: threads.or(file.engines.threads),
+                ..file.engines
+            },
             source,
         })
     }
@@ -105,19 +128,26 @@ mod tests {
     fn flags_beat_file_beats_defaults() {
         let file: FileConfig =
             toml::from_str("listen = \"0.0.0.0:9000\"\nlog_format = \"json\"").expect("toml");
-        let c = Config::layer(file, None, None, Some("/tmp/x".into()), None).expect("layer");
+        let c = Config::layer(file, None, None, Some("/tmp/x".into()), None, None).expect("layer");
         assert_eq!(c.listen, "0.0.0.0:9000");
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(c.log_format, LogFormat::Json);
 
         let file: FileConfig = toml::from_str("listen = \"0.0.0.0:9000\"").expect("toml");
-        let c = Config::layer(file, None, Some("127.0.0.1:1".into()), None, None).expect("layer");
+        let c =
+            Config::layer(file, None, Some("127.0.0.1:1".into()), None, None, None).expect("layer");
         assert_eq!(c.listen, "127.0.0.1:1");
         assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
 
-        assert!(
-            Config::layer(FileConfig::default(), None, Some("nope".into()), None, None).is_err()
-        );
+        assert!(Config::layer(
+            FileConfig::default(),
+            None,
+            Some("nope".into()),
+            None,
+            None,
+            None
+        )
+        .is_err());
         assert!(
             toml::from_str::<FileConfig>("lisen = \"x\"").is_err(),
             "unknown keys are refused"

@@ -4,17 +4,19 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use maximin_core::catalog::ModelSpec;
 use maximin_core::clock::iso8601;
+use maximin_core::engines::ChatEvent;
 use maximin_core::{secrets, Error};
 use maximin_types::inference::{
     ChatChoice, ChatCompletion, ChatCompletionRequest, Embedding, EmbeddingInput,
     EmbeddingsRequest, EmbeddingsResponse, Role,
 };
 use maximin_types::{ErrorCode, Modality, TokenUsage};
+use serde_json::json;
 
-use crate::ctx::{ApiJson, Ctx, UsageReport};
+use crate::ctx::{ApiJson, Ctx, StreamMeter, UsageReport};
 use crate::error::ApiError;
 use crate::AppState;
 
@@ -129,27 +131,153 @@ pub async fn create_chat_completion(
         .get(&spec.engine)
         .ok_or_else(|| engine_missing(spec))?;
     let weights = spec.weights_path(&p.installed.models_dir);
-    let out = engine.complete(spec, weights.as_deref(), &req).await?;
+    let mut events = engine.start(spec, weights.as_deref(), &req).await?;
+    let id = secrets::new_id("chatcmpl");
+    let created = iso8601(p.clock.now());
+    if req.stream {
+        return Ok(stream_chat(ctx, events, id, created, spec.id.clone()));
+    }
+    let mut text = String::new();
+    let out = loop {
+        match events.recv().await {
+            Some(ChatEvent::Delta(d)) => text.push_str(&d),
+            Some(ChatEvent::Done(out)) => break out,
+            Some(ChatEvent::Failed(e)) => return Err(e.into()),
+            None => return Err(Error::internal("the engine stopped without finishing").into()),
+        }
+    };
+    let usage = out.usage;
     let completion = ChatCompletion {
-        id: secrets::new_id("chatcmpl"),
+        id,
         object: "chat.completion".into(),
-        created: iso8601(p.clock.now()),
+        created,
         model: spec.id.clone(),
         choices: vec![ChatChoice {
             index: 0,
             message: out.message,
             finish_reason: out.finish_reason,
         }],
-        usage: out.usage,
+        usage,
     };
     Ok(ctx.respond(
         StatusCode::OK,
         completion,
         UsageReport {
             model: Some(spec.id.clone()),
-            usage: Some(out.usage),
+            usage: Some(usage),
         },
     ))
+}
+
+/// Server-sent events: one `chat.completion.chunk` per decoded delta as soon as
+/// it is decoded, a last chunk with `finish_reason` and `usage`, then `[DONE]`.
+fn stream_chat(
+    ctx: Ctx,
+    events: tokio::sync::mpsc::UnboundedReceiver<ChatEvent>,
+    id: String,
+    created: String,
+    model: String,
+) -> Response {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+
+    let meter = StreamMeter::new();
+    let chunk = {
+        let (id, created, model) = (id.clone(), created.clone(), model.clone());
+        move |delta: serde_json::Value, finish: Option<&str>| {
+            json!({
+                "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            })
+        }
+    };
+    struct State<F> {
+        events: tokio::sync::mpsc::UnboundedReceiver<ChatEvent>,
+        chunk: F,
+        meter: std::sync::Arc<StreamMeter>,
+        model: String,
+        request_id: String,
+        first: bool,
+        done: bool,
+    }
+    let state = State {
+        events,
+        chunk,
+        meter: meter.clone(),
+        model,
+        request_id: ctx.request_id.clone(),
+        first: true,
+        done: false,
+    };
+    let stream = futures_util::stream::unfold(state, |mut st| async move {
+        if st.done {
+            return None;
+        }
+        let frames: Vec<String> = match st.events.recv().await {
+            Some(ChatEvent::Delta(text)) => {
+                let delta = if st.first {
+                    json!({"role": "assistant", "content": text})
+                } else {
+                    json!({"content": text})
+                };
+                st.first = false;
+                vec![(st.chunk)(delta, None).to_string()]
+            }
+            Some(ChatEvent::Done(out)) => {
+                st.done = true;
+                st.meter.report(UsageReport {
+                    model: Some(st.model.clone()),
+                    usage: Some(out.usage),
+                });
+                let mut frames = Vec::new();
+                if let Some(calls) = &out.message.tool_calls {
+                    let calls: Vec<_> = calls
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| json!({"index": i, "id": c.id, "type": c.kind, "function": c.function}))
+                        .collect();
+                    frames.push(
+                        (st.chunk)(json!({"role": "assistant", "tool_calls": calls}), None)
+                            .to_string(),
+                    );
+                }
+                let mut last = (st.chunk)(json!({}), Some(out.finish_reason.as_str()));
+                last["usage"] = json!(out.usage);
+                last["meta"] =
+                    json!({"request_id": st.request_id, "model": st.model, "usage": out.usage});
+                frames.push(last.to_string());
+                frames.push("[DONE]".to_owned());
+                frames
+            }
+            Some(ChatEvent::Failed(e)) => {
+                st.done = true;
+                vec![
+                    json!({"error": {"code": e.code.as_str(), "message": e.message, "details": e.details},
+                           "meta": {"request_id": st.request_id}})
+                    .to_string(),
+                    "[DONE]".to_owned(),
+                ]
+            }
+            None => {
+                st.done = true;
+                vec!["[DONE]".to_owned()]
+            }
+        };
+        let events: Vec<Result<Event, std::convert::Infallible>> = frames
+            .into_iter()
+            .map(|f| Ok(Event::default().data(f)))
+            .collect();
+        Some((futures_util::stream::iter(events), st))
+    });
+    let stream = futures_util::StreamExt::flatten(stream);
+    let mut resp = Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response();
+    resp.headers_mut().insert(
+        "x-accel-buffering",
+        axum::http::HeaderValue::from_static("no"),
+    );
+    resp.extensions_mut().insert(meter);
+    resp
 }
 
 /// Embed a batch of texts.

@@ -33,6 +33,17 @@ impl Server {
         Server::start_in(dir, &[]).await
     }
 
+    /// A server whose data dir sees the provisioned default models
+    /// (`MAXIMIN_TEST_MODELS`, a data dir filled by `scripts/provision-models`).
+    pub async fn with_models(config: &str) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::os::unix::fs::symlink(models_dir(), dir.path().join("models")).expect("link models");
+        if !config.is_empty() {
+            std::fs::write(dir.path().join("maximin.toml"), config).expect("config");
+        }
+        Server::start_in(dir, &[]).await
+    }
+
     pub async fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -199,6 +210,20 @@ pub fn cli_in(dir: &Path, args: &[&str]) -> Result<Value, Value> {
     } else {
         Err(v)
     }
+}
+
+/// `$MAXIMIN_TEST_MODELS/models`: where the provisioned models are.
+pub fn models_dir() -> std::path::PathBuf {
+    let root = std::env::var_os("MAXIMIN_TEST_MODELS").unwrap_or_else(|| {
+        panic!("MAXIMIN_TEST_MODELS is not set: run `scripts/provision-models` and point it at that data dir (scripts/check does both)")
+    });
+    let dir = std::path::PathBuf::from(root).join("models");
+    assert!(
+        dir.join("gemma-3-270m").is_dir(),
+        "{} has no gemma-3-270m: run scripts/provision-models",
+        dir.display()
+    );
+    dir
 }
 
 pub fn rand_suffix() -> String {

@@ -6,9 +6,11 @@ mod helpers;
 
 mod account_api;
 mod auth;
+mod chat;
 mod errors;
 mod idempotency;
 mod models;
+mod models_pull;
 mod privacy;
 mod ratelimit;
 mod system;
