@@ -378,7 +378,7 @@ async fn open_platform(config: &Config) -> Result<Arc<Platform>, Failure> {
 /// The local engines built into this binary, by catalog engine name.
 fn engines(cfg: &crate::config::EngineConfig) -> Engines {
     #[cfg_attr(
-        not(feature = "llama"),
+        not(any(feature = "llama", feature = "bert")),
         expect(unused_mut, reason = "no engine features")
     )]
     let mut engines = Engines::default();
@@ -402,6 +402,13 @@ fn engines(cfg: &crate::config::EngineConfig) -> Engines {
             Arc::new(maximin_engine_llama::LlamaEngine::new(opts)),
         );
     }
+    #[cfg(feature = "bert")]
+    engines.embed.insert(
+        maximin_engine_bert::ENGINE_NAME.to_owned(),
+        Arc::new(maximin_engine_bert::BertEngine::new(
+            cfg.threads.unwrap_or(0),
+        )),
+    );
     let _ = cfg;
     engines
 }

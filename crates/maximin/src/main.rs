@@ -10,6 +10,10 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    // Thread settings candle reads only from the environment, set before any
+    // thread exists.
+    #[cfg(feature = "bert")]
+    maximin_engine_bert::configure_process();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -7,6 +7,7 @@ mod helpers;
 mod account_api;
 mod auth;
 mod chat;
+mod embeddings;
 mod errors;
 mod idempotency;
 mod models;
