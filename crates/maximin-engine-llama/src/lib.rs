@@ -107,23 +107,19 @@ impl LlamaEngine {
         }
     }
 
+    fn cached(&self, path: &Path) -> Option<Arc<Loaded>> {
+        let map = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(path).cloned()
+    }
+
+    /// Loads a model once; concurrent first requests wait for the one load.
     async fn load(&self, spec: &ModelSpec, path: &Path) -> Result<Arc<Loaded>> {
-        if let Some(l) = self
-            .loaded
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(path)
-        {
-            return Ok(l.clone());
+        if let Some(l) = self.cached(path) {
+            return Ok(l);
         }
         let _one_at_a_time = self.loading.lock().await;
-        if let Some(l) = self
-            .loaded
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(path)
-        {
-            return Ok(l.clone());
+        if let Some(l) = self.cached(path) {
+            return Ok(l);
         }
         if !path.is_file() {
             return Err(Error::new(
