@@ -70,6 +70,60 @@ def stream(base, key, model, content, max_tokens, seed=1):
     return ttft or total, total, completion, prompt
 
 
+def measure(base, key, model, tokens=128, streams=(1, 4, 16), label="server", out=print):
+    """Runs every measurement against one server and returns the figures."""
+    stream(base, key, model, PROMPT, 8)  # warm-up: load the model
+
+    long_prompt = " ".join([PROMPT] * 24)  # about 500 tokens
+    # Every request opens differently, so that no server answers from a
+    # prompt prefix it kept from the previous request (llama-cpp-python does).
+    runs = [stream(base, key, model, f"Story {i}. {long_prompt}", 1, seed=i) for i in range(3)]
+    ttft = statistics.median(r[0] for r in runs)
+    prompt_tokens = runs[0][3]
+    fig = {"label": label, "prompt_tokens": prompt_tokens, "long_prompt_ttft_ms": ttft * 1e3}
+    if prompt_tokens:
+        fig["prompt_tps"] = prompt_tokens / ttft
+        out(f"{label}: prompt {prompt_tokens} tokens, time to first token {ttft*1000:.0f} ms"
+            f" -> prompt {prompt_tokens/ttft:.0f} tokens/s")
+    else:
+        out(f"{label}: time to first token on a long prompt {ttft*1000:.0f} ms")
+
+    single = [stream(base, key, model, f"Tale {i}. {PROMPT}", tokens, seed=i) for i in range(3)]
+    gen = statistics.median((r[2] - 1) / (r[1] - r[0]) for r in single if r[2] > 1)
+    ttft_short = statistics.median(r[0] for r in single)
+    fig["generation_tps"] = gen
+    fig["ttft_ms"] = ttft_short * 1e3
+    out(f"{label}: one stream: generation {gen:.1f} tokens/s, time to first token {ttft_short*1000:.0f} ms")
+
+    fig["aggregate"] = {}
+    for n in streams:
+        results = [None] * n
+
+        def worker(i):
+            results[i] = stream(base, key, model, f"Fable {n}.{i}. {PROMPT}", tokens, seed=100 + i)
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - t0
+        if any(r is None for r in results):
+            raise RuntimeError(f"{label}: a stream failed with {n} concurrent streams")
+        total = sum(r[2] for r in results)
+        ttfts = sorted(r[0] for r in results)
+        fig["aggregate"][n] = {
+            "tps": total / wall,
+            "ttft_p50_ms": ttfts[len(ttfts) // 2] * 1e3,
+            "ttft_max_ms": ttfts[-1] * 1e3,
+        }
+        out(f"{label}: {n:>2} streams: aggregate {total/wall:.1f} tokens/s "
+            f"({total} tokens in {wall:.1f} s), time to first token p50 {ttfts[len(ttfts)//2]*1000:.0f} ms "
+            f"max {ttfts[-1]*1000:.0f} ms")
+    return fig
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--base", required=True)
@@ -79,38 +133,8 @@ def main():
     ap.add_argument("--label", default="server")
     ap.add_argument("--streams", default="1,4,16")
     a = ap.parse_args()
-
-    stream(a.base, a.key, a.model, PROMPT, 8)  # warm-up: load the model
-
-    long_prompt = " ".join([PROMPT] * 24)  # about 500 tokens
-    runs = [stream(a.base, a.key, a.model, long_prompt, 1, seed=i) for i in range(3)]
-    ttft = statistics.median(r[0] for r in runs)
-    prompt_tokens = runs[0][3]
-    print(f"{a.label}: prompt {prompt_tokens} tokens, time to first token {ttft*1000:.0f} ms"
-          f" -> prompt {prompt_tokens/ttft:.0f} tokens/s" if prompt_tokens else
-          f"{a.label}: time to first token on a long prompt {ttft*1000:.0f} ms")
-
-    single = [stream(a.base, a.key, a.model, PROMPT, a.tokens, seed=i) for i in range(3)]
-    gen = statistics.median((r[2] - 1) / (r[1] - r[0]) for r in single if r[2] > 1)
-    ttft_short = statistics.median(r[0] for r in single)
-    print(f"{a.label}: one stream: generation {gen:.1f} tokens/s, time to first token {ttft_short*1000:.0f} ms")
-
-    for n in [int(x) for x in a.streams.split(",")]:
-        results = [None] * n
-        def worker(i):
-            results[i] = stream(a.base, a.key, a.model, PROMPT, a.tokens, seed=100 + i)
-        threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
-        t0 = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - t0
-        tokens = sum(r[2] for r in results)
-        ttfts = sorted(r[0] for r in results)
-        print(f"{a.label}: {n:>2} streams: aggregate {tokens/wall:.1f} tokens/s "
-              f"({tokens} tokens in {wall:.1f} s), time to first token p50 {ttfts[len(ttfts)//2]*1000:.0f} ms "
-              f"max {ttfts[-1]*1000:.0f} ms")
+    measure(a.base, a.key, a.model, a.tokens,
+            [int(x) for x in a.streams.split(",")], a.label)
 
 
 if __name__ == "__main__":
