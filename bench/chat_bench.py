@@ -70,6 +70,23 @@ def stream(base, key, model, content, max_tokens, seed=1):
     return ttft or total, total, completion, prompt
 
 
+def prompt_tokens_of(base, key, model, content):
+    """Prompt token count from a non-streamed reply's usage (for servers whose
+    streams carry no usage)."""
+    url = urllib.parse.urlparse(base)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=600)
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": content}],
+                       "max_tokens": 1})
+    conn.request("POST", url.path.rstrip("/") + "/v1/chat/completions", body, headers)
+    reply = json.loads(conn.getresponse().read())
+    conn.close()
+    reply = reply.get("data", reply)
+    return (reply.get("usage") or {}).get("prompt_tokens", 0)
+
+
 def measure(base, key, model, tokens=128, streams=(1, 4, 16), label="server", out=print):
     """Runs every measurement against one server and returns the figures."""
     stream(base, key, model, PROMPT, 8)  # warm-up: load the model
@@ -79,7 +96,7 @@ def measure(base, key, model, tokens=128, streams=(1, 4, 16), label="server", ou
     # prompt prefix it kept from the previous request (llama-cpp-python does).
     runs = [stream(base, key, model, f"Story {i}. {long_prompt}", 1, seed=i) for i in range(3)]
     ttft = statistics.median(r[0] for r in runs)
-    prompt_tokens = runs[0][3]
+    prompt_tokens = runs[0][3] or prompt_tokens_of(base, key, model, f"Story 9. {long_prompt}")
     fig = {"label": label, "prompt_tokens": prompt_tokens, "long_prompt_ttft_ms": ttft * 1e3}
     if prompt_tokens:
         fig["prompt_tps"] = prompt_tokens / ttft

@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VENVS = Path(os.environ.get("MAXIMIN_BENCH_VENVS", Path.home() / ".cache" / "maximin-bench"))
 LLAMA_CPP_PYTHON = "llama-cpp-python[server]==0.3.36"
 SENTENCE_TRANSFORMERS = "sentence-transformers==6.2.0"
-GGUF = "models/gemma-3-270m/gemma-3-270m-q4_k_m.gguf"
+GGUF = "models/gemma-3-270m/gemma-3-270m-Q4_K_M.gguf"
 MINILM = "models/all-minilm-l6-v2"
 
 
@@ -131,7 +131,10 @@ def bench_llama_cpp(python, gguf, threads, label):
     proc = subprocess.Popen(
         [str(python), "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
          "--port", str(port), "--n_threads", str(threads), "--n_threads_batch", str(threads),
-         "--n_ctx", "4096", "--chat_format", "gemma"],
+         "--n_ctx", "4096", "--chat_format", "gemma",
+         # Queue concurrent requests instead of cancelling the running one
+         # (its default), so every stream runs to the end as with maximin.
+         "--interrupt_requests", "False"],
         stdout=logf, stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}"
