@@ -7,7 +7,10 @@
 //!   a stream resampled chunk by chunk equals the same audio resampled at once.
 //! - [`Format`], [`AudioSettings`]: the MiniMax T2A `audio_setting` values this
 //!   crate serves, and their validation (errors name the wire field).
+//! - [`analysis`]: pitch track (YIN) and [`analysis::VoiceStats`] for voice
+//!   profiles.
 
+pub mod analysis;
 mod pcm;
 pub mod resample;
 mod settings;
