@@ -7,14 +7,26 @@
 //!   a stream resampled chunk by chunk equals the same audio resampled at once.
 //! - [`Format`], [`AudioSettings`]: the MiniMax T2A `audio_setting` values this
 //!   crate serves, and their validation (errors name the wire field).
+//! - [`Encoder`]: streaming encoder (mono in, any supported rate); every
+//!   [`Encoder::push`] returns the bytes ready now, and all of them plus
+//!   [`Encoder::finish`] form one valid file. [`encode_whole`] writes a whole
+//!   clip with exact sizes.
+//! - [`decode`]: MP3, WAV, FLAC, AAC/M4A and Ogg Vorbis to [`Pcm`] (symphonia),
+//!   the container found from the bytes, never from a name.
 //! - [`analysis`]: pitch track (YIN) and [`analysis::VoiceStats`] for voice
 //!   profiles.
 
 pub mod analysis;
+mod decode;
+mod encode;
+mod flac;
 mod pcm;
 pub mod resample;
 mod settings;
+mod wav;
 
+pub use decode::decode;
+pub use encode::{encode_whole, Encoder};
 pub use pcm::Pcm;
 pub use settings::{
     mp3_bitrate_for, AudioSettings, Format, ALLOWED_BITRATES, ALLOWED_CHANNELS,
