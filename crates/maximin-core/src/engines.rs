@@ -63,15 +63,87 @@ pub trait EmbedEngine: Send + Sync + 'static {
     ) -> Result<EmbedOutput>;
 }
 
+/// The gender a voice presents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Gender {
+    Female,
+    Male,
+}
+
+impl Gender {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Gender::Female => "female",
+            Gender::Male => "male",
+        }
+    }
+}
+
+/// A voice a speech engine offers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineVoice {
+    /// The engine's own id for it: espeak-ng `en-us` or `en-us+f3`, a Piper
+    /// voice's file stem such as `en_US-joe-medium`.
+    pub id: String,
+    pub name: String,
+    /// Lower-case language tag, region after a hyphen: `en-us`, `fr`, `cmn`.
+    pub language: String,
+    pub gender: Option<Gender>,
+}
+
+/// How to speak, in engine-neutral terms (the request's speed, pitch and
+/// emotion become these; volume is applied to the samples afterwards).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Prosody {
+    /// Speaking-rate factor; 1.0 is the voice's own rate.
+    pub rate: f32,
+    /// Pitch shift in semitones.
+    pub pitch: f32,
+    /// Intonation range factor; 1.0 is the voice's own, 0 is monotone.
+    pub range: f32,
+}
+
+impl Default for Prosody {
+    fn default() -> Self {
+        Prosody {
+            rate: 1.0,
+            pitch: 0.0,
+            range: 1.0,
+        }
+    }
+}
+
+/// Mono audio from an engine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpeechAudio {
+    pub samples: Vec<f32>,
+    pub sample_rate: u32,
+}
+
+/// A speech engine: text (a sentence or a few) to mono samples with one of
+/// its voices. Callers split long text and call once per piece, which is what
+/// streams audio out sentence by sentence.
+#[async_trait]
+pub trait SpeechEngine: Send + Sync + 'static {
+    fn voices(&self) -> Vec<EngineVoice>;
+    async fn synthesize(&self, voice: &str, text: &str, prosody: Prosody) -> Result<SpeechAudio>;
+}
+
 /// Engines built into this binary, by the name catalog entries use.
 #[derive(Default, Clone)]
 pub struct Engines {
     pub chat: HashMap<String, Arc<dyn ChatEngine>>,
     pub embed: HashMap<String, Arc<dyn EmbedEngine>>,
+    pub speech: HashMap<String, Arc<dyn SpeechEngine>>,
 }
 
 impl Engines {
     pub fn names(&self) -> BTreeSet<String> {
-        self.chat.keys().chain(self.embed.keys()).cloned().collect()
+        self.chat
+            .keys()
+            .chain(self.embed.keys())
+            .chain(self.speech.keys())
+            .cloned()
+            .collect()
     }
 }

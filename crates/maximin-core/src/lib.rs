@@ -13,6 +13,7 @@ pub mod idempotency;
 pub mod meter;
 pub mod ratelimit;
 pub mod secrets;
+pub mod speech;
 pub mod store;
 
 use std::sync::Arc;

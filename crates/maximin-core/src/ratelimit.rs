@@ -62,7 +62,8 @@ pub const DEFAULT_ENTERPRISE: CustomLimits = CustomLimits {
 
 fn payg_rpm(class: RateClass) -> u32 {
     match class {
-        RateClass::Chat | RateClass::Embeddings => 600,
+        // Speech is inference like chat and embeddings (DESIGN.md §3 has no row for it).
+        RateClass::Chat | RateClass::Embeddings | RateClass::Speech => 600,
         RateClass::VideoSubmit => 120,
         RateClass::Read => 300,
         RateClass::FileUpload => 60,

@@ -49,12 +49,64 @@ impl IntoResponse for ApiError {
 pub enum Surface {
     /// Seed 002: `{"error":{"code","message","details"}}`.
     Platform,
+    /// The MiniMax-native API (speech, voices, files, native text): HTTP 200
+    /// with `{"base_resp":{"status_code","status_msg"}}`, as MiniMax's own
+    /// clients expect (spec §0.4–0.5).
+    Native,
 }
 
+/// Paths of the MiniMax-native surface.
+const NATIVE_PATHS: &[&str] = &[
+    "/v1/t2a_v2",
+    "/v1/t2a_async_v2",
+    "/v1/query/t2a_async_query_v2",
+    "/v1/get_voice",
+    "/v1/voice_clone",
+    "/v1/voice_design",
+    "/v1/delete_voice",
+    "/v1/files/",
+    "/v1/text/chatcompletion_v2",
+    "/ws/v1/",
+];
+
+/// A detail key an error may carry to pick a more specific native
+/// `status_code` than its code's (e.g. 1042 for illegal characters).
+pub const NATIVE_CODE: &str = "native_status_code";
+
 impl Surface {
-    pub fn of_path(_path: &str) -> Surface {
-        Surface::Platform
+    pub fn of_path(path: &str) -> Surface {
+        if NATIVE_PATHS
+            .iter()
+            .any(|p| path == p.trim_end_matches('/') || (p.ends_with('/') && path.starts_with(p)))
+        {
+            Surface::Native
+        } else {
+            Surface::Platform
+        }
     }
+
+    pub fn status(self, err: &Error) -> StatusCode {
+        match self {
+            Surface::Platform => StatusCode::from_u16(err.code.http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            Surface::Native => StatusCode::OK,
+        }
+    }
+}
+
+/// The native `base_resp` of an error: its status code, and a message that
+/// names the field at fault.
+pub fn native_base_resp(err: &Error) -> serde_json::Value {
+    let code = err
+        .details
+        .get(NATIVE_CODE)
+        .and_then(serde_json::Value::as_i64)
+        .unwrap_or_else(|| err.code.native_status_code());
+    let msg = match err.details.get("field").and_then(serde_json::Value::as_str) {
+        Some(field) if !err.message.contains(field) => format!("{} ({field})", err.message),
+        _ => err.message.clone(),
+    };
+    json!({ "status_code": code, "status_msg": msg })
 }
 
 pub fn render_body(surface: Surface, err: &Error, request_id: &str) -> serde_json::Value {
@@ -66,6 +118,10 @@ pub fn render_body(surface: Surface, err: &Error, request_id: &str) -> serde_jso
                 "details": err.details,
             },
             "meta": { "request_id": request_id },
+        }),
+        Surface::Native => json!({
+            "base_resp": native_base_resp(err),
+            "trace_id": request_id,
         }),
     }
 }

@@ -123,7 +123,7 @@ const ACCOUNT_WRITE: EndpointSpec = spec(RateClass::Account, None, false, true);
 
 fn mount(state: AppState) -> Api {
     use axum::routing::{delete, post};
-    use routes::{account, inference, models, system};
+    use routes::{account, inference, models, speech, system};
     Api::new(state)
         .open("/healthz", get(system::get_healthz))
         .open("/readyz", get(system::get_readyz))
@@ -178,6 +178,12 @@ fn mount(state: AppState) -> Api {
             "/v1/chat/completions",
             spec(RateClass::Chat, Some(Modality::Text), false, false),
             post(inference::create_chat_completion),
+        )
+        .route(
+            Method::POST,
+            "/v1/t2a_v2",
+            spec(RateClass::Speech, Some(Modality::Speech), false, false),
+            post(speech::t2a_v2),
         )
         .route(
             Method::POST,
@@ -320,8 +326,7 @@ async fn finish_error(
         tracing::error!(request_id = %request_id, "server error");
     }
     let body = render_body(surface, &err, request_id);
-    let status =
-        StatusCode::from_u16(err.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status = surface.status(&err);
     let mut new = (status, axum::Json(body)).into_response();
     for (name, value) in resp.headers() {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {

@@ -92,6 +92,7 @@ impl Modify for BearerAuth {
         routes::account::get_usage,
         routes::inference::create_chat_completion,
         routes::inference::create_embeddings,
+        routes::speech::t2a_v2,
     ),
     modifiers(&BearerAuth)
 )]

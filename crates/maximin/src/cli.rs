@@ -277,7 +277,7 @@ async fn pull_model(
     use maximin_types::ErrorCode;
 
     let catalog = Catalog::with_overrides(config.models.clone()).map_err(Failure::Setup)?;
-    let spec = catalog.resolve(name).ok_or_else(|| {
+    let spec = catalog.resolve_pullable(name).ok_or_else(|| {
         Error::new(
             ErrorCode::ModelNotFound,
             format!("No model '{name}' in the catalog; `maximin models list` shows the ids."),
@@ -370,15 +370,15 @@ async fn open_platform(config: &Config) -> Result<Arc<Platform>, Failure> {
         Arc::new(InProcessLimiter::default()),
         Arc::new(SystemClock),
         catalog,
-        engines(&config.engines),
+        engines(&config.engines, &config.data_dir.join("models")),
         installed,
     )))
 }
 
 /// The local engines built into this binary, by catalog engine name.
-fn engines(cfg: &crate::config::EngineConfig) -> Engines {
+fn engines(cfg: &crate::config::EngineConfig, models_dir: &std::path::Path) -> Engines {
     #[cfg_attr(
-        not(any(feature = "llama", feature = "bert")),
+        not(any(feature = "llama", feature = "bert", feature = "espeak")),
         expect(unused_mut, reason = "no engine features")
     )]
     let mut engines = Engines::default();
@@ -409,7 +409,38 @@ fn engines(cfg: &crate::config::EngineConfig) -> Engines {
             cfg.threads.unwrap_or(0),
         )),
     );
-    let _ = cfg;
+    #[cfg(feature = "espeak")]
+    match maximin_engine_espeak::EspeakEngine::shared() {
+        Ok(espeak) => {
+            #[cfg(feature = "piper")]
+            {
+                let lib = models_dir
+                    .join("onnxruntime")
+                    .join(maximin_core::catalog::ONNXRUNTIME_LIB);
+                let piper = maximin_engine_piper::PiperEngine::new(
+                    models_dir,
+                    Some(&lib),
+                    espeak.clone(),
+                    cfg.threads.unwrap_or(0),
+                );
+                if let Some(why) = piper.unavailable() {
+                    tracing::info!(
+                        "neural voices are off ({why}): run `maximin models pull onnxruntime` and `maximin models pull speech-2.8-hd`; speech-*-hd speaks with espeak-ng meanwhile"
+                    );
+                }
+                engines.speech.insert(
+                    maximin_engine_piper::ENGINE_NAME.to_owned(),
+                    Arc::new(piper),
+                );
+            }
+            engines.speech.insert(
+                maximin_engine_espeak::ENGINE_NAME.to_owned(),
+                Arc::new(espeak),
+            );
+        }
+        Err(e) => tracing::warn!(error = %e.message, "espeak-ng is unavailable; speech is off"),
+    }
+    let _ = (cfg, models_dir);
     engines
 }
 

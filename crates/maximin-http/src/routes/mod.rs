@@ -3,4 +3,5 @@
 pub mod account;
 pub mod inference;
 pub mod models;
+pub mod speech;
 pub mod system;

@@ -14,4 +14,5 @@ mod models;
 mod models_pull;
 mod privacy;
 mod ratelimit;
+mod speech;
 mod system;

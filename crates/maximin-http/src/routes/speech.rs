@@ -1,0 +1,718 @@
+//! `POST /v1/t2a_v2`: MiniMax-native text to speech, whole or streamed as
+//! server-sent events sentence by sentence, on the local speech engines.
+//!
+//! The model picks the engine (`*-hd` → Piper where the language has a
+//! neural voice, else espeak-ng; `*-turbo` → espeak-ng); the voice id picks
+//! the language and gender; speed, pitch and emotion become prosody; volume
+//! a gain. Each sentence is synthesised, encoded and (when streaming) sent
+//! before the next one starts.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use maximin_audio::{AudioSettings, Encoder, Format};
+use maximin_core::engines::{EngineVoice, Gender, Prosody, SpeechEngine};
+use maximin_core::speech::{self, Piece};
+use maximin_core::{Error, Platform};
+use maximin_types::speech::{
+    BaseResp, T2aData, T2aExtraInfo, T2aRequest, T2aResponse, VoiceSetting,
+};
+use maximin_types::{Modality, TokenUsage};
+use serde_json::json;
+
+use crate::ctx::{ApiJson, Ctx, StreamMeter, UsageReport};
+use crate::error::{ApiError, NATIVE_CODE};
+use crate::AppState;
+
+/// Most characters one synchronous request may carry (seed 003).
+pub const MAX_T2A_CHARS: usize = 10_000;
+
+/// Prefix of espeak-ng voice ids in the voice list: `espeak_en-us`, `espeak_fr+f2`.
+pub const ESPEAK_PREFIX: &str = "espeak_";
+
+const PIPER: &str = "piper";
+const ESPEAK: &str = "espeak-ng";
+
+fn invalid(field: &str, msg: impl Into<String>) -> ApiError {
+    Error::invalid(field, msg).into()
+}
+
+/// What a request asks for, checked and resolved.
+struct Plan {
+    engine: Arc<dyn SpeechEngine>,
+    voice: String,
+    prosody: Prosody,
+    gain: f32,
+    settings: AudioSettings,
+    text: String,
+    illegal_ratio: f64,
+    replacements: Vec<(String, String)>,
+}
+
+fn check_voice_setting(vs: &VoiceSetting) -> Result<(Prosody, f32), ApiError> {
+    let speed = vs.speed.unwrap_or(1.0);
+    if !(0.5..=2.0).contains(&speed) {
+        return Err(invalid(
+            "voice_setting.speed",
+            "'voice_setting.speed' must be between 0.5 and 2.",
+        ));
+    }
+    let vol = vs.vol.unwrap_or(1.0);
+    if !(vol > 0.0 && vol <= 10.0) {
+        return Err(invalid(
+            "voice_setting.vol",
+            "'voice_setting.vol' must be greater than 0 and at most 10.",
+        ));
+    }
+    let pitch = vs.pitch.unwrap_or(0.0);
+    if !(-12.0..=12.0).contains(&pitch) || pitch.fract() != 0.0 {
+        return Err(invalid(
+            "voice_setting.pitch",
+            "'voice_setting.pitch' must be a whole number of semitones between -12 and 12.",
+        ));
+    }
+    let mut prosody = Prosody {
+        rate: speed,
+        pitch,
+        range: 1.0,
+    };
+    let mut gain = vol;
+    if let Some(e) = vs.emotion.as_deref() {
+        let (p, g) = speech::emotion_prosody(e).ok_or_else(|| {
+            invalid(
+                "voice_setting.emotion",
+                format!(
+                    "'voice_setting.emotion' must be one of {}.",
+                    speech::EMOTIONS.join(", ")
+                ),
+            )
+        })?;
+        prosody.rate *= p.rate;
+        prosody.pitch = (prosody.pitch + p.pitch).clamp(-12.0, 12.0);
+        prosody.range *= p.range;
+        gain *= g;
+    }
+    Ok((prosody, gain))
+}
+
+fn audio_settings(req: &T2aRequest) -> Result<AudioSettings, ApiError> {
+    let a = req.audio_setting.clone().unwrap_or_default();
+    let mut s = AudioSettings::default();
+    if let Some(f) = a.format.as_deref() {
+        s.format = f.parse::<Format>().map_err(|_| {
+            invalid(
+                "audio_setting.format",
+                "'audio_setting.format' must be mp3, pcm, flac or wav.",
+            )
+        })?;
+    }
+    if let Some(r) = a.sample_rate {
+        s.sample_rate = r;
+    }
+    if let Some(b) = a.bitrate {
+        s.bitrate = b;
+    }
+    if let Some(c) = a.channel {
+        s.channels = c;
+    }
+    s.validate()
+        .map_err(|e| invalid(e.field().unwrap_or("audio_setting"), e.to_string()))?;
+    if req.stream && s.format == Format::Wav {
+        return Err(invalid(
+            "audio_setting.format",
+            "wav is only available without streaming; stream mp3, pcm or flac.",
+        ));
+    }
+    Ok(s)
+}
+
+/// `voice_id` to a language, a gender and, when the id names one, an
+/// engine's own voice.
+struct Wanted {
+    language: String,
+    gender: Option<Gender>,
+    piper: Option<String>,
+    espeak: Option<String>,
+}
+
+fn wanted_voice(p: &Platform, voice_id: &str) -> Result<Wanted, ApiError> {
+    if let Some(id) = voice_id.strip_prefix(ESPEAK_PREFIX) {
+        let espeak = p.engines.speech.get(ESPEAK);
+        let base = id.split('+').next().unwrap_or(id);
+        let known = espeak.is_some_and(|e| e.voices().iter().any(|v| v.id == base));
+        if !known {
+            return Err(unknown_voice(voice_id));
+        }
+        return Ok(Wanted {
+            language: base.to_owned(),
+            gender: None,
+            piper: None,
+            espeak: Some(id.to_owned()),
+        });
+    }
+    if let Some(piper) = p.engines.speech.get(PIPER) {
+        if let Some(v) = piper.voices().into_iter().find(|v| v.id == voice_id) {
+            return Ok(Wanted {
+                language: v.language,
+                gender: v.gender,
+                piper: Some(v.id),
+                espeak: None,
+            });
+        }
+    }
+    if let Some(kind) = speech::minimax_voice_kind(voice_id) {
+        return Ok(Wanted {
+            language: kind.language.to_owned(),
+            gender: Some(kind.gender),
+            piper: None,
+            espeak: None,
+        });
+    }
+    Err(unknown_voice(voice_id))
+}
+
+fn unknown_voice(voice_id: &str) -> ApiError {
+    Error::invalid(
+        "voice_setting.voice_id",
+        format!("No voice '{voice_id}'; GET /v1/get_voice lists the voices you can use."),
+    )
+    .with(NATIVE_CODE, 20132)
+    .into()
+}
+
+/// The espeak-ng voice for a language and gender: the language's voice, with
+/// a female variant when a female voice is wanted.
+fn espeak_voice(voices: &[EngineVoice], language: &str, gender: Option<Gender>) -> Option<String> {
+    let v = speech::best_voice(voices, language, None)?;
+    Some(match gender {
+        Some(Gender::Female) => format!("{}+f3", v.id),
+        _ => v.id.clone(),
+    })
+}
+
+fn plan(p: &Platform, ctx: &Ctx, req: &T2aRequest) -> Result<(Plan, String), ApiError> {
+    let spec = p.model_for(&ctx.caller, &req.model)?;
+    if spec.modality != Modality::Speech {
+        return Err(invalid(
+            "model",
+            format!(
+                "'{}' is a {} model; /v1/t2a_v2 needs a speech model such as speech-2.8-hd.",
+                spec.id, spec.modality
+            ),
+        ));
+    }
+    let chars = req.text.chars().count();
+    if req.text.trim().is_empty() {
+        return Err(invalid("text", "'text' is empty."));
+    }
+    if chars > MAX_T2A_CHARS {
+        return Err(Error::invalid(
+            "text",
+            format!("'text' has {chars} characters; at most {MAX_T2A_CHARS} are allowed (use /v1/t2a_async_v2 for long text)."),
+        )
+        .with("limit", MAX_T2A_CHARS)
+        .into());
+    }
+    let ratio = speech::illegal_ratio(&req.text);
+    if ratio > speech::MAX_ILLEGAL_RATIO {
+        return Err(Error::invalid(
+            "text",
+            format!(
+                "{:.1}% of the text are illegal (control) characters; at most 10% are allowed.",
+                ratio * 100.0
+            ),
+        )
+        .with(NATIVE_CODE, 1042)
+        .with("invisible_character_ratio", ratio)
+        .into());
+    }
+    match req.output_format.as_deref() {
+        None | Some("hex") => {}
+        Some("url") if req.stream => {
+            return Err(invalid(
+                "output_format",
+                "'output_format' url is only available without streaming.",
+            ))
+        }
+        Some("url") => {
+            return Err(invalid(
+                "output_format",
+                "'output_format' url needs the file store, which this server does not offer yet; use hex.",
+            ))
+        }
+        Some(_) => return Err(invalid("output_format", "'output_format' must be hex or url.")),
+    }
+    let settings = audio_settings(req)?;
+
+    // The voice: voice_setting.voice_id, or the heaviest of timbre_weights.
+    let vs = req.voice_setting.clone().unwrap_or_default();
+    let mut voice_id = vs.voice_id.clone();
+    if let Some(weights) = req.timbre_weights.as_ref().filter(|w| !w.is_empty()) {
+        if weights.len() > 4 {
+            return Err(invalid(
+                "timbre_weights",
+                "'timbre_weights' mixes at most 4 voices.",
+            ));
+        }
+        for (i, w) in weights.iter().enumerate() {
+            if !(1..=100).contains(&w.weight) {
+                return Err(invalid(
+                    &format!("timbre_weights[{i}].weight"),
+                    "Each weight must be between 1 and 100.",
+                ));
+            }
+            wanted_voice(p, &w.voice_id).map_err(|_| {
+                ApiError::from(
+                    Error::invalid(
+                        &format!("timbre_weights[{i}].voice_id"),
+                        format!("No voice '{}'.", w.voice_id),
+                    )
+                    .with(NATIVE_CODE, 20132),
+                )
+            })?;
+        }
+        if voice_id.is_empty() {
+            voice_id = weights
+                .iter()
+                .max_by_key(|w| w.weight)
+                .map(|w| w.voice_id.clone())
+                .unwrap_or_default();
+        }
+    }
+    if voice_id.is_empty() {
+        return Err(invalid(
+            "voice_setting.voice_id",
+            "'voice_setting.voice_id' is required (or 'timbre_weights').",
+        ));
+    }
+    let (prosody, gain) = check_voice_setting(&vs)?;
+    let mut wanted = wanted_voice(p, &voice_id)?;
+    if let Some(boost) = req
+        .language_boost
+        .as_deref()
+        .filter(|b| *b != "auto" && !b.is_empty())
+    {
+        let tag = speech::language_boost_tag(boost).ok_or_else(|| {
+            invalid(
+                "language_boost",
+                format!("'language_boost' '{boost}' is not a language MiniMax lists."),
+            )
+        })?;
+        if speech::best_voice(
+            &[EngineVoice {
+                id: String::new(),
+                name: String::new(),
+                language: wanted.language.clone(),
+                gender: None,
+            }],
+            tag,
+            None,
+        )
+        .is_none()
+        {
+            wanted.language = tag.to_owned();
+            wanted.piper = None;
+            wanted.espeak = None;
+        }
+    }
+
+    // The engine: neural for *-hd where the language has a voice.
+    let engines = &p.engines.speech;
+    let mut chosen: Option<(Arc<dyn SpeechEngine>, String)> = None;
+    if spec.engine == PIPER {
+        if let Some(piper) = engines.get(PIPER) {
+            let voices = piper.voices();
+            let v = match &wanted.piper {
+                Some(id) => Some(id.clone()),
+                None => speech::best_voice(&voices, &wanted.language, wanted.gender)
+                    .map(|v| v.id.clone()),
+            };
+            if let Some(v) = v {
+                chosen = Some((piper.clone(), v));
+            }
+        }
+    }
+    if chosen.is_none() {
+        let espeak = engines.get(ESPEAK).ok_or_else(|| {
+            ApiError::from(
+                Error::new(
+                    maximin_types::ErrorCode::ModelUnavailable,
+                    format!(
+                        "No speech engine in this build can speak '{}' for '{}'.",
+                        wanted.language, spec.id
+                    ),
+                )
+                .with("model", spec.id.as_str()),
+            )
+        })?;
+        let v = match &wanted.espeak {
+            Some(id) => Some(id.clone()),
+            None => espeak_voice(&espeak.voices(), &wanted.language, wanted.gender),
+        };
+        let v = v.ok_or_else(|| {
+            invalid(
+                "voice_setting.voice_id",
+                format!("No installed voice speaks '{}'.", wanted.language),
+            )
+        })?;
+        chosen = Some((espeak.clone(), v));
+    }
+    let Some((engine, voice)) = chosen else {
+        return Err(Error::internal("no speech engine chosen").into());
+    };
+
+    let mut replacements = Vec::new();
+    if let Some(dict) = &req.pronunciation_dict {
+        for (i, rule) in dict.tone.iter().enumerate() {
+            let Some((from, to)) = rule.split_once('/') else {
+                return Err(invalid(
+                    &format!("pronunciation_dict.tone[{i}]"),
+                    "Each rule is 'original/replacement'.",
+                ));
+            };
+            if from.is_empty() {
+                return Err(invalid(
+                    &format!("pronunciation_dict.tone[{i}]"),
+                    "A rule's original text is empty.",
+                ));
+            }
+            replacements.push((from.to_owned(), to.to_owned()));
+        }
+    }
+    Ok((
+        Plan {
+            engine,
+            voice,
+            prosody,
+            gain,
+            settings,
+            text: req.text.clone(),
+            illegal_ratio: ratio,
+            replacements,
+        },
+        spec.id.clone(),
+    ))
+}
+
+/// Synthesises piece by piece; each call returns the encoded bytes of one
+/// sentence (or pause), and `finish` the rest and the totals.
+struct Synth {
+    plan: Plan,
+    pieces: std::collections::VecDeque<Piece>,
+    encoder: Option<Encoder>,
+    /// Pause seconds met before the first audio (the encoder's input rate is
+    /// known only then).
+    pending_silence: f32,
+    samples_in: u64,
+    input_rate: u32,
+    bytes: u64,
+}
+
+impl Synth {
+    fn new(plan: Plan) -> Self {
+        let mut text = speech::clean(&plan.text);
+        for (from, to) in &plan.replacements {
+            text = text.replace(from.as_str(), to);
+        }
+        let pieces = speech::pieces(&text).into();
+        Synth {
+            plan,
+            pieces,
+            encoder: None,
+            pending_silence: 0.0,
+            samples_in: 0,
+            input_rate: 0,
+            bytes: 0,
+        }
+    }
+
+    /// The next piece's bytes; `None` when every piece is done.
+    async fn next(&mut self) -> Option<Result<Vec<u8>, Error>> {
+        let piece = self.pieces.pop_front()?;
+        Some(self.step(piece).await)
+    }
+
+    async fn step(&mut self, piece: Piece) -> Result<Vec<u8>, Error> {
+        match piece {
+            Piece::Pause(secs) => match self.encoder.as_mut() {
+                None => {
+                    self.pending_silence += secs;
+                    Ok(Vec::new())
+                }
+                Some(enc) => {
+                    let n = (secs * self.input_rate as f32) as usize;
+                    self.samples_in += n as u64;
+                    let out = enc.push(&vec![0.0; n]).map_err(audio_error)?;
+                    self.bytes += out.len() as u64;
+                    Ok(out)
+                }
+            },
+            Piece::Text(text) => {
+                let mut audio = self
+                    .plan
+                    .engine
+                    .synthesize(&self.plan.voice, &text, self.plan.prosody)
+                    .await?;
+                if self.plan.gain != 1.0 {
+                    for s in &mut audio.samples {
+                        *s = (*s * self.plan.gain).clamp(-1.0, 1.0);
+                    }
+                }
+                let mut out = Vec::new();
+                if self.encoder.is_none() {
+                    self.input_rate = audio.sample_rate;
+                    self.encoder = Some(
+                        Encoder::new(self.plan.settings, audio.sample_rate).map_err(audio_error)?,
+                    );
+                    let n = (self.pending_silence * audio.sample_rate as f32) as usize;
+                    if n > 0 {
+                        self.samples_in += n as u64;
+                        if let Some(enc) = self.encoder.as_mut() {
+                            out.extend(enc.push(&vec![0.0; n]).map_err(audio_error)?);
+                        }
+                    }
+                }
+                let samples = if audio.sample_rate == self.input_rate {
+                    audio.samples
+                } else {
+                    maximin_audio::resample::resample_mono(
+                        &audio.samples,
+                        audio.sample_rate,
+                        self.input_rate,
+                    )
+                };
+                self.samples_in += samples.len() as u64;
+                if let Some(enc) = self.encoder.as_mut() {
+                    out.extend(enc.push(&samples).map_err(audio_error)?);
+                }
+                self.bytes += out.len() as u64;
+                Ok(out)
+            }
+        }
+    }
+
+    /// The encoder's tail and the extra_info of the whole audio.
+    fn finish(mut self) -> Result<(Vec<u8>, T2aExtraInfo, u64), Error> {
+        let enc = match self.encoder.take() {
+            Some(e) => e,
+            None => {
+                // Nothing was spoken (only pauses): encode the silence.
+                let rate = self.plan.settings.sample_rate;
+                let mut e = Encoder::new(self.plan.settings, rate).map_err(audio_error)?;
+                let n = (self.pending_silence * rate as f32) as usize;
+                self.input_rate = rate;
+                self.samples_in = n as u64;
+                let head = e.push(&vec![0.0; n]).map_err(audio_error)?;
+                self.bytes += head.len() as u64;
+                let mut tail = head;
+                tail.extend(e.finish().map_err(audio_error)?);
+                self.bytes = tail.len() as u64;
+                return Ok(self.info_with(tail));
+            }
+        };
+        let tail = enc.finish().map_err(audio_error)?;
+        self.bytes += tail.len() as u64;
+        Ok(self.info_with(tail))
+    }
+
+    fn info_with(&self, tail: Vec<u8>) -> (Vec<u8>, T2aExtraInfo, u64) {
+        let s = &self.plan.settings;
+        let ms = if self.input_rate == 0 {
+            0
+        } else {
+            self.samples_in * 1000 / u64::from(self.input_rate)
+        };
+        let chars = speech::usage_characters(&self.plan.text);
+        (
+            tail,
+            T2aExtraInfo {
+                audio_length: ms,
+                audio_sample_rate: s.sample_rate,
+                audio_size: self.bytes,
+                bitrate: if s.format == Format::Mp3 {
+                    s.effective_bitrate()
+                } else {
+                    0
+                },
+                word_count: speech::word_count(&self.plan.text),
+                invisible_character_ratio: (self.plan.illegal_ratio * 1e4).round() / 1e4,
+                usage_characters: chars,
+                audio_format: s.format.as_str().to_owned(),
+                audio_channel: s.channels,
+            },
+            chars,
+        )
+    }
+}
+
+fn audio_error(e: maximin_audio::AudioError) -> Error {
+    match e.field() {
+        Some(f) => Error::invalid(f, e.to_string()),
+        None => Error::internal(format!("audio encoding: {e}")),
+    }
+}
+
+fn usage(chars: u64) -> TokenUsage {
+    TokenUsage {
+        prompt_tokens: chars,
+        completion_tokens: 0,
+    }
+}
+
+fn native(ctx: &Ctx, body: T2aResponse, report: UsageReport) -> Response {
+    let mut resp = axum::Json(body).into_response();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&ctx.request_id) {
+        resp.headers_mut().insert("trace-id", v);
+    }
+    resp.extensions_mut().insert(report);
+    resp
+}
+
+#[utoipa::path(post, path = "/v1/t2a_v2", tag = "speech", security(("bearer" = [])),
+    request_body = T2aRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response")),
+    responses((status = 200, description = "`data.audio` is hex of the audio; with `stream: true`, server-sent events of the same shape (`status` 1 per sentence, 2 at the end). Errors are HTTP 200 with a non-zero `base_resp.status_code`", body = T2aResponse)))]
+pub async fn t2a_v2(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    ApiJson(req): ApiJson<T2aRequest>,
+) -> Result<Response, ApiError> {
+    let (plan, model) = plan(&app.platform, &ctx, &req)?;
+    let mut synth = Synth::new(plan);
+    if req.stream {
+        let exclude = req
+            .stream_options
+            .as_ref()
+            .is_some_and(|o| o.exclude_aggregated_audio);
+        return Ok(stream(ctx, synth, model, exclude));
+    }
+    let mut audio = Vec::new();
+    while let Some(bytes) = synth.next().await {
+        audio.extend(bytes?);
+    }
+    let (tail, info, chars) = synth.finish()?;
+    audio.extend(tail);
+    let body = T2aResponse {
+        data: Some(T2aData {
+            audio: hex::encode(&audio),
+            status: 2,
+            subtitle_file: None,
+        }),
+        extra_info: Some(info),
+        trace_id: ctx.request_id.clone(),
+        base_resp: BaseResp::success(),
+    };
+    let report = UsageReport {
+        model: Some(model),
+        usage: Some(usage(chars)),
+    };
+    Ok(native(&ctx, body, report))
+}
+
+/// SSE: one frame per sentence as soon as it is encoded (`status` 1), then a
+/// final frame (`status` 2) with `extra_info` and, unless excluded, the whole
+/// audio. No `[DONE]`: MiniMax clients parse every `data:` line as JSON.
+fn stream(ctx: Ctx, synth: Synth, model: String, exclude_aggregated: bool) -> Response {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+
+    let meter = StreamMeter::new();
+    struct St {
+        synth: Option<Synth>,
+        all: Vec<u8>,
+        trace: String,
+        model: String,
+        meter: Arc<StreamMeter>,
+        exclude: bool,
+    }
+    let st = St {
+        synth: Some(synth),
+        all: Vec::new(),
+        trace: ctx.request_id.clone(),
+        model,
+        meter: meter.clone(),
+        exclude: exclude_aggregated,
+    };
+    let frames = futures_util::stream::unfold(st, |mut st| async move {
+        let synth = st.synth.as_mut()?;
+        loop {
+            match synth.next().await {
+                Some(Ok(bytes)) if bytes.is_empty() => continue,
+                Some(Ok(bytes)) => {
+                    st.all.extend(&bytes);
+                    let frame = json!({
+                        "data": {"audio": hex::encode(&bytes), "status": 1},
+                        "trace_id": st.trace,
+                        "base_resp": {"status_code": 0, "status_msg": ""},
+                    });
+                    return Some((vec![frame.to_string()], st));
+                }
+                Some(Err(e)) => {
+                    st.synth = None;
+                    let frame = json!({
+                        "data": null,
+                        "trace_id": st.trace,
+                        "base_resp": crate::error::native_base_resp(&e),
+                    });
+                    return Some((vec![frame.to_string()], st));
+                }
+                None => break,
+            }
+        }
+        let synth = st.synth.take()?;
+        let frame = match synth.finish() {
+            Ok((tail, info, chars)) => {
+                st.all.extend(&tail);
+                st.meter.report(UsageReport {
+                    model: Some(st.model.clone()),
+                    usage: Some(usage(chars)),
+                });
+                // The encoder's tail (the last MP3 frames, FLAC's end) is part
+                // of the stream: send it as its own chunk before the summary.
+                let mut frames = Vec::new();
+                if !tail.is_empty() {
+                    frames.push(json!({
+                        "data": {"audio": hex::encode(&tail), "status": 1},
+                        "trace_id": st.trace,
+                        "base_resp": {"status_code": 0, "status_msg": ""},
+                    }));
+                }
+                frames.push(json!({
+                    "data": {
+                        "audio": if st.exclude { String::new() } else { hex::encode(&st.all) },
+                        "status": 2,
+                    },
+                    "extra_info": info,
+                    "trace_id": st.trace,
+                    "base_resp": {"status_code": 0, "status_msg": "success"},
+                }));
+                frames.into_iter().map(|f| f.to_string()).collect()
+            }
+            Err(e) => vec![json!({
+                "data": null,
+                "trace_id": st.trace,
+                "base_resp": crate::error::native_base_resp(&e),
+            })
+            .to_string()],
+        };
+        Some((frame, st))
+    });
+    let events = futures_util::StreamExt::flat_map(frames, |fs| {
+        futures_util::stream::iter(
+            fs.into_iter()
+                .map(|f| Ok::<_, std::convert::Infallible>(Event::default().data(f))),
+        )
+    });
+    let mut resp = Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response();
+    resp.headers_mut().insert(
+        "x-accel-buffering",
+        axum::http::HeaderValue::from_static("no"),
+    );
+    if let Ok(v) = axum::http::HeaderValue::from_str(&ctx.request_id) {
+        resp.headers_mut().insert("trace-id", v);
+    }
+    resp.extensions_mut().insert(meter);
+    resp
+}

@@ -1,0 +1,380 @@
+//! `POST /v1/t2a_v2` on the real engines: the Piper voice behind `*-hd`,
+//! espeak-ng behind `*-turbo`. Audio is decoded (symphonia, through
+//! maximin-audio) and measured, not compared with stored bytes.
+
+use std::time::Instant;
+
+use futures::StreamExt;
+use maximin_audio::Pcm;
+use serde_json::{json, Value};
+
+use crate::helpers::Server;
+
+const SENTENCE: &str = "The quick brown fox jumps over the lazy dog.";
+
+fn audio_of(body: &Value) -> Vec<u8> {
+    assert_eq!(body["base_resp"]["status_code"], 0, "{body}");
+    hex::decode(body["data"]["audio"].as_str().expect("audio hex")).expect("hex")
+}
+
+fn decode(format: &str, bytes: &[u8], rate: u32, channels: u16) -> Pcm {
+    if format == "pcm" {
+        let samples = bytes
+            .chunks_exact(2)
+            .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
+            .collect();
+        return Pcm::new(samples, rate, channels);
+    }
+    maximin_audio::decode(bytes).unwrap_or_else(|e| panic!("{format} does not decode: {e}"))
+}
+
+async fn t2a(s: &Server, key: &str, body: Value) -> Value {
+    let r = s.post("/v1/t2a_v2", key, body).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert!(r.header("trace-id").is_some());
+    r.body
+}
+
+#[tokio::test]
+async fn every_format_decodes_to_plausible_speech_on_both_engines() {
+    let s = Server::with_models("").await;
+    let (_, key) = s.admin("payg");
+    for model in ["speech-2.8-hd", "speech-2.8-turbo"] {
+        for (format, rate, channels) in [
+            ("mp3", 32_000, 1),
+            ("flac", 24_000, 1),
+            ("wav", 16_000, 2),
+            ("pcm", 22_050, 1),
+        ] {
+            let body = t2a(
+                &s,
+                &key,
+                json!({
+                    "model": model, "text": SENTENCE,
+                    "voice_setting": {"voice_id": "English_expressive_narrator"},
+                    "audio_setting": {"format": format, "sample_rate": rate, "channel": channels},
+                }),
+            )
+            .await;
+            let bytes = audio_of(&body);
+            let info = &body["extra_info"];
+            assert_eq!(info["audio_format"], format);
+            assert_eq!(info["audio_sample_rate"], rate);
+            assert_eq!(info["audio_channel"], channels);
+            assert_eq!(info["audio_size"], bytes.len());
+            assert_eq!(info["usage_characters"], 36);
+            assert_eq!(info["word_count"], 9);
+            let pcm = decode(format, &bytes, rate, channels);
+            assert_eq!(pcm.sample_rate, rate, "{model} {format}");
+            assert_eq!(pcm.channels, channels, "{model} {format}");
+            let secs = pcm.duration_secs();
+            assert!(
+                (1.2..6.0).contains(&secs),
+                "{model} {format}: {secs:.2} s for one sentence"
+            );
+            let reported = info["audio_length"].as_f64().expect("ms") / 1000.0;
+            assert!(
+                (reported - secs).abs() < 0.15 + secs * 0.05,
+                "{model} {format}: extra_info says {reported:.2} s, the audio is {secs:.2} s"
+            );
+            let level = pcm.rms_dbfs();
+            assert!(
+                level > -35.0,
+                "{model} {format}: {level:.1} dBFS is near silence"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn speed_pitch_volume_and_pauses_take_effect() {
+    let s = Server::with_models("").await;
+    let (_, key) = s.admin("payg");
+    for model in ["speech-2.8-hd", "speech-2.8-turbo"] {
+        let say = |voice: Value, text: &str| {
+            json!({"model": model, "text": text, "voice_setting": voice,
+                   "audio_setting": {"format": "wav", "sample_rate": 22050}})
+        };
+        let pcm = |b: &Value| decode("wav", &audio_of(b), 22_050, 1);
+        let slow = pcm(&t2a(
+            &s,
+            &key,
+            say(json!({"voice_id": "Wise_Woman", "speed": 0.5}), SENTENCE),
+        )
+        .await);
+        let fast = pcm(&t2a(
+            &s,
+            &key,
+            say(json!({"voice_id": "Wise_Woman", "speed": 2.0}), SENTENCE),
+        )
+        .await);
+        assert!(
+            slow.duration_secs() > 1.6 * fast.duration_secs(),
+            "{model}: speed 0.5 gives {:.2} s, 2.0 gives {:.2} s",
+            slow.duration_secs(),
+            fast.duration_secs()
+        );
+        let f0 = |p: &Pcm| {
+            maximin_audio::analysis::voice_stats(p)
+                .f0_median_hz
+                .expect("voiced speech")
+        };
+        let low = pcm(&t2a(
+            &s,
+            &key,
+            say(json!({"voice_id": "Deep_Voice_Man", "pitch": -8}), SENTENCE),
+        )
+        .await);
+        let high = pcm(&t2a(
+            &s,
+            &key,
+            say(json!({"voice_id": "Deep_Voice_Man", "pitch": 8}), SENTENCE),
+        )
+        .await);
+        assert!(
+            f0(&high) > 1.4 * f0(&low),
+            "{model}: pitch +8 gives {:.0} Hz, -8 gives {:.0} Hz",
+            f0(&high),
+            f0(&low)
+        );
+        let quiet = pcm(&t2a(
+            &s,
+            &key,
+            say(json!({"voice_id": "Wise_Woman", "vol": 0.25}), SENTENCE),
+        )
+        .await);
+        let normal = pcm(&t2a(&s, &key, say(json!({"voice_id": "Wise_Woman"}), SENTENCE)).await);
+        assert!(
+            normal.rms_dbfs() - quiet.rms_dbfs() > 9.0,
+            "{model}: vol 0.25 should be ~12 dB quieter ({:.1} vs {:.1} dBFS)",
+            quiet.rms_dbfs(),
+            normal.rms_dbfs()
+        );
+        let paused = pcm(&t2a(
+            &s,
+            &key,
+            say(json!({"voice_id": "Wise_Woman"}), "Hello.<#2#>Hello."),
+        )
+        .await);
+        let plain = pcm(&t2a(
+            &s,
+            &key,
+            say(json!({"voice_id": "Wise_Woman"}), "Hello. Hello."),
+        )
+        .await);
+        assert!(
+            paused.duration_secs() > plain.duration_secs() + 1.5,
+            "{model}: a 2 s pause: {:.2} s against {:.2} s",
+            paused.duration_secs(),
+            plain.duration_secs()
+        );
+    }
+}
+
+#[tokio::test]
+async fn streaming_sends_the_first_sentence_before_the_rest_is_synthesised() {
+    let s = Server::with_models("").await;
+    let (_, key) = s.admin("payg");
+    let text = [
+        "The first sentence is short.",
+        "The second one follows it closely.",
+        "A third sentence adds a little more to say.",
+        "The fourth keeps the engine busy for a while longer.",
+        "The fifth sentence is here as well.",
+        "And the sixth one closes the paragraph at last.",
+    ]
+    .join(" ");
+    for model in ["speech-2.8-hd", "speech-2.8-turbo"] {
+        let started = Instant::now();
+        let resp = s
+            .http
+            .post(s.url("/v1/t2a_v2"))
+            .bearer_auth(&key)
+            .json(&json!({
+                "model": model, "text": text, "stream": true,
+                "voice_setting": {"voice_id": "male-qn-qingse", "speed": 1.0},
+                "language_boost": "English",
+                "audio_setting": {"format": "mp3", "sample_rate": 32000},
+            }))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(resp.status(), 200);
+        assert!(resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream")));
+        let mut body = resp.bytes_stream();
+        let mut buf = String::new();
+        let mut frames: Vec<(f64, Value)> = Vec::new();
+        while let Some(chunk) = body.next().await {
+            buf.push_str(std::str::from_utf8(&chunk.expect("chunk")).expect("utf8"));
+            while let Some(end) = buf.find("\n\n") {
+                let frame: String = buf.drain(..end + 2).collect();
+                for line in frame.lines() {
+                    if let Some(data) = line.strip_prefix("data:") {
+                        let v: Value = serde_json::from_str(data.trim())
+                            .unwrap_or_else(|e| panic!("every data line is JSON ({e}): {data}"));
+                        frames.push((started.elapsed().as_secs_f64(), v));
+                    }
+                }
+            }
+        }
+        let total = started.elapsed().as_secs_f64();
+        let chunks: Vec<&(f64, Value)> = frames
+            .iter()
+            .filter(|(_, f)| f["data"]["status"] == 1)
+            .collect();
+        assert!(
+            chunks.len() >= 6,
+            "{model}: {} chunks for 6 sentences",
+            chunks.len()
+        );
+        // The neural voice takes a noticeable time per sentence, so the first
+        // one must arrive well before the last is done. (espeak-ng speaks the
+        // whole paragraph in milliseconds; there only the chunking is checked.)
+        let first = chunks[0].0;
+        if model.ends_with("-hd") {
+            assert!(
+                first < total * 0.5,
+                "{model}: the first chunk came at {first:.2} s of {total:.2} s"
+            );
+        }
+        let last = &frames.last().expect("frames").1;
+        assert_eq!(last["data"]["status"], 2, "{model}: the last frame closes");
+        assert_eq!(last["base_resp"]["status_code"], 0);
+        let joined: Vec<u8> = chunks
+            .iter()
+            .flat_map(|(_, f)| hex::decode(f["data"]["audio"].as_str().expect("hex")).expect("hex"))
+            .collect();
+        let whole = hex::decode(last["data"]["audio"].as_str().expect("hex")).expect("hex");
+        assert_eq!(
+            joined, whole,
+            "{model}: the chunks make up the aggregated audio"
+        );
+        let pcm = decode("mp3", &whole, 32_000, 1);
+        assert!(
+            pcm.duration_secs() > 6.0,
+            "{model}: {:.2} s",
+            pcm.duration_secs()
+        );
+        assert_eq!(last["extra_info"]["audio_size"], whole.len());
+    }
+}
+
+fn assert_native_error(body: &Value, code: i64, mentions: &str) {
+    assert_eq!(body["base_resp"]["status_code"], code, "{body}");
+    let msg = body["base_resp"]["status_msg"].as_str().expect("msg");
+    assert!(msg.contains(mentions), "'{mentions}' in {msg}");
+    assert!(body["trace_id"]
+        .as_str()
+        .is_some_and(|t| t.starts_with("req_")));
+}
+
+#[tokio::test]
+async fn mistakes_come_back_as_native_errors_naming_the_field() {
+    let s = Server::with_models("").await;
+    let (_, key) = s.admin("payg");
+    let base = json!({"model": "speech-2.8-turbo", "text": SENTENCE,
+                      "voice_setting": {"voice_id": "Wise_Woman"}});
+    let with = |patch: Value| {
+        let mut b = base.clone();
+        for (k, v) in patch.as_object().expect("obj") {
+            b[k] = v.clone();
+        }
+        b
+    };
+    let cases = [
+        (
+            with(json!({"voice_setting": {"voice_id": "Wise_Woman", "speed": 3}})),
+            2013,
+            "voice_setting.speed",
+        ),
+        (
+            with(json!({"voice_setting": {"voice_id": "Wise_Woman", "pitch": 0.5}})),
+            2013,
+            "voice_setting.pitch",
+        ),
+        (
+            with(json!({"voice_setting": {"voice_id": "Wise_Woman", "emotion": "bored"}})),
+            2013,
+            "voice_setting.emotion",
+        ),
+        (
+            with(json!({"voice_setting": {"voice_id": "nobody-here"}})),
+            20132,
+            "nobody-here",
+        ),
+        (
+            with(json!({"audio_setting": {"sample_rate": 12345}})),
+            2013,
+            "audio_setting.sample_rate",
+        ),
+        (
+            with(json!({"audio_setting": {"format": "ogg"}})),
+            2013,
+            "audio_setting.format",
+        ),
+        (
+            with(json!({"stream": true, "audio_setting": {"format": "wav"}})),
+            2013,
+            "wav",
+        ),
+        (
+            with(json!({"model": "minimax-chat-v2"})),
+            2013,
+            "speech model",
+        ),
+        (with(json!({"text": "x".repeat(10_001)})), 2013, "10000"),
+        (
+            with(json!({"text": format!("{}{}", "\u{1}".repeat(3), "abcdefghijklmnopq")})),
+            1042,
+            "illegal",
+        ),
+    ];
+    for (body, code, mentions) in cases {
+        let r = s.post("/v1/t2a_v2", &key, body).await;
+        assert_eq!(r.status, 200, "native errors are HTTP 200: {:?}", r.body);
+        assert_native_error(&r.body, code, mentions);
+    }
+    // Illegal characters up to 10%: spoken, and the ratio reported.
+    let body = t2a(
+        &s,
+        &key,
+        with(json!({"text": format!("\u{1}{}", "Hello there, friend.")})),
+    )
+    .await;
+    assert!(!audio_of(&body).is_empty());
+    let ratio = body["extra_info"]["invisible_character_ratio"]
+        .as_f64()
+        .expect("ratio");
+    assert!((ratio - 1.0 / 21.0).abs() < 1e-3, "{ratio}");
+    // A bad key, the native way.
+    let r = s.post("/v1/t2a_v2", "mmx_live_nope", base.clone()).await;
+    assert_eq!(r.status, 200);
+    assert_native_error(&r.body, 1004, "");
+}
+
+#[tokio::test]
+async fn speech_is_metered_in_characters() {
+    let s = Server::with_models("").await;
+    let (_, key) = s.admin("payg");
+    t2a(
+        &s,
+        &key,
+        json!({"model": "speech-02-turbo", "text": "One two three.",
+               "voice_setting": {"voice_id": "female-shaonv"}, "language_boost": "English"}),
+    )
+    .await;
+    let u = s.get("/v1/account/usage", &key).await;
+    let by_model = u.assert_ok(200)["by_model"]
+        .as_array()
+        .expect("models")
+        .clone();
+    let speech = by_model
+        .iter()
+        .find(|m| m["model"] == "speech-2.8-turbo")
+        .expect("speech usage, under the catalog id");
+    assert_eq!(speech["prompt_tokens"], 12, "characters billed: {speech}");
+}
