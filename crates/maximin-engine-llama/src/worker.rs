@@ -73,6 +73,9 @@ struct Seq {
     events: UnboundedSender<ChatEvent>,
 }
 
+/// Candidates kept before top-p (llama.cpp's default).
+const TOP_K: i32 = 40;
+
 fn sampler(model: &LlamaModel, p: &Prepared) -> Result<LlamaSampler, Error> {
     let mut chain = Vec::new();
     if let Some(g) = &p.grammar {
@@ -91,6 +94,12 @@ fn sampler(model: &LlamaModel, p: &Prepared) -> Result<LlamaSampler, Error> {
         chain.push(LlamaSampler::greedy());
     } else {
         let seed = p.seed.unwrap_or_else(rand_seed);
+        // Candidates are cut to the 40 likeliest before top-p, as llama.cpp's
+        // server and Ollama do by default: top-p over a whole vocabulary
+        // (262,144 tokens for Gemma 3) is a sort per token per sequence on the
+        // decode thread, and what it keeps beyond the 40th token has
+        // negligible probability mass.
+        chain.push(LlamaSampler::top_k(TOP_K));
         chain.push(LlamaSampler::top_p(p.top_p, 1));
         chain.push(LlamaSampler::temp(p.temperature));
         chain.push(LlamaSampler::dist((seed ^ (seed >> 32)) as u32));
