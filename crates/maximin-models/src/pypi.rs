@@ -488,6 +488,33 @@ mod tests {
     }
 
     #[test]
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    fn a_package_with_only_binary_wheels_gets_the_one_for_this_machine() {
+        let p = page(serde_json::json!([
+            file("onnxruntime-1.32.0-cp311-cp311-macosx_13_0_universal2.whl"),
+            file(
+                "onnxruntime-1.32.0-cp311-cp311-manylinux_2_27_aarch64.manylinux_2_28_aarch64.whl"
+            ),
+            file("onnxruntime-1.32.0-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl"),
+            file("onnxruntime-1.32.0-cp311-cp311-win_amd64.whl"),
+            file("onnxruntime-1.31.0-cp312-cp312-manylinux_2_28_x86_64.whl"),
+        ]));
+        let req: Requirement = "onnxruntime".parse().expect("req");
+        let w = p.choose(&req, &base()).expect("a wheel");
+        assert_eq!(
+            w.filename,
+            "onnxruntime-1.32.0-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl"
+        );
+        let none = page(serde_json::json!([file(
+            "onnxruntime-1.32.0-cp311-cp311-win_amd64.whl"
+        )]));
+        let err = none
+            .choose(&req, &base())
+            .expect_err("nothing for linux-x86_64");
+        assert!(err.to_string().contains("linux-x86_64"), "{err}");
+    }
+
+    #[test]
     fn binary_wheels_for_this_platform_count_and_others_do_not() {
         assert_eq!(
             usable_wheel("onnxruntime-1.32.0-cp311-cp311-manylinux_2_28_x86_64.whl").map(|w| w.2),
