@@ -70,15 +70,6 @@ pub enum Gender {
     Male,
 }
 
-impl Gender {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Gender::Female => "female",
-            Gender::Male => "male",
-        }
-    }
-}
-
 /// A voice a speech engine offers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineVoice {

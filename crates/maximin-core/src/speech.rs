@@ -8,7 +8,7 @@ use crate::engines::{EngineVoice, Gender, Prosody};
 /// One piece of the text to speak, or a pause (`<#0.5#>` markup).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Piece {
-    /// A sentence (or a clause of an over-long one); `chars` counts its characters.
+    /// A sentence, or a clause of an over-long one.
     Text(String),
     /// Silence, in seconds.
     Pause(f32),
@@ -368,6 +368,16 @@ pub fn language_boost_tag(boost: &str) -> Option<&'static str> {
     })
 }
 
+/// `en` of `en-us`.
+fn base_language(tag: &str) -> &str {
+    tag.split('-').next().unwrap_or(tag)
+}
+
+/// Whether two language tags name the same language (`en-us` and `en-gb` do).
+pub fn same_language(a: &str, b: &str) -> bool {
+    base_language(a) == base_language(b)
+}
+
 /// The best voice among `voices` for a language and gender: exact language
 /// (`en-us`), then the same base language (`en`, `en-gb`), preferring the
 /// gender asked for.
@@ -376,12 +386,10 @@ pub fn best_voice<'a>(
     language: &str,
     gender: Option<Gender>,
 ) -> Option<&'a EngineVoice> {
-    let base = |l: &str| l.split('-').next().unwrap_or(l).to_owned();
-    let want_base = base(language);
     let score = |v: &EngineVoice| {
         let lang = if v.language == language {
             4
-        } else if base(&v.language) == want_base {
+        } else if same_language(&v.language, language) {
             2
         } else {
             return 0;
@@ -503,5 +511,6 @@ mod tests {
             Some("en")
         );
         assert!(best_voice(&voices, "de", None).is_none());
+        assert!(same_language("en-us", "en-gb") && !same_language("en-us", "es"));
     }
 }

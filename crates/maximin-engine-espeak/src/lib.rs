@@ -53,7 +53,6 @@ struct Inner {
     jobs: std::sync::Mutex<mpsc::Sender<Job>>,
     voices: Vec<EngineVoice>,
     variants: Vec<EngineVoice>,
-    sample_rate: u32,
 }
 
 /// The process's espeak-ng. Cheap to clone.
@@ -91,13 +90,8 @@ impl EspeakEngine {
                 jobs: std::sync::Mutex::new(jobs),
                 voices,
                 variants,
-                sample_rate,
             }),
         })
-    }
-
-    pub fn sample_rate(&self) -> u32 {
-        self.inner.sample_rate
     }
 
     /// Voice variants (`f1`…`f5`, `m1`…, `klatt`, …); a voice id

@@ -140,12 +140,12 @@ fn wanted_voice(p: &Platform, voice_id: &str) -> Result<Wanted, ApiError> {
     if let Some(id) = voice_id.strip_prefix(ESPEAK_PREFIX) {
         let espeak = p.engines.speech.get(ESPEAK);
         let base = id.split('+').next().unwrap_or(id);
-        let known = espeak.is_some_and(|e| e.voices().iter().any(|v| v.id == base));
-        if !known {
+        let voice = espeak.and_then(|e| e.voices().into_iter().find(|v| v.id == base));
+        let Some(voice) = voice else {
             return Err(unknown_voice(voice_id));
-        }
+        };
         return Ok(Wanted {
-            language: base.to_owned(),
+            language: voice.language,
             gender: None,
             piper: None,
             espeak: Some(id.to_owned()),
@@ -299,18 +299,7 @@ fn plan(p: &Platform, ctx: &Ctx, req: &T2aRequest) -> Result<(Plan, String), Api
                 format!("'language_boost' '{boost}' is not a language MiniMax lists."),
             )
         })?;
-        if speech::best_voice(
-            &[EngineVoice {
-                id: String::new(),
-                name: String::new(),
-                language: wanted.language.clone(),
-                gender: None,
-            }],
-            tag,
-            None,
-        )
-        .is_none()
-        {
+        if !speech::same_language(&wanted.language, tag) {
             wanted.language = tag.to_owned();
             wanted.piper = None;
             wanted.espeak = None;
@@ -435,19 +424,14 @@ impl Synth {
 
     async fn step(&mut self, piece: Piece) -> Result<Vec<u8>, Error> {
         match piece {
-            Piece::Pause(secs) => match self.encoder.as_mut() {
-                None => {
+            Piece::Pause(secs) => {
+                if self.encoder.is_none() {
                     self.pending_silence += secs;
-                    Ok(Vec::new())
+                    return Ok(Vec::new());
                 }
-                Some(enc) => {
-                    let n = (secs * self.input_rate as f32) as usize;
-                    self.samples_in += n as u64;
-                    let out = enc.push(&vec![0.0; n]).map_err(audio_error)?;
-                    self.bytes += out.len() as u64;
-                    Ok(out)
-                }
-            },
+                let n = (secs * self.input_rate as f32) as usize;
+                self.feed(self.input_rate, &vec![0.0; n])
+            }
             Piece::Text(text) => {
                 let mut audio = self
                     .plan
@@ -459,60 +443,54 @@ impl Synth {
                         *s = (*s * self.plan.gain).clamp(-1.0, 1.0);
                     }
                 }
-                let mut out = Vec::new();
-                if self.encoder.is_none() {
-                    self.input_rate = audio.sample_rate;
-                    self.encoder = Some(
-                        Encoder::new(self.plan.settings, audio.sample_rate).map_err(audio_error)?,
-                    );
-                    let n = (self.pending_silence * audio.sample_rate as f32) as usize;
-                    if n > 0 {
-                        self.samples_in += n as u64;
-                        if let Some(enc) = self.encoder.as_mut() {
-                            out.extend(enc.push(&vec![0.0; n]).map_err(audio_error)?);
-                        }
-                    }
-                }
-                let samples = if audio.sample_rate == self.input_rate {
-                    audio.samples
-                } else {
-                    maximin_audio::resample::resample_mono(
-                        &audio.samples,
-                        audio.sample_rate,
-                        self.input_rate,
-                    )
-                };
-                self.samples_in += samples.len() as u64;
-                if let Some(enc) = self.encoder.as_mut() {
-                    out.extend(enc.push(&samples).map_err(audio_error)?);
-                }
-                self.bytes += out.len() as u64;
-                Ok(out)
+                self.feed(audio.sample_rate, &audio.samples)
             }
         }
     }
 
+    /// Encodes samples at `rate`. The encoder is made on first use (an
+    /// engine's rate is known only then), led by the pauses met before.
+    fn feed(&mut self, rate: u32, samples: &[f32]) -> Result<Vec<u8>, Error> {
+        let mut out = Vec::new();
+        match self.encoder.as_mut() {
+            None => {
+                let mut enc = Encoder::new(self.plan.settings, rate).map_err(audio_error)?;
+                let n = (self.pending_silence * rate as f32) as usize;
+                out = enc.push(&vec![0.0; n]).map_err(audio_error)?;
+                self.samples_in += n as u64;
+                self.input_rate = rate;
+                self.encoder = Some(enc);
+            }
+            // One voice and one prosody per request: an engine keeps its rate.
+            Some(_) if rate != self.input_rate => {
+                return Err(Error::internal(format!(
+                    "speech engine changed its sample rate mid-request ({} → {rate})",
+                    self.input_rate
+                )))
+            }
+            Some(_) => {}
+        }
+        if let Some(enc) = self.encoder.as_mut() {
+            out.extend(enc.push(samples).map_err(audio_error)?);
+        }
+        self.samples_in += samples.len() as u64;
+        self.bytes += out.len() as u64;
+        Ok(out)
+    }
+
     /// The encoder's tail and the extra_info of the whole audio.
     fn finish(mut self) -> Result<(Vec<u8>, T2aExtraInfo, u64), Error> {
-        let enc = match self.encoder.take() {
-            Some(e) => e,
-            None => {
-                // Nothing was spoken (only pauses): encode the silence.
-                let rate = self.plan.settings.sample_rate;
-                let mut e = Encoder::new(self.plan.settings, rate).map_err(audio_error)?;
-                let n = (self.pending_silence * rate as f32) as usize;
-                self.input_rate = rate;
-                self.samples_in = n as u64;
-                let head = e.push(&vec![0.0; n]).map_err(audio_error)?;
-                self.bytes += head.len() as u64;
-                let mut tail = head;
-                tail.extend(e.finish().map_err(audio_error)?);
-                self.bytes = tail.len() as u64;
-                return Ok(self.info_with(tail));
-            }
+        // Nothing spoken (only pauses): the silence at the output rate.
+        let mut tail = if self.encoder.is_none() {
+            self.feed(self.plan.settings.sample_rate, &[])?
+        } else {
+            Vec::new()
         };
-        let tail = enc.finish().map_err(audio_error)?;
-        self.bytes += tail.len() as u64;
+        if let Some(enc) = self.encoder.take() {
+            let end = enc.finish().map_err(audio_error)?;
+            self.bytes += end.len() as u64;
+            tail.extend(end);
+        }
         Ok(self.info_with(tail))
     }
 

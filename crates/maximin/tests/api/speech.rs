@@ -350,6 +350,28 @@ async fn mistakes_come_back_as_native_errors_naming_the_field() {
         .as_f64()
         .expect("ratio");
     assert!((ratio - 1.0 / 21.0).abs() < 1e-3, "{ratio}");
+    // Only a pause: that much silence, at the requested rate.
+    let body = t2a(
+        &s,
+        &key,
+        with(json!({"text": "<#1.5#>", "audio_setting": {"format": "wav", "sample_rate": 16000}})),
+    )
+    .await;
+    let silence = decode("wav", &audio_of(&body), 16_000, 1);
+    assert!(
+        (silence.duration_secs() - 1.5).abs() < 0.05,
+        "{}",
+        silence.duration_secs()
+    );
+    assert!(silence.peak() < 1e-3);
+    // An espeak-ng voice by its own id, with a variant.
+    let body = t2a(
+        &s,
+        &key,
+        with(json!({"text": "Bonjour.", "voice_setting": {"voice_id": "espeak_fr+f3"}})),
+    )
+    .await;
+    assert!(decode("mp3", &audio_of(&body), 32_000, 1).duration_secs() > 0.3);
     // A bad key, the native way.
     let r = s.post("/v1/t2a_v2", "mmx_live_nope", base.clone()).await;
     assert_eq!(r.status, 200);
