@@ -23,6 +23,7 @@
 //!   path). A missing or broken model directory is `model_unavailable` with the
 //!   `maximin models pull` hint, and is retried on the next request.
 
+mod encoder;
 mod model;
 
 use std::collections::HashMap;

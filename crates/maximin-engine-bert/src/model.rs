@@ -1,16 +1,19 @@
-//! One loaded sentence-transformers model: the BERT encoder (candle), its
-//! tokenizer, and the pooling/normalisation modules its directory describes.
+//! One loaded sentence-transformers model: the BERT encoder (`encoder.rs`, on
+//! candle's matrix products), its tokenizer, and the pooling/normalisation
+//! modules its directory describes.
 //!
 //! Everything here is synchronous and CPU-bound; the engine calls it from its
 //! compute pool, never from the async runtime.
 
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_transformers::models::bert::Config;
 use serde::Deserialize;
 use tokenizers::{Tokenizer, TruncationParams};
+
+use crate::encoder::Encoder;
 
 /// How token vectors become one sentence vector (`1_Pooling/config.json`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +56,7 @@ struct ModuleEntry {
 
 /// A model ready to embed. `Send + Sync`: shared behind an `Arc` by every job.
 pub(crate) struct Model {
-    bert: BertModel,
+    bert: Encoder,
     /// Neither pads nor truncates: counts every input's real tokens.
     tokenizer: Tokenizer,
     /// Truncates at `max_seq_length` (used only for inputs over the window).
@@ -62,7 +65,6 @@ pub(crate) struct Model {
     pooling: Pooling,
     normalize: bool,
     lowercase: bool,
-    pad_id: u32,
     pub(crate) dim: usize,
 }
 
@@ -202,7 +204,7 @@ impl Model {
             std::fs::read(weights).map_err(|e| format!("cannot read {weights_name}: {e}"))?;
         let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, &Device::Cpu)
             .map_err(|e| format!("{weights_name} is not a valid safetensors file: {e}"))?;
-        let bert = BertModel::load(vb, &config)
+        let bert = Encoder::load(vb, &config)
             .map_err(|e| format!("{weights_name} does not hold this BERT model: {e}"))?;
 
         Ok(Model {
@@ -213,7 +215,6 @@ impl Model {
             pooling,
             normalize,
             lowercase,
-            pad_id: u32::try_from(config.pad_token_id).unwrap_or(0),
             dim: config.hidden_size,
         })
     }
@@ -269,34 +270,26 @@ impl Model {
         Ok(out)
     }
 
-    /// Embeds one batch of tokenized inputs, padded to the longest of them.
+    /// Embeds one batch of tokenized inputs (packed, never padded).
     pub(crate) fn embed_batch(&self, batch: &[&[u32]]) -> candle_core::Result<Vec<Vec<f32>>> {
         let b = batch.len();
-        let longest = batch.iter().map(|ids| ids.len()).max().unwrap_or(0);
-        if b == 0 || longest == 0 {
+        if batch.iter().all(|ids| ids.is_empty()) {
             return Ok(vec![vec![0.0; self.dim]; b]);
         }
-        let mut ids = vec![self.pad_id; b * longest];
-        let mut mask = vec![0u32; b * longest];
-        for (row, seq) in batch.iter().enumerate() {
-            ids[row * longest..row * longest + seq.len()].copy_from_slice(seq);
-            mask[row * longest..row * longest + seq.len()].fill(1);
-        }
-        let device = Device::Cpu;
-        let input_ids = Tensor::from_vec(ids, (b, longest), &device)?;
-        let token_type_ids = input_ids.zeros_like()?;
-        let attention_mask = Tensor::from_vec(mask, (b, longest), &device)?;
-        let hidden = self
-            .bert
-            .forward(&input_ids, &token_type_ids, Some(&attention_mask))?;
-        let hidden: Vec<f32> = hidden.flatten_all()?.to_vec1()?;
+        let hidden = self.bert.forward(batch)?;
 
         let h = self.dim;
         let mut out = Vec::with_capacity(b);
-        for (row, seq) in batch.iter().enumerate() {
+        let mut base = 0;
+        for seq in batch {
             let len = seq.len();
-            let base = row * longest * h;
-            let token = |t: usize| &hidden[base + t * h..base + (t + 1) * h];
+            if len == 0 {
+                out.push(vec![0.0; h]);
+                continue;
+            }
+            let start = base;
+            base += len * h;
+            let token = |t: usize| &hidden[start + t * h..start + (t + 1) * h];
             let mut v = match self.pooling {
                 Pooling::Cls => token(0).to_vec(),
                 Pooling::Max => {
