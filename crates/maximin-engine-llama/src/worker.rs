@@ -3,10 +3,12 @@
 //!
 //! Each step builds one batch: the last sampled token of every generating
 //! sequence, then prompt chunks of admitted sequences up to the batch size.
-//! After the decode, each sequence that produced logits samples its next token
-//! with its own sampler chain (grammar, top-p, temperature, seeded draw), and
-//! its text goes through its stop matcher to the client. A sequence whose
-//! client has gone is dropped before the next step and its KV cells freed.
+//! After the decode, each sequence that produced logits samples its next token:
+//! from its logits row directly (`sample.rs`: top-k, top-p, temperature,
+//! seeded draw), or through llama.cpp's sampler chain when a grammar
+//! constrains it. Its text goes through its stop
+//! matcher to the client. A sequence whose client has gone is dropped before
+//! the next step and its KV cells freed.
 
 use std::num::NonZeroU32;
 use std::sync::mpsc::{Receiver, TryRecvError};
@@ -26,6 +28,7 @@ use maximin_types::TokenUsage;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::prompt::{self, ToolMode, CALL_CLOSE, CALL_OPEN};
+use crate::sample::{Draw, TOP_K};
 use crate::stops::{Hit, StopMatcher};
 
 pub struct WorkerOptions {
@@ -61,7 +64,7 @@ struct Seq {
     last: LlamaToken,
     /// Index of this sequence's logits in the current batch.
     logits_at: Option<i32>,
-    sampler: LlamaSampler,
+    picker: Picker,
     budget: u32,
     generated: u32,
     stops: StopMatcher,
@@ -73,38 +76,40 @@ struct Seq {
     events: UnboundedSender<ChatEvent>,
 }
 
-/// Candidates kept before top-p (llama.cpp's default).
-const TOP_K: i32 = 40;
+/// How a sequence picks its tokens.
+enum Picker {
+    /// Straight from the logits row (a fraction of a millisecond).
+    Direct(Draw),
+    /// llama.cpp's chain, led by a grammar that needs every candidate.
+    Chain(Box<LlamaSampler>),
+}
 
-fn sampler(model: &LlamaModel, p: &Prepared) -> Result<LlamaSampler, Error> {
-    let mut chain = Vec::new();
-    if let Some(g) = &p.grammar {
-        let s = match p.mode {
-            ToolMode::Forced(_) => LlamaSampler::grammar(model, g, "root"),
-            // The call grammar applies only once the model writes the opening tag.
-            _ => {
-                let wrapped = format!("{g}\ncall ::= \"{CALL_OPEN}\" root \"{CALL_CLOSE}\"\n");
-                LlamaSampler::grammar_lazy(model, &wrapped, "call", [CALL_OPEN], &[])
-            }
+fn picker(model: &LlamaModel, p: &Prepared) -> Result<Picker, Error> {
+    let seed = p.seed.unwrap_or_else(rand_seed);
+    let Some(g) = &p.grammar else {
+        return Ok(Picker::Direct(Draw::new(p.temperature, p.top_p, seed)));
+    };
+    let grammar = match p.mode {
+        ToolMode::Forced(_) => LlamaSampler::grammar(model, g, "root"),
+        // The call grammar applies only once the model writes the opening tag.
+        _ => {
+            let wrapped = format!("{g}\ncall ::= \"{CALL_OPEN}\" root \"{CALL_CLOSE}\"\n");
+            LlamaSampler::grammar_lazy(model, &wrapped, "call", [CALL_OPEN], &[])
         }
-        .map_err(|e| Error::invalid("tools", format!("The tools' grammar was refused: {e}")))?;
-        chain.push(s);
     }
+    .map_err(|e| Error::invalid("tools", format!("The tools' grammar was refused: {e}")))?;
+    let mut chain = vec![grammar];
     if p.temperature <= 0.0 {
         chain.push(LlamaSampler::greedy());
     } else {
-        let seed = p.seed.unwrap_or_else(rand_seed);
-        // Candidates are cut to the 40 likeliest before top-p, as llama.cpp's
-        // server and Ollama do by default: top-p over a whole vocabulary
-        // (262,144 tokens for Gemma 3) is a sort per token per sequence on the
-        // decode thread, and what it keeps beyond the 40th token has
-        // negligible probability mass.
-        chain.push(LlamaSampler::top_k(TOP_K));
+        // The same cut as `Draw`: top-p over a whole vocabulary is a sort per
+        // token, and what it keeps beyond the 40th token has negligible mass.
+        chain.push(LlamaSampler::top_k(TOP_K as i32));
         chain.push(LlamaSampler::top_p(p.top_p, 1));
         chain.push(LlamaSampler::temp(p.temperature));
         chain.push(LlamaSampler::dist((seed ^ (seed >> 32)) as u32));
     }
-    Ok(LlamaSampler::chain_simple(chain))
+    Ok(Picker::Chain(Box::new(LlamaSampler::chain_simple(chain))))
 }
 
 fn rand_seed() -> u64 {
@@ -130,6 +135,12 @@ pub fn run(
         .with_n_batch(opts.batch)
         .with_n_ubatch(opts.batch)
         .with_n_seq_max(u32::try_from(opts.slots).unwrap_or(1))
+        // One KV buffer for every sequence: llama.cpp then decodes a step's
+        // tokens as one micro-batch. With a buffer per sequence it splits a
+        // step wherever the sequences in it are not consecutive slots or
+        // carry unequal token counts, down to one-row micro-batches whose
+        // matrix products cannot use its batched kernels.
+        .with_kv_unified(true)
         .with_n_threads(threads)
         .with_n_threads_batch(threads);
     let mut ctx = match model.new_context(backend, params) {
@@ -172,8 +183,8 @@ pub fn run(
                 continue;
             }
             let p = job.prepared;
-            match sampler(&model, &p) {
-                Ok(s) => {
+            match picker(&model, &p) {
+                Ok(picker) => {
                     let _ = ctx.clear_kv_cache_seq(Some(free as u32), None, None);
                     let room = opts.ctx_per_slot.saturating_sub(p.tokens.len() as u32);
                     let marker = (p.mode == ToolMode::Auto).then(|| CALL_OPEN.to_owned());
@@ -182,7 +193,7 @@ pub fn run(
                         fed: 0,
                         pos: 0,
                         logits_at: None,
-                        sampler: s,
+                        picker,
                         budget: p.max_tokens.unwrap_or(room).min(room),
                         generated: 0,
                         stops: StopMatcher::new(p.stops, marker),
@@ -255,11 +266,12 @@ pub fn run(
             }
             continue;
         }
-        for (i, slot) in slots.iter_mut().enumerate() {
-            let Some(seq) = slot else { continue };
-            let Some(at) = seq.logits_at else { continue };
-            let finished = step(&model, &ctx, seq, at, opts.ctx_per_slot);
+        let picks = pick_tokens(&ctx, &mut slots);
+        for (i, token) in picks {
+            let Some(seq) = &mut slots[i] else { continue };
+            let finished = step(&model, seq, token, opts.ctx_per_slot);
             if let Some(reason) = finished {
+                let slot = &mut slots[i];
                 if let Some(seq) = slot.take() {
                     finish(seq, reason);
                 }
@@ -269,15 +281,23 @@ pub fn run(
     }
 }
 
-/// Samples one token for `seq`; returns a finish reason when it is done.
-fn step(
-    model: &LlamaModel,
-    ctx: &LlamaContext<'_>,
-    seq: &mut Seq,
-    at: i32,
-    window: u32,
-) -> Option<&'static str> {
-    let token = seq.sampler.sample(ctx, at);
+/// The next token of every sequence that produced logits this step, by slot.
+fn pick_tokens(ctx: &LlamaContext<'_>, slots: &mut [Option<Seq>]) -> Vec<(usize, LlamaToken)> {
+    let mut picks = Vec::new();
+    for (i, slot) in slots.iter_mut().enumerate() {
+        let Some(seq) = slot else { continue };
+        let Some(at) = seq.logits_at else { continue };
+        let token = match &mut seq.picker {
+            Picker::Direct(draw) => LlamaToken(draw.sample(ctx.get_logits_ith(at))),
+            Picker::Chain(chain) => chain.sample(ctx, at),
+        };
+        picks.push((i, token));
+    }
+    picks
+}
+
+/// Takes `token` as `seq`'s next one; returns a finish reason when it is done.
+fn step(model: &LlamaModel, seq: &mut Seq, token: LlamaToken, window: u32) -> Option<&'static str> {
     let vocab = model.vocab();
     if vocab.is_eog(token) {
         return Some(if seq.call.is_some() {

@@ -397,6 +397,9 @@ fn engines(cfg: &crate::config::EngineConfig, models_dir: &std::path::Path) -> E
         if let Some(q) = cfg.chat_queue {
             opts.queue = q;
         }
+        if let Some(r) = cfg.chat_requantize {
+            opts.requantize = r;
+        }
         engines.chat.insert(
             maximin_engine_llama::ENGINE_NAME.to_owned(),
             Arc::new(maximin_engine_llama::LlamaEngine::new(opts)),

@@ -41,6 +41,9 @@ pub struct EngineConfig {
     pub chat_context: Option<u32>,
     /// Chat: requests that may wait for a free sequence before new ones get 429 (default 64).
     pub chat_queue: Option<usize>,
+    /// Chat: load a copy of a GGUF whose Q5_0 and Q6_K tensors are Q8_0, made
+    /// once beside the file, for faster batched decoding on x86 (default true).
+    pub chat_requantize: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]

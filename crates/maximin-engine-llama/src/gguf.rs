@@ -1,0 +1,563 @@
+//! Q5_0 and Q6_K weights as Q8_0, for batched decoding on x86.
+//!
+//! When llama.cpp decodes a step of many sequences, every weight matrix is
+//! multiplied by a batch of rows. On x86 it has no batched kernel for Q6_K
+//! (one dot product per weight row and batch row: every 6-bit weight unpacked
+//! 16 times for 16 sequences), and its tinyBLAS kernel for Q5_0 spends much of
+//! its time re-assembling the fifth bit. Q8_0 (every 32 weights: one f16
+//! scale and 32 signed bytes) is tinyBLAS's cheapest format. In Gemma 3 270M's
+//! Q4_K_M file most layer matrices are Q5_0 (their 640-wide rows are not a
+//! multiple of the 256 that K-quants need) and some feed-forward outputs Q6_K.
+//!
+//! [`with_q8_0`] writes, once, a copy of a GGUF file in which those tensors
+//! are Q8_0, and everything else (metadata, other tensors, their order and
+//! alignment) is byte for byte the same:
+//! - Q5_0 → Q8_0 is exact: a Q5_0 weight is `d · (q − 16)` with `q` in 0..32,
+//!   which Q8_0 holds as the same `d` and the byte `q − 16`.
+//! - Q6_K → Q8_0 is not exact (Q6_K has a scale per 16 weights inside each
+//!   block of 32), but Q8_0 is finer: a weight moves by at most half a Q8_0
+//!   step (1/254 of its block's largest magnitude), well inside the 6-bit
+//!   quantisation it already carries.
+//!
+//! The copy sits beside the original as `.NAME.SIZE-MTIME.RECIPE.gguf` and is
+//! rebuilt when the original or the recipe changes.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use half::f16;
+
+const GGML_TYPE_Q5_0: u32 = 6;
+const GGML_TYPE_Q8_0: u32 = 8;
+const GGML_TYPE_Q6_K: u32 = 14;
+const Q5_0_BYTES: usize = 22;
+/// Names what a copy holds; a copy made by another recipe is replaced.
+const RECIPE: &str = "q5_0+q6_k-as-q8_0";
+const QK_K: usize = 256;
+const Q6_K_BYTES: usize = 210;
+const QK8_0: usize = 32;
+const Q8_0_BYTES: usize = 34;
+
+/// The file to load: a Q8_0 copy of `path` when it has Q5_0 or Q6_K tensors
+/// (made on first use), else `path` itself. A copy that cannot be made is
+/// logged and the original is used.
+pub fn with_q8_0(path: &Path) -> PathBuf {
+    match prepare(path) {
+        Ok(Some(copy)) => copy,
+        Ok(None) => path.to_path_buf(),
+        Err(e) => {
+            tracing::warn!(error = %e, "loading the GGUF as it is, without a Q8_0 copy");
+            path.to_path_buf()
+        }
+    }
+}
+
+fn prepare(path: &Path) -> Result<Option<PathBuf>, String> {
+    let meta = fs::metadata(path).map_err(|e| format!("cannot stat the weights: {e}"))?;
+    let stamp = format!(
+        "{}-{}",
+        meta.len(),
+        meta.modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos())
+    );
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or("the weights path has no file name")?;
+    let dir = path.parent().ok_or("the weights path has no directory")?;
+    let copy = dir.join(format!(".{name}.{stamp}.{RECIPE}.gguf"));
+    if copy.is_file() {
+        return Ok(Some(copy));
+    }
+
+    let bytes = fs::read(path).map_err(|e| format!("cannot read the weights: {e}"))?;
+    let file = parse(&bytes)?;
+    if !file.tensors.iter().any(convertible) {
+        return Ok(None);
+    }
+    let started = std::time::Instant::now();
+    let out = rewrite(&bytes, &file)?;
+
+    // Copies of older versions of the file go (never this one: another
+    // process may have just made it); the new one appears whole or not at all.
+    let prefix = format!(".{name}.");
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.starts_with(&prefix) && n.ends_with(".gguf") && e.path() != copy {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+    let tmp = dir.join(format!(
+        ".{name}.{stamp}.{}.{:?}.tmp",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let written = fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(&out).and_then(|()| f.sync_all()))
+        .and_then(|()| fs::rename(&tmp, &copy));
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(format!("cannot write {}: {e}", copy.display()));
+    }
+    tracing::info!(
+        file = %name,
+        ms = started.elapsed().as_millis() as u64,
+        "wrote a Q8_0 copy of the GGUF's Q5_0 and Q6_K tensors for batched decoding"
+    );
+    Ok(Some(copy))
+}
+
+struct TensorInfo {
+    dims: Vec<u64>,
+    kind: u32,
+    /// Offset within the data section.
+    offset: u64,
+    /// Where the type and offset fields sit in the header.
+    kind_at: usize,
+    offset_at: usize,
+}
+
+impl TensorInfo {
+    fn elements(&self) -> u64 {
+        self.dims.iter().product()
+    }
+}
+
+struct GgufFile {
+    tensors: Vec<TensorInfo>,
+    data_start: usize,
+    alignment: usize,
+}
+
+fn convertible(t: &TensorInfo) -> bool {
+    let row = match t.kind {
+        GGML_TYPE_Q6_K => QK_K,
+        GGML_TYPE_Q5_0 => QK8_0,
+        _ => return false,
+    };
+    t.dims
+        .first()
+        .is_some_and(|&n| n > 0 && n % row as u64 == 0)
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], String> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
+        let end = end.ok_or("the GGUF header is cut short")?;
+        let s = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(s)
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&mut self) -> Result<u64, String> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+    fn len(&mut self) -> Result<usize, String> {
+        usize::try_from(self.u64()?).map_err(|_| "a GGUF length is too large".to_owned())
+    }
+    fn string(&mut self) -> Result<String, String> {
+        let n = self.len()?;
+        Ok(String::from_utf8_lossy(self.take(n)?).into_owned())
+    }
+    /// Skips a metadata value of type `kind`; returns it when it is a u32.
+    fn value(&mut self, kind: u32) -> Result<Option<u32>, String> {
+        let fixed = match kind {
+            0 | 1 | 7 => 1,
+            2 | 3 => 2,
+            4..=6 => 4,
+            10..=12 => 8,
+            8 => {
+                let n = self.len()?;
+                self.take(n)?;
+                return Ok(None);
+            }
+            9 => {
+                let inner = self.u32()?;
+                let count = self.len()?;
+                for _ in 0..count {
+                    self.value(inner)?;
+                }
+                return Ok(None);
+            }
+            k => return Err(format!("unknown GGUF metadata type {k}")),
+        };
+        if kind == 4 {
+            return self.u32().map(Some);
+        }
+        self.take(fixed)?;
+        Ok(None)
+    }
+}
+
+fn parse(bytes: &[u8]) -> Result<GgufFile, String> {
+    let mut r = Reader { bytes, at: 0 };
+    if r.take(4)? != b"GGUF" {
+        return Err("not a GGUF file".into());
+    }
+    let version = r.u32()?;
+    if !(2..=3).contains(&version) {
+        return Err(format!("GGUF version {version} is not handled"));
+    }
+    let tensors = r.len()?;
+    let kvs = r.len()?;
+    let mut alignment = 32usize;
+    for _ in 0..kvs {
+        let key = r.string()?;
+        let kind = r.u32()?;
+        let value = r.value(kind)?;
+        if key == "general.alignment" {
+            if let Some(a) = value.filter(|a| a.is_power_of_two()) {
+                alignment = a as usize;
+            }
+        }
+    }
+    let mut infos = Vec::with_capacity(tensors.min(1 << 16));
+    for _ in 0..tensors {
+        let _name = r.string()?;
+        let n_dims = r.u32()? as usize;
+        if n_dims > 8 {
+            return Err(format!("a tensor has {n_dims} dimensions"));
+        }
+        let dims = (0..n_dims)
+            .map(|_| r.u64())
+            .collect::<Result<Vec<_>, _>>()?;
+        let kind_at = r.at;
+        let kind = r.u32()?;
+        let offset_at = r.at;
+        let offset = r.u64()?;
+        infos.push(TensorInfo {
+            dims,
+            kind,
+            offset,
+            kind_at,
+            offset_at,
+        });
+    }
+    let data_start = r.at.div_ceil(alignment) * alignment;
+    if data_start > bytes.len() {
+        return Err("the GGUF data section is missing".into());
+    }
+    Ok(GgufFile {
+        tensors: infos,
+        data_start,
+        alignment,
+    })
+}
+
+fn rewrite(bytes: &[u8], file: &GgufFile) -> Result<Vec<u8>, String> {
+    let data = &bytes[file.data_start..];
+    let mut order: Vec<usize> = (0..file.tensors.len()).collect();
+    order.sort_by_key(|&i| file.tensors[i].offset);
+
+    let mut header = bytes[..file.data_start].to_vec();
+    let mut body: Vec<u8> = Vec::with_capacity(data.len() + data.len() / 4);
+    for (k, &i) in order.iter().enumerate() {
+        let t = &file.tensors[i];
+        let start = usize::try_from(t.offset).map_err(|_| "a tensor offset is too large")?;
+        let end = match order.get(k + 1) {
+            Some(&next) => usize::try_from(file.tensors[next].offset)
+                .map_err(|_| "a tensor offset is too large")?,
+            None => data.len(),
+        };
+        if start > end || end > data.len() {
+            return Err("the GGUF's tensor offsets are inconsistent".into());
+        }
+        let new_offset = body.len() as u64;
+        header[t.offset_at..t.offset_at + 8].copy_from_slice(&new_offset.to_le_bytes());
+        if convertible(t) {
+            let (per_block, block_bytes) = match t.kind {
+                GGML_TYPE_Q6_K => (QK_K, Q6_K_BYTES),
+                _ => (QK8_0, Q5_0_BYTES),
+            };
+            let blocks = usize::try_from(t.elements() / per_block as u64)
+                .map_err(|_| "a tensor is too large")?;
+            let need = blocks * block_bytes;
+            if end - start < need {
+                return Err("a tensor is shorter than its shape".into());
+            }
+            body.reserve(blocks * (per_block / QK8_0) * Q8_0_BYTES);
+            let blocks = &data[start..start + need];
+            match t.kind {
+                GGML_TYPE_Q6_K => q6_k_to_q8_0(blocks, &mut body),
+                _ => q5_0_to_q8_0(blocks, &mut body),
+            }
+            header[t.kind_at..t.kind_at + 4].copy_from_slice(&GGML_TYPE_Q8_0.to_le_bytes());
+            let padded = body.len().div_ceil(file.alignment) * file.alignment;
+            body.resize(padded, 0);
+        } else {
+            body.extend_from_slice(&data[start..end]);
+        }
+    }
+    header.extend_from_slice(&body);
+    Ok(header)
+}
+
+/// Appends the Q8_0 encoding of Q6_K `blocks` to `out`.
+fn q6_k_to_q8_0(blocks: &[u8], out: &mut Vec<u8>) {
+    let mut y = [0f32; QK_K];
+    for b in blocks.chunks_exact(Q6_K_BYTES) {
+        dequantize_q6_k(b, &mut y);
+        for group in y.chunks_exact(QK8_0) {
+            quantize_q8_0(group, out);
+        }
+    }
+}
+
+/// Appends the Q8_0 encoding of Q5_0 `blocks` to `out`: the same scale, and
+/// each weight's 5-bit value less 16 as a byte (ggml's `dequantize_row_q5_0`
+/// layout: the low nibbles of weights j and j + 16 share byte j, the fifth
+/// bits sit in a little-endian u32).
+fn q5_0_to_q8_0(blocks: &[u8], out: &mut Vec<u8>) {
+    for b in blocks.chunks_exact(Q5_0_BYTES) {
+        let (d, rest) = b.split_at(2);
+        let (qh, qs) = rest.split_at(4);
+        let qh = u32::from_le_bytes([qh[0], qh[1], qh[2], qh[3]]);
+        let mut q = [0u8; QK8_0];
+        for (j, &byte) in qs.iter().enumerate() {
+            let hi0 = (((qh >> j) << 4) & 0x10) as u8;
+            let hi1 = ((qh >> (j + 12)) & 0x10) as u8;
+            q[j] = ((((byte & 0x0F) | hi0) as i8) - 16) as u8;
+            q[j + 16] = ((((byte >> 4) | hi1) as i8) - 16) as u8;
+        }
+        out.extend_from_slice(d);
+        out.extend_from_slice(&q);
+    }
+}
+
+/// ggml's `dequantize_row_q6_K` for one block: 128 bytes of low nibbles, 64
+/// of high bit pairs, 16 signed scales, an f16 super-scale.
+fn dequantize_q6_k(b: &[u8], y: &mut [f32; QK_K]) {
+    let (ql, rest) = b.split_at(128);
+    let (qh, rest) = rest.split_at(64);
+    let (sc, d) = rest.split_at(16);
+    let d = f16::from_le_bytes([d[0], d[1]]).to_f32();
+    for half in 0..2 {
+        let ql = &ql[half * 64..];
+        let qh = &qh[half * 32..];
+        let sc = &sc[half * 8..];
+        let y = &mut y[half * 128..];
+        for l in 0..32 {
+            let is = l / 16;
+            let q1 = i32::from((ql[l] & 0xF) | ((qh[l] & 3) << 4)) - 32;
+            let q2 = i32::from((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+            let q3 = i32::from((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+            let q4 = i32::from((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+            let s = |j: usize| d * f32::from(sc[is + j] as i8);
+            y[l] = s(0) * q1 as f32;
+            y[l + 32] = s(2) * q2 as f32;
+            y[l + 64] = s(4) * q3 as f32;
+            y[l + 96] = s(6) * q4 as f32;
+        }
+    }
+}
+
+/// ggml's `quantize_row_q8_0_ref` for one block of 32.
+fn quantize_q8_0(x: &[f32], out: &mut Vec<u8>) {
+    let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let d = amax / 127.0;
+    let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+    out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
+    out.extend(x.iter().map(|v| (v * id).round() as i8 as u8));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Q6_K block from chosen 6-bit values and scales.
+    fn q6_k_block(q: &[u8; QK_K], scales: &[i8; 16], d: f32) -> Vec<u8> {
+        let mut ql = [0u8; 128];
+        let mut qh = [0u8; 64];
+        for half in 0..2 {
+            for l in 0..32 {
+                let at = |j: usize| q[half * 128 + l + 32 * j];
+                ql[half * 64 + l] = (at(0) & 0xF) | ((at(2) & 0xF) << 4);
+                ql[half * 64 + l + 32] = (at(1) & 0xF) | ((at(3) & 0xF) << 4);
+                qh[half * 32 + l] =
+                    (at(0) >> 4) | ((at(1) >> 4) << 2) | ((at(2) >> 4) << 4) | ((at(3) >> 4) << 6);
+            }
+        }
+        let mut b = Vec::with_capacity(Q6_K_BYTES);
+        b.extend_from_slice(&ql);
+        b.extend_from_slice(&qh);
+        b.extend(scales.iter().map(|&s| s as u8));
+        b.extend_from_slice(&f16::from_f32(d).to_le_bytes());
+        b
+    }
+
+    fn sample_block() -> ([u8; QK_K], [i8; 16], Vec<u8>) {
+        let mut q = [0u8; QK_K];
+        for (i, v) in q.iter_mut().enumerate() {
+            *v = ((i * 37 + 11) % 64) as u8;
+        }
+        let scales: [i8; 16] = [
+            5, -7, 12, 127, -128, 1, 0, 33, -2, 64, 9, -50, 3, 17, -9, 100,
+        ];
+        let block = q6_k_block(&q, &scales, 0.0125);
+        (q, scales, block)
+    }
+
+    #[test]
+    fn q6_k_decodes_to_scale_times_value() {
+        let (q, scales, block) = sample_block();
+        let mut y = [0f32; QK_K];
+        dequantize_q6_k(&block, &mut y);
+        let d = f16::from_f32(0.0125).to_f32();
+        for (i, (got, q)) in y.iter().zip(q).enumerate() {
+            let want = d * f32::from(scales[i / 16]) * (i32::from(q) - 32) as f32;
+            assert_eq!(*got, want, "element {i}");
+        }
+    }
+
+    #[test]
+    fn q8_0_stays_within_half_a_step() {
+        let (_, _, block) = sample_block();
+        let mut y = [0f32; QK_K];
+        dequantize_q6_k(&block, &mut y);
+        let mut out = Vec::new();
+        q6_k_to_q8_0(&block, &mut out);
+        assert_eq!(out.len(), QK_K / QK8_0 * Q8_0_BYTES);
+        for (g, chunk) in out.chunks_exact(Q8_0_BYTES).enumerate() {
+            let d = f16::from_le_bytes([chunk[0], chunk[1]]).to_f32();
+            let amax = y[g * 32..g * 32 + 32]
+                .iter()
+                .fold(0f32, |m, v| m.max(v.abs()));
+            for (j, &q) in chunk[2..].iter().enumerate() {
+                let got = d * f32::from(q as i8);
+                let want = y[g * 32 + j];
+                assert!(
+                    (got - want).abs() <= amax / 254.0 * 1.01 + 1e-6,
+                    "block {g} element {j}: {got} vs {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn q5_0_becomes_the_same_weights_in_q8_0() {
+        // Values q[j] in 0..32, scale 0.375.
+        let q: Vec<u8> = (0..32).map(|j| ((j * 7 + 3) % 32) as u8).collect();
+        let mut qh = 0u32;
+        let mut qs = [0u8; 16];
+        for (j, byte) in qs.iter_mut().enumerate() {
+            *byte = (q[j] & 0xF) | ((q[j + 16] & 0xF) << 4);
+            qh |= u32::from(q[j] >> 4) << j;
+            qh |= u32::from(q[j + 16] >> 4) << (j + 16);
+        }
+        let mut block = f16::from_f32(0.375).to_le_bytes().to_vec();
+        block.extend_from_slice(&qh.to_le_bytes());
+        block.extend_from_slice(&qs);
+        let mut out = Vec::new();
+        q5_0_to_q8_0(&block, &mut out);
+        assert_eq!(out.len(), Q8_0_BYTES);
+        assert_eq!(f16::from_le_bytes([out[0], out[1]]).to_f32(), 0.375);
+        let got: Vec<i32> = out[2..].iter().map(|&b| i32::from(b as i8)).collect();
+        let want: Vec<i32> = q.iter().map(|&v| i32::from(v) - 16).collect();
+        assert_eq!(got, want);
+    }
+
+    /// A minimal GGUF: one u32 and one string key, a Q6_K and an f32 tensor.
+    fn tiny_gguf() -> Vec<u8> {
+        let mut h = Vec::new();
+        h.extend_from_slice(b"GGUF");
+        h.extend_from_slice(&3u32.to_le_bytes());
+        h.extend_from_slice(&2u64.to_le_bytes());
+        h.extend_from_slice(&2u64.to_le_bytes());
+        let s = |h: &mut Vec<u8>, s: &str| {
+            h.extend_from_slice(&(s.len() as u64).to_le_bytes());
+            h.extend_from_slice(s.as_bytes());
+        };
+        s(&mut h, "general.alignment");
+        h.extend_from_slice(&4u32.to_le_bytes());
+        h.extend_from_slice(&32u32.to_le_bytes());
+        s(&mut h, "general.name");
+        h.extend_from_slice(&8u32.to_le_bytes());
+        s(&mut h, "tiny");
+        // f32 tensor first in the header, second in the data.
+        s(&mut h, "norm.weight");
+        h.extend_from_slice(&1u32.to_le_bytes());
+        h.extend_from_slice(&8u64.to_le_bytes());
+        h.extend_from_slice(&0u32.to_le_bytes());
+        h.extend_from_slice(&224u64.to_le_bytes());
+        s(&mut h, "output.weight");
+        h.extend_from_slice(&2u32.to_le_bytes());
+        h.extend_from_slice(&256u64.to_le_bytes());
+        h.extend_from_slice(&1u64.to_le_bytes());
+        h.extend_from_slice(&GGML_TYPE_Q6_K.to_le_bytes());
+        h.extend_from_slice(&0u64.to_le_bytes());
+        h.resize(h.len().div_ceil(32) * 32, 0);
+        let (_, _, block) = sample_block();
+        h.extend_from_slice(&block);
+        h.resize(h.len() + (224 - Q6_K_BYTES), 0);
+        for i in 0..8 {
+            h.extend_from_slice(&(i as f32 * 0.5).to_le_bytes());
+        }
+        h
+    }
+
+    #[test]
+    fn rewrite_converts_q6_k_and_keeps_the_rest() {
+        let bytes = tiny_gguf();
+        let file = parse(&bytes).expect("parse");
+        assert_eq!(file.tensors.len(), 2);
+        let out = rewrite(&bytes, &file).expect("rewrite");
+        let again = parse(&out).expect("parse the copy");
+        assert_eq!(again.data_start, file.data_start);
+        let norm = &again.tensors[0];
+        let output = &again.tensors[1];
+        assert_eq!(norm.kind, 0);
+        assert_eq!(output.kind, GGML_TYPE_Q8_0);
+        assert_eq!(output.offset, 0);
+        // 8 blocks of 34 bytes, padded to 32: the f32 tensor follows at 288.
+        assert_eq!(norm.offset, 288);
+        let f = &out[again.data_start + 288..again.data_start + 288 + 32];
+        assert_eq!(f, &bytes[file.data_start + 224..file.data_start + 256]);
+        assert!(!again.tensors.iter().any(convertible));
+    }
+
+    #[test]
+    fn copies_are_made_once_and_garbage_is_refused() {
+        let dir = std::env::temp_dir().join(format!("maximin-gguf-{}", std::process::id()));
+        fs::create_dir_all(&dir).expect("mkdir");
+        let model = dir.join("m.gguf");
+        fs::write(&model, tiny_gguf()).expect("write");
+        let copy = with_q8_0(&model);
+        assert_ne!(copy, model);
+        assert!(copy
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(".m.gguf.")));
+        let written = fs::metadata(&copy)
+            .expect("copy")
+            .modified()
+            .expect("mtime");
+        assert_eq!(with_q8_0(&model), copy);
+        assert_eq!(
+            fs::metadata(&copy)
+                .expect("copy")
+                .modified()
+                .expect("mtime"),
+            written
+        );
+
+        let junk = dir.join("junk.gguf");
+        fs::write(&junk, b"GGUF\x03\0\0\0").expect("write");
+        assert_eq!(with_q8_0(&junk), junk);
+        let _ = fs::remove_dir_all(dir);
+    }
+}
