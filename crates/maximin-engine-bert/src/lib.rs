@@ -2,9 +2,9 @@
 //! (all-MiniLM-L6-v2 by default) on candle, CPU only.
 //!
 //! - Vectors match sentence-transformers: inputs are stripped, tokenized with the
-//!   model's `tokenizer.json` (padded per batch to its longest input, cut at the
-//!   model's `max_seq_length` when `truncate` is set, refused otherwise), run
-//!   through the encoder, pooled as `1_Pooling/config.json` says (mean over the
+//!   model's `tokenizer.json` (cut at the model's `max_seq_length` when
+//!   `truncate` is set, refused otherwise), run through the encoder (a batch's
+//!   inputs packed end to end, never padded: `encoder.rs`), pooled as `1_Pooling/config.json` says (mean over the
 //!   attention mask for MiniLM) and L2-normalised when `modules.json` lists a
 //!   Normalize module.
 //! - Compute never runs on the async runtime: tokenization, model loading and
@@ -15,8 +15,7 @@
 //!   every core, which keeps every core busy through the element-wise parts
 //!   of the model and needs no synchronisation inside a forward pass.
 //! - A request is cut into up to one batch per thread (at most [`BATCH_SIZE`]
-//!   inputs each, at least [`MIN_SPLIT_BATCH`] when split), inputs sorted by
-//!   length so padding stays small; vectors come back in input order. Turns on
+//!   inputs each, at least [`MIN_SPLIT_BATCH`] when split), in input order. Turns on
 //!   the pool are fair (FIFO), so a short request waits for at most one batch
 //!   per thread of a long one, and a dropped request starts no further batch.
 //! - Models are loaded on first use and cached per catalog id (and weights
@@ -256,11 +255,8 @@ impl BertEngine {
     }
 }
 
-fn embed_chunk(model: &Model, tokenized: &[Tokenized], indices: &[usize]) -> Result<Vec<Vec<f32>>> {
-    let batch: Vec<&[u32]> = indices
-        .iter()
-        .map(|&i| tokenized[i].ids.as_slice())
-        .collect();
+fn embed_chunk(model: &Model, tokenized: &[Tokenized]) -> Result<Vec<Vec<f32>>> {
+    let batch: Vec<&[u32]> = tokenized.iter().map(|t| t.ids.as_slice()).collect();
     model
         .embed_batch(&batch)
         .map_err(|e| Error::internal(format!("bert forward pass failed: {e}")))
@@ -339,8 +335,7 @@ impl EmbedEngine for BertEngine {
                     let _permit = permit;
                     let tokenized = loaded.tokenize(&inputs, truncate).map_err(tokenize_error)?;
                     let prompt_tokens = tokenized.iter().map(|t| t.ids.len() as u64).sum();
-                    let all: Vec<usize> = (0..tokenized.len()).collect();
-                    let vectors = embed_chunk(&loaded, &tokenized, &all)?;
+                    let vectors = embed_chunk(&loaded, &tokenized)?;
                     Ok(EmbedOutput {
                         vectors,
                         prompt_tokens,
@@ -358,32 +353,27 @@ impl EmbedEngine for BertEngine {
         let prompt_tokens: u64 = tokenized.iter().map(|t| t.ids.len() as u64).sum();
         let tokenized: Arc<Vec<Tokenized>> = Arc::new(tokenized);
 
-        // Longest first, so each batch holds inputs of similar length.
-        let mut order: Vec<usize> = (0..tokenized.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(tokenized[i].ids.len()));
-
-        // Start every batch as a thread frees up (other requests' batches take
-        // their turns in between), then collect the results in order.
+        // Batches are packed, never padded, so they need no sorting by
+        // length. Start every batch as a thread frees up (other requests'
+        // batches take their turns in between), then collect the results in
+        // order.
         let mut pending = Vec::new();
-        for chunk in order.chunks(per_batch) {
+        for start in (0..tokenized.len()).step_by(per_batch) {
+            let end = (start + per_batch).min(tokenized.len());
             let permit = self.gate().await?;
             let loaded = loaded.clone();
             let tokenized = tokenized.clone();
-            let indices = chunk.to_vec();
-            let rx = self.spawn(move || {
+            pending.push(self.spawn(move || {
                 let _permit = permit;
-                embed_chunk(&loaded, &tokenized, &indices)
-            })?;
-            pending.push((chunk, rx));
+                embed_chunk(&loaded, &tokenized[start..end])
+            })?);
         }
-        let mut vectors: Vec<Vec<f32>> = vec![Vec::new(); tokenized.len()];
-        for (chunk, rx) in pending {
-            let batch = rx
-                .await
-                .map_err(|_| Error::internal("the embeddings pool dropped a job"))??;
-            for (&i, v) in chunk.iter().zip(batch) {
-                vectors[i] = v;
-            }
+        let mut vectors = Vec::with_capacity(tokenized.len());
+        for rx in pending {
+            vectors.extend(
+                rx.await
+                    .map_err(|_| Error::internal("the embeddings pool dropped a job"))??,
+            );
         }
         Ok(EmbedOutput {
             vectors,
