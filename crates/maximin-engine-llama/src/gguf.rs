@@ -53,6 +53,55 @@ pub fn with_q8_0(path: &Path) -> PathBuf {
     }
 }
 
+/// The output projection of the GGUF at `path` (`output.weight`, else the
+/// tied `token_embd.weight`) when it is Q8_0: its row count (the vocabulary),
+/// row width and blocks. Only the header and that tensor are read.
+pub fn output_q8_0(path: &Path) -> Result<Option<(usize, usize, Vec<u8>)>, String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = fs::File::open(path).map_err(|e| format!("cannot open the weights: {e}"))?;
+    let size = f
+        .metadata()
+        .map_err(|e| format!("cannot stat the weights: {e}"))?
+        .len();
+    // The header (the tokenizer's vocabulary is most of it) is read in
+    // growing pieces until it parses.
+    let mut head = Vec::new();
+    let mut want = 8u64 << 20;
+    let file = loop {
+        let want_now = want.min(size);
+        head.resize(
+            usize::try_from(want_now).map_err(|_| "the GGUF is too large")?,
+            0,
+        );
+        f.seek(SeekFrom::Start(0))
+            .and_then(|_| f.read_exact(&mut head))
+            .map_err(|e| format!("cannot read the weights: {e}"))?;
+        match parse(&head) {
+            Ok(file) => break file,
+            Err(_) if want_now < size => want = want.saturating_mul(4),
+            Err(e) => return Err(e),
+        }
+    };
+    let pick = |n: &str| file.tensors.iter().find(|t| t.name == n);
+    let Some(t) = pick("output.weight").or_else(|| pick("token_embd.weight")) else {
+        return Ok(None);
+    };
+    if t.kind != GGML_TYPE_Q8_0 || t.dims.len() != 2 || !t.dims[0].is_multiple_of(QK8_0 as u64) {
+        return Ok(None);
+    }
+    let (cols, rows) = (t.dims[0] as usize, t.dims[1] as usize);
+    let len = rows * cols / QK8_0 * Q8_0_BYTES;
+    let at = file.data_start as u64 + t.offset;
+    if at + len as u64 > size {
+        return Err("the output tensor lies past the end of the GGUF".into());
+    }
+    let mut data = vec![0u8; len];
+    f.seek(SeekFrom::Start(at))
+        .and_then(|_| f.read_exact(&mut data))
+        .map_err(|e| format!("cannot read the output tensor: {e}"))?;
+    Ok(Some((rows, cols, data)))
+}
+
 fn prepare(path: &Path) -> Result<Option<PathBuf>, String> {
     let meta = fs::metadata(path).map_err(|e| format!("cannot stat the weights: {e}"))?;
     let stamp = format!(
@@ -113,6 +162,7 @@ fn prepare(path: &Path) -> Result<Option<PathBuf>, String> {
 }
 
 struct TensorInfo {
+    name: String,
     dims: Vec<u64>,
     kind: u32,
     /// Offset within the data section.
@@ -229,7 +279,7 @@ fn parse(bytes: &[u8]) -> Result<GgufFile, String> {
     }
     let mut infos = Vec::with_capacity(tensors.min(1 << 16));
     for _ in 0..tensors {
-        let _name = r.string()?;
+        let name = r.string()?;
         let n_dims = r.u32()? as usize;
         if n_dims > 8 {
             return Err(format!("a tensor has {n_dims} dimensions"));
@@ -242,6 +292,7 @@ fn parse(bytes: &[u8]) -> Result<GgufFile, String> {
         let offset_at = r.at;
         let offset = r.u64()?;
         infos.push(TensorInfo {
+            name,
             dims,
             kind,
             offset,

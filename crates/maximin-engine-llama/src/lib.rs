@@ -9,6 +9,7 @@
 //! workers, and never on the decode thread.
 
 mod gguf;
+mod lmhead;
 mod prompt;
 mod sample;
 mod stops;
@@ -153,6 +154,40 @@ impl LlamaEngine {
     }
 }
 
+/// libgomp's spin count (`GOMP_SPINCOUNT`) that [`configure_process`] sets.
+const GOMP_SPINCOUNT: &str = "10000";
+
+/// Process settings for the chat engine; call it first thing in `main`,
+/// while the process has one thread.
+///
+/// llama.cpp runs its thread team on OpenMP. When a graph is done, libgomp
+/// keeps the team's other threads spinning for `GOMP_SPINCOUNT` rounds
+/// (300,000 by default: milliseconds) before they sleep, and with as many
+/// threads as cores that spinning takes a core from the work that follows
+/// each decode: maximin's output projection and sampling, the HTTP server.
+/// libgomp reads the variable once, when it is loaded, before `main` runs;
+/// so when neither it nor `OMP_WAIT_POLICY` is set, this sets it and
+/// executes the program again (Linux only). If that fails, nothing changes.
+pub fn configure_process() {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        if std::env::var_os("GOMP_SPINCOUNT").is_some()
+            || std::env::var_os("OMP_WAIT_POLICY").is_some()
+        {
+            return;
+        }
+        let Ok(exe) = std::env::current_exe() else {
+            return;
+        };
+        std::env::set_var("GOMP_SPINCOUNT", GOMP_SPINCOUNT);
+        // Returns only if the program could not be executed again.
+        let _ = std::process::Command::new(exe)
+            .args(std::env::args_os().skip(1))
+            .exec();
+    }
+}
+
 fn load_blocking(path: &Path, id: &str, window: u32, opts: &Options) -> Result<Loaded> {
     let backend = backend()?;
     let started = std::time::Instant::now();
@@ -199,6 +234,7 @@ fn load_blocking(path: &Path, id: &str, window: u32, opts: &Options) -> Result<L
         slots: opts.slots.max(1),
         ctx_per_slot,
         batch: opts.batch.max(16),
+        head_from: Some(file.clone()),
     };
     std::thread::Builder::new()
         .name(format!("llama-{id}"))

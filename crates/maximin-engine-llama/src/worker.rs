@@ -9,8 +9,15 @@
 //! constrains it. Its text goes through its stop
 //! matcher to the client. A sequence whose client has gone is dropped before
 //! the next step and its KV cells freed.
+//!
+//! Where the CPU has AVX-512 VNNI and the output matrix is Q8_0, the logits
+//! of grammar-free steps come from maximin's own output projection
+//! (`lmhead.rs`): llama.cpp's graph is stopped at the final hidden states
+//! (see [`Capture`]), which that kernel multiplies about twice as fast.
 
+use std::ffi::c_void;
 use std::num::NonZeroU32;
+use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 
@@ -27,6 +34,7 @@ use maximin_types::inference::{ChatMessage, FunctionCall, Role, ToolCall};
 use maximin_types::TokenUsage;
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::lmhead::LmHead;
 use crate::prompt::{self, ToolMode, CALL_CLOSE, CALL_OPEN};
 use crate::sample::{Draw, TOP_K};
 use crate::stops::{Hit, StopMatcher};
@@ -36,6 +44,9 @@ pub struct WorkerOptions {
     pub slots: usize,
     pub ctx_per_slot: u32,
     pub batch: u32,
+    /// The GGUF whose Q8_0 output matrix maximin multiplies itself on CPUs
+    /// with AVX-512 VNNI (`lmhead.rs`); `None` leaves it to llama.cpp.
+    pub head_from: Option<PathBuf>,
 }
 
 /// A request made ready on the blocking pool.
@@ -143,6 +154,16 @@ pub fn run(
         .with_kv_unified(true)
         .with_n_threads(threads)
         .with_n_threads_batch(threads);
+    let mut head = opts
+        .head_from
+        .as_deref()
+        .and_then(|path| load_head(path, &model));
+    // Declared before the context, so dropped after it.
+    let capture = CaptureBox::new(model.n_embd() as usize);
+    let params = match &head {
+        Some(_) => capture.attach(params),
+        None => params,
+    };
     let mut ctx = match model.new_context(backend, params) {
         Ok(c) => c,
         Err(e) => {
@@ -150,8 +171,22 @@ pub fn run(
             return;
         }
     };
-    let _ = ready.send(Ok(()));
     let mut batch = LlamaBatch::new(opts.batch as usize, i32::try_from(opts.slots).unwrap_or(1));
+    if let Some(h) = &head {
+        if !check_head(
+            &mut ctx,
+            &model,
+            &mut batch,
+            h,
+            &capture,
+            opts.threads,
+            opts.slots,
+        ) {
+            head = None;
+        }
+    }
+    let _ = ready.send(Ok(()));
+    let mut logits = Vec::new();
     let mut slots: Vec<Option<Seq>> = (0..opts.slots).map(|_| None).collect();
     let mut open = true;
 
@@ -254,6 +289,15 @@ pub fn run(
         if batch.n_tokens() == 0 {
             continue;
         }
+        // maximin's output projection serves the step unless a sequence in
+        // it samples through llama.cpp's chain (a grammar), which reads
+        // llama.cpp's logits.
+        let own_head = head.is_some()
+            && slots
+                .iter()
+                .flatten()
+                .all(|s| s.logits_at.is_none() || matches!(s.picker, Picker::Direct(_)));
+        capture.begin(own_head);
         if let Err(e) = ctx.decode(&mut batch) {
             tracing::error!(error = %e, "llama.cpp decode failed");
             for (i, slot) in slots.iter_mut().enumerate() {
@@ -266,7 +310,25 @@ pub fn run(
             }
             continue;
         }
-        let picks = pick_tokens(&ctx, &mut slots);
+        let picks = match (&head, own_head) {
+            (Some(h), true) => match own_logits(h, &capture, &slots, &mut logits, opts.threads) {
+                Ok(rows) => pick_from_rows(&mut slots, &logits, h.rows(), rows),
+                Err(e) => {
+                    tracing::error!(error = %e, "maximin's output projection failed; llama.cpp's from now on");
+                    head = None;
+                    for (i, slot) in slots.iter_mut().enumerate() {
+                        if let Some(seq) = slot.take_if(|s| s.logits_at.is_some()) {
+                            let _ = seq
+                                .events
+                                .send(ChatEvent::Failed(Error::internal(e.clone())));
+                            let _ = ctx.clear_kv_cache_seq(Some(i as u32), None, None);
+                        }
+                    }
+                    continue;
+                }
+            },
+            _ => pick_tokens(&ctx, &mut slots),
+        };
         for (i, token) in picks {
             let Some(seq) = &mut slots[i] else { continue };
             let finished = step(&model, seq, token, opts.ctx_per_slot);
@@ -292,6 +354,308 @@ fn pick_tokens(ctx: &LlamaContext<'_>, slots: &mut [Option<Seq>]) -> Vec<(usize,
             Picker::Chain(chain) => chain.sample(ctx, at),
         };
         picks.push((i, token));
+    }
+    picks
+}
+
+/// The final hidden states of a decode, caught by llama.cpp's graph callback
+/// (`cb_eval`) at its `result_norm` node, the input of the output product.
+/// With `skip` set the callback stops the graph there: llama.cpp then leaves
+/// its logits unwritten, and maximin's kernel computes them.
+struct Capture {
+    width: usize,
+    skip: bool,
+    /// Rows caught this decode, in output order (one per token that asked
+    /// for logits, in batch order: one micro-batch per step).
+    rows: Vec<f32>,
+    /// The node was not the f32 matrix expected: nothing was skipped.
+    fault: bool,
+}
+
+/// Owns a [`Capture`] that llama.cpp reaches through a raw pointer while a
+/// decode runs; it is read and reset here only between decodes.
+struct CaptureBox(*mut Capture);
+
+#[allow(unsafe_code)]
+impl CaptureBox {
+    fn new(width: usize) -> CaptureBox {
+        CaptureBox(Box::into_raw(Box::new(Capture {
+            width,
+            skip: false,
+            rows: Vec::new(),
+            fault: false,
+        })))
+    }
+
+    /// `params` with the callback set on this capture.
+    fn attach(&self, params: LlamaContextParams) -> LlamaContextParams {
+        // SAFETY: llama-cpp-2 0.1.160 (pinned) defines `LlamaContextParams`
+        // as a struct whose one field is the C `llama_context_params`, and
+        // gives no way to set the callback; `transmute` checks the sizes.
+        let mut raw: llama_cpp_sys_2::llama_context_params = unsafe { std::mem::transmute(params) };
+        raw.cb_eval = Some(on_tensor);
+        raw.cb_eval_user_data = self.0.cast::<c_void>();
+        unsafe {
+            std::mem::transmute::<llama_cpp_sys_2::llama_context_params, LlamaContextParams>(raw)
+        }
+    }
+
+    fn begin(&self, skip: bool) {
+        // SAFETY: no decode is running (the decode thread is this one).
+        let cap = unsafe { &mut *self.0 };
+        cap.skip = skip;
+        cap.fault = false;
+        cap.rows.clear();
+    }
+
+    fn get(&self) -> &Capture {
+        // SAFETY: as in `begin`.
+        unsafe { &*self.0 }
+    }
+}
+
+#[allow(unsafe_code)]
+impl Drop for CaptureBox {
+    fn drop(&mut self) {
+        // SAFETY: made by `Box::into_raw`; the context that used it is gone.
+        drop(unsafe { Box::from_raw(self.0) });
+    }
+}
+
+/// llama.cpp's `ggml_backend_sched_eval_callback`: asked (`ask`) whether the
+/// node `t` is wanted, then called once it is computed; `false` stops the
+/// graph.
+#[allow(unsafe_code)]
+unsafe extern "C" fn on_tensor(
+    t: *mut llama_cpp_sys_2::ggml_tensor,
+    ask: bool,
+    user: *mut c_void,
+) -> bool {
+    // SAFETY: llama.cpp passes a live tensor and the pointer `attach` set.
+    let (Some(t), Some(cap)) = (unsafe { t.as_ref() }, unsafe {
+        user.cast::<Capture>().as_mut()
+    }) else {
+        return true;
+    };
+    let name = unsafe { std::ffi::CStr::from_ptr(t.name.as_ptr()) };
+    if name.to_bytes() != b"result_norm" {
+        // Not wanted; and never stop the graph for another node.
+        return !ask;
+    }
+    if ask {
+        return true;
+    }
+    let rows = usize::try_from(t.ne[1]).unwrap_or(0);
+    let plain = t.type_ == llama_cpp_sys_2::GGML_TYPE_F32
+        && usize::try_from(t.ne[0]).ok() == Some(cap.width)
+        && t.ne[2] == 1
+        && t.ne[3] == 1
+        && t.nb[0] == 4
+        && (!t.data.is_null() || rows == 0);
+    if !plain {
+        cap.fault = true;
+        return true;
+    }
+    for r in 0..rows {
+        // SAFETY: a computed f32 tensor of `rows` rows of `width`, `nb[1]`
+        // bytes apart.
+        let row = unsafe {
+            std::slice::from_raw_parts(
+                t.data.cast::<u8>().add(r * t.nb[1]).cast::<f32>(),
+                cap.width,
+            )
+        };
+        cap.rows.extend_from_slice(row);
+    }
+    !cap.skip
+}
+
+/// The repacked output matrix of the GGUF at `path`, when this CPU and the
+/// model allow it.
+fn load_head(path: &std::path::Path, model: &LlamaModel) -> Option<LmHead> {
+    if !LmHead::supported() {
+        tracing::debug!("output projection: llama.cpp's (no AVX-512 VNNI)");
+        return None;
+    }
+    let started = std::time::Instant::now();
+    let (rows, cols, data) = match crate::gguf::output_q8_0(path) {
+        Ok(Some(m)) => m,
+        Ok(None) => {
+            tracing::debug!("output projection: llama.cpp's (the output matrix is not Q8_0)");
+            return None;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "output projection: llama.cpp's");
+            return None;
+        }
+    };
+    if rows != model.n_vocab().max(0) as usize || cols != model.n_embd().max(0) as usize {
+        tracing::warn!(
+            rows,
+            cols,
+            "output projection: llama.cpp's (the output matrix does not match the model)"
+        );
+        return None;
+    }
+    match LmHead::from_q8_0(rows, cols, &data) {
+        Ok(h) => {
+            tracing::debug!(
+                ms = started.elapsed().as_millis() as u64,
+                "output matrix repacked"
+            );
+            Some(h)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "output projection: llama.cpp's");
+            None
+        }
+    }
+}
+
+/// Decodes a small batch both ways (two sequences, three outputs, a token
+/// without logits between them) and keeps maximin's kernel only if its rows
+/// are llama.cpp's, in llama.cpp's order. An architecture that scales, caps
+/// or biases its logits after the product, or names its nodes otherwise,
+/// fails here and keeps llama.cpp's projection.
+fn check_head(
+    ctx: &mut LlamaContext<'_>,
+    model: &LlamaModel,
+    batch: &mut LlamaBatch,
+    head: &LmHead,
+    capture: &CaptureBox,
+    threads: usize,
+    slots: usize,
+) -> bool {
+    match head_deviation(ctx, model, batch, head, capture, threads, slots > 1) {
+        Ok(d) if d <= 1e-3 => {
+            tracing::info!(
+                deviation = d,
+                "output projection: maximin's AVX-512 VNNI kernel"
+            );
+            true
+        }
+        Ok(d) => {
+            tracing::info!(
+                deviation = d,
+                "output projection: llama.cpp's (maximin's kernel disagrees with it on this model)"
+            );
+            false
+        }
+        Err(e) => {
+            tracing::info!(reason = %e, "output projection: llama.cpp's");
+            false
+        }
+    }
+}
+
+/// The largest difference between maximin's and llama.cpp's logits on a test
+/// batch, relative to the largest logit.
+fn head_deviation(
+    ctx: &mut LlamaContext<'_>,
+    model: &LlamaModel,
+    batch: &mut LlamaBatch,
+    head: &LmHead,
+    capture: &CaptureBox,
+    threads: usize,
+    two: bool,
+) -> Result<f32, String> {
+    let n = head.rows() as i32;
+    let bos = model.vocab().bos();
+    let seq1 = i32::from(two);
+    // (token, position, sequence, logits)
+    let plan = [
+        (bos, 0, 0, true),
+        (LlamaToken(n / 3), 1, 0, false),
+        (LlamaToken(n / 2), 2, 0, true),
+        (bos, if two { 0 } else { 3 }, seq1, false),
+        (LlamaToken(n / 5), if two { 1 } else { 4 }, seq1, true),
+    ];
+    batch.clear();
+    for (token, pos, seq, logits) in plan {
+        batch
+            .add(token, pos, &[seq], logits)
+            .map_err(|e| e.to_string())?;
+    }
+    capture.begin(false);
+    let decoded = ctx.decode(batch);
+    batch.clear();
+    let result = (|| {
+        decoded.map_err(|e| e.to_string())?;
+        let cap = capture.get();
+        let outs: Vec<i32> = (0..plan.len() as i32)
+            .filter(|&i| plan[i as usize].3)
+            .collect();
+        if cap.fault || cap.rows.len() != outs.len() * head.cols() {
+            return Err("the model's graph has no plain result_norm".to_owned());
+        }
+        let mut ours = vec![0f32; outs.len() * head.rows()];
+        head.logits(&cap.rows, &mut ours, threads);
+        let mut worst = 0f32;
+        for (r, &at) in outs.iter().enumerate() {
+            let theirs = ctx.get_logits_ith(at);
+            let mine = &ours[r * head.rows()..(r + 1) * head.rows()];
+            let scale = theirs.iter().fold(0f32, |m, v| m.max(v.abs()));
+            if !(scale.is_finite() && scale > 0.0) {
+                return Err("llama.cpp's logits are not finite".to_owned());
+            }
+            let d = mine
+                .iter()
+                .zip(theirs)
+                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            worst = worst.max(d / scale);
+        }
+        Ok(worst)
+    })();
+    for seq in 0..=seq1 {
+        let _ = ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
+    }
+    result
+}
+
+/// Computes this step's logits rows with maximin's kernel; returns, for each
+/// row, the slot it belongs to.
+fn own_logits(
+    head: &LmHead,
+    capture: &CaptureBox,
+    slots: &[Option<Seq>],
+    logits: &mut Vec<f32>,
+    threads: usize,
+) -> Result<Vec<usize>, String> {
+    let mut outs: Vec<(i32, usize)> = slots
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.as_ref()?.logits_at.map(|at| (at, i)))
+        .collect();
+    outs.sort_unstable();
+    let cap = capture.get();
+    if cap.fault || cap.rows.len() != outs.len() * head.cols() {
+        return Err(format!(
+            "llama.cpp handed over {} hidden values for {} outputs",
+            cap.rows.len(),
+            outs.len()
+        ));
+    }
+    logits.resize(outs.len() * head.rows(), 0.0);
+    head.logits(&cap.rows, logits, threads);
+    Ok(outs.into_iter().map(|(_, i)| i).collect())
+}
+
+/// The next token of each slot in `rows`, from its row of `logits`.
+fn pick_from_rows(
+    slots: &mut [Option<Seq>],
+    logits: &[f32],
+    vocab: usize,
+    rows: Vec<usize>,
+) -> Vec<(usize, LlamaToken)> {
+    let mut picks = Vec::with_capacity(rows.len());
+    for (r, i) in rows.into_iter().enumerate() {
+        let Some(seq) = &mut slots[i] else { continue };
+        if let Picker::Direct(draw) = &mut seq.picker {
+            picks.push((
+                i,
+                LlamaToken(draw.sample(&logits[r * vocab..(r + 1) * vocab])),
+            ));
+        }
     }
     picks
 }
@@ -407,4 +771,73 @@ fn finish(mut seq: Seq, reason: &'static str) {
         finish_reason: reason.to_owned(),
         usage,
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The default chat model from `MAXIMIN_TEST_MODELS` (provisioned by
+    /// `scripts/provision-models DATA_DIR`); fails, never skips, without it.
+    fn gemma() -> PathBuf {
+        let dir = std::env::var_os("MAXIMIN_TEST_MODELS")
+            .filter(|d| !d.is_empty())
+            .expect("MAXIMIN_TEST_MODELS is not set: run scripts/provision-models DATA_DIR and set it to DATA_DIR");
+        let file = PathBuf::from(dir).join("models/gemma-3-270m/gemma-3-270m-Q4_K_M.gguf");
+        assert!(
+            file.is_file(),
+            "{} is missing: run scripts/provision-models",
+            file.display()
+        );
+        file
+    }
+
+    #[test]
+    fn own_output_projection_gives_llama_cpps_logits() {
+        let path = crate::gguf::with_q8_0(&gemma());
+        let backend = crate::backend().expect("llama.cpp backend");
+        let model = LlamaModel::load_from_file(backend, &path, &Default::default()).expect("model");
+        let Some(head) = load_head(&path, &model) else {
+            assert!(
+                !LmHead::supported(),
+                "the CPU has AVX-512 VNNI but the output matrix was not taken"
+            );
+            eprintln!("skipped: this CPU has no AVX-512 VNNI");
+            return;
+        };
+        let capture = CaptureBox::new(model.n_embd() as usize);
+        let params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(1024))
+            .with_n_batch(64)
+            .with_n_ubatch(64)
+            .with_n_seq_max(2)
+            .with_kv_unified(true)
+            .with_n_threads(2)
+            .with_n_threads_batch(2);
+        let mut ctx = model
+            .new_context(backend, capture.attach(params))
+            .expect("context");
+        let mut batch = LlamaBatch::new(64, 2);
+        for two in [true, false] {
+            let d = head_deviation(&mut ctx, &model, &mut batch, &head, &capture, 2, two)
+                .expect("both projections");
+            assert!(
+                d <= 1e-5,
+                "maximin's logits differ from llama.cpp's by {d} of the largest"
+            );
+        }
+
+        // With `skip`, the graph stops before llama.cpp's product and every
+        // output row is still handed over.
+        batch.clear();
+        for (i, t) in [2, 100, 1000].into_iter().enumerate() {
+            batch
+                .add(LlamaToken(t), i as i32, &[0], i != 1)
+                .expect("batch");
+        }
+        capture.begin(true);
+        ctx.decode(&mut batch).expect("decode");
+        assert!(!capture.get().fault);
+        assert_eq!(capture.get().rows.len(), 2 * head.cols());
+    }
 }

@@ -14,6 +14,9 @@ fn main() -> ExitCode {
     // thread exists.
     #[cfg(feature = "bert")]
     maximin_engine_bert::configure_process();
+    // Re-executes the program once with libgomp's spin count set.
+    #[cfg(feature = "llama")]
+    maximin_engine_llama::configure_process();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
