@@ -186,6 +186,12 @@ fn mount(state: AppState) -> Api {
             post(speech::t2a_v2),
         )
         .route(
+            Method::GET,
+            "/ws/v1/t2a_v2",
+            spec(RateClass::Speech, Some(Modality::Speech), false, false),
+            axum::routing::get(routes::speech_ws::t2a_ws),
+        )
+        .route(
             Method::POST,
             "/v1/embeddings",
             spec(

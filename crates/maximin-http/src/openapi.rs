@@ -93,6 +93,7 @@ impl Modify for BearerAuth {
         routes::inference::create_chat_completion,
         routes::inference::create_embeddings,
         routes::speech::t2a_v2,
+        routes::speech_ws::t2a_ws,
     ),
     modifiers(&BearerAuth)
 )]

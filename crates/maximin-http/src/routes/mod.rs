@@ -4,4 +4,5 @@ pub mod account;
 pub mod inference;
 pub mod models;
 pub mod speech;
+pub mod speech_ws;
 pub mod system;

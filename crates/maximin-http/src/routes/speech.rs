@@ -39,7 +39,8 @@ fn invalid(field: &str, msg: impl Into<String>) -> ApiError {
 }
 
 /// What a request asks for, checked and resolved.
-struct Plan {
+#[derive(Clone)]
+pub(crate) struct Plan {
     engine: Arc<dyn SpeechEngine>,
     voice: String,
     prosody: Prosody,
@@ -191,19 +192,11 @@ fn espeak_voice(voices: &[EngineVoice], language: &str, gender: Option<Gender>) 
     })
 }
 
-fn plan(p: &Platform, ctx: &Ctx, req: &T2aRequest) -> Result<(Plan, String), ApiError> {
-    let spec = p.model_for(&ctx.caller, &req.model)?;
-    if spec.modality != Modality::Speech {
-        return Err(invalid(
-            "model",
-            format!(
-                "'{}' is a {} model; /v1/t2a_v2 needs a speech model such as speech-2.8-hd.",
-                spec.id, spec.modality
-            ),
-        ));
-    }
-    let chars = req.text.chars().count();
-    if req.text.trim().is_empty() {
+/// Checks one text to speak: not empty, at most [`MAX_T2A_CHARS`], at most
+/// 10% illegal characters. Returns that ratio.
+pub(crate) fn check_text(text: &str) -> Result<f64, ApiError> {
+    let chars = text.chars().count();
+    if text.trim().is_empty() {
         return Err(invalid("text", "'text' is empty."));
     }
     if chars > MAX_T2A_CHARS {
@@ -214,7 +207,7 @@ fn plan(p: &Platform, ctx: &Ctx, req: &T2aRequest) -> Result<(Plan, String), Api
         .with("limit", MAX_T2A_CHARS)
         .into());
     }
-    let ratio = speech::illegal_ratio(&req.text);
+    let ratio = speech::illegal_ratio(text);
     if ratio > speech::MAX_ILLEGAL_RATIO {
         return Err(Error::invalid(
             "text",
@@ -227,6 +220,49 @@ fn plan(p: &Platform, ctx: &Ctx, req: &T2aRequest) -> Result<(Plan, String), Api
         .with("invisible_character_ratio", ratio)
         .into());
     }
+    Ok(ratio)
+}
+
+fn plan(p: &Platform, ctx: &Ctx, req: &T2aRequest) -> Result<(Plan, String), ApiError> {
+    let (plan, model) = plan_voice(p, ctx, req, true)?;
+    let ratio = check_text(&req.text)?;
+    Ok((plan.with_text(req.text.clone(), ratio), model))
+}
+
+impl Plan {
+    /// This plan for `text`, whose illegal-character ratio is `ratio`.
+    pub(crate) fn with_text(mut self, text: String, ratio: f64) -> Plan {
+        self.text = text;
+        self.illegal_ratio = ratio;
+        self
+    }
+}
+
+/// Everything of a request but its text (which the WebSocket protocol sends
+/// later, piece by piece): model, output format, audio settings, voice,
+/// prosody, pronunciation rules. `text_first` checks the text right after the
+/// model, so that a request's errors come in the order of its fields.
+pub(crate) fn plan_voice(
+    p: &Platform,
+    ctx: &Ctx,
+    req: &T2aRequest,
+    text_first: bool,
+) -> Result<(Plan, String), ApiError> {
+    let spec = p.model_for(&ctx.caller, &req.model)?;
+    if spec.modality != Modality::Speech {
+        return Err(invalid(
+            "model",
+            format!(
+                "'{}' is a {} model; /v1/t2a_v2 needs a speech model such as speech-2.8-hd.",
+                spec.id, spec.modality
+            ),
+        ));
+    }
+    let ratio = if text_first {
+        check_text(&req.text)?
+    } else {
+        0.0
+    };
     match req.output_format.as_deref() {
         None | Some("hex") => {}
         Some("url") if req.stream => {
@@ -386,7 +422,7 @@ fn plan(p: &Platform, ctx: &Ctx, req: &T2aRequest) -> Result<(Plan, String), Api
 
 /// Synthesises piece by piece; each call returns the encoded bytes of one
 /// sentence (or pause), and `finish` the rest and the totals.
-struct Synth {
+pub(crate) struct Synth {
     plan: Plan,
     pieces: std::collections::VecDeque<Piece>,
     encoder: Option<Encoder>,
@@ -399,7 +435,7 @@ struct Synth {
 }
 
 impl Synth {
-    fn new(plan: Plan) -> Self {
+    pub(crate) fn new(plan: Plan) -> Self {
         let mut text = speech::clean(&plan.text);
         for (from, to) in &plan.replacements {
             text = text.replace(from.as_str(), to);
@@ -417,7 +453,7 @@ impl Synth {
     }
 
     /// The next piece's bytes; `None` when every piece is done.
-    async fn next(&mut self) -> Option<Result<Vec<u8>, Error>> {
+    pub(crate) async fn next(&mut self) -> Option<Result<Vec<u8>, Error>> {
         let piece = self.pieces.pop_front()?;
         Some(self.step(piece).await)
     }
@@ -479,7 +515,7 @@ impl Synth {
     }
 
     /// The encoder's tail and the extra_info of the whole audio.
-    fn finish(mut self) -> Result<(Vec<u8>, T2aExtraInfo, u64), Error> {
+    pub(crate) fn finish(mut self) -> Result<(Vec<u8>, T2aExtraInfo, u64), Error> {
         // Nothing spoken (only pauses): the silence at the output rate.
         let mut tail = if self.encoder.is_none() {
             self.feed(self.plan.settings.sample_rate, &[])?
@@ -531,7 +567,7 @@ fn audio_error(e: maximin_audio::AudioError) -> Error {
     }
 }
 
-fn usage(chars: u64) -> TokenUsage {
+pub(crate) fn usage(chars: u64) -> TokenUsage {
     TokenUsage {
         prompt_tokens: chars,
         completion_tokens: 0,

@@ -15,4 +15,5 @@ mod models_pull;
 mod privacy;
 mod ratelimit;
 mod speech;
+mod speech_ws;
 mod system;
