@@ -300,6 +300,14 @@ fn gender_from_name(name: &str) -> Gender {
     }
 }
 
+/// MiniMax's documented system voice ids that this server knows by name,
+/// with what they stand for (ids with a language prefix resolve too).
+pub fn minimax_voices() -> impl Iterator<Item = (&'static str, VoiceKind)> {
+    MINIMAX_VOICES
+        .iter()
+        .map(|&(id, language, gender)| (id, VoiceKind { language, gender }))
+}
+
 /// The language and gender a MiniMax system voice id stands for, when it is
 /// one (listed, or with a known language prefix).
 pub fn minimax_voice_kind(voice_id: &str) -> Option<VoiceKind> {

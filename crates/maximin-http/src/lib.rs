@@ -193,6 +193,12 @@ fn mount(state: AppState) -> Api {
         )
         .route(
             Method::POST,
+            "/v1/get_voice",
+            spec(RateClass::Read, Some(Modality::Speech), true, false),
+            post(routes::voices::get_voice),
+        )
+        .route(
+            Method::POST,
             "/v1/embeddings",
             spec(
                 RateClass::Embeddings,

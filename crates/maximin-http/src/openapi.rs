@@ -94,6 +94,7 @@ impl Modify for BearerAuth {
         routes::inference::create_embeddings,
         routes::speech::t2a_v2,
         routes::speech_ws::t2a_ws,
+        routes::voices::get_voice,
     ),
     modifiers(&BearerAuth)
 )]

@@ -140,3 +140,34 @@ pub struct T2aResponse {
     pub trace_id: String,
     pub base_resp: BaseResp,
 }
+
+/// `POST /v1/get_voice`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct GetVoiceRequest {
+    /// `system`, `voice_cloning`, `voice_generation` or `all`.
+    pub voice_type: String,
+}
+
+/// One voice of `POST /v1/get_voice`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct VoiceEntry {
+    pub voice_id: String,
+    /// System voices only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub voice_name: Option<String>,
+    pub description: Vec<String>,
+    /// `yyyy-mm-dd` (`1970-01-01` for system voices).
+    pub created_time: String,
+}
+
+/// The voices of the types asked for; the other arrays are absent.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GetVoiceResponse {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system_voice: Option<Vec<VoiceEntry>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub voice_cloning: Option<Vec<VoiceEntry>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub voice_generation: Option<Vec<VoiceEntry>>,
+    pub base_resp: BaseResp,
+}

@@ -6,3 +6,4 @@ pub mod models;
 pub mod speech;
 pub mod speech_ws;
 pub mod system;
+pub mod voices;

@@ -176,7 +176,7 @@ fn wanted_voice(p: &Platform, voice_id: &str) -> Result<Wanted, ApiError> {
 fn unknown_voice(voice_id: &str) -> ApiError {
     Error::invalid(
         "voice_setting.voice_id",
-        format!("No voice '{voice_id}'; GET /v1/get_voice lists the voices you can use."),
+        format!("No voice '{voice_id}'; POST /v1/get_voice lists the voices you can use."),
     )
     .with(NATIVE_CODE, 20132)
     .into()

@@ -400,3 +400,80 @@ async fn speech_is_metered_in_characters() {
         .expect("speech usage, under the catalog id");
     assert_eq!(speech["prompt_tokens"], 12, "characters billed: {speech}");
 }
+
+#[tokio::test]
+async fn get_voice_lists_voices_that_speak() {
+    let s = Server::with_models("").await;
+    let (_, key) = s.admin("payg");
+    let r = s
+        .post("/v1/get_voice", &key, json!({"voice_type": "system"}))
+        .await;
+    assert_eq!(r.status, 200);
+    let body = r.body;
+    assert_eq!(body["base_resp"]["status_code"], 0, "{body}");
+    assert!(body.get("voice_cloning").is_none() && body.get("voice_generation").is_none());
+    let voices = body["system_voice"].as_array().expect("system_voice");
+    let ids: Vec<&str> = voices
+        .iter()
+        .filter_map(|v| v["voice_id"].as_str())
+        .collect();
+    for want in [
+        "en_US-joe-medium",
+        "espeak_en-us",
+        "espeak_fr",
+        "Wise_Woman",
+        "English_expressive_narrator",
+    ] {
+        assert!(ids.contains(&want), "{want} is listed");
+    }
+    assert!(
+        ids.iter().filter(|i| i.starts_with("espeak_")).count() > 50,
+        "every espeak-ng language"
+    );
+    for v in voices {
+        assert_eq!(v["created_time"], "1970-01-01");
+        assert!(
+            v["voice_name"].as_str().is_some_and(|n| !n.is_empty()),
+            "{v}"
+        );
+        assert!(
+            v["description"].as_array().is_some_and(|d| !d.is_empty()),
+            "{v}"
+        );
+    }
+    // Listed voices speak, on the engine each model routes to.
+    for (model, voice) in [
+        ("speech-2.8-hd", "en_US-joe-medium"),
+        ("speech-2.8-turbo", "espeak_fr"),
+        ("speech-2.8-turbo", "espeak_de+f3"),
+        ("speech-2.8-hd", "Wise_Woman"),
+    ] {
+        let body = t2a(
+            &s,
+            &key,
+            json!({"model": model, "text": "Bonjour. Hello.", "voice_setting": {"voice_id": voice},
+                   "audio_setting": {"format": "wav"}}),
+        )
+        .await;
+        assert!(audio_of(&body).len() > 1000, "{model} {voice}");
+    }
+
+    let all = s
+        .post("/v1/get_voice", &key, json!({"voice_type": "all"}))
+        .await
+        .body;
+    assert_eq!(all["base_resp"]["status_code"], 0);
+    assert!(all["system_voice"]
+        .as_array()
+        .is_some_and(|v| v.len() == voices.len()));
+    assert_eq!(all["voice_cloning"], json!([]));
+    assert_eq!(all["voice_generation"], json!([]));
+
+    let bad = s
+        .post("/v1/get_voice", &key, json!({"voice_type": "mine"}))
+        .await
+        .body;
+    assert_native_error(&bad, 2013, "voice_type");
+    let missing = s.post("/v1/get_voice", &key, json!({})).await.body;
+    assert_native_error(&missing, 2013, "voice_type");
+}
