@@ -118,6 +118,28 @@ pub struct SpeechAudio {
 pub trait SpeechEngine: Send + Sync + 'static {
     fn voices(&self) -> Vec<EngineVoice>;
     async fn synthesize(&self, voice: &str, text: &str, prosody: Prosody) -> Result<SpeechAudio>;
+
+    /// How many texts [`SpeechEngine::synthesize_all`] speaks side by side
+    /// (1: one after another).
+    fn side_by_side(&self) -> usize {
+        1
+    }
+
+    /// Several texts with one voice, results in order. Engines whose runs
+    /// scale poorly over threads speak them side by side, one thread each;
+    /// by default they are spoken one after another.
+    async fn synthesize_all(
+        &self,
+        voice: &str,
+        texts: &[String],
+        prosody: Prosody,
+    ) -> Vec<Result<SpeechAudio>> {
+        let mut out = Vec::with_capacity(texts.len());
+        for text in texts {
+            out.push(self.synthesize(voice, text, prosody).await);
+        }
+        out
+    }
 }
 
 /// Engines built into this binary, by the name catalog entries use.

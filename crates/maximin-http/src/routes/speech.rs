@@ -12,7 +12,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use maximin_audio::{AudioSettings, Encoder, Format};
-use maximin_core::engines::{EngineVoice, Gender, Prosody, SpeechEngine};
+use maximin_core::engines::{EngineVoice, Gender, Prosody, SpeechAudio, SpeechEngine};
 use maximin_core::speech::{self, Piece};
 use maximin_core::{Error, Platform};
 use maximin_types::speech::{
@@ -425,6 +425,10 @@ pub(crate) fn plan_voice(
 pub(crate) struct Synth {
     plan: Plan,
     pieces: std::collections::VecDeque<Piece>,
+    /// Audio of sentences spoken side by side, waiting their turn.
+    spoken: std::collections::VecDeque<Result<SpeechAudio, Error>>,
+    /// Sentences synthesised so far.
+    sentences: usize,
     encoder: Option<Encoder>,
     /// Pause seconds met before the first audio (the encoder's input rate is
     /// known only then).
@@ -444,6 +448,8 @@ impl Synth {
         Synth {
             plan,
             pieces,
+            spoken: std::collections::VecDeque::new(),
+            sentences: 0,
             encoder: None,
             pending_silence: 0.0,
             samples_in: 0,
@@ -453,35 +459,71 @@ impl Synth {
     }
 
     /// The next piece's bytes; `None` when every piece is done.
+    ///
+    /// The first sentence is synthesised on its own (it is the first audio);
+    /// after it, runs of sentences are handed to the engine together, which
+    /// speaks as many side by side as it can ([`SpeechEngine::side_by_side`]),
+    /// and come out one by one, in order.
     pub(crate) async fn next(&mut self) -> Option<Result<Vec<u8>, Error>> {
+        if let Some(audio) = self.spoken.pop_front() {
+            return Some(audio.and_then(|a| self.take(a)));
+        }
         let piece = self.pieces.pop_front()?;
-        Some(self.step(piece).await)
-    }
-
-    async fn step(&mut self, piece: Piece) -> Result<Vec<u8>, Error> {
-        match piece {
-            Piece::Pause(secs) => {
-                if self.encoder.is_none() {
-                    self.pending_silence += secs;
-                    return Ok(Vec::new());
-                }
-                let n = (secs * self.input_rate as f32) as usize;
-                self.feed(self.input_rate, &vec![0.0; n])
-            }
+        Some(match piece {
+            Piece::Pause(secs) => self.pause(secs),
             Piece::Text(text) => {
-                let mut audio = self
-                    .plan
-                    .engine
-                    .synthesize(&self.plan.voice, &text, self.plan.prosody)
-                    .await?;
-                if self.plan.gain != 1.0 {
-                    for s in &mut audio.samples {
-                        *s = (*s * self.plan.gain).clamp(-1.0, 1.0);
+                let width = self.plan.engine.side_by_side();
+                let mut texts = vec![text];
+                if self.sentences > 0 {
+                    while texts.len() < width {
+                        match self.pieces.front() {
+                            Some(Piece::Text(_)) => {
+                                if let Some(Piece::Text(t)) = self.pieces.pop_front() {
+                                    texts.push(t);
+                                }
+                            }
+                            _ => break,
+                        }
                     }
                 }
-                self.feed(audio.sample_rate, &audio.samples)
+                self.sentences += texts.len();
+                let (engine, voice, prosody) = (
+                    self.plan.engine.clone(),
+                    self.plan.voice.clone(),
+                    self.plan.prosody,
+                );
+                let results = if texts.len() == 1 {
+                    vec![engine.synthesize(&voice, &texts[0], prosody).await]
+                } else {
+                    engine.synthesize_all(&voice, &texts, prosody).await
+                };
+                let mut results = results.into_iter();
+                let first = results
+                    .next()
+                    .unwrap_or_else(|| Err(Error::internal("the speech engine returned no audio")));
+                self.spoken.extend(results);
+                first.and_then(|a| self.take(a))
+            }
+        })
+    }
+
+    fn pause(&mut self, secs: f32) -> Result<Vec<u8>, Error> {
+        if self.encoder.is_none() {
+            self.pending_silence += secs;
+            return Ok(Vec::new());
+        }
+        let n = (secs * self.input_rate as f32) as usize;
+        self.feed(self.input_rate, &vec![0.0; n])
+    }
+
+    /// One sentence's samples, at the request's volume, encoded.
+    fn take(&mut self, mut audio: SpeechAudio) -> Result<Vec<u8>, Error> {
+        if self.plan.gain != 1.0 {
+            for s in &mut audio.samples {
+                *s = (*s * self.plan.gain).clamp(-1.0, 1.0);
             }
         }
+        self.feed(audio.sample_rate, &audio.samples)
     }
 
     /// Encodes samples at `rate`. The encoder is made on first use (an
