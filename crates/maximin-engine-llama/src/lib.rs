@@ -234,7 +234,7 @@ fn load_blocking(path: &Path, id: &str, window: u32, opts: &Options) -> Result<L
         slots: opts.slots.max(1),
         ctx_per_slot,
         batch: opts.batch.max(16),
-        head_from: Some(file.clone()),
+        gguf: file,
     };
     std::thread::Builder::new()
         .name(format!("llama-{id}"))

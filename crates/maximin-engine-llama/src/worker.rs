@@ -17,7 +17,7 @@
 
 use std::ffi::c_void;
 use std::num::NonZeroU32;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 
@@ -44,9 +44,9 @@ pub struct WorkerOptions {
     pub slots: usize,
     pub ctx_per_slot: u32,
     pub batch: u32,
-    /// The GGUF whose Q8_0 output matrix maximin multiplies itself on CPUs
-    /// with AVX-512 VNNI (`lmhead.rs`); `None` leaves it to llama.cpp.
-    pub head_from: Option<PathBuf>,
+    /// The GGUF llama.cpp loaded: its Q8_0 output matrix is what maximin
+    /// multiplies itself on CPUs with AVX-512 VNNI (`lmhead.rs`).
+    pub gguf: PathBuf,
 }
 
 /// A request made ready on the blocking pool.
@@ -154,10 +154,7 @@ pub fn run(
         .with_kv_unified(true)
         .with_n_threads(threads)
         .with_n_threads_batch(threads);
-    let mut head = opts
-        .head_from
-        .as_deref()
-        .and_then(|path| load_head(path, &model));
+    let mut head = load_head(&opts.gguf, &model);
     // Declared before the context, so dropped after it.
     let capture = CaptureBox::new(model.n_embd() as usize);
     let params = match &head {
@@ -292,12 +289,17 @@ pub fn run(
         // maximin's output projection serves the step unless a sequence in
         // it samples through llama.cpp's chain (a grammar), which reads
         // llama.cpp's logits.
-        let own_head = head.is_some()
-            && slots
+        let own_head = head.as_ref().filter(|_| {
+            slots
                 .iter()
                 .flatten()
-                .all(|s| s.logits_at.is_none() || matches!(s.picker, Picker::Direct(_)));
-        capture.begin(own_head);
+                .all(|s| s.logits_at.is_none() || matches!(s.picker, Picker::Direct(_)))
+        });
+        capture.begin(if own_head.is_some() {
+            Catch::RowsAndStop
+        } else {
+            Catch::Off
+        });
         if let Err(e) = ctx.decode(&mut batch) {
             tracing::error!(error = %e, "llama.cpp decode failed");
             for (i, slot) in slots.iter_mut().enumerate() {
@@ -310,8 +312,8 @@ pub fn run(
             }
             continue;
         }
-        let picks = match (&head, own_head) {
-            (Some(h), true) => match own_logits(h, &capture, &slots, &mut logits, opts.threads) {
+        let picks = match own_head {
+            Some(h) => match own_logits(h, &capture, &slots, &mut logits, opts.threads) {
                 Ok(rows) => pick_from_rows(&mut slots, &logits, h.rows(), rows),
                 Err(e) => {
                     tracing::error!(error = %e, "maximin's output projection failed; llama.cpp's from now on");
@@ -327,7 +329,7 @@ pub fn run(
                     continue;
                 }
             },
-            _ => pick_tokens(&ctx, &mut slots),
+            None => pick_tokens(&ctx, &mut slots),
         };
         for (i, token) in picks {
             let Some(seq) = &mut slots[i] else { continue };
@@ -360,16 +362,28 @@ fn pick_tokens(ctx: &LlamaContext<'_>, slots: &mut [Option<Seq>]) -> Vec<(usize,
 
 /// The final hidden states of a decode, caught by llama.cpp's graph callback
 /// (`cb_eval`) at its `result_norm` node, the input of the output product.
-/// With `skip` set the callback stops the graph there: llama.cpp then leaves
-/// its logits unwritten, and maximin's kernel computes them.
+/// With [`Catch::RowsAndStop`] the callback stops the graph there: llama.cpp
+/// then leaves its logits unwritten, and maximin's kernel computes them.
 struct Capture {
     width: usize,
-    skip: bool,
+    mode: Catch,
     /// Rows caught this decode, in output order (one per token that asked
     /// for logits, in batch order: one micro-batch per step).
     rows: Vec<f32>,
     /// The node was not the f32 matrix expected: nothing was skipped.
     fault: bool,
+}
+
+/// What the graph callback does with `result_norm` in the next decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Catch {
+    /// Nothing: the node is not even asked for, so the graph runs whole in
+    /// one piece (no kernel, or a step that needs llama.cpp's logits).
+    Off,
+    /// Copies the rows and lets the graph go on (the check at load).
+    Rows,
+    /// Copies the rows and stops the graph before llama.cpp's product.
+    RowsAndStop,
 }
 
 /// Owns a [`Capture`] that llama.cpp reaches through a raw pointer while a
@@ -381,7 +395,7 @@ impl CaptureBox {
     fn new(width: usize) -> CaptureBox {
         CaptureBox(Box::into_raw(Box::new(Capture {
             width,
-            skip: false,
+            mode: Catch::Off,
             rows: Vec::new(),
             fault: false,
         })))
@@ -400,10 +414,10 @@ impl CaptureBox {
         }
     }
 
-    fn begin(&self, skip: bool) {
+    fn begin(&self, mode: Catch) {
         // SAFETY: no decode is running (the decode thread is this one).
         let cap = unsafe { &mut *self.0 };
-        cap.skip = skip;
+        cap.mode = mode;
         cap.fault = false;
         cap.rows.clear();
     }
@@ -443,7 +457,7 @@ unsafe extern "C" fn on_tensor(
         return !ask;
     }
     if ask {
-        return true;
+        return cap.mode != Catch::Off;
     }
     let rows = usize::try_from(t.ne[1]).unwrap_or(0);
     let plain = t.type_ == llama_cpp_sys_2::GGML_TYPE_F32
@@ -467,12 +481,12 @@ unsafe extern "C" fn on_tensor(
         };
         cap.rows.extend_from_slice(row);
     }
-    !cap.skip
+    cap.mode != Catch::RowsAndStop
 }
 
 /// The repacked output matrix of the GGUF at `path`, when this CPU and the
 /// model allow it.
-fn load_head(path: &std::path::Path, model: &LlamaModel) -> Option<LmHead> {
+fn load_head(path: &Path, model: &LlamaModel) -> Option<LmHead> {
     if !LmHead::supported() {
         tracing::debug!("output projection: llama.cpp's (no AVX-512 VNNI)");
         return None;
@@ -576,7 +590,7 @@ fn head_deviation(
             .add(token, pos, &[seq], logits)
             .map_err(|e| e.to_string())?;
     }
-    capture.begin(false);
+    capture.begin(Catch::Rows);
     let decoded = ctx.decode(batch);
     batch.clear();
     let result = (|| {
@@ -835,7 +849,7 @@ mod tests {
                 .add(LlamaToken(t), i as i32, &[0], i != 1)
                 .expect("batch");
         }
-        capture.begin(true);
+        capture.begin(Catch::RowsAndStop);
         ctx.decode(&mut batch).expect("decode");
         assert!(!capture.get().fault);
         assert_eq!(capture.get().rows.len(), 2 * head.cols());
