@@ -14,9 +14,12 @@ fn main() -> ExitCode {
     // thread exists.
     #[cfg(feature = "bert")]
     maximin_engine_bert::configure_process();
-    // Re-executes the program once with libgomp's spin count set.
+    // `serve` runs the chat engine: re-executed once with libgomp's spin
+    // count set. Other commands need no llama.cpp thread team.
     #[cfg(feature = "llama")]
-    maximin_engine_llama::configure_process();
+    if matches!(args.command, cli::Command::Serve(_)) {
+        maximin_engine_llama::configure_process();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
