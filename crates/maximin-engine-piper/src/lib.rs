@@ -277,23 +277,18 @@ impl PiperEngine {
             .ok_or_else(|| Error::internal("ONNX Runtime is not loaded"))
     }
 
-    /// The voice's session with the configured threads, or `n` of its
-    /// single-threaded ones, loaded on first use off the async runtime (a
-    /// load takes hundreds of milliseconds).
-    async fn sessions(
+    /// Runs `get` (which may load sessions: hundreds of milliseconds) on the
+    /// blocking pool, not on the async runtime.
+    async fn sessions<T: Send + 'static>(
         &self,
         voice: &Arc<Voice>,
-        n: Option<usize>,
-    ) -> Result<Vec<Arc<Mutex<Session>>>> {
+        get: impl FnOnce(&Environment, &Voice) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let env = self.env()?;
         let voice = voice.clone();
-        let threads = self.threads;
-        tokio::task::spawn_blocking(move || match n {
-            None => wide_session(&env, &voice, threads).map(|s| vec![s]),
-            Some(n) => narrow_sessions(&env, &voice, n),
-        })
-        .await
-        .map_err(|e| Error::internal(format!("piper task: {e}")))?
+        tokio::task::spawn_blocking(move || get(&env, &voice))
+            .await
+            .map_err(|e| Error::internal(format!("piper task: {e}")))?
     }
 
     fn voice(&self, voice_id: &str) -> Result<Arc<Voice>> {
@@ -429,8 +424,6 @@ async fn finish(task: Run, sample_rate: u32) -> Result<SpeechAudio> {
     })
 }
 
-impl PiperEngine {}
-
 fn load_runtime(lib: &Path) -> std::result::Result<Environment, String> {
     let builder = ort::init_from(lib)
         .map_err(|e| format!("loading ONNX Runtime from {}: {e}", lib.display()))?;
@@ -491,7 +484,10 @@ impl SpeechEngine for PiperEngine {
                 sample_rate: voice.config.audio.sample_rate,
             });
         };
-        let session = self.sessions(&voice, None).await?.remove(0);
+        let threads = self.threads;
+        let session = self
+            .sessions(&voice, move |env, v| wide_session(env, v, threads))
+            .await?;
         run(session, ready).await
     }
 
@@ -512,15 +508,16 @@ impl SpeechEngine for PiperEngine {
             }
             return out;
         }
-        let voice = match self.voice(voice_id) {
-            Ok(v) => v,
-            Err(e) => return texts.iter().map(|_| Err(e.clone())).collect(),
+        let n = texts.len().min(self.threads);
+        let pool = match self.voice(voice_id) {
+            Ok(v) => self
+                .sessions(&v, move |env, v| narrow_sessions(env, v, n))
+                .await
+                .map(|s| (v, s)),
+            Err(e) => Err(e),
         };
-        let sessions = match self
-            .sessions(&voice, Some(texts.len().min(self.threads)))
-            .await
-        {
-            Ok(s) => s,
+        let (voice, sessions) = match pool {
+            Ok(p) => p,
             Err(e) => return texts.iter().map(|_| Err(e.clone())).collect(),
         };
         // Each run starts as soon as its text is phonemized; the next text is
@@ -528,11 +525,8 @@ impl SpeechEngine for PiperEngine {
         let mut runs = Vec::with_capacity(texts.len());
         for (i, text) in texts.iter().enumerate() {
             let session = sessions[i % sessions.len()].clone();
-            runs.push(match self.ready(&voice, text, prosody).await {
-                Ok(Some(r)) => Ok(Some(start(session, r))),
-                Ok(None) => Ok(None),
-                Err(e) => Err(e),
-            });
+            let ready = self.ready(&voice, text, prosody).await;
+            runs.push(ready.map(|r| r.map(|r| start(session, r))));
         }
         let mut out = Vec::with_capacity(runs.len());
         for r in runs {

@@ -224,9 +224,7 @@ pub(crate) fn check_text(text: &str) -> Result<f64, ApiError> {
 }
 
 fn plan(p: &Platform, ctx: &Ctx, req: &T2aRequest) -> Result<(Plan, String), ApiError> {
-    let (plan, model) = plan_voice(p, ctx, req, true)?;
-    let ratio = check_text(&req.text)?;
-    Ok((plan.with_text(req.text.clone(), ratio), model))
+    plan_voice(p, ctx, req, Some(&req.text))
 }
 
 impl Plan {
@@ -238,15 +236,15 @@ impl Plan {
     }
 }
 
-/// Everything of a request but its text (which the WebSocket protocol sends
-/// later, piece by piece): model, output format, audio settings, voice,
-/// prosody, pronunciation rules. `text_first` checks the text right after the
-/// model, so that a request's errors come in the order of its fields.
+/// A request checked and resolved: model, `text` (checked right after the
+/// model, so that errors come in the order of the fields; `None` leaves the
+/// plan without text, as the WebSocket protocol sends it later, piece by
+/// piece), output format, audio settings, voice, prosody, pronunciation rules.
 pub(crate) fn plan_voice(
     p: &Platform,
     ctx: &Ctx,
     req: &T2aRequest,
-    text_first: bool,
+    text: Option<&str>,
 ) -> Result<(Plan, String), ApiError> {
     let spec = p.model_for(&ctx.caller, &req.model)?;
     if spec.modality != Modality::Speech {
@@ -258,10 +256,9 @@ pub(crate) fn plan_voice(
             ),
         ));
     }
-    let ratio = if text_first {
-        check_text(&req.text)?
-    } else {
-        0.0
+    let ratio = match text {
+        Some(t) => check_text(t)?,
+        None => 0.0,
     };
     match req.output_format.as_deref() {
         None | Some("hex") => {}
@@ -412,7 +409,7 @@ pub(crate) fn plan_voice(
             prosody,
             gain,
             settings,
-            text: req.text.clone(),
+            text: text.unwrap_or_default().to_owned(),
             illegal_ratio: ratio,
             replacements,
         },
@@ -427,8 +424,8 @@ pub(crate) struct Synth {
     pieces: std::collections::VecDeque<Piece>,
     /// Audio of sentences spoken side by side, waiting their turn.
     spoken: std::collections::VecDeque<Result<SpeechAudio, Error>>,
-    /// Sentences synthesised so far.
-    sentences: usize,
+    /// Whether the first sentence (spoken on its own) has been synthesised.
+    spoke: bool,
     encoder: Option<Encoder>,
     /// Pause seconds met before the first audio (the encoder's input rate is
     /// known only then).
@@ -449,7 +446,7 @@ impl Synth {
             plan,
             pieces,
             spoken: std::collections::VecDeque::new(),
-            sentences: 0,
+            spoke: false,
             encoder: None,
             pending_silence: 0.0,
             samples_in: 0,
@@ -474,19 +471,15 @@ impl Synth {
             Piece::Text(text) => {
                 let width = self.plan.engine.side_by_side();
                 let mut texts = vec![text];
-                if self.sentences > 0 {
-                    while texts.len() < width {
-                        match self.pieces.front() {
-                            Some(Piece::Text(_)) => {
-                                if let Some(Piece::Text(t)) = self.pieces.pop_front() {
-                                    texts.push(t);
-                                }
-                            }
-                            _ => break,
-                        }
+                while self.spoke && texts.len() < width {
+                    let Some(Piece::Text(_)) = self.pieces.front() else {
+                        break;
+                    };
+                    if let Some(Piece::Text(t)) = self.pieces.pop_front() {
+                        texts.push(t);
                     }
                 }
-                self.sentences += texts.len();
+                self.spoke = true;
                 let (engine, voice, prosody) = (
                     self.plan.engine.clone(),
                     self.plan.voice.clone(),

@@ -64,6 +64,11 @@ struct Session {
     model: Option<String>,
 }
 
+/// The `base_resp` of success.
+fn ok() -> Value {
+    serde_json::to_value(BaseResp::success()).unwrap_or(Value::Null)
+}
+
 /// What to do after a client message.
 enum Next {
     Continue,
@@ -72,10 +77,7 @@ enum Next {
 
 impl Session {
     async fn run(mut self) {
-        let hello = self.event(
-            "connected_success",
-            json!({"status_code": 0, "status_msg": "success"}),
-        );
+        let hello = self.event("connected_success", ok());
         if self.send(hello).await.is_err() {
             return;
         }
@@ -107,8 +109,7 @@ impl Session {
                 Ok(v) if v.is_object() => self.on_message(v, &mut task).await,
                 _ => {
                     self.fail(ILLEGAL_EVENT, "A message is not a JSON object.")
-                        .await;
-                    Next::Close
+                        .await
                 }
             };
             if matches!(next, Next::Close) {
@@ -129,33 +130,24 @@ impl Session {
             ("task_start", None) => match self.start(v) {
                 Ok(plan) => {
                     *task = Some(plan);
-                    let started = self.event(
-                        "task_started",
-                        json!({"status_code": 0, "status_msg": "success"}),
-                    );
+                    let started = self.event("task_started", ok());
                     self.send_or_close(started).await
                 }
-                Err(base_resp) => {
-                    let failed = self.event("task_failed", base_resp);
-                    let _ = self.send(failed).await;
-                    Next::Close
-                }
+                Err(base_resp) => self.failed(base_resp).await,
             },
             ("task_start", Some(_)) => {
                 self.fail(
                     ILLEGAL_EVENT,
                     "The task has started already: send task_continue or task_finish.",
                 )
-                .await;
-                Next::Close
+                .await
             }
             ("task_continue" | "task_finish", None) => {
                 self.fail(
                     ILLEGAL_EVENT,
                     "Send task_start first and wait for task_started.",
                 )
-                .await;
-                Next::Close
+                .await
             }
             ("task_continue", Some(plan)) => {
                 let plan = plan.clone();
@@ -167,10 +159,7 @@ impl Session {
                 self.speak(plan, text).await
             }
             ("task_finish", Some(_)) => {
-                let finished = self.event(
-                    "task_finished",
-                    json!({"status_code": 0, "status_msg": "success"}),
-                );
+                let finished = self.event("task_finished", ok());
                 let _ = self.send(finished).await;
                 Next::Close
             }
@@ -182,8 +171,7 @@ impl Session {
                         "Unknown event '{event}': send task_start, task_continue or task_finish."
                     )
                 };
-                self.fail(ILLEGAL_EVENT, &msg).await;
-                Next::Close
+                self.fail(ILLEGAL_EVENT, &msg).await
             }
         }
     }
@@ -199,7 +187,7 @@ impl Session {
         let req: T2aRequest = serde_json::from_value(v).map_err(
             |e| json!({"status_code": 2013, "status_msg": format!("task_start is not valid: {e}")}),
         )?;
-        let (plan, model) = plan_voice(&self.app.platform, &self.ctx, &req, false)
+        let (plan, model) = plan_voice(&self.app.platform, &self.ctx, &req, None)
             .map_err(|e| native_base_resp(&e.0))?;
         self.model = Some(model);
         Ok(plan)
@@ -221,9 +209,7 @@ impl Session {
         let ratio = match check_text(&text) {
             Ok(r) => r,
             Err(e) => {
-                let failed = self.event("task_failed", native_base_resp(&e.0));
-                let _ = self.send(failed).await;
-                return Next::Close;
+                return self.failed(native_base_resp(&e.0)).await;
             }
         };
         let mut synth = Synth::new(plan.with_text(text, ratio));
@@ -237,9 +223,7 @@ impl Session {
                     }
                 }
                 Err(e) => {
-                    let failed = self.event("task_failed", native_base_resp(&e));
-                    let _ = self.send(failed).await;
-                    return Next::Close;
+                    return self.failed(native_base_resp(&e)).await;
                 }
             }
         }
@@ -255,11 +239,7 @@ impl Session {
                     self.continued((!tail.is_empty()).then_some(&tail[..]), Some(info), true);
                 self.send_or_close(last).await
             }
-            Err(e) => {
-                let failed = self.event("task_failed", native_base_resp(&e));
-                let _ = self.send(failed).await;
-                Next::Close
-            }
+            Err(e) => self.failed(native_base_resp(&e)).await,
         }
     }
 
@@ -276,10 +256,7 @@ impl Session {
     }
 
     fn continued(&self, audio: Option<&[u8]>, info: Option<Value>, last: bool) -> Value {
-        let mut ev = self.event(
-            "task_continued",
-            serde_json::to_value(BaseResp::success()).unwrap_or(Value::Null),
-        );
+        let mut ev = self.event("task_continued", ok());
         ev["data"] = match audio {
             Some(a) => json!({"audio": hex::encode(a)}),
             None => Value::Null,
@@ -298,12 +275,16 @@ impl Session {
         })
     }
 
-    async fn fail(&mut self, code: i64, msg: &str) {
-        let failed = self.event(
-            "task_failed",
-            json!({"status_code": code, "status_msg": msg}),
-        );
+    /// `task_failed` with this `base_resp`; the connection closes after it.
+    async fn failed(&mut self, base_resp: Value) -> Next {
+        let failed = self.event("task_failed", base_resp);
         let _ = self.send(failed).await;
+        Next::Close
+    }
+
+    async fn fail(&mut self, code: i64, msg: &str) -> Next {
+        self.failed(json!({"status_code": code, "status_msg": msg}))
+            .await
     }
 
     async fn send(&mut self, v: Value) -> Result<(), axum::Error> {
