@@ -477,3 +477,45 @@ async fn get_voice_lists_voices_that_speak() {
     let missing = s.post("/v1/get_voice", &key, json!({})).await.body;
     assert_native_error(&missing, 2013, "voice_type");
 }
+
+#[tokio::test]
+async fn sentences_spoken_side_by_side_come_out_in_order() {
+    let s = Server::with_models("").await;
+    let (_, key) = s.admin("payg");
+    // Short and long sentences alternate: after the first, the neural engine
+    // speaks them two at a time, and each must come back in its place.
+    let text = "Hi. This sentence is a good deal longer than the one just before it. \
+                Ok. Here again is a sentence that takes much longer to say than its neighbours. \
+                No. And the last long sentence closes this little test of the order.";
+    let resp = s
+        .http
+        .post(s.url("/v1/t2a_v2"))
+        .bearer_auth(&key)
+        .json(&json!({
+            "model": "speech-2.8-hd", "text": text, "stream": true,
+            "voice_setting": {"voice_id": "en_US-joe-medium"},
+            "audio_setting": {"format": "pcm", "sample_rate": 22050},
+        }))
+        .send()
+        .await
+        .expect("send");
+    let body = resp.text().await.expect("body");
+    let sizes: Vec<usize> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(|d| serde_json::from_str::<Value>(d.trim()).expect("JSON frame"))
+        .filter(|f| f["data"]["status"] == 1)
+        .map(|f| f["data"]["audio"].as_str().expect("hex").len() / 2)
+        .collect();
+    assert_eq!(sizes.len(), 6, "one chunk per sentence: {sizes:?}");
+    for (i, pair) in sizes.chunks(2).enumerate() {
+        assert!(
+            pair[0] * 2 < pair[1],
+            "sentence {} (short) came out with {} bytes, sentence {} (long) with {}: {sizes:?}",
+            2 * i + 1,
+            pair[0],
+            2 * i + 2,
+            pair[1]
+        );
+    }
+}

@@ -164,10 +164,16 @@ async fn a_task_streams_audio_per_text_and_is_metered() {
 async fn protocol_mistakes_fail_the_task_with_native_codes() {
     let s = Server::with_models("").await;
     let (_, key) = s.admin("payg");
-    assert!(
-        connect(&s, "mmx_live_not_a_key").await.is_err(),
-        "a bad key gets no socket"
-    );
+    // A bad key gets no socket, and the native authentication error (1004).
+    match connect(&s, "mmx_live_not_a_key").await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            let body: Value = serde_json::from_slice(resp.body().as_deref().unwrap_or_default())
+                .expect("a JSON error body");
+            assert_eq!(body["base_resp"]["status_code"], 1004, "{body}");
+        }
+        Err(e) => panic!("the upgrade was refused without a native error: {e}"),
+        Ok(_) => panic!("a bad key got a socket"),
+    }
 
     // task_continue before task_start: 2202.
     let mut ws = connect(&s, &key).await.expect("connected");
