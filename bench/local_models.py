@@ -23,6 +23,7 @@ GB). Never part of CI. With --rounds R each side runs R times, alternating, and
 the best round of each counts.
 """
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -97,7 +98,10 @@ def target_dir():
     return Path(json.loads(meta)["target_directory"])
 
 
-def bench_maximin(binary, models, threads, label):
+@contextlib.contextmanager
+def serving(binary, models, threads):
+    """`maximin serve` on a fresh data dir linked to DATA_DIR's models, with an
+    enterprise account and key: yields (base URL, key)."""
     data = Path(tempfile.mkdtemp(prefix="maximin-bench-"))
     try:
         (data / "models").symlink_to(models / "models")
@@ -116,11 +120,16 @@ def bench_maximin(binary, models, threads, label):
         try:
             base = f"http://127.0.0.1:{port}"
             wait_http(base + "/healthz", proc)
-            return chat_bench.measure(base, key, "minimax-chat-v2", label=label)
+            yield base, key
         finally:
             stop(proc)
     finally:
         shutil.rmtree(data, ignore_errors=True)
+
+
+def bench_maximin(binary, models, threads, label):
+    with serving(binary, models, threads) as (base, key):
+        return chat_bench.measure(base, key, "minimax-chat-v2", label=label)
 
 
 def bench_llama_cpp(python, gguf, threads, label):

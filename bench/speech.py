@@ -16,17 +16,15 @@ of CI.
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from local_models import ROOT, free_port, log, stop, target_dir, venv, wait_http  # noqa: E402
+from local_models import ROOT, log, serving, target_dir, venv  # noqa: E402
 
 PIPER_TTS = "piper-tts==1.8.0"
 VOICE = "models/speech-2.8-hd/en_US-joe-medium.onnx"
@@ -82,40 +80,20 @@ def stream_t2a(base, key, model, text, stream=True):
 
 
 def bench_maximin(binary, models, threads, rounds):
-    data = Path(tempfile.mkdtemp(prefix="maximin-speech-bench-"))
-    try:
-        (data / "models").symlink_to(models / "models")
-        cli = [str(binary), "--data-dir", str(data), "--json"]
-        account = json.loads(subprocess.run(
-            cli + ["accounts", "create", "--email", "bench@example.com", "--plan", "enterprise",
-                   "--rpm", "100000000"], check=True, capture_output=True, text=True).stdout)["id"]
-        key = json.loads(subprocess.run(cli + ["keys", "create", "--account", account, "--name", "b"],
-                                        check=True, capture_output=True, text=True).stdout)["secret"]
-        port = free_port()
-        with open(data / "serve.log", "w") as out:
-            proc = subprocess.Popen(cli[:-1] + ["serve", "--listen", f"127.0.0.1:{port}",
-                                                "--threads", str(threads)],
-                                    stdout=out, stderr=subprocess.STDOUT)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            wait_http(base + "/healthz", proc)
-            results = {}
-            for model in ("speech-2.8-hd", "speech-2.8-turbo"):
-                stream_t2a(base, key, model, "Warm up.")
-                per_text = []
-                for text in TEXTS:
-                    streamed = [stream_t2a(base, key, model, text) for _ in range(rounds)]
-                    whole = [stream_t2a(base, key, model, text, stream=False) for _ in range(rounds)]
-                    per_text.append({
-                        "first_chunk_ms": statistics.median(r[0] for r in streamed) * 1e3,
-                        "rtf": statistics.median(r[1] / r[2] for r in whole),
-                    })
-                results[model] = per_text
-            return results
-        finally:
-            stop(proc)
-    finally:
-        shutil.rmtree(data, ignore_errors=True)
+    with serving(binary, models, threads) as (base, key):
+        results = {}
+        for model in ("speech-2.8-hd", "speech-2.8-turbo"):
+            stream_t2a(base, key, model, "Warm up.")
+            per_text = []
+            for text in TEXTS:
+                streamed = [stream_t2a(base, key, model, text) for _ in range(rounds)]
+                whole = [stream_t2a(base, key, model, text, stream=False) for _ in range(rounds)]
+                per_text.append({
+                    "first_chunk_ms": statistics.median(r[0] for r in streamed) * 1e3,
+                    "rtf": statistics.median(r[1] / r[2] for r in whole),
+                })
+            results[model] = per_text
+        return results
 
 
 def main():
