@@ -18,6 +18,24 @@ impl Clock for SystemClock {
     }
 }
 
+/// The system clock moved by a fixed offset (`MAXIMIN_CLOCK_OFFSET`).
+#[derive(Debug, Clone, Copy)]
+pub struct ShiftedClock {
+    offset: time::Duration,
+}
+
+impl ShiftedClock {
+    pub fn new(offset: time::Duration) -> Self {
+        ShiftedClock { offset }
+    }
+}
+
+impl Clock for ShiftedClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc() + self.offset
+    }
+}
+
 /// A clock that only moves when told to (tests).
 #[derive(Debug)]
 pub struct ManualClock {

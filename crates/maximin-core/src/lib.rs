@@ -7,14 +7,18 @@
 pub mod authcache;
 pub mod catalog;
 pub mod clock;
+pub mod crypto;
 pub mod engines;
 pub mod error;
+pub mod files;
 pub mod idempotency;
 pub mod meter;
 pub mod ratelimit;
 pub mod secrets;
 pub mod speech;
 pub mod store;
+pub mod tasks;
+pub mod voices;
 
 use std::sync::Arc;
 
@@ -30,10 +34,12 @@ use authcache::AuthCache;
 use catalog::{Catalog, Installed, ModelSpec};
 use clock::{iso8601, Clock};
 use engines::Engines;
+use files::{Files, Vault};
 use idempotency::Idempotency;
 use meter::Meter;
 use ratelimit::RateLimiter;
 use store::{Account, ApiKey, Store, UsageEvent};
+use tasks::Tasks;
 
 /// At most this many unrevoked keys per account (seed 002).
 pub const MAX_KEYS_PER_ACCOUNT: usize = 20;
@@ -144,6 +150,8 @@ pub struct Platform {
     pub engines: Engines,
     pub idempotency: Idempotency,
     pub meter: Meter,
+    pub files: Arc<Files>,
+    pub tasks: Arc<Tasks>,
     auth_cache: AuthCache,
 }
 
@@ -156,9 +164,13 @@ impl Platform {
         catalog: Catalog,
         engines: Engines,
         mut installed: Installed,
+        vault: Vault,
     ) -> Self {
         installed.engines.extend(engines.names());
+        let keys = vault.keys.clone();
         Platform {
+            files: Arc::new(Files::new(store.clone(), vault, clock.clone())),
+            tasks: Arc::new(Tasks::new(store.clone(), keys, clock.clone())),
             engines,
             idempotency: Idempotency::new(store.clone(), clock.clone()),
             meter: Meter::start(store.clone()),

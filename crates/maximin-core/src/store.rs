@@ -77,6 +77,99 @@ pub enum IdemState {
     },
 }
 
+/// A stored file's metadata. The bytes are an encrypted blob named by the id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRecord {
+    pub id: i64,
+    pub account_id: String,
+    pub purpose: String,
+    pub filename: String,
+    /// What the content was recognised as (`mp3`, `wav`, `txt`, `tar`, …).
+    pub kind: String,
+    pub bytes: u64,
+    /// The master key that wraps this file's data key.
+    pub key_id: String,
+    pub wrapped_key: Vec<u8>,
+    pub created_at: OffsetDateTime,
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// A durable task's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskStatus {
+    Queued,
+    Processing,
+    Success,
+    Failed,
+}
+
+impl TaskStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Queued => "queued",
+            TaskStatus::Processing => "processing",
+            TaskStatus::Success => "success",
+            TaskStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "queued" => TaskStatus::Queued,
+            "processing" => TaskStatus::Processing,
+            "success" => TaskStatus::Success,
+            "failed" => TaskStatus::Failed,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskRecord {
+    pub id: i64,
+    pub account_id: String,
+    pub key_id: String,
+    pub kind: String,
+    pub status: TaskStatus,
+    /// The request, sealed (see `crypto::Sealer`); empty once the task ended.
+    pub params: Vec<u8>,
+    /// The output file's id, reserved at creation.
+    pub file_id: Option<i64>,
+    /// Metadata of the outcome as JSON (lengths, counts; never content).
+    pub result: Option<String>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub attempts: u32,
+    pub lease_until: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// How a task ended.
+#[derive(Debug, Clone)]
+pub struct TaskEnd {
+    pub status: TaskStatus,
+    pub result: Option<String>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    /// The output file, recorded in the same transaction.
+    pub file: Option<FileRecord>,
+}
+
+/// An account's own voice (designed or cloned): engine parameters as JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoiceRecord {
+    pub account_id: String,
+    pub voice_id: String,
+    /// `voice_cloning` or `voice_generation`.
+    pub kind: String,
+    pub profile: String,
+    pub created_at: OffsetDateTime,
+    /// First use in a real synthesis; an unused voice expires.
+    pub used_at: Option<OffsetDateTime>,
+    pub deleted_at: Option<OffsetDateTime>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// A value that changes whenever a key or account changes in a way that
@@ -128,6 +221,75 @@ pub trait Store: Send + Sync + 'static {
     async fn idem_get(&self, id: &str, now: OffsetDateTime) -> Result<IdemState>;
     async fn idem_complete(&self, id: &str, sealed: &[u8]) -> Result<()>;
     async fn idem_release(&self, id: &str) -> Result<()>;
+
+    // ---- files ----
+
+    /// Fails with `payload_too_large` when the account's files would pass `quota` bytes.
+    async fn insert_file(&self, file: &FileRecord, quota: u64) -> Result<()>;
+    async fn file(&self, id: i64) -> Result<Option<FileRecord>>;
+    /// An account's files of one purpose (all purposes when `None`), newest first.
+    async fn files_of(&self, account_id: &str, purpose: Option<&str>) -> Result<Vec<FileRecord>>;
+    /// Removes the record; returns false when there was none.
+    async fn delete_file(&self, id: i64) -> Result<bool>;
+    /// Up to `limit` files whose `expires_at` has passed.
+    async fn expired_files(&self, now: OffsetDateTime, limit: u32) -> Result<Vec<FileRecord>>;
+    /// Every file's (id, key id, wrapped key), to rewrap under a new master key.
+    async fn file_keys(&self) -> Result<Vec<(i64, String, Vec<u8>)>>;
+    async fn set_file_key(&self, id: i64, key_id: &str, wrapped_key: &[u8]) -> Result<()>;
+
+    // ---- tasks ----
+
+    async fn insert_task(&self, task: &TaskRecord) -> Result<()>;
+    async fn task(&self, id: i64) -> Result<Option<TaskRecord>>;
+    /// Takes the oldest queued task of these kinds, or a processing one whose
+    /// lease ran out before `now` (its runner died): marks it processing until
+    /// `lease_until` and counts the attempt. Atomic across processes.
+    async fn claim_task(
+        &self,
+        kinds: &[String],
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<Option<TaskRecord>>;
+    /// Extends the lease of attempt `attempt`; false when the task moved on.
+    async fn renew_task(&self, id: i64, attempt: u32, lease_until: OffsetDateTime) -> Result<bool>;
+    /// Ends attempt `attempt` (and records its output file) in one
+    /// transaction; false, with nothing written, when another attempt owns the
+    /// task now or it already ended.
+    async fn end_task(
+        &self,
+        id: i64,
+        attempt: u32,
+        end: &TaskEnd,
+        now: OffsetDateTime,
+    ) -> Result<bool>;
+    /// Every unfinished task's (id, params), to rewrap under a new master key.
+    async fn task_params(&self) -> Result<Vec<(i64, Vec<u8>)>>;
+    async fn set_task_params(&self, id: i64, params: &[u8]) -> Result<()>;
+
+    // ---- voices ----
+
+    /// Inserts a voice; false when the account has (or had) a voice with that id.
+    async fn insert_voice(&self, voice: &VoiceRecord) -> Result<bool>;
+    /// The voice, deleted or not.
+    async fn voice(&self, account_id: &str, voice_id: &str) -> Result<Option<VoiceRecord>>;
+    async fn voices_of(&self, account_id: &str) -> Result<Vec<VoiceRecord>>;
+    /// Records the first real use (later uses keep the first time).
+    async fn mark_voice_used(
+        &self,
+        account_id: &str,
+        voice_id: &str,
+        at: OffsetDateTime,
+    ) -> Result<()>;
+    /// Marks a live voice deleted; false when there was none.
+    async fn delete_voice(
+        &self,
+        account_id: &str,
+        voice_id: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool>;
+    /// Deletes voices created before `unused_since` and never used; returns how many.
+    async fn expire_voices(&self, unused_since: OffsetDateTime, now: OffsetDateTime)
+        -> Result<u64>;
 
     /// Deletes what has outlived its retention; returns how many rows went.
     async fn sweep(&self, now: OffsetDateTime, usage_retention: time::Duration) -> Result<u64>;

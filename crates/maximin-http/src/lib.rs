@@ -16,6 +16,8 @@ pub mod openapi;
 pub mod pipeline;
 pub mod routes;
 
+pub use routes::speech_async::task_handlers;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -44,6 +46,9 @@ pub struct AppState {
     pub openapi: axum::body::Bytes,
     /// Set when shutdown starts: `/readyz` turns 503 so balancers move away.
     pub draining: Arc<AtomicBool>,
+    /// The URL clients reach this server at, for links (`public_url`);
+    /// `None`: the request's own host.
+    pub public_url: Option<String>,
 }
 
 impl AppState {
@@ -56,6 +61,7 @@ impl AppState {
             metrics: Arc::default(),
             openapi: axum::body::Bytes::from(doc),
             draining: Arc::default(),
+            public_url: None,
         }
     }
 }
@@ -193,9 +199,73 @@ fn mount(state: AppState) -> Api {
         )
         .route(
             Method::POST,
+            "/v1/t2a_async_v2",
+            spec(RateClass::Speech, Some(Modality::Speech), false, false),
+            post(routes::speech_async::t2a_async_v2),
+        )
+        .route(
+            Method::GET,
+            "/v1/query/t2a_async_query_v2",
+            spec(RateClass::Read, Some(Modality::Speech), true, false),
+            get(routes::speech_async::query_t2a_async),
+        )
+        .route(
+            Method::POST,
+            "/v1/voice_design",
+            spec(RateClass::Speech, Some(Modality::Speech), false, false),
+            post(routes::voices::voice_design),
+        )
+        .route(
+            Method::POST,
+            "/v1/voice_clone",
+            spec(RateClass::Speech, Some(Modality::Speech), false, false),
+            post(routes::voices::voice_clone),
+        )
+        .route(
+            Method::POST,
+            "/v1/delete_voice",
+            spec(RateClass::Speech, Some(Modality::Speech), false, false),
+            post(routes::voices::delete_voice),
+        )
+        .route(
+            Method::POST,
             "/v1/get_voice",
             spec(RateClass::Read, Some(Modality::Speech), true, false),
             post(routes::voices::get_voice),
+        )
+        .route(
+            Method::POST,
+            "/v1/files/upload",
+            spec(RateClass::FileUpload, Some(Modality::Files), false, false),
+            post(routes::files::upload_file).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route(
+            Method::GET,
+            "/v1/files/list",
+            spec(RateClass::Read, Some(Modality::Files), true, false),
+            get(routes::files::list_files),
+        )
+        .route(
+            Method::GET,
+            "/v1/files/retrieve",
+            spec(RateClass::Read, Some(Modality::Files), true, false),
+            get(routes::files::retrieve_file),
+        )
+        .route(
+            Method::GET,
+            "/v1/files/retrieve_content",
+            spec(RateClass::Read, Some(Modality::Files), true, false),
+            get(routes::files::retrieve_file_content),
+        )
+        .route(
+            Method::POST,
+            "/v1/files/delete",
+            spec(RateClass::FileUpload, Some(Modality::Files), false, false),
+            post(routes::files::delete_file),
+        )
+        .open(
+            "/v1/files/download/{file_id}",
+            get(routes::files::download_file),
         )
         .route(
             Method::POST,

@@ -95,6 +95,17 @@ impl Modify for BearerAuth {
         routes::speech::t2a_v2,
         routes::speech_ws::t2a_ws,
         routes::voices::get_voice,
+        routes::voices::voice_design,
+        routes::voices::voice_clone,
+        routes::voices::delete_voice,
+        routes::speech_async::t2a_async_v2,
+        routes::speech_async::query_t2a_async,
+        routes::files::upload_file,
+        routes::files::list_files,
+        routes::files::retrieve_file,
+        routes::files::retrieve_file_content,
+        routes::files::delete_file,
+        routes::files::download_file,
     ),
     modifiers(&BearerAuth)
 )]

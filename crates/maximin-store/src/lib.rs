@@ -5,6 +5,8 @@
 //! SQLite-only functions) so that a PostgreSQL store is a new module with the same
 //! statements and its own migrations, not a rewrite.
 
+mod blobs;
 mod sqlite;
 
+pub use blobs::{add_master_key, load_master_keys, DiskBlobs};
 pub use sqlite::SqliteStore;

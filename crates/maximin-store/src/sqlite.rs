@@ -5,7 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use maximin_core::store::{Account, ApiKey, IdemState, Store, UsageEvent, UsageSummary};
+use maximin_core::store::{
+    Account, ApiKey, FileRecord, IdemState, Store, TaskEnd, TaskRecord, TaskStatus, UsageEvent,
+    UsageSummary, VoiceRecord,
+};
 use maximin_core::{Error, Result};
 use maximin_types::{CustomLimits, Plan, Scope, UsageFigures};
 use sqlx::sqlite::{
@@ -15,11 +18,18 @@ use sqlx::{Row, SqlitePool};
 use time::OffsetDateTime;
 
 /// Migrations, applied in order at start; each runs once.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "core",
-    include_str!("../migrations/sqlite/0001_core.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "core",
+        include_str!("../migrations/sqlite/0001_core.sql"),
+    ),
+    (
+        2,
+        "files_tasks_voices",
+        include_str!("../migrations/sqlite/0002_files_tasks_voices.sql"),
+    ),
+];
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -249,6 +259,101 @@ fn figures_from(row: &SqliteRow) -> UsageFigures {
 }
 
 const KEY_COLUMNS: &str = "id, account_id, name, prefix, hash, test, scopes, models, created_at, revoked_at, last_used_at, requests, errors, prompt_tokens, completion_tokens";
+
+const FILE_COLUMNS: &str =
+    "id, account_id, purpose, filename, kind, bytes, key_id, wrapped_key, created_at, expires_at";
+
+fn file_from(row: &SqliteRow) -> FileRecord {
+    FileRecord {
+        id: row.get("id"),
+        account_id: row.get("account_id"),
+        purpose: row.get("purpose"),
+        filename: row.get("filename"),
+        kind: row.get("kind"),
+        bytes: u(row.get("bytes")),
+        key_id: row.get("key_id"),
+        wrapped_key: row.get("wrapped_key"),
+        created_at: from_ms(row.get("created_at")),
+        expires_at: row.get::<Option<i64>, _>("expires_at").map(from_ms),
+    }
+}
+
+const TASK_COLUMNS: &str = "id, account_id, key_id, kind, status, params, file_id, result, error_code, error_message, attempts, lease_until, created_at, updated_at";
+
+fn task_from(row: &SqliteRow) -> Result<TaskRecord> {
+    let status: String = row.get("status");
+    Ok(TaskRecord {
+        id: row.get("id"),
+        account_id: row.get("account_id"),
+        key_id: row.get("key_id"),
+        kind: row.get("kind"),
+        status: TaskStatus::parse(&status)
+            .ok_or_else(|| Error::internal(format!("task status '{status}'")))?,
+        params: row.get::<Option<Vec<u8>>, _>("params").unwrap_or_default(),
+        file_id: row.get("file_id"),
+        result: row.get("result"),
+        error_code: row.get("error_code"),
+        error_message: row.get("error_message"),
+        attempts: u32::try_from(row.get::<i64, _>("attempts")).unwrap_or(u32::MAX),
+        lease_until: row.get::<Option<i64>, _>("lease_until").map(from_ms),
+        created_at: from_ms(row.get("created_at")),
+        updated_at: from_ms(row.get("updated_at")),
+    })
+}
+
+const VOICE_COLUMNS: &str = "account_id, voice_id, kind, profile, created_at, used_at, deleted_at";
+
+fn voice_from(row: &SqliteRow) -> VoiceRecord {
+    VoiceRecord {
+        account_id: row.get("account_id"),
+        voice_id: row.get("voice_id"),
+        kind: row.get("kind"),
+        profile: row.get("profile"),
+        created_at: from_ms(row.get("created_at")),
+        used_at: row.get::<Option<i64>, _>("used_at").map(from_ms),
+        deleted_at: row.get::<Option<i64>, _>("deleted_at").map(from_ms),
+    }
+}
+
+async fn insert_file_in(
+    conn: &mut sqlx::SqliteConnection,
+    f: &FileRecord,
+    quota: u64,
+) -> Result<()> {
+    // One statement: the sum and the insert cannot interleave with another writer.
+    let res = sqlx::query(
+        "INSERT INTO files (id, account_id, purpose, filename, kind, bytes, key_id, wrapped_key, created_at, expires_at) \
+         SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? \
+         WHERE (SELECT COALESCE(SUM(bytes), 0) FROM files WHERE account_id = ?) + ? <= ?",
+    )
+    .bind(f.id)
+    .bind(&f.account_id)
+    .bind(&f.purpose)
+    .bind(&f.filename)
+    .bind(&f.kind)
+    .bind(i(f.bytes))
+    .bind(&f.key_id)
+    .bind(&f.wrapped_key)
+    .bind(ms(f.created_at))
+    .bind(f.expires_at.map(ms))
+    .bind(&f.account_id)
+    .bind(i(f.bytes))
+    .bind(i(quota))
+    .execute(conn)
+    .await
+    .map_err(db_err)?;
+    if res.rows_affected() == 0 {
+        return Err(Error::new(
+            maximin_types::ErrorCode::PayloadTooLarge,
+            format!(
+                "This file would take the account's files past its {} GB; delete files first.",
+                quota / 1_000_000_000
+            ),
+        )
+        .with("quota_bytes", quota));
+    }
+    Ok(())
+}
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -579,6 +684,317 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn insert_file(&self, f: &FileRecord, quota: u64) -> Result<()> {
+        let mut conn = self.pool.acquire().await.map_err(db_err)?;
+        insert_file_in(&mut conn, f, quota).await
+    }
+
+    async fn file(&self, id: i64) -> Result<Option<FileRecord>> {
+        Ok(
+            sqlx::query(&format!("SELECT {FILE_COLUMNS} FROM files WHERE id = ?"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_err)?
+                .as_ref()
+                .map(file_from),
+        )
+    }
+
+    async fn files_of(&self, account_id: &str, purpose: Option<&str>) -> Result<Vec<FileRecord>> {
+        Ok(sqlx::query(&format!(
+            "SELECT {FILE_COLUMNS} FROM files WHERE account_id = ? AND (? IS NULL OR purpose = ?) ORDER BY created_at DESC, id DESC"
+        ))
+        .bind(account_id)
+        .bind(purpose)
+        .bind(purpose)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(file_from)
+        .collect())
+    }
+
+    async fn delete_file(&self, id: i64) -> Result<bool> {
+        Ok(sqlx::query("DELETE FROM files WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?
+            .rows_affected()
+            > 0)
+    }
+
+    async fn expired_files(&self, now: OffsetDateTime, limit: u32) -> Result<Vec<FileRecord>> {
+        Ok(sqlx::query(&format!(
+            "SELECT {FILE_COLUMNS} FROM files WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT ?"
+        ))
+        .bind(ms(now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(file_from)
+        .collect())
+    }
+
+    async fn file_keys(&self) -> Result<Vec<(i64, String, Vec<u8>)>> {
+        Ok(sqlx::query("SELECT id, key_id, wrapped_key FROM files")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(|r| (r.get("id"), r.get("key_id"), r.get("wrapped_key")))
+            .collect())
+    }
+
+    async fn set_file_key(&self, id: i64, key_id: &str, wrapped_key: &[u8]) -> Result<()> {
+        sqlx::query("UPDATE files SET key_id = ?, wrapped_key = ? WHERE id = ?")
+            .bind(key_id)
+            .bind(wrapped_key)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn insert_task(&self, t: &TaskRecord) -> Result<()> {
+        sqlx::query(&format!(
+            "INSERT INTO tasks ({TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(t.id)
+        .bind(&t.account_id)
+        .bind(&t.key_id)
+        .bind(&t.kind)
+        .bind(t.status.as_str())
+        .bind(&t.params)
+        .bind(t.file_id)
+        .bind(&t.result)
+        .bind(&t.error_code)
+        .bind(&t.error_message)
+        .bind(i64::from(t.attempts))
+        .bind(t.lease_until.map(ms))
+        .bind(ms(t.created_at))
+        .bind(ms(t.updated_at))
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn task(&self, id: i64) -> Result<Option<TaskRecord>> {
+        sqlx::query(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?
+            .as_ref()
+            .map(task_from)
+            .transpose()
+    }
+
+    async fn claim_task(
+        &self,
+        kinds: &[String],
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<Option<TaskRecord>> {
+        if kinds.is_empty() {
+            return Ok(None);
+        }
+        let marks = vec!["?"; kinds.len()].join(", ");
+        // One statement: two runners cannot claim the same task.
+        let sql = format!(
+            "UPDATE tasks SET status = 'processing', attempts = attempts + 1, lease_until = ?, updated_at = ? \
+             WHERE id = (SELECT id FROM tasks WHERE kind IN ({marks}) \
+                 AND (status = 'queued' OR (status = 'processing' AND lease_until < ?)) \
+                 ORDER BY created_at, id LIMIT 1) \
+             RETURNING {TASK_COLUMNS}"
+        );
+        let mut q = sqlx::query(&sql).bind(ms(lease_until)).bind(ms(now));
+        for k in kinds {
+            q = q.bind(k);
+        }
+        q.bind(ms(now))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?
+            .as_ref()
+            .map(task_from)
+            .transpose()
+    }
+
+    async fn renew_task(&self, id: i64, attempt: u32, lease_until: OffsetDateTime) -> Result<bool> {
+        Ok(sqlx::query(
+            "UPDATE tasks SET lease_until = ? WHERE id = ? AND attempts = ? AND status = 'processing'",
+        )
+        .bind(ms(lease_until))
+        .bind(id)
+        .bind(i64::from(attempt))
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?
+        .rows_affected()
+            > 0)
+    }
+
+    async fn end_task(
+        &self,
+        id: i64,
+        attempt: u32,
+        end: &TaskEnd,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let changed = sqlx::query(
+            "UPDATE tasks SET status = ?, params = NULL, result = ?, error_code = ?, error_message = ?, \
+             lease_until = NULL, updated_at = ? \
+             WHERE id = ? AND attempts = ? AND status = 'processing'",
+        )
+        .bind(end.status.as_str())
+        .bind(&end.result)
+        .bind(&end.error_code)
+        .bind(&end.error_message)
+        .bind(ms(now))
+        .bind(id)
+        .bind(i64::from(attempt))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        if changed == 0 {
+            return Ok(false);
+        }
+        if let Some(f) = &end.file {
+            // Task outputs are not held to the upload quota.
+            insert_file_in(&mut tx, f, u64::MAX / 2).await?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+
+    async fn task_params(&self) -> Result<Vec<(i64, Vec<u8>)>> {
+        Ok(
+            sqlx::query("SELECT id, params FROM tasks WHERE params IS NOT NULL")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_err)?
+                .iter()
+                .map(|r| (r.get("id"), r.get("params")))
+                .collect(),
+        )
+    }
+
+    async fn set_task_params(&self, id: i64, params: &[u8]) -> Result<()> {
+        sqlx::query("UPDATE tasks SET params = ? WHERE id = ? AND params IS NOT NULL")
+            .bind(params)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn insert_voice(&self, v: &VoiceRecord) -> Result<bool> {
+        let res = sqlx::query(&format!(
+            "INSERT INTO voices ({VOICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+        ))
+        .bind(&v.account_id)
+        .bind(&v.voice_id)
+        .bind(&v.kind)
+        .bind(&v.profile)
+        .bind(ms(v.created_at))
+        .bind(v.used_at.map(ms))
+        .bind(v.deleted_at.map(ms))
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(res.rows_affected() > 0)
+    }
+
+    async fn voice(&self, account_id: &str, voice_id: &str) -> Result<Option<VoiceRecord>> {
+        Ok(sqlx::query(&format!(
+            "SELECT {VOICE_COLUMNS} FROM voices WHERE account_id = ? AND voice_id = ?"
+        ))
+        .bind(account_id)
+        .bind(voice_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        .as_ref()
+        .map(voice_from))
+    }
+
+    async fn voices_of(&self, account_id: &str) -> Result<Vec<VoiceRecord>> {
+        Ok(sqlx::query(&format!(
+            "SELECT {VOICE_COLUMNS} FROM voices WHERE account_id = ? ORDER BY created_at, voice_id"
+        ))
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(voice_from)
+        .collect())
+    }
+
+    async fn mark_voice_used(
+        &self,
+        account_id: &str,
+        voice_id: &str,
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE voices SET used_at = ? WHERE account_id = ? AND voice_id = ? AND used_at IS NULL",
+        )
+        .bind(ms(at))
+        .bind(account_id)
+        .bind(voice_id)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn delete_voice(
+        &self,
+        account_id: &str,
+        voice_id: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool> {
+        Ok(sqlx::query(
+            "UPDATE voices SET deleted_at = ?, profile = '{}' WHERE account_id = ? AND voice_id = ? AND deleted_at IS NULL",
+        )
+        .bind(ms(at))
+        .bind(account_id)
+        .bind(voice_id)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?
+        .rows_affected()
+            > 0)
+    }
+
+    async fn expire_voices(
+        &self,
+        unused_since: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE voices SET deleted_at = ?, profile = '{}' \
+             WHERE deleted_at IS NULL AND used_at IS NULL AND created_at < ?",
+        )
+        .bind(ms(now))
+        .bind(ms(unused_since))
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?
+        .rows_affected())
+    }
+
     async fn sweep(&self, now: OffsetDateTime, usage_retention: time::Duration) -> Result<u64> {
         let a = sqlx::query("DELETE FROM idempotency WHERE expires_at <= ?")
             .bind(ms(now))
@@ -748,5 +1164,152 @@ mod tests {
                 .expect("sweep")
                 >= 1
         );
+    }
+
+    fn task(id: i64, at: OffsetDateTime) -> TaskRecord {
+        TaskRecord {
+            id,
+            account_id: "acc".into(),
+            key_id: "k".into(),
+            kind: "t2a_async".into(),
+            status: TaskStatus::Queued,
+            params: vec![1, 2, 3],
+            file_id: Some(id + 1),
+            result: None,
+            error_code: None,
+            error_message: None,
+            attempts: 0,
+            lease_until: None,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_task_is_claimed_once_and_ended_by_its_latest_attempt_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = SqliteStore::open(&dir.path().join("t.db"))
+            .await
+            .expect("open");
+        let t0 = OffsetDateTime::now_utc();
+        let kinds = vec!["t2a_async".to_owned()];
+        s.insert_task(&task(1, t0)).await.expect("insert");
+        s.insert_task(&task(2, t0 + time::Duration::seconds(1)))
+            .await
+            .expect("insert");
+        let lease = time::Duration::seconds(30);
+
+        let a = s
+            .claim_task(&kinds, t0, t0 + lease)
+            .await
+            .expect("claim")
+            .expect("task");
+        assert_eq!((a.id, a.attempts, a.status), (1, 1, TaskStatus::Processing));
+        let b = s
+            .claim_task(&kinds, t0, t0 + lease)
+            .await
+            .expect("claim")
+            .expect("task");
+        assert_eq!(b.id, 2, "a claimed task is not handed out twice");
+        assert!(s
+            .claim_task(&kinds, t0, t0 + lease)
+            .await
+            .expect("claim")
+            .is_none());
+        assert!(s
+            .claim_task(&["other".to_owned()], t0, t0 + lease)
+            .await
+            .expect("claim")
+            .is_none());
+
+        // The first runner dies; after its lease the task is claimed again.
+        let later = t0 + time::Duration::seconds(31);
+        let again = s
+            .claim_task(&kinds, later, later + lease)
+            .await
+            .expect("claim")
+            .expect("expired lease");
+        assert_eq!((again.id, again.attempts), (1, 2));
+        let file = FileRecord {
+            id: 77,
+            account_id: "acc".into(),
+            purpose: "t2a_async".into(),
+            filename: "out.tar".into(),
+            kind: "tar".into(),
+            bytes: 10,
+            key_id: "k1".into(),
+            wrapped_key: vec![0; 60],
+            created_at: from_ms(ms(later)),
+            expires_at: None,
+        };
+        let end = TaskEnd {
+            status: TaskStatus::Success,
+            result: Some("{}".into()),
+            error_code: None,
+            error_message: None,
+            file: Some(file.clone()),
+        };
+        // The stale first attempt cannot end it.
+        assert!(!s.end_task(1, 1, &end, later).await.expect("end"));
+        assert!(s.file(77).await.expect("file").is_none());
+        assert!(s.end_task(1, 2, &end, later).await.expect("end"));
+        assert!(!s.end_task(1, 2, &end, later).await.expect("ends once"));
+        let done = s.task(1).await.expect("task").expect("some");
+        assert_eq!(done.status, TaskStatus::Success);
+        assert!(
+            done.params.is_empty(),
+            "the input is gone once the task ended"
+        );
+        assert_eq!(s.file(77).await.expect("file"), Some(file));
+    }
+
+    #[tokio::test]
+    async fn voices_are_per_account_and_unused_ones_expire() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = SqliteStore::open(&dir.path().join("t.db"))
+            .await
+            .expect("open");
+        let t0 = OffsetDateTime::now_utc();
+        let v = |acc: &str, id: &str| VoiceRecord {
+            account_id: acc.into(),
+            voice_id: id.into(),
+            kind: "voice_generation".into(),
+            profile: "{}".into(),
+            created_at: t0,
+            used_at: None,
+            deleted_at: None,
+        };
+        assert!(s.insert_voice(&v("a", "voice-one")).await.expect("insert"));
+        assert!(!s.insert_voice(&v("a", "voice-one")).await.expect("taken"));
+        assert!(s
+            .insert_voice(&v("b", "voice-one"))
+            .await
+            .expect("other account"));
+        assert!(s.insert_voice(&v("a", "voice-two")).await.expect("insert"));
+        s.mark_voice_used("a", "voice-two", t0).await.expect("use");
+        let n = s
+            .expire_voices(t0 + time::Duration::seconds(1), t0)
+            .await
+            .expect("expire");
+        assert_eq!(n, 2, "the unused voices of both accounts");
+        let one = s
+            .voice("a", "voice-one")
+            .await
+            .expect("voice")
+            .expect("tombstone");
+        assert!(one.deleted_at.is_some());
+        assert!(s
+            .voice("a", "voice-two")
+            .await
+            .expect("voice")
+            .expect("kept")
+            .deleted_at
+            .is_none());
+        assert!(!s
+            .insert_voice(&v("a", "voice-one"))
+            .await
+            .expect("never reused"));
+        assert!(s.delete_voice("a", "voice-two", t0).await.expect("delete"));
+        assert!(!s.delete_voice("a", "voice-two", t0).await.expect("once"));
     }
 }

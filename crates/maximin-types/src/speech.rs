@@ -113,6 +113,10 @@ pub struct T2aData {
     pub audio: String,
     /// 1 while streaming, 2 when done.
     pub status: u8,
+    /// With `output_format: url`: the same URL as `audio` (some clients read this name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audio_url: Option<String>,
+    /// With `subtitle_enable`: URL of a JSON array of `{text, time_begin, time_end}` (ms).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subtitle_file: Option<String>,
 }

@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use maximin_core::catalog::{Catalog, Installed};
-use maximin_core::clock::SystemClock;
+use maximin_core::clock::{Clock, ShiftedClock, SystemClock};
 use maximin_core::engines::Engines;
+use maximin_core::files::Vault;
 use maximin_core::ratelimit::InProcessLimiter;
 use maximin_core::{Error, NewKey, Platform};
 use maximin_http::{AppState, Application};
-use maximin_store::SqliteStore;
+use maximin_store::{add_master_key, load_master_keys, DiskBlobs, SqliteStore};
 use maximin_types::{CustomLimits, Plan, Scope};
 use serde::Serialize;
 
@@ -59,6 +60,17 @@ pub enum Command {
     /// The model catalog.
     #[command(subcommand)]
     Models(ModelsCmd),
+    /// The file store.
+    #[command(subcommand)]
+    Files(FilesCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FilesCmd {
+    /// Add a new master key (DATA_DIR/master.key) and rewrap every file's
+    /// and every pending task's data key under it. Older keys stay in the
+    /// file until you remove them; remove them only after this succeeded.
+    RotateKey,
 }
 
 #[derive(Args, Debug)]
@@ -209,13 +221,16 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         }
         command => command,
     };
+    if let Command::Files(FilesCmd::RotateKey) = command {
+        return rotate_key(&config, &out).await;
+    }
     let platform = open_platform(&config).await?;
     let result = match command {
         Command::Serve(_) => serve(&config, platform.clone()).await,
         Command::Accounts(cmd) => accounts(&platform, cmd, &out).await,
         Command::Keys(cmd) => keys(&platform, cmd, &out).await,
-        Command::Models(ModelsCmd::Pull { .. }) => {
-            unreachable!("pull returns before the platform opens")
+        Command::Models(ModelsCmd::Pull { .. }) | Command::Files(_) => {
+            unreachable!("pull and rotate-key return before the platform opens")
         }
         Command::Models(ModelsCmd::List) => {
             let views: Vec<_> = platform
@@ -360,6 +375,10 @@ async fn open_platform(config: &Config) -> Result<Arc<Platform>, Failure> {
         ))
     })?;
     let store = SqliteStore::open(&config.data_dir.join("maximin.db")).await?;
+    let vault = Vault {
+        blobs: Arc::new(DiskBlobs::new(config.data_dir.join("files"))),
+        keys: Arc::new(load_master_keys(&config.data_dir.join("master.key"))?),
+    };
     let catalog = Catalog::with_overrides(config.models.clone()).map_err(Failure::Setup)?;
     let installed = Installed {
         models_dir: config.data_dir.join("models"),
@@ -368,11 +387,69 @@ async fn open_platform(config: &Config) -> Result<Arc<Platform>, Failure> {
     Ok(Arc::new(Platform::new(
         Arc::new(store),
         Arc::new(InProcessLimiter::default()),
-        Arc::new(SystemClock),
+        clock()?,
         catalog,
         engines(&config.engines, &config.data_dir.join("models")),
         installed,
+        vault,
     )))
+}
+
+/// The system clock, moved by `MAXIMIN_CLOCK_OFFSET` seconds when set: a
+/// way to check time-bound behaviour (voice expiry, link lifetimes) on a
+/// running install without waiting.
+fn clock() -> Result<Arc<dyn Clock>, Failure> {
+    match std::env::var("MAXIMIN_CLOCK_OFFSET") {
+        Ok(v) if !v.trim().is_empty() => {
+            let secs: i64 = v.trim().parse().map_err(|_| {
+                Failure::Setup(format!(
+                    "MAXIMIN_CLOCK_OFFSET must be whole seconds, not '{v}'"
+                ))
+            })?;
+            tracing::warn!(
+                seconds = secs,
+                "the clock is shifted by MAXIMIN_CLOCK_OFFSET"
+            );
+            Ok(Arc::new(ShiftedClock::new(time::Duration::seconds(secs))))
+        }
+        _ => Ok(Arc::new(SystemClock)),
+    }
+}
+
+async fn rotate_key(config: &Config, out: &Out) -> Result<(), Failure> {
+    let path = config.data_dir.join("master.key");
+    if !path.is_file() {
+        return Err(Failure::Setup(format!(
+            "{} does not exist: nothing is sealed yet",
+            path.display()
+        )));
+    }
+    let keys = Arc::new(add_master_key(&path)?);
+    let store: Arc<dyn maximin_core::store::Store> =
+        Arc::new(SqliteStore::open(&config.data_dir.join("maximin.db")).await?);
+    let files = maximin_core::files::Files::new(
+        store.clone(),
+        Vault {
+            blobs: Arc::new(DiskBlobs::new(config.data_dir.join("files"))),
+            keys: keys.clone(),
+        },
+        Arc::new(SystemClock),
+    );
+    let tasks = maximin_core::tasks::Tasks::new(store, keys.clone(), Arc::new(SystemClock));
+    let files_n = files.rewrap_all().await?;
+    let tasks_n = tasks.rewrap_all().await?;
+    let view = serde_json::json!({
+        "key_id": keys.current_id(),
+        "files_rewrapped": files_n,
+        "tasks_rewrapped": tasks_n,
+    });
+    out.print(&view, || {
+        format!(
+            "new master key {}: {files_n} files and {tasks_n} pending tasks rewrapped",
+            keys.current_id()
+        )
+    });
+    Ok(())
 }
 
 /// The local engines built into this binary, by catalog engine name.
@@ -454,7 +531,20 @@ async fn serve(config: &Config, platform: Arc<Platform>) -> Result<(), Failure> 
         }
     }
     let sweeper = tokio::spawn(sweep_loop(platform.clone()));
-    let app = Application::build(&config.listen, AppState::new(platform))
+    let stop_tasks = Arc::new(tokio::sync::Notify::new());
+    let workers = config.tasks.workers.unwrap_or(1);
+    let runners = platform.tasks.start(
+        platform.files.clone(),
+        maximin_http::task_handlers(platform.clone()),
+        workers,
+        stop_tasks.clone(),
+    );
+    if workers == 0 {
+        tracing::info!("task runners are off ([tasks] workers = 0): tasks queue until another process runs them");
+    }
+    let mut state = AppState::new(platform);
+    state.public_url = config.public_url.clone();
+    let app = Application::build(&config.listen, state)
         .await
         .map_err(|e| Failure::Setup(format!("cannot listen on {}: {e}", config.listen)))?;
     let addr = app
@@ -468,6 +558,11 @@ async fn serve(config: &Config, platform: Arc<Platform>) -> Result<(), Failure> 
     println!("maximin listening on http://{addr}");
     let result = app.run_until_stopped(shutdown_signal()).await;
     sweeper.abort();
+    // A task cut off here is claimed again after its lease (30 s) by the next start.
+    stop_tasks.notify_waiters();
+    for r in runners {
+        r.abort();
+    }
     result.map_err(|e| Failure::Setup(format!("server error: {e}")))
 }
 
@@ -506,6 +601,21 @@ async fn sweep_loop(platform: Arc<Platform>) {
             Ok(n) if n > 0 => tracing::info!(rows = n, "retention sweep"),
             Ok(_) => {}
             Err(e) => tracing::warn!(code = %e.code, "retention sweep failed"),
+        }
+        match platform.files.sweep_expired().await {
+            Ok(n) if n > 0 => tracing::info!(files = n, "expired files deleted"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(code = %e.code, "file expiry failed"),
+        }
+        // Designed and cloned voices never used in 168 hours (seed 003).
+        match platform
+            .store
+            .expire_voices(now - maximin_core::voices::UNUSED_TTL, now)
+            .await
+        {
+            Ok(n) if n > 0 => tracing::info!(voices = n, "unused voices expired"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(code = %e.code, "voice expiry failed"),
         }
     }
 }

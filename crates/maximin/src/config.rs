@@ -27,6 +27,21 @@ pub struct FileConfig {
     /// Local inference engines.
     #[serde(default)]
     pub engines: EngineConfig,
+    /// The URL clients reach this server at (e.g. `https://ai.example.com`),
+    /// for download links; default: the request's own host.
+    pub public_url: Option<String>,
+    /// Durable tasks.
+    #[serde(default)]
+    pub tasks: TaskConfig,
+}
+
+/// `[tasks]` in maximin.toml.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskConfig {
+    /// Tasks run at once by this process (default 1; 0 runs none, for a
+    /// process that only serves the API while others run tasks).
+    pub workers: Option<usize>,
 }
 
 /// `[engines]` in maximin.toml.
@@ -62,6 +77,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub models: Vec<ModelSpec>,
     pub engines: EngineConfig,
+    pub public_url: Option<String>,
+    pub tasks: TaskConfig,
     pub source: Option<PathBuf>,
 }
 
@@ -118,6 +135,8 @@ impl Config {
                 threads: threads.or(file.engines.threads),
                 ..file.engines
             },
+            public_url: file.public_url,
+            tasks: file.tasks,
             source,
         })
     }

@@ -1,9 +1,11 @@
 //! One module per resource; handlers are named `verb_noun`.
 
 pub mod account;
+pub mod files;
 pub mod inference;
 pub mod models;
 pub mod speech;
+pub mod speech_async;
 pub mod speech_ws;
 pub mod system;
 pub mod voices;

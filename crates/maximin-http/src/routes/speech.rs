@@ -7,6 +7,7 @@
 //! a gain. Each sentence is synthesised, encoded and (when streaming) sent
 //! before the next one starts.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -14,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use maximin_audio::{AudioSettings, Encoder, Format};
 use maximin_core::engines::{EngineVoice, Gender, Prosody, SpeechAudio, SpeechEngine};
 use maximin_core::speech::{self, Piece};
+use maximin_core::voices::{self, VoiceProfile};
 use maximin_core::{Error, Platform};
 use maximin_types::speech::{
     BaseResp, T2aData, T2aExtraInfo, T2aRequest, T2aResponse, VoiceSetting,
@@ -49,6 +51,10 @@ pub(crate) struct Plan {
     text: String,
     illegal_ratio: f64,
     replacements: Vec<(String, String)>,
+    /// A cloned speaker's median pitch, to shift the engine voice to.
+    target_f0: Option<f32>,
+    /// The pitch offset the voice's profile put into `prosody`.
+    profile_pitch: f32,
 }
 
 fn check_voice_setting(vs: &VoiceSetting) -> Result<(Prosody, f32), ApiError> {
@@ -135,9 +141,76 @@ struct Wanted {
     gender: Option<Gender>,
     piper: Option<String>,
     espeak: Option<String>,
+    /// Parameters over the engine voice (an account's own voice, a mix).
+    profile: VoiceProfile,
 }
 
-fn wanted_voice(p: &Platform, voice_id: &str) -> Result<Wanted, ApiError> {
+/// The caller's own (designed or cloned) voices a request names, by id.
+pub(crate) type OwnVoices = HashMap<String, VoiceProfile>;
+
+/// Whether an id names a system voice (which an account's voice may not shadow).
+pub(crate) fn is_system_voice(p: &Platform, voice_id: &str) -> bool {
+    wanted_voice(p, &OwnVoices::new(), voice_id).is_ok()
+}
+
+/// Loads the caller's live voices among `ids` (the others are left to the
+/// system voices, or to the unknown-voice error).
+pub(crate) async fn own_voices<'a>(
+    p: &Platform,
+    account_id: &str,
+    ids: impl IntoIterator<Item = &'a str>,
+) -> Result<OwnVoices, ApiError> {
+    let now = p.clock.now();
+    let mut out = OwnVoices::new();
+    for id in ids {
+        if id.is_empty() || out.contains_key(id) || is_system_voice(p, id) {
+            continue;
+        }
+        if let Some(v) = p.store.voice(account_id, id).await? {
+            if voices::is_live(&v, now) {
+                let profile: VoiceProfile = serde_json::from_str(&v.profile)
+                    .map_err(|e| Error::internal(format!("voice profile: {e}")))?;
+                out.insert(id.to_owned(), profile);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The voice ids a request names.
+pub(crate) fn voice_ids(req: &T2aRequest) -> Vec<&str> {
+    let mut ids: Vec<&str> = req
+        .voice_setting
+        .as_ref()
+        .map(|v| v.voice_id.as_str())
+        .into_iter()
+        .collect();
+    if let Some(w) = &req.timbre_weights {
+        ids.extend(w.iter().map(|w| w.voice_id.as_str()));
+    }
+    ids
+}
+
+/// Marks the caller's voices used by a real synthesis (they no longer expire).
+pub(crate) async fn mark_used(p: &Platform, account_id: &str, own: &OwnVoices) {
+    let now = p.clock.now();
+    for id in own.keys() {
+        if let Err(e) = p.store.mark_voice_used(account_id, id, now).await {
+            tracing::warn!(code = %e.code, "marking a voice used failed");
+        }
+    }
+}
+
+fn wanted_voice(p: &Platform, own: &OwnVoices, voice_id: &str) -> Result<Wanted, ApiError> {
+    if let Some(profile) = own.get(voice_id) {
+        return Ok(Wanted {
+            language: profile.language.clone(),
+            gender: profile.gender(),
+            piper: None,
+            espeak: None,
+            profile: profile.clone(),
+        });
+    }
     if let Some(id) = voice_id.strip_prefix(ESPEAK_PREFIX) {
         let espeak = p.engines.speech.get(ESPEAK);
         let base = id.split('+').next().unwrap_or(id);
@@ -146,6 +219,7 @@ fn wanted_voice(p: &Platform, voice_id: &str) -> Result<Wanted, ApiError> {
             return Err(unknown_voice(voice_id));
         };
         return Ok(Wanted {
+            profile: VoiceProfile::neutral(&voice.language, None),
             language: voice.language,
             gender: None,
             piper: None,
@@ -155,6 +229,7 @@ fn wanted_voice(p: &Platform, voice_id: &str) -> Result<Wanted, ApiError> {
     if let Some(piper) = p.engines.speech.get(PIPER) {
         if let Some(v) = piper.voices().into_iter().find(|v| v.id == voice_id) {
             return Ok(Wanted {
+                profile: VoiceProfile::neutral(&v.language, v.gender),
                 language: v.language,
                 gender: v.gender,
                 piper: Some(v.id),
@@ -164,6 +239,7 @@ fn wanted_voice(p: &Platform, voice_id: &str) -> Result<Wanted, ApiError> {
     }
     if let Some(kind) = speech::minimax_voice_kind(voice_id) {
         return Ok(Wanted {
+            profile: VoiceProfile::neutral(kind.language, Some(kind.gender)),
             language: kind.language.to_owned(),
             gender: Some(kind.gender),
             piper: None,
@@ -195,16 +271,21 @@ fn espeak_voice(voices: &[EngineVoice], language: &str, gender: Option<Gender>) 
 /// Checks one text to speak: not empty, at most [`MAX_T2A_CHARS`], at most
 /// 10% illegal characters. Returns that ratio.
 pub(crate) fn check_text(text: &str) -> Result<f64, ApiError> {
+    check_text_within(text, MAX_T2A_CHARS, " (use /v1/t2a_async_v2 for long text)")
+}
+
+/// [`check_text`] with another limit; `hint` follows the over-long message.
+pub(crate) fn check_text_within(text: &str, max: usize, hint: &str) -> Result<f64, ApiError> {
     let chars = text.chars().count();
     if text.trim().is_empty() {
         return Err(invalid("text", "'text' is empty."));
     }
-    if chars > MAX_T2A_CHARS {
+    if chars > max {
         return Err(Error::invalid(
             "text",
-            format!("'text' has {chars} characters; at most {MAX_T2A_CHARS} are allowed (use /v1/t2a_async_v2 for long text)."),
+            format!("'text' has {chars} characters; at most {max} are allowed{hint}."),
         )
-        .with("limit", MAX_T2A_CHARS)
+        .with("limit", max)
         .into());
     }
     let ratio = speech::illegal_ratio(text);
@@ -223,11 +304,25 @@ pub(crate) fn check_text(text: &str) -> Result<f64, ApiError> {
     Ok(ratio)
 }
 
-fn plan(p: &Platform, ctx: &Ctx, req: &T2aRequest) -> Result<(Plan, String), ApiError> {
-    plan_voice(p, ctx, req, Some(&req.text))
-}
-
 impl Plan {
+    pub(crate) fn settings(&self) -> &AudioSettings {
+        &self.settings
+    }
+
+    /// Shifts a cloned voice to its speaker's pitch, measured against the
+    /// engine voice (the profile's offset stays when it cannot be measured).
+    async fn calibrate(&mut self) {
+        let Some(target) = self.target_f0.take() else {
+            return;
+        };
+        if let Some(base) = voice_pitch(&self.engine, &self.voice).await {
+            let shift = 12.0 * (target / base).log2();
+            self.prosody.pitch =
+                (self.prosody.pitch - self.profile_pitch + shift).clamp(-12.0, 12.0);
+            self.profile_pitch = shift;
+        }
+    }
+
     /// This plan for `text`, whose illegal-character ratio is `ratio`.
     pub(crate) fn with_text(mut self, text: String, ratio: f64) -> Plan {
         self.text = text;
@@ -240,13 +335,14 @@ impl Plan {
 /// model, so that errors come in the order of the fields; `None` leaves the
 /// plan without text, as the WebSocket protocol sends it later, piece by
 /// piece), output format, audio settings, voice, prosody, pronunciation rules.
-pub(crate) fn plan_voice(
+fn plan_sync(
     p: &Platform,
-    ctx: &Ctx,
+    caller: &maximin_core::Caller,
+    own: &OwnVoices,
     req: &T2aRequest,
     text: Option<&str>,
 ) -> Result<(Plan, String), ApiError> {
-    let spec = p.model_for(&ctx.caller, &req.model)?;
+    let spec = p.model_for(caller, &req.model)?;
     if spec.modality != Modality::Speech {
         return Err(invalid(
             "model",
@@ -268,19 +364,21 @@ pub(crate) fn plan_voice(
                 "'output_format' url is only available without streaming.",
             ))
         }
-        Some("url") => {
+        Some("url") => {}
+        Some(_) => {
             return Err(invalid(
                 "output_format",
-                "'output_format' url needs the file store, which this server does not offer yet; use hex.",
+                "'output_format' must be hex or url.",
             ))
         }
-        Some(_) => return Err(invalid("output_format", "'output_format' must be hex or url.")),
     }
     let settings = audio_settings(req)?;
 
-    // The voice: voice_setting.voice_id, or the heaviest of timbre_weights.
+    // The voice: voice_setting.voice_id, or timbre_weights mixed: the
+    // heaviest voice's language, gender and engine voice, every voice's
+    // parameters weighed together.
     let vs = req.voice_setting.clone().unwrap_or_default();
-    let mut voice_id = vs.voice_id.clone();
+    let mut wanted = None;
     if let Some(weights) = req.timbre_weights.as_ref().filter(|w| !w.is_empty()) {
         if weights.len() > 4 {
             return Err(invalid(
@@ -288,6 +386,7 @@ pub(crate) fn plan_voice(
                 "'timbre_weights' mixes at most 4 voices.",
             ));
         }
+        let mut parts = Vec::new();
         for (i, w) in weights.iter().enumerate() {
             if !(1..=100).contains(&w.weight) {
                 return Err(invalid(
@@ -295,7 +394,7 @@ pub(crate) fn plan_voice(
                     "Each weight must be between 1 and 100.",
                 ));
             }
-            wanted_voice(p, &w.voice_id).map_err(|_| {
+            let one = wanted_voice(p, own, &w.voice_id).map_err(|_| {
                 ApiError::from(
                     Error::invalid(
                         &format!("timbre_weights[{i}].voice_id"),
@@ -304,23 +403,30 @@ pub(crate) fn plan_voice(
                     .with(NATIVE_CODE, 20132),
                 )
             })?;
+            parts.push((one, w.weight));
         }
-        if voice_id.is_empty() {
-            voice_id = weights
-                .iter()
-                .max_by_key(|w| w.weight)
-                .map(|w| w.voice_id.clone())
-                .unwrap_or_default();
+        if vs.voice_id.is_empty() {
+            let profiles: Vec<_> = parts.iter().map(|(w, n)| (w.profile.clone(), *n)).collect();
+            let mixed = VoiceProfile::mix(&profiles);
+            let heaviest = parts.into_iter().max_by_key(|(_, n)| *n).map(|(w, _)| w);
+            if let (Some(mut h), Some(m)) = (heaviest, mixed) {
+                h.profile = m;
+                wanted = Some(h);
+            }
         }
     }
-    if voice_id.is_empty() {
-        return Err(invalid(
-            "voice_setting.voice_id",
-            "'voice_setting.voice_id' is required (or 'timbre_weights').",
-        ));
-    }
+    let mut wanted = match wanted {
+        Some(w) => w,
+        None if vs.voice_id.is_empty() => {
+            return Err(invalid(
+                "voice_setting.voice_id",
+                "'voice_setting.voice_id' is required (or 'timbre_weights').",
+            ))
+        }
+        None => wanted_voice(p, own, &vs.voice_id)?,
+    };
     let (prosody, gain) = check_voice_setting(&vs)?;
-    let mut wanted = wanted_voice(p, &voice_id)?;
+    let (prosody, gain) = wanted.profile.apply(prosody, gain);
     if let Some(boost) = req
         .language_boost
         .as_deref()
@@ -412,9 +518,59 @@ pub(crate) fn plan_voice(
             text: text.unwrap_or_default().to_owned(),
             illegal_ratio: ratio,
             replacements,
+            target_f0: wanted.profile.f0_hz,
+            profile_pitch: wanted.profile.pitch,
         },
         spec.id.clone(),
     ))
+}
+
+/// [`plan_sync`], with a cloned voice's pitch set from a measurement of
+/// the engine voice that speaks it.
+pub(crate) async fn plan_voice(
+    p: &Platform,
+    caller: &maximin_core::Caller,
+    own: &OwnVoices,
+    req: &T2aRequest,
+    text: Option<&str>,
+) -> Result<(Plan, String), ApiError> {
+    let (mut plan, model) = plan_sync(p, caller, own, req, text)?;
+    plan.calibrate().await;
+    Ok((plan, model))
+}
+
+/// The median pitch of an engine voice, measured once on a reference
+/// sentence and remembered.
+async fn voice_pitch(engine: &Arc<dyn SpeechEngine>, voice: &str) -> Option<f32> {
+    static CACHE: std::sync::OnceLock<std::sync::Mutex<HashMap<String, f32>>> =
+        std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let key = format!("{:p}/{voice}", Arc::as_ptr(engine).cast::<()>());
+    if let Some(hz) = cache.lock().ok().and_then(|c| c.get(&key).copied()) {
+        return Some(hz);
+    }
+    let neutral = Prosody {
+        rate: 1.0,
+        pitch: 0.0,
+        range: 1.0,
+    };
+    let audio = engine
+        .synthesize(
+            voice,
+            "This sentence measures how high the voice is. One, two, three, four.",
+            neutral,
+        )
+        .await
+        .ok()?;
+    let pcm = maximin_audio::Pcm::mono(audio.samples, audio.sample_rate);
+    let stats = tokio::task::spawn_blocking(move || maximin_audio::analysis::voice_stats(&pcm))
+        .await
+        .ok()?;
+    let hz = stats.f0_median_hz?;
+    if let Ok(mut c) = cache.lock() {
+        c.insert(key, hz);
+    }
+    Some(hz)
 }
 
 /// Synthesises piece by piece; each call returns the encoded bytes of one
@@ -422,8 +578,8 @@ pub(crate) fn plan_voice(
 pub(crate) struct Synth {
     plan: Plan,
     pieces: std::collections::VecDeque<Piece>,
-    /// Audio of sentences spoken side by side, waiting their turn.
-    spoken: std::collections::VecDeque<Result<SpeechAudio, Error>>,
+    /// Audio of sentences spoken side by side (with their text), waiting their turn.
+    spoken: std::collections::VecDeque<(String, Result<SpeechAudio, Error>)>,
     /// Whether the first sentence (spoken on its own) has been synthesised.
     spoke: bool,
     encoder: Option<Encoder>,
@@ -433,6 +589,69 @@ pub(crate) struct Synth {
     samples_in: u64,
     input_rate: u32,
     bytes: u64,
+    /// Sentence timings so far (for subtitles).
+    subtitles: Vec<Subtitle>,
+}
+
+/// One subtitle segment: at most [`SUBTITLE_CHARS`] characters of a
+/// sentence and when they are spoken, in milliseconds.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct Subtitle {
+    pub text: String,
+    pub time_begin: f64,
+    pub time_end: f64,
+}
+
+/// Longest subtitle segment (MiniMax: sentence aligned, at most 50 characters).
+pub(crate) const SUBTITLE_CHARS: usize = 50;
+
+/// A sentence's segments: cut at word boundaries into pieces of at most
+/// [`SUBTITLE_CHARS`], its time shared by characters.
+pub(crate) fn subtitle_segments(text: &str, begin_ms: f64, end_ms: f64) -> Vec<Subtitle> {
+    let text = text.trim();
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    for word in text.split_inclusive(char::is_whitespace) {
+        let wlen = word.chars().count();
+        if !cur.is_empty() && cur.chars().count() + wlen > SUBTITLE_CHARS {
+            parts.push(std::mem::take(&mut cur));
+        }
+        if wlen > SUBTITLE_CHARS {
+            // A "word" longer than a segment (text without spaces, e.g. Chinese).
+            let chars: Vec<char> = word.chars().collect();
+            for c in chars.chunks(SUBTITLE_CHARS) {
+                parts.push(c.iter().collect());
+            }
+            continue;
+        }
+        cur.push_str(word);
+    }
+    if !cur.trim().is_empty() {
+        parts.push(cur);
+    }
+    let total: usize = parts
+        .iter()
+        .map(|p| p.chars().count())
+        .sum::<usize>()
+        .max(1);
+    let span = (end_ms - begin_ms).max(0.0);
+    let mut at = begin_ms;
+    let mut done = 0usize;
+    parts
+        .into_iter()
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| {
+            done += p.chars().count();
+            let end = begin_ms + span * done as f64 / total as f64;
+            let s = Subtitle {
+                text: p.trim().to_owned(),
+                time_begin: (at * 10.0).round() / 10.0,
+                time_end: (end * 10.0).round() / 10.0,
+            };
+            at = end;
+            s
+        })
+        .collect()
 }
 
 impl Synth {
@@ -452,7 +671,13 @@ impl Synth {
             samples_in: 0,
             input_rate: 0,
             bytes: 0,
+            subtitles: Vec::new(),
         }
+    }
+
+    /// Sentence timings of what has been synthesised so far.
+    pub(crate) fn subtitles(&self) -> &[Subtitle] {
+        &self.subtitles
     }
 
     /// The next piece's bytes; `None` when every piece is done.
@@ -462,8 +687,8 @@ impl Synth {
     /// speaks as many side by side as it can ([`SpeechEngine::side_by_side`]),
     /// and come out one by one, in order.
     pub(crate) async fn next(&mut self) -> Option<Result<Vec<u8>, Error>> {
-        if let Some(audio) = self.spoken.pop_front() {
-            return Some(audio.and_then(|a| self.take(a)));
+        if let Some((text, audio)) = self.spoken.pop_front() {
+            return Some(audio.and_then(|a| self.take(&text, a)));
         }
         let piece = self.pieces.pop_front()?;
         Some(match piece {
@@ -490,12 +715,12 @@ impl Synth {
                 } else {
                     engine.synthesize_all(&voice, &texts, prosody).await
                 };
-                let mut results = results.into_iter();
-                let first = results
-                    .next()
-                    .unwrap_or_else(|| Err(Error::internal("the speech engine returned no audio")));
+                let mut results = texts.into_iter().zip(results);
+                let Some((text, first)) = results.next() else {
+                    return Some(Err(Error::internal("the speech engine returned no audio")));
+                };
                 self.spoken.extend(results);
-                first.and_then(|a| self.take(a))
+                first.and_then(|a| self.take(&text, a))
             }
         })
     }
@@ -509,14 +734,19 @@ impl Synth {
         self.feed(self.input_rate, &vec![0.0; n])
     }
 
-    /// One sentence's samples, at the request's volume, encoded.
-    fn take(&mut self, mut audio: SpeechAudio) -> Result<Vec<u8>, Error> {
+    /// One sentence's samples, at the request's volume, encoded; its timing noted.
+    fn take(&mut self, text: &str, mut audio: SpeechAudio) -> Result<Vec<u8>, Error> {
         if self.plan.gain != 1.0 {
             for s in &mut audio.samples {
                 *s = (*s * self.plan.gain).clamp(-1.0, 1.0);
             }
         }
-        self.feed(audio.sample_rate, &audio.samples)
+        let out = self.feed(audio.sample_rate, &audio.samples)?;
+        let rate = f64::from(self.input_rate.max(1));
+        let end = self.samples_in as f64 * 1000.0 / rate;
+        let begin = end - audio.samples.len() as f64 * 1000.0 / rate;
+        self.subtitles.extend(subtitle_segments(text, begin, end));
+        Ok(out)
     }
 
     /// Encodes samples at `rate`. The encoder is made on first use (an
@@ -625,28 +855,58 @@ fn native(ctx: &Ctx, body: T2aResponse, report: UsageReport) -> Response {
 pub async fn t2a_v2(
     State(app): State<AppState>,
     ctx: Ctx,
+    headers: axum::http::HeaderMap,
     ApiJson(req): ApiJson<T2aRequest>,
 ) -> Result<Response, ApiError> {
-    let (plan, model) = plan(&app.platform, &ctx, &req)?;
+    let p = &app.platform;
+    let account = ctx.caller.account.id.clone();
+    let own = own_voices(p, &account, voice_ids(&req)).await?;
+    let (plan, model) = plan_voice(p, &ctx.caller, &own, &req, Some(&req.text)).await?;
+    let format = plan.settings.format;
     let mut synth = Synth::new(plan);
+    let links = Links {
+        app: app.clone(),
+        base: crate::routes::files::base_url(&app, &headers),
+        account: account.clone(),
+    };
     if req.stream {
         let exclude = req
             .stream_options
             .as_ref()
             .is_some_and(|o| o.exclude_aggregated_audio);
-        return Ok(stream(ctx, synth, model, exclude));
+        return Ok(stream(
+            ctx,
+            synth,
+            model,
+            exclude,
+            (links, req.subtitle_enable),
+            own,
+        ));
     }
     let mut audio = Vec::new();
     while let Some(bytes) = synth.next().await {
         audio.extend(bytes?);
     }
+    let subtitles = synth.subtitles().to_vec();
     let (tail, info, chars) = synth.finish()?;
     audio.extend(tail);
+    mark_used(p, &account, &own).await;
+    let subtitle_file = match req.subtitle_enable {
+        true => Some(links.subtitles(&subtitles).await?),
+        false => None,
+    };
+    let (audio, audio_url) = if req.output_format.as_deref() == Some("url") {
+        let url = links.put(format.as_str(), format.as_str(), &audio).await?;
+        (url.clone(), Some(url))
+    } else {
+        (hex::encode(&audio), None)
+    };
     let body = T2aResponse {
         data: Some(T2aData {
-            audio: hex::encode(&audio),
+            audio,
             status: 2,
-            subtitle_file: None,
+            audio_url,
+            subtitle_file,
         }),
         extra_info: Some(info),
         trace_id: ctx.request_id.clone(),
@@ -659,10 +919,85 @@ pub async fn t2a_v2(
     Ok(native(&ctx, body, report))
 }
 
+/// Speaks `text` with `voice_id` (a voice being made: it is in `own`) as
+/// mp3: the trial audio of voice design and the demo of voice cloning.
+/// Returns the audio, its extra_info, the billed characters and the model.
+pub(crate) async fn preview(
+    p: &Platform,
+    caller: &maximin_core::Caller,
+    own: &OwnVoices,
+    model: &str,
+    text: &str,
+    voice_id: &str,
+) -> Result<(Vec<u8>, T2aExtraInfo, u64, String), ApiError> {
+    let req: T2aRequest = serde_json::from_value(json!({
+        "model": model,
+        "text": text,
+        "voice_setting": {"voice_id": voice_id},
+        "audio_setting": {"format": "mp3"},
+    }))
+    .map_err(Error::internal)?;
+    let (plan, model) = plan_voice(p, caller, own, &req, Some(text)).await?;
+    let mut synth = Synth::new(plan);
+    let mut audio = Vec::new();
+    while let Some(bytes) = synth.next().await {
+        audio.extend(bytes?);
+    }
+    let (tail, info, chars) = synth.finish()?;
+    audio.extend(tail);
+    Ok((audio, info, chars, model))
+}
+
+/// How long `url` outputs and subtitle files stay (spec §0.8: 24 hours).
+const OUTPUT_TTL: time::Duration = time::Duration::hours(24);
+
+/// Stores a request's outputs as files and links to them.
+#[derive(Clone)]
+struct Links {
+    app: AppState,
+    base: String,
+    account: String,
+}
+
+impl Links {
+    async fn put(&self, kind: &str, ext: &str, data: &[u8]) -> Result<String, Error> {
+        let files = &self.app.platform.files;
+        let expires = self.app.platform.clock.now() + OUTPUT_TTL;
+        let name = format!("speech.{ext}");
+        let rec = files
+            .write_output(
+                &maximin_core::files::Output {
+                    account_id: &self.account,
+                    purpose: "t2a_output",
+                    filename: &name,
+                    kind,
+                    id: None,
+                    expires_at: Some(expires),
+                },
+                data,
+            )
+            .await?;
+        files.record(&rec).await?;
+        Ok(files.link(&self.base, &rec, OUTPUT_TTL))
+    }
+
+    async fn subtitles(&self, subs: &[Subtitle]) -> Result<String, Error> {
+        let json = serde_json::to_vec(subs).map_err(Error::internal)?;
+        self.put("json", "subtitle.json", &json).await
+    }
+}
+
 /// SSE: one frame per sentence as soon as it is encoded (`status` 1), then a
 /// final frame (`status` 2) with `extra_info` and, unless excluded, the whole
 /// audio. No `[DONE]`: MiniMax clients parse every `data:` line as JSON.
-fn stream(ctx: Ctx, synth: Synth, model: String, exclude_aggregated: bool) -> Response {
+fn stream(
+    ctx: Ctx,
+    synth: Synth,
+    model: String,
+    exclude_aggregated: bool,
+    (links, subtitles): (Links, bool),
+    own: OwnVoices,
+) -> Response {
     use axum::response::sse::{Event, KeepAlive, Sse};
 
     let meter = StreamMeter::new();
@@ -673,6 +1008,9 @@ fn stream(ctx: Ctx, synth: Synth, model: String, exclude_aggregated: bool) -> Re
         model: String,
         meter: Arc<StreamMeter>,
         exclude: bool,
+        links: Links,
+        subtitles: bool,
+        own: OwnVoices,
     }
     let st = St {
         synth: Some(synth),
@@ -681,6 +1019,9 @@ fn stream(ctx: Ctx, synth: Synth, model: String, exclude_aggregated: bool) -> Re
         model,
         meter: meter.clone(),
         exclude: exclude_aggregated,
+        links,
+        subtitles,
+        own,
     };
     let frames = futures_util::stream::unfold(st, |mut st| async move {
         let synth = st.synth.as_mut()?;
@@ -709,8 +1050,27 @@ fn stream(ctx: Ctx, synth: Synth, model: String, exclude_aggregated: bool) -> Re
             }
         }
         let synth = st.synth.take()?;
+        let subs = synth.subtitles().to_vec();
         let frame = match synth.finish() {
             Ok((tail, info, chars)) => {
+                mark_used(&st.links.app.platform, &st.links.account, &st.own).await;
+                let subtitle_file = match st.subtitles {
+                    true => match st.links.subtitles(&subs).await {
+                        Ok(url) => Some(url),
+                        Err(e) => {
+                            return Some((
+                                vec![json!({
+                                    "data": null,
+                                    "trace_id": st.trace,
+                                    "base_resp": crate::error::native_base_resp(&e),
+                                })
+                                .to_string()],
+                                st,
+                            ))
+                        }
+                    },
+                    false => None,
+                };
                 st.all.extend(&tail);
                 st.meter.report(UsageReport {
                     model: Some(st.model.clone()),
@@ -726,11 +1086,15 @@ fn stream(ctx: Ctx, synth: Synth, model: String, exclude_aggregated: bool) -> Re
                         "base_resp": {"status_code": 0, "status_msg": ""},
                     }));
                 }
+                let mut data = json!({
+                    "audio": if st.exclude { String::new() } else { hex::encode(&st.all) },
+                    "status": 2,
+                });
+                if let Some(url) = subtitle_file {
+                    data["subtitle_file"] = json!(url);
+                }
                 frames.push(json!({
-                    "data": {
-                        "audio": if st.exclude { String::new() } else { hex::encode(&st.all) },
-                        "status": 2,
-                    },
+                    "data": data,
                     "extra_info": info,
                     "trace_id": st.trace,
                     "base_resp": {"status_code": 0, "status_msg": "success"},

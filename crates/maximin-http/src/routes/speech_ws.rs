@@ -20,7 +20,10 @@ use serde_json::{json, Value};
 
 use crate::ctx::{Ctx, StreamMeter, UsageReport};
 use crate::error::native_base_resp;
-use crate::routes::speech::{check_text, plan_voice, usage, Plan, Synth, MAX_T2A_CHARS};
+use crate::routes::speech::{
+    check_text, mark_used, own_voices, plan_voice, usage, voice_ids, OwnVoices, Plan, Synth,
+    MAX_T2A_CHARS,
+};
 use crate::AppState;
 
 /// A connection with no message from the client for this long is closed
@@ -46,6 +49,7 @@ pub async fn t2a_ws(State(app): State<AppState>, ctx: Ctx, ws: WebSocketUpgrade)
             session_id: maximin_core::secrets::new_id("session"),
             chars: 0,
             model: None,
+            own: OwnVoices::new(),
         }
         .run()
         .await;
@@ -62,6 +66,8 @@ struct Session {
     session_id: String,
     chars: u64,
     model: Option<String>,
+    /// The caller's own voices the task uses.
+    own: OwnVoices,
 }
 
 /// The `base_resp` of success.
@@ -127,7 +133,7 @@ impl Session {
     async fn on_message(&mut self, v: Value, task: &mut Option<Plan>) -> Next {
         let event = v.get("event").and_then(Value::as_str).unwrap_or("");
         match (event, task.as_ref()) {
-            ("task_start", None) => match self.start(v) {
+            ("task_start", None) => match self.start(v).await {
                 Ok(plan) => {
                     *task = Some(plan);
                     let started = self.event("task_started", ok());
@@ -178,7 +184,7 @@ impl Session {
 
     /// Checks a `task_start`: everything of a `POST /v1/t2a_v2` body but
     /// the text. Errors are the `base_resp` of `task_failed`.
-    fn start(&mut self, mut v: Value) -> Result<Plan, Value> {
+    async fn start(&mut self, mut v: Value) -> Result<Plan, Value> {
         if let Some(o) = v.as_object_mut() {
             o.remove("event");
             o.insert("text".into(), Value::String(String::new()));
@@ -187,7 +193,12 @@ impl Session {
         let req: T2aRequest = serde_json::from_value(v).map_err(
             |e| json!({"status_code": 2013, "status_msg": format!("task_start is not valid: {e}")}),
         )?;
-        let (plan, model) = plan_voice(&self.app.platform, &self.ctx, &req, None)
+        let p = &self.app.platform;
+        self.own = own_voices(p, &self.ctx.caller.account.id, voice_ids(&req))
+            .await
+            .map_err(|e| native_base_resp(&e.0))?;
+        let (plan, model) = plan_voice(p, &self.ctx.caller, &self.own, &req, None)
+            .await
             .map_err(|e| native_base_resp(&e.0))?;
         self.model = Some(model);
         Ok(plan)
@@ -230,6 +241,7 @@ impl Session {
         match synth.finish() {
             Ok((tail, info, chars)) => {
                 self.chars += chars;
+                mark_used(&self.app.platform, &self.ctx.caller.account.id, &self.own).await;
                 self.meter.report(UsageReport {
                     model: self.model.clone(),
                     usage: Some(usage(self.chars)),

@@ -23,5 +23,9 @@ pub async fn state(dir: &std::path::Path) -> AppState {
         Catalog::with_overrides(vec![]).expect("catalog"),
         Engines::default(),
         Installed::default(),
+        maximin_core::files::Vault {
+            blobs: Arc::new(maximin_store::DiskBlobs::new(dir.join("files"))),
+            keys: Arc::new(maximin_store::load_master_keys(&dir.join("master.key")).expect("keys")),
+        },
     )))
 }

@@ -45,6 +45,25 @@ impl Server {
     }
 
     pub async fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Server {
+        Server::start_with_env(dir, extra, &[]).await
+    }
+
+    /// Stops this server and starts another on the same data dir (and
+    /// `maximin.toml`, which `config` replaces when not empty), with `env`.
+    pub async fn restart(mut self, config: &str, env: &[(&str, &str)]) -> Server {
+        self.stop();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
+        if !config.is_empty() {
+            std::fs::write(dir.path().join("maximin.toml"), config).expect("config");
+        }
+        Server::start_with_env(dir, &[], env).await
+    }
+
+    pub async fn start_with_env(
+        dir: tempfile::TempDir,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path())
@@ -53,6 +72,8 @@ impl Server {
             .env_remove("MAXIMIN_LISTEN")
             .env_remove("MAXIMIN_DATA_DIR")
             .env_remove("MAXIMIN_CONFIG")
+            .env_remove("MAXIMIN_CLOCK_OFFSET")
+            .envs(env.iter().copied())
             .current_dir(dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -142,6 +163,37 @@ impl Server {
                 .expect("send"),
         )
         .await
+    }
+
+    /// `POST /v1/files/upload` with `purpose` and a file part.
+    pub async fn upload(&self, key: &str, purpose: &str, name: &str, bytes: Vec<u8>) -> Resp {
+        let form = reqwest::multipart::Form::new()
+            .text("purpose", purpose.to_owned())
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned()),
+            );
+        Resp::from(
+            self.http
+                .post(self.url("/v1/files/upload"))
+                .bearer_auth(key)
+                .multipart(form)
+                .send()
+                .await
+                .expect("send"),
+        )
+        .await
+    }
+
+    /// Raw bytes of a GET (with a key, or none).
+    pub async fn get_bytes(&self, url: &str, key: Option<&str>) -> (u16, Vec<u8>) {
+        let mut r = self.http.get(url);
+        if let Some(k) = key {
+            r = r.bearer_auth(k);
+        }
+        let resp = r.send().await.expect("send");
+        let status = resp.status().as_u16();
+        (status, resp.bytes().await.expect("body").to_vec())
     }
 
     pub fn pid(&self) -> u32 {

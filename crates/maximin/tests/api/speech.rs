@@ -519,3 +519,90 @@ async fn sentences_spoken_side_by_side_come_out_in_order() {
         );
     }
 }
+
+#[tokio::test]
+async fn url_output_and_subtitles_are_links_to_files() {
+    let s = Server::with_models("").await;
+    let (_, key) = s.admin("payg");
+    let text = "Links are handy. The audio waits on the server for a day. So do the subtitles.";
+    let body = t2a(
+        &s,
+        &key,
+        json!({
+            "model": "speech-2.8-hd", "text": text,
+            "voice_setting": {"voice_id": "English_expressive_narrator"},
+            "output_format": "url", "subtitle_enable": true,
+        }),
+    )
+    .await;
+    assert_eq!(body["base_resp"]["status_code"], 0, "{body}");
+    let url = body["data"]["audio"].as_str().expect("url");
+    assert!(url.starts_with(&s.base), "{url}");
+    assert_eq!(body["data"]["audio_url"], url);
+    let (status, audio) = s.get_bytes(url, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["extra_info"]["audio_size"], audio.len());
+    let pcm = maximin_audio::decode(&audio).expect("mp3 at the link");
+    let secs = pcm.duration_secs();
+    assert!(secs > 3.0, "{secs}");
+
+    let subs_url = body["data"]["subtitle_file"]
+        .as_str()
+        .expect("subtitle_file");
+    let (status, subs) = s.get_bytes(subs_url, None).await;
+    assert_eq!(status, 200);
+    let subs: Vec<Value> = serde_json::from_slice(&subs).expect("json");
+    assert_eq!(subs.len(), 3, "{subs:?}");
+    assert_eq!(subs[0]["text"], "Links are handy.");
+    let mut last = 0.0;
+    for seg in &subs {
+        let (b, e) = (
+            seg["time_begin"].as_f64().expect("begin"),
+            seg["time_end"].as_f64().expect("end"),
+        );
+        assert!(b >= last && e > b, "{subs:?}");
+        last = e;
+    }
+    assert!(
+        (last / 1000.0 - secs).abs() < 0.25,
+        "subtitles end at {last} ms, audio {secs} s"
+    );
+
+    // Streaming: subtitles come with the final frame.
+    let resp = s
+        .http
+        .post(s.url("/v1/t2a_v2"))
+        .bearer_auth(&key)
+        .json(&json!({
+            "model": "speech-2.8-turbo", "text": text, "stream": true,
+            "voice_setting": {"voice_id": "English_expressive_narrator"},
+            "subtitle_enable": true,
+        }))
+        .send()
+        .await
+        .expect("send");
+    let all = resp.text().await.expect("body");
+    let last = all
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(|l| serde_json::from_str::<Value>(l.trim()).expect("json frame"))
+        .next_back()
+        .expect("frames");
+    assert_eq!(last["data"]["status"], 2, "{last}");
+    let subs_url = last["data"]["subtitle_file"]
+        .as_str()
+        .expect("subtitle_file");
+    let (status, _) = s.get_bytes(subs_url, None).await;
+    assert_eq!(status, 200);
+
+    // url is for whole responses only.
+    let r = s
+        .post(
+            "/v1/t2a_v2",
+            &key,
+            json!({"model": "speech-2.8-hd", "text": text, "stream": true, "output_format": "url",
+                   "voice_setting": {"voice_id": "English_expressive_narrator"}}),
+        )
+        .await;
+    assert_eq!(r.body["base_resp"]["status_code"], 2013, "{:?}", r.body);
+}

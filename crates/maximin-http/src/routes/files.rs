@@ -1,0 +1,334 @@
+//! The MiniMax file API (spec §10): upload, list, retrieve (with a signed
+//! download link), retrieve content, delete; and the signed download itself.
+//!
+//! Uploads stream from the multipart body into the file store, sealed as
+//! they arrive; downloads stream back out, opened as they leave. Neither is
+//! ever held whole in memory.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use maximin_core::files::{self, FileReader, UPLOAD_PURPOSES};
+use maximin_core::store::FileRecord;
+use maximin_core::{Error, Platform};
+use maximin_types::ErrorCode;
+use serde::{Deserialize, Deserializer};
+use serde_json::{json, Value};
+
+use crate::ctx::{ApiJson, Ctx};
+use crate::error::ApiError;
+use crate::AppState;
+
+/// The file object of the native API.
+pub(crate) fn file_object(f: &FileRecord) -> Value {
+    json!({
+        "file_id": f.id,
+        "bytes": f.bytes,
+        "created_at": f.created_at.unix_timestamp(),
+        "filename": f.filename,
+        "purpose": f.purpose,
+    })
+}
+
+fn success(body: Value) -> Response {
+    let mut body = body;
+    body["base_resp"] = json!({"status_code": 0, "status_msg": "success"});
+    axum::Json(body).into_response()
+}
+
+/// The base URL clients reach this server at: `public_url` when configured,
+/// else the request's own scheme and host.
+pub(crate) fn base_url(app: &AppState, headers: &HeaderMap) -> String {
+    if let Some(u) = &app.public_url {
+        return u.trim_end_matches('/').to_owned();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let proto = headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .filter(|p| *p == "https" || *p == "http")
+        .unwrap_or("http");
+    format!("{proto}://{host}")
+}
+
+/// A file id from a query string: digits.
+fn query_id(q: &HashMap<String, String>, name: &str) -> Result<i64, ApiError> {
+    let v = q
+        .get(name)
+        .ok_or_else(|| Error::invalid(name, format!("'{name}' is required.")))?;
+    v.trim()
+        .parse::<i64>()
+        .map_err(|_| Error::invalid(name, format!("'{name}' must be an integer id.")).into())
+}
+
+/// An id in a JSON body: a number or a string of digits (spec §11).
+pub(crate) fn id_from_json<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        N(i64),
+        S(String),
+    }
+    match Id::deserialize(d)? {
+        Id::N(n) => Ok(n),
+        Id::S(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| serde::de::Error::custom("expected an integer id")),
+    }
+}
+
+pub(crate) fn opt_id_from_json<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    struct W(#[serde(deserialize_with = "id_from_json")] i64);
+    Option::<W>::deserialize(d).map(|o| o.map(|w| w.0))
+}
+
+fn check_purpose(p: &str) -> Result<(), ApiError> {
+    if UPLOAD_PURPOSES.iter().any(|(q, _)| *q == p) {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        "purpose",
+        format!(
+            "'purpose' must be one of {}.",
+            UPLOAD_PURPOSES
+                .iter()
+                .map(|(p, _)| *p)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    )
+    .into())
+}
+
+fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return Error::new(ErrorCode::PayloadTooLarge, e.body_text())
+            .with("field", "file")
+            .into();
+    }
+    Error::invalid(
+        "file",
+        format!("The multipart body could not be read: {}", e.body_text()),
+    )
+    .into()
+}
+
+#[utoipa::path(post, path = "/v1/files/upload", tag = "files", security(("bearer" = [])),
+    request_body(content_type = "multipart/form-data", description = "`purpose` (voice_clone, prompt_audio, t2a_async_input, retrieval, assistants, fine-tune) and `file`. The content decides the kind; at most 512 MB"),
+    responses((status = 200, description = "`{file: {file_id, bytes, created_at, filename, purpose}, base_resp}`")))]
+pub async fn upload_file(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<Response, ApiError> {
+    let mut multipart = multipart.map_err(|e| {
+        ApiError::from(Error::invalid(
+            "Content-Type",
+            format!(
+                "The body must be multipart/form-data with 'purpose' and 'file' parts: {}",
+                e.body_text()
+            ),
+        ))
+    })?;
+    let files = &app.platform.files;
+    let mut purpose: Option<String> = None;
+    let mut upload = None;
+    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+        match field.name() {
+            Some("purpose") => {
+                let p = field.text().await.map_err(multipart_error)?;
+                let p = p.trim().to_owned();
+                check_purpose(&p)?;
+                purpose = Some(p);
+            }
+            Some("file") => {
+                if upload.is_some() {
+                    return Err(Error::invalid("file", "Send one 'file' part.").into());
+                }
+                let name = field.file_name().unwrap_or("file").to_owned();
+                let mut up = files.upload(&ctx.caller.account.id, &name).await?;
+                while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                    up.write(&chunk).await?;
+                }
+                upload = Some(up);
+            }
+            _ => {}
+        }
+    }
+    let purpose = purpose.ok_or_else(|| Error::invalid("purpose", "'purpose' is required."))?;
+    let upload = upload.ok_or_else(|| Error::invalid("file", "'file' is required."))?;
+    let rec = upload.finish(files, &purpose).await?;
+    Ok(success(json!({ "file": file_object(&rec) })))
+}
+
+#[utoipa::path(get, path = "/v1/files/list", tag = "files", security(("bearer" = [])),
+    params(("purpose" = String, Query, description = "Which files")),
+    responses((status = 200, description = "`{files: [file object], base_resp}`")))]
+pub async fn list_files(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let purpose = q
+        .get("purpose")
+        .map(String::as_str)
+        .filter(|p| !p.is_empty());
+    if let Some(p) = purpose {
+        if !UPLOAD_PURPOSES.iter().any(|(q, _)| *q == p) && !files::OUTPUT_PURPOSES.contains(&p) {
+            return Err(Error::invalid("purpose", format!("Unknown purpose '{p}'.")).into());
+        }
+    }
+    let list = app
+        .platform
+        .files
+        .list(&ctx.caller.account.id, purpose)
+        .await?;
+    Ok(success(json!({
+        "files": list.iter().map(file_object).collect::<Vec<_>>(),
+    })))
+}
+
+#[utoipa::path(get, path = "/v1/files/retrieve", tag = "files", security(("bearer" = [])),
+    params(("file_id" = i64, Query, description = "The file")),
+    responses((status = 200, description = "`{file: {…, download_url}, base_resp}`; the link works without a key for 9 hours")))]
+pub async fn retrieve_file(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let id = query_id(&q, "file_id")?;
+    let files = &app.platform.files;
+    let f = files.get(&ctx.caller.account.id, id).await?;
+    let mut obj = file_object(&f);
+    obj["download_url"] = json!(files.link(&base_url(&app, &headers), &f, files::LINK_TTL));
+    Ok(success(json!({ "file": obj })))
+}
+
+#[utoipa::path(get, path = "/v1/files/retrieve_content", tag = "files", security(("bearer" = [])),
+    params(("file_id" = i64, Query, description = "The file")),
+    responses((status = 200, description = "The file's bytes")))]
+pub async fn retrieve_file_content(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let id = query_id(&q, "file_id")?;
+    let f = app.platform.files.get(&ctx.caller.account.id, id).await?;
+    content(&app.platform, f).await
+}
+
+/// Streams a file's plaintext with its type, length and name.
+async fn content(p: &Platform, f: FileRecord) -> Result<Response, ApiError> {
+    let mut reader = p.files.read(&f).await?;
+    // Open the first piece before answering, so a file that does not open
+    // is an error response rather than a cut-off body.
+    let first = reader.next().await?;
+    let stream = futures_util::stream::unfold(
+        (Some(reader), first),
+        |(reader, pending): (Option<FileReader>, Option<Vec<u8>>)| async move {
+            if let Some(p) = pending {
+                return Some((Ok(bytes::Bytes::from(p)), (reader, None)));
+            }
+            let mut reader = reader?;
+            match reader.next().await {
+                Ok(Some(p)) => Some((Ok(bytes::Bytes::from(p)), (Some(reader), None))),
+                Ok(None) => None,
+                Err(e) => Some((Err(std::io::Error::other(e.message)), (None, None))),
+            }
+        },
+    );
+    let mut resp = Response::new(Body::from_stream(stream));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(files::content_type(&f.kind)),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(f.bytes));
+    let ascii: String = f
+        .filename
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{ascii}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(resp)
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct DeleteFileRequest {
+    #[serde(deserialize_with = "id_from_json")]
+    #[schema(value_type = i64)]
+    pub file_id: i64,
+    /// Checked against the file's purpose when given.
+    #[serde(default)]
+    pub purpose: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v1/files/delete", tag = "files", security(("bearer" = [])),
+    request_body = DeleteFileRequest,
+    responses((status = 200, description = "`{file_id, base_resp}`")))]
+pub async fn delete_file(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    ApiJson(req): ApiJson<DeleteFileRequest>,
+) -> Result<Response, ApiError> {
+    let files = &app.platform.files;
+    let account = &ctx.caller.account.id;
+    if let Some(p) = req.purpose.as_deref().filter(|p| !p.is_empty()) {
+        let f = files.get(account, req.file_id).await?;
+        if f.purpose != p {
+            return Err(Error::invalid(
+                "purpose",
+                format!("File {} has purpose '{}', not '{p}'.", f.id, f.purpose),
+            )
+            .into());
+        }
+    }
+    let f = files.delete(account, req.file_id).await?;
+    Ok(success(json!({ "file_id": f.id })))
+}
+
+/// `GET /v1/files/download/{file_id}?expires=…&signature=…`: a link made by
+/// `retrieve` (or a `url` output), good without a key until it expires.
+#[utoipa::path(get, path = "/v1/files/download/{file_id}", tag = "files",
+    params(("file_id" = i64, Path, description = "The file"),
+        ("expires" = i64, Query, description = "Unix seconds the link works until"),
+        ("signature" = String, Query, description = "The link's signature")),
+    responses((status = 200, description = "The file's bytes; no key needed")))]
+pub async fn download_file(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let result = async {
+        let id: i64 = id.parse().map_err(|_| Error::not_found("file", &id))?;
+        let expires: i64 = q
+            .get("expires")
+            .and_then(|e| e.parse().ok())
+            .ok_or_else(|| Error::invalid("expires", "The link has no valid 'expires'."))?;
+        let sig = q.get("signature").map(String::as_str).unwrap_or("");
+        let f = app.platform.files.by_link(id, expires, sig).await?;
+        content(&app.platform, f).await.map_err(|e| e.0)
+    }
+    .await;
+    match result {
+        Ok(r) => r,
+        Err(e) => ApiError(e).into_response(),
+    }
+}
