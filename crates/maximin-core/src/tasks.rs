@@ -25,7 +25,7 @@ const LEASE: time::Duration = time::Duration::seconds(30);
 /// How often a working runner renews its lease.
 const RENEW_EVERY: Duration = Duration::from_secs(10);
 /// How often an idle runner looks for work another process queued.
-const POLL_EVERY: Duration = Duration::from_secs(1);
+const POLL_EVERY: Duration = Duration::from_secs(5);
 
 /// What a finished task made.
 pub struct TaskOutput {

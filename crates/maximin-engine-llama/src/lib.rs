@@ -305,6 +305,16 @@ fn prepare(
     }
     let grammar = match mode {
         ToolMode::None => None,
+        ToolMode::Json => {
+            let schema = req.json_schema().unwrap_or_default();
+            let g = llama_cpp_2::json_schema_to_grammar(&schema.to_string()).map_err(|e| {
+                Error::invalid(
+                    "response_format",
+                    format!("'response_format' has no usable JSON schema: {e}"),
+                )
+            })?;
+            Some(g)
+        }
         ToolMode::Auto | ToolMode::Forced(_) => {
             let only = match mode {
                 ToolMode::Forced(Some(n)) => Some(n.as_str()),

@@ -21,13 +21,21 @@ pub enum ToolMode {
     Auto,
     /// The model must call a tool: any (`"required"`) or the named one.
     Forced(Option<String>),
+    /// No tools; the reply is JSON of the request's `response_format`
+    /// schema, constrained by a grammar from its first token.
+    Json,
 }
 
 pub fn tool_mode(req: &ChatCompletionRequest) -> Result<ToolMode, Error> {
+    let plain = if req.json_schema().is_some() {
+        ToolMode::Json
+    } else {
+        ToolMode::None
+    };
     if req.tools.is_empty() {
         return match &req.tool_choice {
-            None => Ok(ToolMode::None),
-            Some(Value::String(s)) if s == "none" || s == "auto" => Ok(ToolMode::None),
+            None => Ok(plain),
+            Some(Value::String(s)) if s == "none" || s == "auto" => Ok(plain),
             Some(_) => Err(Error::invalid(
                 "tool_choice",
                 "'tool_choice' needs 'tools'.",
@@ -38,7 +46,7 @@ pub fn tool_mode(req: &ChatCompletionRequest) -> Result<ToolMode, Error> {
         None => Ok(ToolMode::Auto),
         Some(Value::String(s)) => match s.as_str() {
             "auto" => Ok(ToolMode::Auto),
-            "none" => Ok(ToolMode::None),
+            "none" => Ok(plain),
             "required" => Ok(ToolMode::Forced(None)),
             _ => Err(Error::invalid(
                 "tool_choice",
@@ -124,7 +132,19 @@ pub fn parse_call(text: &str) -> Result<(String, String), Error> {
 pub fn prepared_messages(req: &ChatCompletionRequest, mode: &ToolMode) -> Vec<ChatMessage> {
     let mut messages = req.messages.clone();
     if *mode != ToolMode::None {
-        let text = tool_instructions(&req.tools, mode);
+        let text = match mode {
+            ToolMode::Json => match req
+                .response_format
+                .as_ref()
+                .and_then(|f| f["json_schema"].get("schema"))
+            {
+                Some(schema) => {
+                    format!("Reply with one JSON object only, following this JSON schema: {schema}")
+                }
+                None => "Reply with one short JSON object only.".to_owned(),
+            },
+            _ => tool_instructions(&req.tools, mode),
+        };
         match messages.iter_mut().find(|m| m.role == Role::System) {
             Some(sys) => {
                 let old = sys.content.take().unwrap_or_default();

@@ -101,15 +101,26 @@ fn picker(model: &LlamaModel, p: &Prepared) -> Result<Picker, Error> {
         return Ok(Picker::Direct(Draw::new(p.temperature, p.top_p, seed)));
     };
     let grammar = match p.mode {
-        ToolMode::Forced(_) => LlamaSampler::grammar(model, g, "root"),
+        ToolMode::Forced(_) | ToolMode::Json => LlamaSampler::grammar(model, g, "root"),
         // The call grammar applies only once the model writes the opening tag.
         _ => {
             let wrapped = format!("{g}\ncall ::= \"{CALL_OPEN}\" root \"{CALL_CLOSE}\"\n");
             LlamaSampler::grammar_lazy(model, &wrapped, "call", [CALL_OPEN], &[])
         }
     }
-    .map_err(|e| Error::invalid("tools", format!("The tools' grammar was refused: {e}")))?;
+    .map_err(|e| match p.mode {
+        ToolMode::Json => Error::invalid(
+            "response_format",
+            format!("The response format's grammar was refused (a schema too large?): {e}"),
+        ),
+        _ => Error::invalid("tools", format!("The tools' grammar was refused: {e}")),
+    })?;
     let mut chain = vec![grammar];
+    if p.mode == ToolMode::Json {
+        // A free JSON object tends to grow key after key on small models; a
+        // penalty on repeats makes closing it likelier.
+        chain.push(LlamaSampler::penalties(model.n_vocab(), 64, 1.3, 0.0, 0.0));
+    }
     if p.temperature <= 0.0 {
         chain.push(LlamaSampler::greedy());
     } else {
@@ -711,6 +722,14 @@ fn step(model: &LlamaModel, seq: &mut Seq, token: LlamaToken, window: u32) -> Op
             Some(Hit::Stop) => return Some("stop"),
             Some(Hit::Marker) => seq.call = Some(seq.stops.rest()),
             None => {}
+        }
+        // JSON mode: done once the reply is whole JSON (the grammar allows
+        // nothing but whitespace after it).
+        if seq.mode == ToolMode::Json
+            && seq.content.trim_end().ends_with(['}', ']'])
+            && serde_json::from_str::<serde_json::Value>(&seq.content).is_ok()
+        {
+            return Some("stop");
         }
         if let Some(call) = &seq.call {
             if call.contains(CALL_CLOSE) {

@@ -168,6 +168,13 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
+/// [`parse_json`] of a body already read as JSON (surfaces that look at a
+/// few fields before the shared request type).
+pub fn parse_value<T: DeserializeOwned>(v: serde_json::Value) -> Result<T, ApiError> {
+    let bytes = serde_json::to_vec(&v).map_err(|e| ApiError(Error::internal(e)))?;
+    parse_json(&bytes)
+}
+
 fn missing_field(msg: &str) -> Option<String> {
     let rest = msg.strip_prefix("missing field `")?;
     rest.split('`').next().map(str::to_owned)
@@ -228,4 +235,31 @@ impl Drop for StreamMeter {
             platform.record(event);
         }
     }
+}
+
+/// A server-sent event stream from batches of `(event name, data)` frames,
+/// marked unbuffered for proxies, metered by `meter` when it ends.
+pub fn sse_response<S>(batches: S, meter: Arc<StreamMeter>) -> Response
+where
+    S: futures_util::Stream<Item = Vec<(Option<String>, String)>> + Send + 'static,
+{
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let events = futures_util::StreamExt::flat_map(batches, |frames| {
+        futures_util::stream::iter(frames.into_iter().map(|(name, data)| {
+            let e = Event::default().data(data);
+            Ok::<_, std::convert::Infallible>(match name {
+                Some(n) => e.event(n),
+                None => e,
+            })
+        }))
+    });
+    let mut resp = Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response();
+    resp.headers_mut().insert(
+        "x-accel-buffering",
+        axum::http::HeaderValue::from_static("no"),
+    );
+    resp.extensions_mut().insert(meter);
+    resp
 }

@@ -53,7 +53,18 @@ pub enum Surface {
     /// with `{"base_resp":{"status_code","status_msg"}}`, as MiniMax's own
     /// clients expect (spec §0.4–0.5).
     Native,
+    /// The OpenAI-compatible surface (`/openai/…`): real statuses and
+    /// `{"error":{"message","type","param","code"}}`.
+    OpenAi,
+    /// The Anthropic-compatible surface (`/anthropic/…`): real statuses and
+    /// `{"type":"error","error":{"type","message"}}`.
+    Anthropic,
 }
+
+/// Set on a response by a handler whose route serves two surfaces (the
+/// native `texts` shape of `/v1/embeddings`): errors render in this one.
+#[derive(Debug, Clone, Copy)]
+pub struct SurfaceOverride(pub Surface);
 
 /// Paths of the MiniMax-native surface.
 const NATIVE_PATHS: &[&str] = &[
@@ -75,6 +86,12 @@ pub const NATIVE_CODE: &str = "native_status_code";
 
 impl Surface {
     pub fn of_path(path: &str) -> Surface {
+        if path.starts_with("/openai/") {
+            return Surface::OpenAi;
+        }
+        if path.starts_with("/anthropic/") {
+            return Surface::Anthropic;
+        }
         if NATIVE_PATHS
             .iter()
             .any(|p| path == p.trim_end_matches('/') || (p.ends_with('/') && path.starts_with(p)))
@@ -87,8 +104,10 @@ impl Surface {
 
     pub fn status(self, err: &Error) -> StatusCode {
         match self {
-            Surface::Platform => StatusCode::from_u16(err.code.http_status())
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            Surface::Platform | Surface::OpenAi | Surface::Anthropic => {
+                StatusCode::from_u16(err.code.http_status())
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            }
             Surface::Native => StatusCode::OK,
         }
     }
@@ -123,5 +142,60 @@ pub fn render_body(surface: Surface, err: &Error, request_id: &str) -> serde_jso
             "base_resp": native_base_resp(err),
             "trace_id": request_id,
         }),
+        Surface::OpenAi => openai_body(err),
+        Surface::Anthropic => anthropic_body(err, request_id),
     }
+}
+
+/// A message naming the field at fault, with our code in parentheses
+/// (as MiniMax's compatible surfaces append theirs).
+fn foreign_message(err: &Error) -> String {
+    let mut msg = match err.details.get("field").and_then(serde_json::Value::as_str) {
+        Some(field) if !err.message.contains(field) => format!("{} ({field})", err.message),
+        _ => err.message.clone(),
+    };
+    msg.push_str(&format!(" ({})", err.code.as_str()));
+    msg
+}
+
+/// OpenAI's error object.
+pub fn openai_body(err: &Error) -> serde_json::Value {
+    use maximin_types::ErrorCode as C;
+    let kind = match err.code {
+        C::InvalidRequest | C::IdempotencyConflict | C::PayloadTooLarge => "invalid_request_error",
+        C::AuthenticationFailed => "authentication_error",
+        C::PermissionDenied => "permission_error",
+        C::NotFound | C::ModelNotFound => "not_found_error",
+        C::RateLimitExceeded => "rate_limit_error",
+        C::InsufficientCredits => "insufficient_quota",
+        C::ServerError | C::UpstreamError | C::ModelUnavailable => "api_error",
+    };
+    json!({
+        "error": {
+            "message": foreign_message(err),
+            "type": kind,
+            "param": err.details.get("field").cloned().unwrap_or(serde_json::Value::Null),
+            "code": err.code.as_str(),
+        }
+    })
+}
+
+/// Anthropic's error object.
+pub fn anthropic_body(err: &Error, request_id: &str) -> serde_json::Value {
+    use maximin_types::ErrorCode as C;
+    let kind = match err.code {
+        C::InvalidRequest | C::IdempotencyConflict => "invalid_request_error",
+        C::PayloadTooLarge => "request_too_large",
+        C::AuthenticationFailed => "authentication_error",
+        C::PermissionDenied | C::InsufficientCredits => "permission_error",
+        C::NotFound | C::ModelNotFound => "not_found_error",
+        C::RateLimitExceeded => "rate_limit_error",
+        C::ModelUnavailable => "overloaded_error",
+        C::ServerError | C::UpstreamError => "api_error",
+    };
+    json!({
+        "type": "error",
+        "error": {"type": kind, "message": foreign_message(err)},
+        "request_id": request_id,
+    })
 }

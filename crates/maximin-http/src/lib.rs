@@ -269,6 +269,47 @@ fn mount(state: AppState) -> Api {
         )
         .route(
             Method::POST,
+            "/openai/v1/chat/completions",
+            spec(RateClass::Chat, Some(Modality::Text), false, false),
+            post(routes::openai::chat_completions),
+        )
+        .route(
+            Method::POST,
+            "/openai/v1/embeddings",
+            spec(
+                RateClass::Embeddings,
+                Some(Modality::Embeddings),
+                false,
+                false,
+            ),
+            post(routes::openai::embeddings),
+        )
+        .route(
+            Method::GET,
+            "/openai/v1/models",
+            READ,
+            get(routes::openai::list_models),
+        )
+        .route(
+            Method::POST,
+            "/openai/v1/audio/speech",
+            spec(RateClass::Speech, Some(Modality::Speech), false, false),
+            post(routes::openai::audio_speech),
+        )
+        .route(
+            Method::POST,
+            "/anthropic/v1/messages",
+            spec(RateClass::Chat, Some(Modality::Text), false, false),
+            post(routes::anthropic::messages),
+        )
+        .route(
+            Method::POST,
+            "/v1/text/chatcompletion_v2",
+            spec(RateClass::Chat, Some(Modality::Text), false, false),
+            post(routes::native_text::chatcompletion_v2),
+        )
+        .route(
+            Method::POST,
             "/v1/embeddings",
             spec(
                 RateClass::Embeddings,
@@ -344,6 +385,10 @@ pub async fn edge(
     let surface = Surface::of_path(req.uri().path());
 
     let mut resp = next.run(req).await;
+    let surface = resp
+        .extensions()
+        .get::<crate::error::SurfaceOverride>()
+        .map_or(surface, |s| s.0);
     let code = finish_error(&mut resp, surface, &request_id).await;
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);

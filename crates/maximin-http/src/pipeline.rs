@@ -185,8 +185,15 @@ async fn run_idempotent(rc: &RouteCtx, caller: &Caller, req: Request, next: Next
                 }
             };
             // An error not yet rendered is stored as the edge will render it.
+            let surface = parts
+                .extensions
+                .get::<crate::error::SurfaceOverride>()
+                .map_or_else(|| crate::error::Surface::of_path(&path), |s| s.0);
             let stored = StoredResponse {
-                status: parts.status.as_u16(),
+                status: match parts.extensions.get::<PendingError>() {
+                    Some(p) => surface.status(&p.0).as_u16(),
+                    None => parts.status.as_u16(),
+                },
                 content_type: parts
                     .headers
                     .get(header::CONTENT_TYPE)
@@ -194,12 +201,10 @@ async fn run_idempotent(rc: &RouteCtx, caller: &Caller, req: Request, next: Next
                     .unwrap_or("")
                     .to_owned(),
                 body: match parts.extensions.get::<PendingError>() {
-                    Some(p) => serde_json::to_vec(&crate::error::render_body(
-                        crate::error::Surface::of_path(&path),
-                        &p.0,
-                        &request_id,
-                    ))
-                    .unwrap_or_default(),
+                    Some(p) => {
+                        serde_json::to_vec(&crate::error::render_body(surface, &p.0, &request_id))
+                            .unwrap_or_default()
+                    }
                     None => body.to_vec(),
                 },
             };

@@ -8,6 +8,8 @@ use crate::TokenUsage;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// `developer` (OpenAI's newer name) is read as `system`.
+    #[serde(alias = "developer")]
     System,
     User,
     Assistant,
@@ -17,8 +19,10 @@ pub enum Role {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ChatMessage {
     pub role: Role,
-    /// Text of the message; may be absent on an assistant turn that only calls tools.
-    #[serde(default)]
+    /// Text of the message; may be absent on an assistant turn that only
+    /// calls tools. An array of `{"type":"text","text":…}` parts is read as
+    /// their text, joined.
+    #[serde(default, deserialize_with = "text_or_parts")]
     pub content: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -27,6 +31,37 @@ pub struct ChatMessage {
     /// On a `tool` message: the id of the call it answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_call_id: Option<String>,
+}
+
+/// `content` as a string, or as OpenAI's array of content parts (text only).
+fn text_or_parts<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    use serde::de::Error as _;
+    let v = Option::<serde_json::Value>::deserialize(d)?;
+    match v {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s)),
+        Some(serde_json::Value::Array(parts)) => {
+            let mut out = Vec::new();
+            for p in parts {
+                match (
+                    p.get("type").and_then(|t| t.as_str()),
+                    p.get("text").and_then(|t| t.as_str()),
+                ) {
+                    (Some("text"), Some(t)) => out.push(t.to_owned()),
+                    (kind, _) => {
+                        return Err(D::Error::custom(format!(
+                            "content parts of type {} are not supported; send text",
+                            kind.unwrap_or("(none)")
+                        )))
+                    }
+                }
+            }
+            Ok(Some(out.join("\n")))
+        }
+        Some(_) => Err(D::Error::custom(
+            "content must be a string or an array of text parts",
+        )),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -94,7 +129,8 @@ pub struct ChatCompletionRequest {
     pub temperature: Option<f32>,
     #[serde(default)]
     pub top_p: Option<f32>,
-    #[serde(default)]
+    /// `max_completion_tokens` is read as the same.
+    #[serde(default, alias = "max_completion_tokens")]
     pub max_tokens: Option<u32>,
     #[serde(default)]
     pub stop: Option<Stop>,
@@ -106,6 +142,29 @@ pub struct ChatCompletionRequest {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub tool_choice: Option<serde_json::Value>,
+    /// `{"type":"text"}`, `{"type":"json_object"}` or
+    /// `{"type":"json_schema","json_schema":{"name","schema"}}`: the reply is
+    /// constrained to JSON (of that schema).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub response_format: Option<serde_json::Value>,
+}
+
+impl ChatCompletionRequest {
+    /// The JSON schema the reply must follow, when `response_format` asks
+    /// for JSON (`{"type":"object"}` for `json_object`).
+    pub fn json_schema(&self) -> Option<serde_json::Value> {
+        let rf = self.response_format.as_ref()?;
+        match rf.get("type").and_then(|t| t.as_str()) {
+            Some("json_object") => Some(serde_json::json!({"type": "object"})),
+            Some("json_schema") => rf
+                .get("json_schema")
+                .and_then(|j| j.get("schema"))
+                .cloned()
+                .or_else(|| Some(serde_json::json!({"type": "object"}))),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -4,7 +4,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use maximin_core::catalog::ModelSpec;
 use maximin_core::clock::iso8601;
 use maximin_core::engines::ChatEvent;
@@ -96,6 +96,25 @@ pub fn validate_chat(req: &ChatCompletionRequest) -> Result<(), Error> {
             ));
         }
     }
+    if let Some(rf) = &req.response_format {
+        match rf.get("type").and_then(|t| t.as_str()) {
+            Some("text") | Some("json_object") => {}
+            Some("json_schema") => {
+                if !rf["json_schema"]["schema"].is_object() {
+                    return Err(Error::invalid(
+                        "response_format.json_schema.schema",
+                        "'response_format.json_schema.schema' must be a JSON schema object.",
+                    ));
+                }
+            }
+            _ => {
+                return Err(Error::invalid(
+                    "response_format",
+                    "'response_format.type' is text, json_object or json_schema.",
+                ))
+            }
+        }
+    }
     for (i, t) in req.tools.iter().enumerate() {
         if t.kind != "function" || t.function.name.is_empty() {
             return Err(Error::invalid(
@@ -105,6 +124,80 @@ pub fn validate_chat(req: &ChatCompletionRequest) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// The shared start of every chat surface: checks, the caller's model, its
+/// engine; the engine's event stream.
+pub(crate) async fn start_chat(
+    app: &AppState,
+    ctx: &Ctx,
+    req: &ChatCompletionRequest,
+) -> Result<(ModelSpec, ChatEvents), ApiError> {
+    validate_chat(req)?;
+    let p = &app.platform;
+    let spec = p.model_for(&ctx.caller, &req.model)?;
+    if spec.modality != Modality::Text {
+        return Err(modality_mismatch(spec, Modality::Text).into());
+    }
+    let engine = p
+        .engines
+        .chat
+        .get(&spec.engine)
+        .ok_or_else(|| engine_missing(spec))?;
+    let weights = spec.weights_path(&p.installed.models_dir);
+    let events = engine.start(spec, weights.as_deref(), req).await?;
+    Ok((spec.clone(), events))
+}
+
+pub(crate) type ChatEvents = tokio::sync::mpsc::UnboundedReceiver<ChatEvent>;
+
+/// Waits for the whole reply.
+pub(crate) async fn finish_chat(
+    events: &mut ChatEvents,
+) -> Result<maximin_core::engines::ChatOutput, ApiError> {
+    loop {
+        match events.recv().await {
+            Some(ChatEvent::Delta(_)) => {}
+            Some(ChatEvent::Done(out)) => return Ok(out),
+            Some(ChatEvent::Failed(e)) => return Err(e.into()),
+            None => return Err(Error::internal("the engine stopped without finishing").into()),
+        }
+    }
+}
+
+/// The shared start of every embeddings surface: checks, the caller's model,
+/// its engine; the vectors in input order and the prompt tokens.
+pub(crate) async fn run_embeddings(
+    app: &AppState,
+    ctx: &Ctx,
+    model: &str,
+    (field, inputs): (&str, &[String]),
+    truncate: bool,
+) -> Result<(ModelSpec, maximin_core::engines::EmbedOutput), ApiError> {
+    if inputs.is_empty() || inputs.len() > MAX_EMBEDDING_INPUTS {
+        return Err(ApiError(
+            Error::invalid(
+                field,
+                format!("'{field}' takes 1 to {MAX_EMBEDDING_INPUTS} strings."),
+            )
+            .with("limit", MAX_EMBEDDING_INPUTS),
+        ));
+    }
+    let p = &app.platform;
+    let spec = p.model_for(&ctx.caller, model)?;
+    if spec.modality != Modality::Embeddings {
+        return Err(modality_mismatch(spec, Modality::Embeddings).into());
+    }
+    let engine = p
+        .engines
+        .embed
+        .get(&spec.engine)
+        .ok_or_else(|| engine_missing(spec))?;
+    let weights = spec.weights_path(&p.installed.models_dir);
+    let out = engine
+        .embed(spec, weights.as_deref(), inputs, truncate)
+        .await?;
+    Ok((spec.clone(), out))
 }
 
 /// Generate the next assistant message.
@@ -119,33 +212,15 @@ pub async fn create_chat_completion(
     ctx: Ctx,
     ApiJson(req): ApiJson<ChatCompletionRequest>,
 ) -> Result<Response, ApiError> {
-    validate_chat(&req)?;
+    let (spec, mut events) = start_chat(&app, &ctx, &req).await?;
     let p = &app.platform;
-    let spec = p.model_for(&ctx.caller, &req.model)?;
-    if spec.modality != Modality::Text {
-        return Err(modality_mismatch(spec, Modality::Text).into());
-    }
-    let engine = p
-        .engines
-        .chat
-        .get(&spec.engine)
-        .ok_or_else(|| engine_missing(spec))?;
-    let weights = spec.weights_path(&p.installed.models_dir);
-    let mut events = engine.start(spec, weights.as_deref(), &req).await?;
+    let spec = &spec;
     let id = secrets::new_id("chatcmpl");
     let created = iso8601(p.clock.now());
     if req.stream {
         return Ok(stream_chat(ctx, events, id, created, spec.id.clone()));
     }
-    let mut text = String::new();
-    let out = loop {
-        match events.recv().await {
-            Some(ChatEvent::Delta(d)) => text.push_str(&d),
-            Some(ChatEvent::Done(out)) => break out,
-            Some(ChatEvent::Failed(e)) => return Err(e.into()),
-            None => return Err(Error::internal("the engine stopped without finishing").into()),
-        }
-    };
+    let out = finish_chat(&mut events).await?;
     let usage = out.usage;
     let completion = ChatCompletion {
         id,
@@ -178,8 +253,6 @@ fn stream_chat(
     created: String,
     model: String,
 ) -> Response {
-    use axum::response::sse::{Event, KeepAlive, Sse};
-
     let meter = StreamMeter::new();
     let chunk = {
         let (id, created, model) = (id.clone(), created.clone(), model.clone());
@@ -262,22 +335,12 @@ fn stream_chat(
                 vec!["[DONE]".to_owned()]
             }
         };
-        let events: Vec<Result<Event, std::convert::Infallible>> = frames
-            .into_iter()
-            .map(|f| Ok(Event::default().data(f)))
-            .collect();
-        Some((futures_util::stream::iter(events), st))
+        Some((
+            frames.into_iter().map(|f| (None, f)).collect::<Vec<_>>(),
+            st,
+        ))
     });
-    let stream = futures_util::StreamExt::flatten(stream);
-    let mut resp = Sse::new(stream)
-        .keep_alive(KeepAlive::default())
-        .into_response();
-    resp.headers_mut().insert(
-        "x-accel-buffering",
-        axum::http::HeaderValue::from_static("no"),
-    );
-    resp.extensions_mut().insert(meter);
-    resp
+    crate::ctx::sse_response(stream, meter)
 }
 
 /// Embed a batch of texts.
@@ -290,35 +353,20 @@ fn stream_chat(
 pub async fn create_embeddings(
     State(app): State<AppState>,
     ctx: Ctx,
-    ApiJson(req): ApiJson<EmbeddingsRequest>,
+    ApiJson(body): ApiJson<serde_json::Value>,
 ) -> Result<Response, ApiError> {
+    // MiniMax's native shape (`texts`, `type`) on the same path.
+    if body.get("texts").is_some() && body.get("input").is_none() {
+        return Ok(crate::routes::native_text::embeddings(app, ctx, body).await);
+    }
+    let req: EmbeddingsRequest = crate::ctx::parse_value(body)?;
     let inputs = match req.input {
         EmbeddingInput::One(s) => vec![s],
         EmbeddingInput::Many(v) => v,
     };
-    if inputs.is_empty() || inputs.len() > MAX_EMBEDDING_INPUTS {
-        return Err(ApiError(
-            Error::invalid(
-                "input",
-                format!("'input' takes 1 to {MAX_EMBEDDING_INPUTS} strings."),
-            )
-            .with("limit", MAX_EMBEDDING_INPUTS),
-        ));
-    }
-    let p = &app.platform;
-    let spec = p.model_for(&ctx.caller, &req.model)?;
-    if spec.modality != Modality::Embeddings {
-        return Err(modality_mismatch(spec, Modality::Embeddings).into());
-    }
-    let engine = p
-        .engines
-        .embed
-        .get(&spec.engine)
-        .ok_or_else(|| engine_missing(spec))?;
-    let weights = spec.weights_path(&p.installed.models_dir);
-    let out = engine
-        .embed(spec, weights.as_deref(), &inputs, req.truncate)
-        .await?;
+    let (spec, out) =
+        run_embeddings(&app, &ctx, &req.model, ("input", &inputs), req.truncate).await?;
+    let spec = &spec;
     let usage = TokenUsage {
         prompt_tokens: out.prompt_tokens,
         completion_tokens: 0,

@@ -1,9 +1,12 @@
 //! One module per resource; handlers are named `verb_noun`.
 
 pub mod account;
+pub mod anthropic;
 pub mod files;
 pub mod inference;
 pub mod models;
+pub mod native_text;
+pub mod openai;
 pub mod speech;
 pub mod speech_async;
 pub mod speech_ws;

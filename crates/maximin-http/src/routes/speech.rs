@@ -919,6 +919,27 @@ pub async fn t2a_v2(
     Ok(native(&ctx, body, report))
 }
 
+/// A whole request's audio, for surfaces that return bytes (OpenAI's
+/// `audio/speech`): the caller's own voices, the plan, the synthesis; own
+/// voices are marked used. Returns the audio, billed characters and model.
+pub(crate) async fn synthesize_request(
+    p: &Platform,
+    caller: &maximin_core::Caller,
+    req: &T2aRequest,
+) -> Result<(Vec<u8>, u64, String), ApiError> {
+    let own = own_voices(p, &caller.account.id, voice_ids(req)).await?;
+    let (plan, model) = plan_voice(p, caller, &own, req, Some(&req.text)).await?;
+    let mut synth = Synth::new(plan);
+    let mut audio = Vec::new();
+    while let Some(bytes) = synth.next().await {
+        audio.extend(bytes?);
+    }
+    let (tail, _, chars) = synth.finish()?;
+    audio.extend(tail);
+    mark_used(p, &caller.account.id, &own).await;
+    Ok((audio, chars, model))
+}
+
 /// Speaks `text` with `voice_id` (a voice being made: it is in `own`) as
 /// mp3: the trial audio of voice design and the demo of voice cloning.
 /// Returns the audio, its extra_info, the billed characters and the model.

@@ -15,6 +15,7 @@ mod models;
 mod models_pull;
 mod privacy;
 mod ratelimit;
+mod sdk;
 mod speech;
 mod speech_async;
 mod speech_voices;

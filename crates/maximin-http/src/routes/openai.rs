@@ -1,0 +1,416 @@
+//! The OpenAI-compatible surface under `/openai/v1`: chat completions,
+//! embeddings, models and speech in OpenAI's shapes, over the same core as
+//! every other surface (the request path, the catalog, the engines, the
+//! meter). Errors are OpenAI's `{"error":{"message","type","param","code"}}`
+//! with real HTTP statuses (rendered at the edge, `Surface::OpenAi`).
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use maximin_core::engines::{ChatEvent, ChatOutput};
+use maximin_core::{secrets, Error};
+use maximin_types::inference::{ChatCompletionRequest, EmbeddingInput};
+use maximin_types::{Modality, TokenUsage};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::ctx::{ApiJson, Ctx, StreamMeter, UsageReport};
+use crate::error::ApiError;
+use crate::routes::inference::{finish_chat, run_embeddings, start_chat, ChatEvents};
+use crate::AppState;
+
+fn json_response(body: Value, report: UsageReport) -> Response {
+    let mut resp = (StatusCode::OK, axum::Json(body)).into_response();
+    resp.extensions_mut().insert(report);
+    resp
+}
+
+fn usage_json(u: TokenUsage) -> Value {
+    json!({
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "total_tokens": u.prompt_tokens + u.completion_tokens,
+    })
+}
+
+/// What OpenAI's chat body has beyond the shared request.
+#[derive(Deserialize, Default)]
+struct OpenAiExtras {
+    #[serde(default)]
+    n: Option<u32>,
+    #[serde(default)]
+    logprobs: Option<bool>,
+    #[serde(default)]
+    stream_options: Option<StreamOptions>,
+}
+
+#[derive(Deserialize, Default)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: bool,
+}
+
+fn message_json(out: &ChatOutput) -> Value {
+    let mut m = json!({
+        "role": "assistant",
+        "content": out.message.content,
+        "refusal": null,
+    });
+    if let Some(calls) = &out.message.tool_calls {
+        m["tool_calls"] = json!(calls
+            .iter()
+            .map(|c| json!({"id": c.id, "type": c.kind, "function": c.function}))
+            .collect::<Vec<_>>());
+    }
+    m
+}
+
+#[utoipa::path(post, path = "/openai/v1/chat/completions", tag = "openai", security(("bearer" = [])),
+    request_body(content = Object, description = "OpenAI's chat completion body: messages, tools, tool_choice, response_format, stream, stream_options, n (1), stop, seed, max_tokens / max_completion_tokens, temperature, top_p"),
+    responses((status = 200, description = "An OpenAI `chat.completion`, or `chat.completion.chunk` server-sent events then `[DONE]`")))]
+pub async fn chat_completions(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Response, ApiError> {
+    let extras: OpenAiExtras = serde_json::from_value(body.clone()).unwrap_or_default();
+    if extras.n.is_some_and(|n| n != 1) {
+        return Err(Error::invalid("n", "Only n = 1 is supported: one choice per request.").into());
+    }
+    if extras.logprobs == Some(true) {
+        return Err(Error::invalid(
+            "logprobs",
+            "Log probabilities are not available from this server's engines.",
+        )
+        .into());
+    }
+    let req: ChatCompletionRequest = crate::ctx::parse_value(body)?;
+    let (spec, mut events) = start_chat(&app, &ctx, &req).await?;
+    let id = secrets::new_id("chatcmpl");
+    let created = app.platform.clock.now().unix_timestamp();
+    if req.stream {
+        let include_usage = extras.stream_options.is_some_and(|o| o.include_usage);
+        return Ok(stream(events, id, created, spec.id.clone(), include_usage));
+    }
+    let out = finish_chat(&mut events).await?;
+    let body = json!({
+        "id": id,
+        "object": "chat.completion",
+        "created": created,
+        "model": spec.id,
+        "choices": [{
+            "index": 0,
+            "message": message_json(&out),
+            "finish_reason": out.finish_reason,
+            "logprobs": null,
+        }],
+        "usage": usage_json(out.usage),
+    });
+    Ok(json_response(
+        body,
+        UsageReport {
+            model: Some(spec.id.clone()),
+            usage: Some(out.usage),
+        },
+    ))
+}
+
+/// `chat.completion.chunk` events: the role first, the text as decoded, tool
+/// calls whole, the finish reason, the usage (with `include_usage`), `[DONE]`.
+fn stream(
+    events: ChatEvents,
+    id: String,
+    created: i64,
+    model: String,
+    include_usage: bool,
+) -> Response {
+    let meter = StreamMeter::new();
+    let chunk = {
+        let (id, model) = (id.clone(), model.clone());
+        move |choices: Value| {
+            json!({
+                "id": id, "object": "chat.completion.chunk", "created": created,
+                "model": model, "choices": choices,
+            })
+        }
+    };
+    struct St<F> {
+        events: ChatEvents,
+        chunk: F,
+        meter: std::sync::Arc<StreamMeter>,
+        model: String,
+        first: bool,
+        done: bool,
+        include_usage: bool,
+    }
+    let st = St {
+        events,
+        chunk,
+        meter: meter.clone(),
+        model,
+        first: true,
+        done: false,
+        include_usage,
+    };
+    let frames = futures_util::stream::unfold(st, |mut st| async move {
+        if st.done {
+            return None;
+        }
+        let mut frames: Vec<String> = Vec::new();
+        if st.first {
+            st.first = false;
+            frames.push(
+                (st.chunk)(json!([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null, "logprobs": null}]))
+                    .to_string(),
+            );
+        }
+        match st.events.recv().await {
+            Some(ChatEvent::Delta(text)) => frames.push(
+                (st.chunk)(json!([{"index": 0, "delta": {"content": text}, "finish_reason": null, "logprobs": null}]))
+                    .to_string(),
+            ),
+            Some(ChatEvent::Done(out)) => {
+                st.done = true;
+                st.meter.report(UsageReport {
+                    model: Some(st.model.clone()),
+                    usage: Some(out.usage),
+                });
+                if let Some(calls) = &out.message.tool_calls {
+                    let calls: Vec<_> = calls
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| json!({"index": i, "id": c.id, "type": c.kind, "function": c.function}))
+                        .collect();
+                    frames.push(
+                        (st.chunk)(json!([{"index": 0, "delta": {"tool_calls": calls}, "finish_reason": null, "logprobs": null}]))
+                            .to_string(),
+                    );
+                }
+                frames.push(
+                    (st.chunk)(json!([{"index": 0, "delta": {}, "finish_reason": out.finish_reason, "logprobs": null}]))
+                        .to_string(),
+                );
+                if st.include_usage {
+                    let mut last = (st.chunk)(json!([]));
+                    last["usage"] = usage_json(out.usage);
+                    frames.push(last.to_string());
+                }
+                frames.push("[DONE]".to_owned());
+            }
+            Some(ChatEvent::Failed(e)) => {
+                st.done = true;
+                frames.push(crate::error::openai_body(&e).to_string());
+                frames.push("[DONE]".to_owned());
+            }
+            None => {
+                st.done = true;
+                frames.push("[DONE]".to_owned());
+            }
+        }
+        Some((
+            frames.into_iter().map(|f| (None, f)).collect::<Vec<_>>(),
+            st,
+        ))
+    });
+    crate::ctx::sse_response(frames, meter)
+}
+
+#[derive(Deserialize)]
+struct EmbeddingsBody {
+    model: String,
+    input: EmbeddingInput,
+    #[serde(default)]
+    encoding_format: Option<String>,
+    #[serde(default)]
+    dimensions: Option<usize>,
+}
+
+#[utoipa::path(post, path = "/openai/v1/embeddings", tag = "openai", security(("bearer" = [])),
+    request_body(content = Object, description = "`model`, `input` (a string or up to 2,048), `encoding_format` float | base64, `dimensions` (only the model's own)"),
+    responses((status = 200, description = "`{object: list, data: [{object: embedding, index, embedding}], model, usage}`")))]
+pub async fn embeddings(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Response, ApiError> {
+    let req: EmbeddingsBody = crate::ctx::parse_value(body)?;
+    let base64 = match req.encoding_format.as_deref() {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(_) => {
+            return Err(
+                Error::invalid("encoding_format", "'encoding_format' is float or base64.").into(),
+            )
+        }
+    };
+    let inputs = match req.input {
+        EmbeddingInput::One(s) => vec![s],
+        EmbeddingInput::Many(v) => v,
+    };
+    let (spec, out) = run_embeddings(&app, &ctx, &req.model, ("input", &inputs), true).await?;
+    if let Some(d) = req.dimensions {
+        let native = out.vectors.first().map_or(0, Vec::len);
+        if d != native {
+            return Err(Error::invalid(
+                "dimensions",
+                format!(
+                    "'{}' makes {native}-dimensional vectors and cannot shorten them; leave 'dimensions' out or send {native}.",
+                    spec.id
+                ),
+            )
+            .into());
+        }
+    }
+    let data: Vec<Value> = out
+        .vectors
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let embedding = if base64 {
+                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                json!(v)
+            };
+            json!({"object": "embedding", "index": i, "embedding": embedding})
+        })
+        .collect();
+    let usage = TokenUsage {
+        prompt_tokens: out.prompt_tokens,
+        completion_tokens: 0,
+    };
+    Ok(json_response(
+        json!({
+            "object": "list",
+            "data": data,
+            "model": spec.id,
+            "usage": {"prompt_tokens": usage.prompt_tokens, "total_tokens": usage.prompt_tokens},
+        }),
+        UsageReport {
+            model: Some(spec.id.clone()),
+            usage: Some(usage),
+        },
+    ))
+}
+
+#[utoipa::path(get, path = "/openai/v1/models", tag = "openai", security(("bearer" = [])),
+    responses((status = 200, description = "`{object: list, data: [{id, object: model, created, owned_by}]}`: the models this install serves")))]
+pub async fn list_models(State(app): State<AppState>, _ctx: Ctx) -> Result<Response, ApiError> {
+    let p = &app.platform;
+    let data: Vec<Value> = p
+        .catalog
+        .models()
+        .iter()
+        .filter(|m| p.installed.availability(m).is_ok())
+        .map(|m| json!({"id": m.id, "object": "model", "created": 0, "owned_by": "maximin"}))
+        .collect();
+    Ok(axum::Json(json!({"object": "list", "data": data})).into_response())
+}
+
+#[derive(Deserialize)]
+struct SpeechBody {
+    model: String,
+    input: String,
+    voice: Value,
+    #[serde(default)]
+    response_format: Option<String>,
+    #[serde(default)]
+    speed: Option<f32>,
+    #[serde(default)]
+    instructions: Option<String>,
+}
+
+/// OpenAI's model names for speech, as local ones.
+fn speech_model(name: &str) -> &str {
+    match name {
+        "tts-1" | "tts-1-hd" | "gpt-4o-mini-tts" | "gpt-4o-tts" => "speech-2.8-hd",
+        other => other,
+    }
+}
+
+/// OpenAI's voice names, as MiniMax voice ids of the same gender.
+fn speech_voice(name: &str) -> &str {
+    match name {
+        "alloy" | "nova" | "shimmer" | "coral" | "sage" | "marin" => "English_Graceful_Lady",
+        "echo" | "fable" | "onyx" | "ash" | "ballad" | "verse" | "cedar" => {
+            "English_Trustworth_Man"
+        }
+        other => other,
+    }
+}
+
+#[utoipa::path(post, path = "/openai/v1/audio/speech", tag = "openai", security(("bearer" = [])),
+    request_body(content = Object, description = "`model` (tts-1, tts-1-hd, gpt-4o-mini-tts or a speech-* id), `input` (≤ 10,000 characters), `voice` (OpenAI names, or any voice of /v1/get_voice), `response_format` mp3 | flac | wav | pcm, `speed` 0.5–2"),
+    responses((status = 200, description = "The audio bytes")))]
+pub async fn audio_speech(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Response, ApiError> {
+    let req: SpeechBody = crate::ctx::parse_value(body)?;
+    let _ = req.instructions;
+    let voice = match &req.voice {
+        Value::String(s) => s.clone(),
+        Value::Object(o) => o
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        _ => String::new(),
+    };
+    if voice.is_empty() {
+        return Err(Error::invalid("voice", "'voice' is required.").into());
+    }
+    let format = req.response_format.as_deref().unwrap_or("mp3");
+    let (format, content_type) = match format {
+        "mp3" => ("mp3", "audio/mpeg"),
+        "flac" => ("flac", "audio/flac"),
+        "wav" => ("wav", "audio/wav"),
+        "pcm" => ("pcm", "audio/pcm"),
+        other => {
+            return Err(Error::invalid(
+                "response_format",
+                format!("'response_format' {other} is not available; use mp3, flac, wav or pcm."),
+            )
+            .into())
+        }
+    };
+    let speed = req.speed.unwrap_or(1.0);
+    if !(0.25..=4.0).contains(&speed) {
+        return Err(Error::invalid("speed", "'speed' must be between 0.25 and 4.").into());
+    }
+    // OpenAI's pcm is 24 kHz; so are the other formats here.
+    let t2a = json!({
+        "model": speech_model(&req.model),
+        "text": req.input,
+        "voice_setting": {"voice_id": speech_voice(&voice), "speed": speed.clamp(0.5, 2.0)},
+        "audio_setting": {"format": format, "sample_rate": 24000},
+    });
+    let t2a: maximin_types::speech::T2aRequest = crate::ctx::parse_value(t2a)?;
+    let p = &app.platform;
+    let spec = p.model_for(&ctx.caller, &t2a.model)?;
+    if spec.modality != Modality::Speech {
+        return Err(Error::invalid(
+            "model",
+            format!(
+                "'{}' is not a speech model; use tts-1 or speech-2.8-hd.",
+                spec.id
+            ),
+        )
+        .into());
+    }
+    let (audio, chars, model) =
+        crate::routes::speech::synthesize_request(p, &ctx.caller, &t2a).await?;
+    let mut resp = (StatusCode::OK, audio).into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.extensions_mut().insert(UsageReport {
+        model: Some(model),
+        usage: Some(TokenUsage {
+            prompt_tokens: chars,
+            completion_tokens: 0,
+        }),
+    });
+    Ok(resp)
+}

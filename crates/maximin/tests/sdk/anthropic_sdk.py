@@ -1,0 +1,107 @@
+"""Drives maximin's /anthropic surface with the official `anthropic` package.
+
+    python anthropic_sdk.py CASE   (MAXIMIN_BASE, MAXIMIN_KEY, MAXIMIN_CHAT)
+
+Prints one JSON object with what the SDK returned; the Rust test
+(tests/api/sdk.rs) asserts on it.
+"""
+import json
+import os
+import sys
+import threading
+import time
+
+import anthropic
+import openai
+
+BASE = os.environ["MAXIMIN_BASE"] + "/anthropic"
+KEY = os.environ["MAXIMIN_KEY"]
+CHAT = os.environ.get("MAXIMIN_CHAT", "gemma-3-270m")
+
+
+def client(**kw):
+    kw.setdefault("max_retries", 0)
+    return anthropic.Anthropic(base_url=BASE, api_key=KEY, **kw)
+
+
+def chat():
+    c = client()
+    # This SDK has no temperature argument; the API takes it in the body.
+    kw = dict(model=CHAT, max_tokens=24, system="You are terse.", extra_body={"temperature": 0},
+              messages=[{"role": "user", "content": "Name three colours."}])
+    m = c.messages.create(**kw)
+    out = {"text": m.content[0].text, "stop_reason": m.stop_reason, "usage": m.usage.model_dump(),
+           "type": m.type, "role": m.role}
+    events = []
+    with c.messages.stream(**kw) as s:
+        for e in s:
+            events.append(e.type)
+        final = s.get_final_message()
+    out.update(events=events, stream_text="".join(b.text for b in final.content if b.type == "text"),
+               stream_usage=final.usage.model_dump(), stream_stop=final.stop_reason)
+    return out
+
+
+def tools():
+    c = client()
+    tools = [{"name": "get_weather", "description": "Current weather of a city",
+              "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
+    msgs = [{"role": "user", "content": "What is the weather in Paris?"}]
+    m = c.messages.create(model=CHAT, max_tokens=64, tools=tools, tool_choice={"type": "any"}, messages=msgs)
+    use = [b for b in m.content if b.type == "tool_use"][0]
+    msgs.append({"role": "assistant", "content": [b.model_dump() for b in m.content]})
+    msgs.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id,
+                                              "content": json.dumps({"temp_c": 21, "sky": "clear"})}]})
+    m2 = c.messages.create(model=CHAT, max_tokens=32, tools=tools, tool_choice={"type": "none"}, messages=msgs)
+    # The same call, streamed: the tool_use block arrives as input_json_delta.
+    with c.messages.stream(model=CHAT, max_tokens=64, tools=tools, tool_choice={"type": "any"},
+                           messages=msgs[:1]) as s:
+        streamed = s.get_final_message()
+    suse = [b for b in streamed.content if b.type == "tool_use"][0]
+    return {"stop_reason": m.stop_reason, "name": use.name, "input": use.input, "id": use.id,
+            "answer": "".join(b.text for b in m2.content if b.type == "text"), "answer_stop": m2.stop_reason,
+            "stream_name": suse.name, "stream_input": suse.input}
+
+
+def auth():
+    c = anthropic.Anthropic(base_url=BASE, api_key="mmx_live_not_a_real_key", max_retries=0)
+    try:
+        c.messages.create(model=CHAT, max_tokens=4, messages=[{"role": "user", "content": "Hi"}])
+    except anthropic.AuthenticationError as e:
+        return {"error": type(e).__name__, "status": e.status_code, "type": e.body["error"]["type"]}
+    return {"error": None}
+
+
+def rate_limit():
+    holder = openai.OpenAI(base_url=os.environ["MAXIMIN_BASE"] + "/openai/v1", api_key=KEY, max_retries=0)
+    # A form of long fields: the grammar keeps the model writing for a while.
+    fields = {f"field_{i}": {"type": "string", "minLength": 24} for i in range(12)}
+    long_answer = {"type": "json_schema", "json_schema": {"name": "form", "schema": {
+        "type": "object", "properties": fields, "required": list(fields)}}}
+    msgs = [{"role": "user", "content": "Tell a long story."}]
+    s1 = holder.chat.completions.create(model=CHAT, messages=msgs, max_tokens=800, stream=True,
+                                        response_format=long_answer)
+    next(iter(s1))
+    def queued():
+        try:
+            holder.chat.completions.create(model=CHAT, messages=msgs, max_tokens=800, response_format=long_answer,
+                                           timeout=120)
+        except Exception:
+            pass
+    threading.Thread(target=queued, daemon=True).start()
+    time.sleep(1.0)
+    c = client(max_retries=2)
+    start = time.monotonic()
+    try:
+        c.messages.create(model=CHAT, max_tokens=4, messages=[{"role": "user", "content": "Hi"}])
+        out = {"error": None}
+    except anthropic.RateLimitError as e:
+        out = {"error": type(e).__name__, "status": e.status_code,
+               "retry_after": e.response.headers.get("retry-after"), "elapsed": time.monotonic() - start,
+               "type": e.body["error"]["type"]}
+    s1.close()
+    return out
+
+
+if __name__ == "__main__":
+    print(json.dumps(globals()[sys.argv[1]]()))

@@ -1,0 +1,168 @@
+"""Drives maximin's /openai/v1 surface with the official `openai` package.
+
+    python openai_sdk.py CASE   (MAXIMIN_BASE, MAXIMIN_KEY, MAXIMIN_CHAT, MAXIMIN_EMBED)
+
+Prints one JSON object with what the SDK returned; the Rust test
+(tests/api/sdk.rs) asserts on it. SDK exceptions are reported by class name.
+"""
+import json
+import os
+import sys
+import threading
+import time
+
+import openai
+
+BASE = os.environ["MAXIMIN_BASE"] + "/openai/v1"
+KEY = os.environ["MAXIMIN_KEY"]
+CHAT = os.environ.get("MAXIMIN_CHAT", "gemma-3-270m")
+EMBED = os.environ.get("MAXIMIN_EMBED", "all-minilm-l6-v2")
+
+
+def client(**kw):
+    kw.setdefault("max_retries", 0)
+    return openai.OpenAI(base_url=BASE, api_key=KEY, **kw)
+
+
+def chat():
+    c = client()
+    msgs = [{"role": "developer", "content": "You are terse."},
+            {"role": "user", "content": [{"type": "text", "text": "Name three colours."}]}]
+    r = c.chat.completions.create(model=CHAT, messages=msgs, max_completion_tokens=24, seed=7, temperature=0)
+    out = {
+        "text": r.choices[0].message.content,
+        "finish_reason": r.choices[0].finish_reason,
+        "usage": r.usage.model_dump(),
+        "model": r.model,
+        "object": r.object,
+    }
+    parts, usage, n_chunks = [], None, 0
+    stream = c.chat.completions.create(model=CHAT, messages=msgs, max_tokens=24, seed=7, temperature=0,
+                                       stream=True, stream_options={"include_usage": True})
+    for ch in stream:
+        n_chunks += 1
+        if ch.choices:
+            parts.append(ch.choices[0].delta.content or "")
+        if ch.usage:
+            usage = ch.usage.model_dump()
+    out.update(stream_text="".join(parts), stream_usage=usage, chunks=n_chunks)
+    try:
+        c.chat.completions.create(model=CHAT, messages=msgs, n=2)
+    except openai.BadRequestError as e:
+        out["n2"] = {"status": e.status_code, "param": e.body.get("param") if isinstance(e.body, dict) else None}
+    return out
+
+
+def tools():
+    c = client()
+    tools = [{"type": "function", "function": {
+        "name": "get_weather", "description": "Current weather of a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
+    msgs = [{"role": "user", "content": "What is the weather in Paris?"}]
+    r = c.chat.completions.create(model=CHAT, messages=msgs, tools=tools, tool_choice="required", max_tokens=64)
+    call = r.choices[0].message.tool_calls[0]
+    args = json.loads(call.function.arguments)
+    msgs.append(r.choices[0].message.model_dump(exclude_none=True))
+    msgs.append({"role": "tool", "tool_call_id": call.id, "content": json.dumps({"temp_c": 21, "sky": "clear"})})
+    # The answer in words: tool_choice "none" after the result.
+    r2 = c.chat.completions.create(model=CHAT, messages=msgs, tools=tools, tool_choice="none", max_tokens=32)
+    return {"finish_reason": r.choices[0].finish_reason, "name": call.function.name, "args": args,
+            "call_id": call.id, "answer": r2.choices[0].message.content,
+            "answer_finish": r2.choices[0].finish_reason}
+
+
+def json_mode():
+    c = client()
+    r = c.chat.completions.create(
+        model=CHAT, max_tokens=300, temperature=0, response_format={"type": "json_object"},
+        messages=[{"role": "user", "content": 'Return this JSON object exactly: {"animal": "cat", "legs": 4}'}])
+    text = r.choices[0].message.content
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        obj = {"unparsed": text, "finish_reason": r.choices[0].finish_reason}
+    schema = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 40},
+                                               "age": {"type": "integer", "minimum": 0, "maximum": 120}},
+              "required": ["name", "age"], "additionalProperties": False}
+    r2 = c.chat.completions.create(
+        model=CHAT, max_tokens=96,
+        response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": schema}},
+        messages=[{"role": "user", "content": "Invent a person."}])
+    obj2 = json.loads(r2.choices[0].message.content)
+    return {"object": obj, "object_finish": r.choices[0].finish_reason, "person": obj2}
+
+
+def embeddings():
+    c = client()
+    texts = ["A cat sat on the mat.", "A kitten rested on the rug.", "Stock markets fell sharply."]
+    floats = c.embeddings.create(model=EMBED, input=texts, encoding_format="float")
+    b64 = c.embeddings.create(model=EMBED, input=texts)  # the SDK asks for base64 and decodes it
+    one = c.embeddings.create(model=EMBED, input="A single string.")
+    out = {"floats": [d.embedding for d in floats.data], "base64": [d.embedding for d in b64.data],
+           "one": len(one.data), "usage": floats.usage.model_dump(), "model": floats.model}
+    try:
+        c.embeddings.create(model=EMBED, input=texts, dimensions=64)
+    except openai.BadRequestError as e:
+        out["dimensions_error"] = {"status": e.status_code, "message": str(e)}
+    return out
+
+
+def models():
+    return {"ids": [m.id for m in client().models.list()]}
+
+
+def auth():
+    c = openai.OpenAI(base_url=BASE, api_key="mmx_live_not_a_real_key", max_retries=0)
+    try:
+        c.models.list()
+    except openai.AuthenticationError as e:
+        return {"error": type(e).__name__, "status": e.status_code, "request_id": e.response.headers.get("x-request-id")}
+    return {"error": None}
+
+
+def rate_limit():
+    """The only slot and the queue are held by long answers; a request then
+    gets 429 with Retry-After, and the SDK retries as told before raising."""
+    holder = client()
+    # A form of long fields: the grammar keeps the model writing for a while.
+    fields = {f"field_{i}": {"type": "string", "minLength": 24} for i in range(12)}
+    long_answer = {"type": "json_schema", "json_schema": {"name": "form", "schema": {
+        "type": "object", "properties": fields, "required": list(fields)}}}
+    msgs = [{"role": "user", "content": "Tell a long story."}]
+    s1 = holder.chat.completions.create(model=CHAT, messages=msgs, max_tokens=800, stream=True,
+                                        response_format=long_answer)
+    next(iter(s1))  # the slot is taken
+    def queued():
+        try:
+            holder.chat.completions.create(model=CHAT, messages=msgs, max_tokens=800, response_format=long_answer,
+                                           timeout=120)
+        except Exception:
+            pass
+    t = threading.Thread(target=queued, daemon=True)
+    t.start()
+    time.sleep(1.0)  # the queue is full
+    c = client(max_retries=2)
+    start = time.monotonic()
+    try:
+        c.chat.completions.create(model=CHAT, messages=[{"role": "user", "content": "Hi"}], max_tokens=4)
+        out = {"error": None}
+    except openai.RateLimitError as e:
+        out = {"error": type(e).__name__, "status": e.status_code,
+               "retry_after": e.response.headers.get("retry-after"),
+               "elapsed": time.monotonic() - start}
+    s1.close()
+    return out
+
+
+def speech():
+    c = client()
+    r = c.audio.speech.create(model="tts-1", voice="alloy", input="Hello from the speech endpoint.",
+                              response_format="mp3")
+    path = os.environ["MAXIMIN_OUT"]
+    with open(path, "wb") as f:
+        f.write(r.content)
+    return {"bytes": len(r.content)}
+
+
+if __name__ == "__main__":
+    print(json.dumps(globals()[sys.argv[1]]()))
