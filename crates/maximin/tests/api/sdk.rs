@@ -52,6 +52,16 @@ fn sdk(s: &Server, key: &str, file: &str, case: &str, env: &[(&str, &str)]) -> V
         .unwrap_or_else(|e| panic!("{case}: no JSON ({e}): {stdout}"))
 }
 
+/// The (prompt, completion) tokens the SDK cases reported (`spent`).
+fn sum_spent(cases: &[&Value]) -> (u64, u64) {
+    cases.iter().fold((0, 0), |(p, c), v| {
+        (
+            p + v["spent"][0].as_u64().unwrap_or(0),
+            c + v["spent"][1].as_u64().unwrap_or(0),
+        )
+    })
+}
+
 /// The key's usage of one model: (requests, prompt tokens, completion tokens).
 async fn usage_of(s: &Server, key: &str, model: &str) -> (u64, u64, u64) {
     let u = s.get("/v1/account/usage", key).await;
@@ -171,13 +181,15 @@ async fn the_openai_sdk_chats_calls_tools_writes_json_and_embeds() {
     let pcm = maximin_audio::decode(&std::fs::read(&out).expect("mp3")).expect("decodes");
     assert!(pcm.duration_secs() > 1.0);
 
-    // Every SDK request is in the key's usage, with its tokens.
+    // Every SDK request is in the key's usage, with the tokens the SDK saw.
     let (requests, prompt, completion) = usage_of(&s, &key, "gemma-3-270m").await;
     // chat 2, tools 2, JSON 2 (the refused n = 2 names no model).
     assert_eq!(requests, 6, "chat requests metered");
-    assert!(prompt > 50 && completion > 20, "{prompt} / {completion}");
+    let seen = sum_spent(&[&chat, &tools, &j]);
+    assert_eq!((prompt, completion), seen, "metered vs reported to the SDK");
     let (requests, prompt, _) = usage_of(&s, &key, "all-minilm-l6-v2").await;
-    assert!(requests == 3 && prompt > 15, "{requests} / {prompt}");
+    assert_eq!(requests, 3);
+    assert_eq!(prompt, sum_spent(&[&e]).0);
 }
 
 #[tokio::test]
@@ -233,9 +245,11 @@ async fn the_anthropic_sdk_chats_streams_and_calls_tools() {
     assert_eq!(a["type"], "authentication_error");
 
     let (requests, prompt, completion) = usage_of(&s, &key, "gemma-3-270m").await;
-    assert!(
-        requests == 5 && prompt > 50 && completion > 10,
-        "{requests} {prompt} {completion}"
+    assert_eq!(requests, 5);
+    assert_eq!(
+        (prompt, completion),
+        sum_spent(&[&chat, &tools]),
+        "metered vs reported to the SDK"
     );
 }
 
@@ -400,4 +414,113 @@ async fn the_native_text_api_speaks_minimax() {
         requests >= 2 && prompt > 10 && completion > 0,
         "{requests} {prompt} {completion}"
     );
+}
+
+#[tokio::test]
+async fn every_surface_shares_limits_ids_and_idempotency_and_maps_errors() {
+    let s = Server::with_models("").await;
+    let (_, key) = s.admin("payg");
+    let cases = [
+        (
+            "/v1/embeddings",
+            json!({"model": "all-minilm-l6-v2", "input": ["one", "two"]}),
+        ),
+        (
+            "/openai/v1/embeddings",
+            json!({"model": "all-minilm-l6-v2", "input": ["one", "two"]}),
+        ),
+        (
+            "/v1/embeddings",
+            json!({"model": "all-minilm-l6-v2", "texts": ["one", "two"], "type": "query"}),
+        ),
+        (
+            "/anthropic/v1/messages",
+            json!({"model": "gemma-3-270m", "max_tokens": 4, "messages": [{"role": "user", "content": "Hi"}]}),
+        ),
+        (
+            "/v1/text/chatcompletion_v2",
+            json!({"model": "gemma-3-270m", "max_tokens": 4, "messages": [{"role": "user", "content": "Hi"}]}),
+        ),
+    ];
+    for (i, (path, body)) in cases.iter().enumerate() {
+        let send = || {
+            s.http
+                .post(s.url(path))
+                .header("x-api-key", &key)
+                .header("anthropic-version", "2023-06-01")
+                .header("idempotency-key", format!("same-request-{i}"))
+                .json(body)
+                .send()
+        };
+        let first = send().await.expect("send");
+        let h1 = first.headers().clone();
+        let b1 = first.text().await.expect("body");
+        let second = send().await.expect("send");
+        let h2 = second.headers().clone();
+        let b2 = second.text().await.expect("body");
+        for h in [&h1, &h2] {
+            for name in [
+                "x-ratelimit-limit",
+                "x-ratelimit-remaining",
+                "x-ratelimit-reset",
+                "x-request-id",
+            ] {
+                assert!(h.get(name).is_some(), "{path}: no {name}");
+            }
+        }
+        assert_eq!(h1["idempotent-replayed"], "false", "{path}");
+        assert_eq!(h2["idempotent-replayed"], "true", "{path}");
+        assert_eq!(b1, b2, "{path}: the replay is the first response");
+        assert_ne!(h1["x-request-id"], h2["x-request-id"]);
+    }
+
+    // One mistake, each surface's way.
+    let nope = |path: &'static str| {
+        let body = if path.contains("embeddings") {
+            json!({"model": "no-such-model", "input": "x"})
+        } else {
+            json!({"model": "no-such-model", "max_tokens": 4, "messages": [{"role": "user", "content": "Hi"}]})
+        };
+        s.post(path, &key, body)
+    };
+    let r = nope("/openai/v1/chat/completions").await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.body["error"]["type"], "not_found_error", "{:?}", r.body);
+    assert_eq!(r.body["error"]["code"], "model_not_found");
+    assert_eq!(r.body["error"]["param"], "model");
+    let r = nope("/anthropic/v1/messages").await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.body["type"], "error");
+    assert_eq!(r.body["error"]["type"], "not_found_error", "{:?}", r.body);
+    assert!(r.body["request_id"]
+        .as_str()
+        .is_some_and(|id| id.starts_with("req_")));
+    let r = nope("/v1/text/chatcompletion_v2").await;
+    assert_eq!(r.status, 200);
+    assert_ne!(r.body["base_resp"]["status_code"], 0, "{:?}", r.body);
+    let r = nope("/v1/chat/completions").await;
+    r.assert_error(404, "model_not_found");
+    // A missing field, named in every shape.
+    let r = s
+        .post(
+            "/anthropic/v1/messages",
+            &key,
+            json!({"model": "gemma-3-270m", "messages": []}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.body["error"]["type"], "invalid_request_error");
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("max_tokens"));
+    let r = s
+        .post(
+            "/openai/v1/embeddings",
+            &key,
+            json!({"model": "all-minilm-l6-v2", "input": "x", "encoding_format": "hex"}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.body["error"]["param"], "encoding_format");
 }

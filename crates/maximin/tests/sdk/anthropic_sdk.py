@@ -24,6 +24,11 @@ def client(**kw):
     return anthropic.Anthropic(base_url=BASE, api_key=KEY, **kw)
 
 
+def spent(*usages):
+    """The (input, output) tokens the responses reported."""
+    return [sum(u.input_tokens for u in usages), sum(u.output_tokens for u in usages)]
+
+
 def chat():
     c = client()
     # This SDK has no temperature argument; the API takes it in the body.
@@ -38,7 +43,8 @@ def chat():
             events.append(e.type)
         final = s.get_final_message()
     out.update(events=events, stream_text="".join(b.text for b in final.content if b.type == "text"),
-               stream_usage=final.usage.model_dump(), stream_stop=final.stop_reason)
+               stream_usage=final.usage.model_dump(), stream_stop=final.stop_reason,
+               spent=spent(m.usage, final.usage))
     return out
 
 
@@ -60,7 +66,8 @@ def tools():
     suse = [b for b in streamed.content if b.type == "tool_use"][0]
     return {"stop_reason": m.stop_reason, "name": use.name, "input": use.input, "id": use.id,
             "answer": "".join(b.text for b in m2.content if b.type == "text"), "answer_stop": m2.stop_reason,
-            "stream_name": suse.name, "stream_input": suse.input}
+            "stream_name": suse.name, "stream_input": suse.input,
+            "spent": spent(m.usage, m2.usage, streamed.usage)}
 
 
 def auth():

@@ -24,6 +24,11 @@ def client(**kw):
     return openai.OpenAI(base_url=BASE, api_key=KEY, **kw)
 
 
+def spent(*responses):
+    """The (prompt, completion) tokens the responses reported."""
+    return [sum(r["prompt_tokens"] for r in responses), sum(r["completion_tokens"] for r in responses)]
+
+
 def chat():
     c = client()
     msgs = [{"role": "developer", "content": "You are terse."},
@@ -45,7 +50,8 @@ def chat():
             parts.append(ch.choices[0].delta.content or "")
         if ch.usage:
             usage = ch.usage.model_dump()
-    out.update(stream_text="".join(parts), stream_usage=usage, chunks=n_chunks)
+    out.update(stream_text="".join(parts), stream_usage=usage, chunks=n_chunks,
+               spent=spent(out["usage"], usage))
     try:
         c.chat.completions.create(model=CHAT, messages=msgs, n=2)
     except openai.BadRequestError as e:
@@ -68,7 +74,8 @@ def tools():
     r2 = c.chat.completions.create(model=CHAT, messages=msgs, tools=tools, tool_choice="none", max_tokens=32)
     return {"finish_reason": r.choices[0].finish_reason, "name": call.function.name, "args": args,
             "call_id": call.id, "answer": r2.choices[0].message.content,
-            "answer_finish": r2.choices[0].finish_reason}
+            "answer_finish": r2.choices[0].finish_reason,
+            "spent": spent(r.usage.model_dump(), r2.usage.model_dump())}
 
 
 def json_mode():
@@ -89,7 +96,8 @@ def json_mode():
         response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": schema}},
         messages=[{"role": "user", "content": "Invent a person."}])
     obj2 = json.loads(r2.choices[0].message.content)
-    return {"object": obj, "object_finish": r.choices[0].finish_reason, "person": obj2}
+    return {"object": obj, "object_finish": r.choices[0].finish_reason, "person": obj2,
+            "spent": spent(r.usage.model_dump(), r2.usage.model_dump())}
 
 
 def embeddings():
@@ -99,7 +107,8 @@ def embeddings():
     b64 = c.embeddings.create(model=EMBED, input=texts)  # the SDK asks for base64 and decodes it
     one = c.embeddings.create(model=EMBED, input="A single string.")
     out = {"floats": [d.embedding for d in floats.data], "base64": [d.embedding for d in b64.data],
-           "one": len(one.data), "usage": floats.usage.model_dump(), "model": floats.model}
+           "one": len(one.data), "usage": floats.usage.model_dump(), "model": floats.model,
+           "spent": [floats.usage.prompt_tokens + b64.usage.prompt_tokens + one.usage.prompt_tokens, 0]}
     try:
         c.embeddings.create(model=EMBED, input=texts, dimensions=64)
     except openai.BadRequestError as e:
