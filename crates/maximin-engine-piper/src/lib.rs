@@ -379,39 +379,40 @@ type Run = tokio::task::JoinHandle<Result<Vec<f32>>>;
 
 /// Starts a run on the blocking pool; returns it and its samples' rate.
 fn start(session: Arc<Mutex<Session>>, ready: Ready) -> (Run, u32) {
-    let Ready {
-        ids,
-        scales,
-        multi,
-        sample_rate,
-    } = ready;
-    let task = tokio::task::spawn_blocking(move || -> Result<Vec<f32>> {
-        let n = ids.len();
-        let fail = |e: ort::Error| Error::internal(format!("piper inference: {e}"));
-        let input = Tensor::from_array(([1usize, n], ids)).map_err(fail)?;
-        let lengths = Tensor::from_array(([1usize], vec![n as i64])).map_err(fail)?;
-        let scales = Tensor::from_array(([3usize], scales)).map_err(fail)?;
-        let mut session = session
-            .lock()
-            .map_err(|_| Error::internal("piper session poisoned"))?;
-        let mut inputs = vec![
-            ("input", ort::session::SessionInputValue::from(input)),
-            ("input_lengths", lengths.into()),
-            ("scales", scales.into()),
-        ];
-        if multi {
-            let sid = Tensor::from_array(([1usize], vec![0i64])).map_err(fail)?;
-            inputs.push(("sid", sid.into()));
-        }
-        let outputs = session.run(inputs).map_err(fail)?;
-        let (_, value) = outputs
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::internal("piper model gave no output"))?;
-        let (_, audio) = value.try_extract_tensor::<f32>().map_err(fail)?;
-        Ok(audio.to_vec())
-    });
+    let sample_rate = ready.sample_rate;
+    let task = tokio::task::spawn_blocking(move || run_now(&session, ready));
     (task, sample_rate)
+}
+
+/// One VITS run on this thread.
+fn run_now(session: &Mutex<Session>, ready: Ready) -> Result<Vec<f32>> {
+    let Ready {
+        ids, scales, multi, ..
+    } = ready;
+    let n = ids.len();
+    let fail = |e: ort::Error| Error::internal(format!("piper inference: {e}"));
+    let input = Tensor::from_array(([1usize, n], ids)).map_err(fail)?;
+    let lengths = Tensor::from_array(([1usize], vec![n as i64])).map_err(fail)?;
+    let scales = Tensor::from_array(([3usize], scales)).map_err(fail)?;
+    let mut session = session
+        .lock()
+        .map_err(|_| Error::internal("piper session poisoned"))?;
+    let mut inputs = vec![
+        ("input", ort::session::SessionInputValue::from(input)),
+        ("input_lengths", lengths.into()),
+        ("scales", scales.into()),
+    ];
+    if multi {
+        let sid = Tensor::from_array(([1usize], vec![0i64])).map_err(fail)?;
+        inputs.push(("sid", sid.into()));
+    }
+    let outputs = session.run(inputs).map_err(fail)?;
+    let (_, value) = outputs
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::internal("piper model gave no output"))?;
+    let (_, audio) = value.try_extract_tensor::<f32>().map_err(fail)?;
+    Ok(audio.to_vec())
 }
 
 async fn finish(task: Run, sample_rate: u32) -> Result<SpeechAudio> {
@@ -520,25 +521,61 @@ impl SpeechEngine for PiperEngine {
             Ok(p) => p,
             Err(e) => return texts.iter().map(|_| Err(e.clone())).collect(),
         };
-        // Each run starts as soon as its text is phonemized; the next text is
-        // phonemized while it runs.
-        let mut runs = Vec::with_capacity(texts.len());
+        // The texts are phonemized (quick), then each single-threaded
+        // session takes the next waiting text as soon as it is free, so no
+        // core waits for a longer sentence on the other one.
+        let rate = voice.config.audio.sample_rate;
+        let mut queue = std::collections::VecDeque::new();
+        let mut out: Vec<Option<Result<SpeechAudio>>> = Vec::with_capacity(texts.len());
         for (i, text) in texts.iter().enumerate() {
-            let session = sessions[i % sessions.len()].clone();
-            let ready = self.ready(&voice, text, prosody).await;
-            runs.push(ready.map(|r| r.map(|r| start(session, r))));
-        }
-        let mut out = Vec::with_capacity(runs.len());
-        for r in runs {
-            out.push(match r {
-                Ok(Some((task, rate))) => finish(task, rate).await,
-                Ok(None) => Ok(SpeechAudio {
+            match self.ready(&voice, text, prosody).await {
+                Ok(Some(r)) => {
+                    queue.push_back((i, r));
+                    out.push(None);
+                }
+                Ok(None) => out.push(Some(Ok(SpeechAudio {
                     samples: Vec::new(),
-                    sample_rate: voice.config.audio.sample_rate,
-                }),
-                Err(e) => Err(e),
-            });
+                    sample_rate: rate,
+                }))),
+                Err(e) => out.push(Some(Err(e))),
+            }
         }
-        out
+        let queue = Arc::new(Mutex::new(queue));
+        let workers: Vec<_> = sessions
+            .into_iter()
+            .map(|session| {
+                let queue = queue.clone();
+                tokio::task::spawn_blocking(move || {
+                    let mut done = Vec::new();
+                    loop {
+                        let next = queue.lock().ok().and_then(|mut q| q.pop_front());
+                        let Some((i, ready)) = next else {
+                            return done;
+                        };
+                        let sample_rate = ready.sample_rate;
+                        done.push((
+                            i,
+                            run_now(&session, ready).map(|samples| SpeechAudio {
+                                samples,
+                                sample_rate,
+                            }),
+                        ));
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            match w.await {
+                Ok(done) => {
+                    for (i, r) in done {
+                        out[i] = Some(r);
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "a piper worker failed"),
+            }
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Error::internal("a piper run was lost"))))
+            .collect()
     }
 }

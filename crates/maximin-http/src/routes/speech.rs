@@ -694,9 +694,13 @@ impl Synth {
         Some(match piece {
             Piece::Pause(secs) => self.pause(secs),
             Piece::Text(text) => {
+                // Up to four texts per engine thread at a time: enough that the
+                // threads stay busy, few enough that streamed chunks keep
+                // coming well ahead of playback (runs are ~20x real time).
                 let width = self.plan.engine.side_by_side();
+                let batch = if width > 1 { width * 4 } else { 1 };
                 let mut texts = vec![text];
-                while self.spoke && texts.len() < width {
+                while self.spoke && texts.len() < batch {
                     let Some(Piece::Text(_)) = self.pieces.front() else {
                         break;
                     };
