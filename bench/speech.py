@@ -79,21 +79,19 @@ def stream_t2a(base, key, model, text, stream=True):
     return first, total, audio_ms / 1000.0
 
 
-def bench_maximin(binary, models, threads, rounds):
-    with serving(binary, models, threads) as (base, key):
-        results = {}
-        for model in ("speech-2.8-hd", "speech-2.8-turbo"):
-            stream_t2a(base, key, model, "Warm up.")
-            per_text = []
-            for text in TEXTS:
-                streamed = [stream_t2a(base, key, model, text) for _ in range(rounds)]
-                whole = [stream_t2a(base, key, model, text, stream=False) for _ in range(rounds)]
-                per_text.append({
-                    "first_chunk_ms": statistics.median(r[0] for r in streamed) * 1e3,
-                    "rtf": statistics.median(r[1] / r[2] for r in whole),
-                })
-            results[model] = per_text
-        return results
+def maximin_round(base, key, model):
+    """One round over the texts: (first chunk ms of a streamed request,
+    real-time factor of a whole one) per text."""
+    out = []
+    for text in TEXTS:
+        first, _, _ = stream_t2a(base, key, model, text)
+        _, total, audio = stream_t2a(base, key, model, text, stream=False)
+        out.append({"first_chunk_ms": first * 1e3, "rtf": total / audio})
+    return out
+
+
+def median_of(rounds, i, field):
+    return statistics.median(r[i][field] for r in rounds)
 
 
 def main():
@@ -111,25 +109,39 @@ def main():
     binary = target_dir() / "release" / "maximin"
     print(f"machine: {os.cpu_count()} cores; {a.threads} threads on every side", flush=True)
 
-    mm = bench_maximin(binary, a.models, a.threads, a.rounds)
     py = venv("piper", PIPER_TTS, "piper")
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
-    peer = json.loads(subprocess.run([str(py), str(ROOT / "bench" / "speech_peer.py"), str(voice),
-                                      str(a.rounds)] + TEXTS,
-                                     check=True, capture_output=True, text=True, env=env).stdout)
+    peer = subprocess.Popen([str(py), str(ROOT / "bench" / "speech_peer.py"), str(voice)] + TEXTS,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    json.loads(peer.stdout.readline())  # loaded and warm
+    mm, pp, espeak = [], [], []
+    with serving(binary, a.models, a.threads) as (base, key):
+        for model in ("speech-2.8-hd", "speech-2.8-turbo"):
+            stream_t2a(base, key, model, "Warm up.")
+        # Rounds alternate between the two sides: a drift in the machine's
+        # speed reaches both alike.
+        for _ in range(a.rounds):
+            mm.append(maximin_round(base, key, "speech-2.8-hd"))
+            peer.stdin.write("round\n")
+            peer.stdin.flush()
+            pp.append(json.loads(peer.stdout.readline()))
+        for _ in range(a.rounds):
+            espeak.append(maximin_round(base, key, "speech-2.8-turbo"))
+    peer.stdin.close()
+    peer.wait()
 
     names = ["one sentence (44 chars)", "paragraph (6 sentences)"]
-    print(f"\n{'speech (median of ' + str(a.rounds) + ')':<44} {'maximin':>10} {'piper-tts':>10} {'ratio':>7}")
+    print(f"\n{'speech (median of ' + str(a.rounds) + ' alternating rounds)':<48} {'maximin':>9} "
+          f"{'piper-tts':>10} {'ratio':>7}  per-round ratios")
     for i, name in enumerate(names):
-        m, p = mm["speech-2.8-hd"][i], peer["texts"][i]
-        print(f"{'neural voice, first chunk ms, ' + name:<44} {m['first_chunk_ms']:>10.0f} "
-              f"{p['first_chunk_ms']:>10.0f} {p['first_chunk_ms'] / m['first_chunk_ms']:>6.2f}x")
-        print(f"{'neural voice, real-time factor, ' + name:<44} {m['rtf']:>10.3f} "
-              f"{p['rtf']:>10.3f} {p['rtf'] / m['rtf']:>6.2f}x")
+        for field, label, fmt in (("first_chunk_ms", "first chunk ms", ".0f"), ("rtf", "real-time factor", ".3f")):
+            m, p = median_of(mm, i, field), median_of(pp, i, field)
+            per = [pr[i][field] / mr[i][field] for mr, pr in zip(mm, pp)]
+            print(f"{'neural voice, ' + label + ', ' + name:<48} {m:>9{fmt}} {p:>10{fmt}} "
+                  f"{p / m:>6.2f}x  {' '.join(f'{x:.2f}' for x in per)}")
     for i, name in enumerate(names):
-        m = mm["speech-2.8-turbo"][i]
-        print(f"{'espeak-ng, first chunk ms, ' + name:<44} {m['first_chunk_ms']:>10.0f}")
-        print(f"{'espeak-ng, real-time factor, ' + name:<44} {m['rtf']:>10.4f}")
+        print(f"{'espeak-ng, first chunk ms, ' + name:<48} {median_of(espeak, i, 'first_chunk_ms'):>9.0f}")
+        print(f"{'espeak-ng, real-time factor, ' + name:<48} {median_of(espeak, i, 'rtf'):>9.4f}")
     print("(maximin over HTTP, pcm 22,050 Hz; piper-tts in process, "
           f"{PIPER_TTS}; ratio > 1: maximin faster)")
 

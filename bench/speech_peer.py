@@ -1,26 +1,28 @@
 #!/usr/bin/env python3
-"""Piper's own Python runtime (piper-tts from PyPI) on a voice file: prints,
-as one JSON line, the median time to the first audio chunk and the real-time
-factor (synthesis time / audio time) for each text of bench/speech.py.
+"""Piper's own Python runtime (piper-tts from PyPI) on a voice file, as a
+helper of bench/speech.py: loads the voice, warms up, then for every line
+read on stdin runs one round over the texts and prints one JSON line with
+each text's time to the first audio chunk (ms) and real-time factor
+(synthesis time / audio time). Rounds alternate with maximin's, so a VM
+whose speed drifts slows both sides alike.
 
-    speech_peer.py VOICE.onnx ROUNDS TEXT...
+    speech_peer.py VOICE.onnx TEXT...
 """
 import json
-import statistics
 import sys
 import time
 
 from piper import PiperVoice
 
-voice_path, rounds, texts = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+voice_path, texts = sys.argv[1], sys.argv[2:]
 t0 = time.perf_counter()
 voice = PiperVoice.load(voice_path)
 load_ms = (time.perf_counter() - t0) * 1e3
 list(voice.synthesize("Warm up."))
-out = {"load_ms": load_ms, "texts": []}
-for text in texts:
-    firsts, rtfs = [], []
-    for _ in range(rounds):
+print(json.dumps({"load_ms": load_ms}), flush=True)
+for _ in sys.stdin:
+    out = []
+    for text in texts:
         start = time.perf_counter()
         first, samples, rate = None, 0, 22050
         for chunk in voice.synthesize(text):
@@ -29,7 +31,5 @@ for text in texts:
             samples += len(chunk.audio_int16_array)
             rate = chunk.sample_rate
         total = time.perf_counter() - start
-        firsts.append(first * 1e3)
-        rtfs.append(total / (samples / rate))
-    out["texts"].append({"first_chunk_ms": statistics.median(firsts), "rtf": statistics.median(rtfs)})
-print(json.dumps(out))
+        out.append({"first_chunk_ms": first * 1e3, "rtf": total / (samples / rate)})
+    print(json.dumps(out), flush=True)
