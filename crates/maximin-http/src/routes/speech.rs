@@ -580,7 +580,8 @@ pub(crate) struct Synth {
     pieces: std::collections::VecDeque<Piece>,
     /// Audio of sentences spoken side by side (with their text), waiting their turn.
     spoken: std::collections::VecDeque<(String, Result<SpeechAudio, Error>)>,
-    /// Whether the first sentence (spoken on its own) has been synthesised.
+    /// Whether the first sentence has been synthesised: when streaming it
+    /// is spoken on its own, with every thread (it is the first audio).
     spoke: bool,
     encoder: Option<Encoder>,
     /// Pause seconds met before the first audio (the encoder's input rate is
@@ -655,7 +656,19 @@ pub(crate) fn subtitle_segments(text: &str, begin_ms: f64, end_ms: f64) -> Vec<S
 }
 
 impl Synth {
+    /// A synthesiser whose first sentence comes out first, on its own
+    /// (streamed responses: the first audio as soon as possible).
     pub(crate) fn new(plan: Plan) -> Self {
+        Synth::with_first(plan, true)
+    }
+
+    /// A synthesiser for a whole response: no audio leaves before the
+    /// end, so the first sentence joins the others side by side.
+    pub(crate) fn whole(plan: Plan) -> Self {
+        Synth::with_first(plan, false)
+    }
+
+    fn with_first(plan: Plan, first_alone: bool) -> Self {
         let mut text = speech::clean(&plan.text);
         for (from, to) in &plan.replacements {
             text = text.replace(from.as_str(), to);
@@ -665,7 +678,7 @@ impl Synth {
             plan,
             pieces,
             spoken: std::collections::VecDeque::new(),
-            spoke: false,
+            spoke: !first_alone,
             encoder: None,
             pending_silence: 0.0,
             samples_in: 0,
@@ -867,7 +880,11 @@ pub async fn t2a_v2(
     let own = own_voices(p, &account, voice_ids(&req)).await?;
     let (plan, model) = plan_voice(p, &ctx.caller, &own, &req, Some(&req.text)).await?;
     let format = plan.settings.format;
-    let mut synth = Synth::new(plan);
+    let mut synth = if req.stream {
+        Synth::new(plan)
+    } else {
+        Synth::whole(plan)
+    };
     let links = Links {
         app: app.clone(),
         base: crate::routes::files::base_url(&app, &headers),
@@ -933,7 +950,7 @@ pub(crate) async fn synthesize_request(
 ) -> Result<(Vec<u8>, u64, String), ApiError> {
     let own = own_voices(p, &caller.account.id, voice_ids(req)).await?;
     let (plan, model) = plan_voice(p, caller, &own, req, Some(&req.text)).await?;
-    let mut synth = Synth::new(plan);
+    let mut synth = Synth::whole(plan);
     let mut audio = Vec::new();
     while let Some(bytes) = synth.next().await {
         audio.extend(bytes?);
@@ -963,7 +980,7 @@ pub(crate) async fn preview(
     }))
     .map_err(Error::internal)?;
     let (plan, model) = plan_voice(p, caller, own, &req, Some(text)).await?;
-    let mut synth = Synth::new(plan);
+    let mut synth = Synth::whole(plan);
     let mut audio = Vec::new();
     while let Some(bytes) = synth.next().await {
         audio.extend(bytes?);

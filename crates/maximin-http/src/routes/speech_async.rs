@@ -373,7 +373,7 @@ impl TaskHandler for AsyncSpeech {
         let result = async {
             for input in &params.inputs {
                 let ratio = speech::illegal_ratio(&input.text);
-                let mut synth = Synth::new(plan.clone().with_text(input.text.clone(), ratio));
+                let mut synth = Synth::whole(plan.clone().with_text(input.text.clone(), ratio));
                 let mut w = p
                     .files
                     .output_writer(&Output {
