@@ -361,7 +361,8 @@ pub fn default_models() -> Vec<ModelSpec> {
             }),
             ..spec(
                 "all-minilm-l6-v2",
-                &["minimax-embed-v1"],
+                // embo-01: MiniMax's embeddings model id, as its clients send it.
+                &["minimax-embed-v1", "embo-01"],
                 Embeddings,
                 256,
                 (0.0, 0.0),

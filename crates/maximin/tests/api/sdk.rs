@@ -291,7 +291,7 @@ async fn the_native_text_api_speaks_minimax() {
     let s = Server::with_models("").await;
     let (_, key) = s.admin("payg");
     let body = json!({
-        "model": "gemma-3-270m",
+        "model": "minimax-chat-v2",
         "messages": [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Say hi."}],
         "max_completion_tokens": 16, "temperature": 0.5,
     });
@@ -387,7 +387,7 @@ async fn the_native_text_api_speaks_minimax() {
         .post(
             "/v1/embeddings",
             &key,
-            json!({"model": "all-minilm-l6-v2", "texts": ["a cat", "a kitten", "tax law"], "type": "db"}),
+            json!({"model": "embo-01", "texts": ["a cat", "a kitten", "tax law"], "type": "db"}),
         )
         .await;
     assert_eq!(r.body["base_resp"]["status_code"], 0, "{:?}", r.body);
