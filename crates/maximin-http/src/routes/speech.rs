@@ -1029,7 +1029,11 @@ impl Links {
     }
 }
 
-/// SSE: one frame per sentence as soon as it is encoded (`status` 1), then a
+/// Most audio bytes in one streamed frame (a multiple of every sample size,
+/// so PCM frames hold whole samples): ~0.25 s of 32 kHz PCM, ~1 s of mp3.
+const STREAM_CHUNK: usize = 16 * 1024;
+
+/// SSE: each sentence as soon as it is encoded, in frames of at most [`STREAM_CHUNK`] bytes (`status` 1), then a
 /// final frame (`status` 2) with `extra_info` and, unless excluded, the whole
 /// audio. No `[DONE]`: MiniMax clients parse every `data:` line as JSON.
 fn stream(
@@ -1072,12 +1076,21 @@ fn stream(
                 Some(Ok(bytes)) if bytes.is_empty() => continue,
                 Some(Ok(bytes)) => {
                     st.all.extend(&bytes);
-                    let frame = json!({
-                        "data": {"audio": hex::encode(&bytes), "status": 1},
-                        "trace_id": st.trace,
-                        "base_resp": {"status_code": 0, "status_msg": ""},
-                    });
-                    return Some((vec![frame.to_string()], st));
+                    // A sentence's audio in frames of at most STREAM_CHUNK
+                    // bytes: a client holds playable audio once the first
+                    // small frame is in, not the whole sentence's.
+                    let frames = bytes
+                        .chunks(STREAM_CHUNK)
+                        .map(|c| {
+                            json!({
+                                "data": {"audio": hex::encode(c), "status": 1},
+                                "trace_id": st.trace,
+                                "base_resp": {"status_code": 0, "status_msg": ""},
+                            })
+                            .to_string()
+                        })
+                        .collect();
+                    return Some((frames, st));
                 }
                 Some(Err(e)) => {
                     st.synth = None;
