@@ -489,8 +489,15 @@ impl Application {
         let state = self.state.clone();
         let draining = state.draining.clone();
         let router = app(state.clone());
+        // No Nagle delay: a streamed response's events (SSE chunks, audio)
+        // go out as they are written, not after the client's delayed ACK.
+        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY not set");
+            }
+        });
         axum::serve(
-            self.listener,
+            listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move {
