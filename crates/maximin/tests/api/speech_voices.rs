@@ -128,18 +128,19 @@ async fn a_cloned_voice_follows_the_speaker_of_the_clip() {
     let s = Server::with_models("").await;
     let (_, key) = s.admin("payg");
 
-    // A clip: 12 s or more of a low male voice, in stereo wav.
+    // A clip: 12 s or more of a raised male voice (far from the neural
+    // voice's own pitch), in stereo wav.
     let text =
         "This recording is long enough to be cloned. It needs ten seconds of speech at least. \
         So it goes on for a while, sentence after sentence, at an easy pace. \
-        The speaker is a low male voice, and the clone should sound low too.";
+        The speaker has a raised voice, and the clone should sound raised too.";
     let clip = s
         .post(
             "/v1/t2a_v2",
             &key,
             json!({
                 "model": "speech-2.8-turbo", "text": text,
-                "voice_setting": {"voice_id": "male-qn-qingse", "pitch": -4},
+                "voice_setting": {"voice_id": "male-qn-qingse", "pitch": 10},
                 "language_boost": "English",
                 "audio_setting": {"format": "wav", "channel": 2, "sample_rate": 22050},
             }),
@@ -161,7 +162,7 @@ async fn a_cloned_voice_follows_the_speaker_of_the_clip() {
             "/v1/voice_clone",
             &key,
             json!({
-                "file_id": file_id, "voice_id": "MyLowVoice01",
+                "file_id": file_id, "voice_id": "MyHighVoice1",
                 "text": "A short preview of the clone.", "model": "speech-2.8-hd",
             }),
         )
@@ -180,18 +181,18 @@ async fn a_cloned_voice_follows_the_speaker_of_the_clip() {
     );
     assert!(r["extra_info"]["usage_characters"].as_u64().expect("chars") > 0);
 
-    // The clone speaks low; a female system voice speaks far higher.
-    let cloned = pcm_of(&speak(&s, &key, "speech-2.8-hd", "MyLowVoice01").await);
-    let female = pcm_of(&speak(&s, &key, "speech-2.8-hd", "female-shaonv").await);
-    let source = median_hz(&clip_pcm);
-    let clone = median_hz(&cloned);
+    // The clone speaks near its speaker, far from the neural voice's own
+    // pitch. (VITS runs are random: a few semitones of spread.)
+    let cloned = pcm_of(&speak(&s, &key, "speech-2.8-hd", "MyHighVoice1").await);
+    let plain = pcm_of(&speak(&s, &key, "speech-2.8-hd", "en_US-joe-medium").await);
+    let (source, clone, own) = (median_hz(&clip_pcm), median_hz(&cloned), median_hz(&plain));
     assert!(
-        semitones(clone, source).abs() < 2.0,
+        semitones(clone, source).abs() < 3.0,
         "the clone ({clone:.0} Hz) should be near the speaker ({source:.0} Hz)"
     );
     assert!(
-        semitones(median_hz(&female), clone) > 5.0,
-        "the clone ({clone:.0} Hz) should be well below a female voice"
+        semitones(clone, own) > 5.0,
+        "the clone ({clone:.0} Hz) should be well above the plain neural voice ({own:.0} Hz)"
     );
     let list = s
         .post(
@@ -201,7 +202,7 @@ async fn a_cloned_voice_follows_the_speaker_of_the_clip() {
         )
         .await
         .body;
-    assert_eq!(own_ids(&list, "voice_cloning"), vec!["MyLowVoice01"]);
+    assert_eq!(own_ids(&list, "voice_cloning"), vec!["MyHighVoice1"]);
 
     // A clip too short, a file of another purpose, a taken id.
     let short = s
@@ -241,7 +242,7 @@ async fn a_cloned_voice_follows_the_speaker_of_the_clip() {
         .post(
             "/v1/voice_clone",
             &key,
-            json!({"file_id": file_id, "voice_id": "MyLowVoice01"}),
+            json!({"file_id": file_id, "voice_id": "MyHighVoice1"}),
         )
         .await
         .body;
