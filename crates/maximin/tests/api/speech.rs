@@ -482,11 +482,16 @@ async fn get_voice_lists_voices_that_speak() {
 async fn sentences_spoken_side_by_side_come_out_in_order() {
     let s = Server::with_models("").await;
     let (_, key) = s.admin("payg");
-    // Short and long sentences alternate: after the first, the neural engine
-    // speaks them two at a time, and each must come back in its place.
-    let text = "Hi. This sentence is a good deal longer than the one just before it. \
-                Ok. Here again is a sentence that takes much longer to say than its neighbours. \
-                No. And the last long sentence closes this little test of the order.";
+    // Each sentence takes longer to say than the one before: after the
+    // first, the neural engine speaks them side by side, and any sentence
+    // out of its place would break the rising durations.
+    let sentences = [
+        "Hi.",
+        "Good morning to you.",
+        "This one is quite a bit longer than the greeting was.",
+        "And this sentence, the longest of them all by some way, takes far more time to say than any before it.",
+    ];
+    let text = sentences.join(" ");
     let resp = s
         .http
         .post(s.url("/v1/t2a_v2"))
@@ -495,40 +500,59 @@ async fn sentences_spoken_side_by_side_come_out_in_order() {
             "model": "speech-2.8-hd", "text": text, "stream": true,
             "voice_setting": {"voice_id": "en_US-joe-medium"},
             "audio_setting": {"format": "pcm", "sample_rate": 22050},
+            "subtitle_enable": true,
         }))
         .send()
         .await
         .expect("send");
     let body = resp.text().await.expect("body");
-    let frames: Vec<usize> = body
+    let frames: Vec<Value> = body
         .lines()
         .filter_map(|l| l.strip_prefix("data:"))
         .map(|d| serde_json::from_str::<Value>(d.trim()).expect("JSON frame"))
+        .collect();
+    let streamed: usize = frames
+        .iter()
         .filter(|f| f["data"]["status"] == 1)
         .map(|f| f["data"]["audio"].as_str().expect("hex").len() / 2)
-        .collect();
-    // A sentence comes in frames of at most 16 KiB: its last one is shorter.
-    const CHUNK: usize = 16 * 1024;
-    assert!(frames.iter().all(|n| *n <= CHUNK), "{frames:?}");
-    let mut sizes = vec![0usize];
-    for n in frames {
-        *sizes.last_mut().expect("a sentence") += n;
-        if n < CHUNK {
-            sizes.push(0);
+        .sum();
+    // The subtitles time each sentence by the audio that came back for it.
+    let last = frames.last().expect("frames");
+    let url = last["data"]["subtitle_file"]
+        .as_str()
+        .expect("subtitle_file");
+    let (_, subs) = s.get_bytes(url, None).await;
+    let subs: Vec<Value> = serde_json::from_slice(&subs).expect("subtitles");
+    let mut durations = Vec::new();
+    let mut segs = subs.iter();
+    for sentence in sentences {
+        let (mut said, mut ms) = (String::new(), 0.0);
+        while said != sentence {
+            let seg = segs
+                .next()
+                .unwrap_or_else(|| panic!("'{sentence}' is not in {subs:?}"));
+            if !said.is_empty() {
+                said.push(' ');
+            }
+            said.push_str(seg["text"].as_str().expect("text"));
+            ms +=
+                seg["time_end"].as_f64().expect("end") - seg["time_begin"].as_f64().expect("begin");
         }
+        durations.push(ms);
     }
-    sizes.retain(|n| *n > 0);
-    assert_eq!(sizes.len(), 6, "six sentences: {sizes:?}");
-    for (i, pair) in sizes.chunks(2).enumerate() {
+    for w in durations.windows(2) {
         assert!(
-            pair[0] * 2 < pair[1],
-            "sentence {} (short) came out with {} bytes, sentence {} (long) with {}: {sizes:?}",
-            2 * i + 1,
-            pair[0],
-            2 * i + 2,
-            pair[1]
+            w[0] * 1.2 < w[1],
+            "each sentence should last longer than the one before: {durations:?}"
         );
     }
+    // And the streamed audio is all of it: 16-bit mono at 22,050 Hz.
+    let end = subs[subs.len() - 1]["time_end"].as_f64().expect("end");
+    let streamed_ms = streamed as f64 / 2.0 / 22.05;
+    assert!(
+        (streamed_ms - end).abs() < 5.0,
+        "streamed {streamed_ms} ms, subtitles end at {end} ms"
+    );
 }
 
 #[tokio::test]
