@@ -106,14 +106,7 @@ impl MasterKeys {
     pub fn seal_value(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
         let dek = random::<32>();
         let (kid, wrapped) = self.wrap(&dek, aad)?;
-        let body = seal(&dek, plaintext, aad)?;
-        let mut out = Vec::with_capacity(2 + kid.len() + wrapped.len() + body.len());
-        out.push(u8::try_from(kid.len()).map_err(Error::internal)?);
-        out.extend_from_slice(kid.as_bytes());
-        out.push(u8::try_from(wrapped.len()).map_err(Error::internal)?);
-        out.extend_from_slice(&wrapped);
-        out.extend_from_slice(&body);
-        Ok(out)
+        join_value(&kid, &wrapped, &seal(&dek, plaintext, aad)?)
     }
 
     pub fn open_value(&self, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
@@ -127,14 +120,20 @@ impl MasterKeys {
         let (kid, wrapped, body) = split_value(sealed)?;
         let dek = self.unwrap(kid, wrapped, aad)?;
         let (kid, wrapped) = self.wrap(&dek, aad)?;
-        let mut out = Vec::with_capacity(sealed.len() + 8);
-        out.push(u8::try_from(kid.len()).map_err(Error::internal)?);
-        out.extend_from_slice(kid.as_bytes());
-        out.push(u8::try_from(wrapped.len()).map_err(Error::internal)?);
-        out.extend_from_slice(&wrapped);
-        out.extend_from_slice(body);
-        Ok(out)
+        join_value(&kid, &wrapped, body)
     }
+}
+
+/// A sealed value's layout: key id length, key id, wrapped key length,
+/// wrapped key, sealed body.
+fn join_value(kid: &str, wrapped: &[u8], body: &[u8]) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(2 + kid.len() + wrapped.len() + body.len());
+    out.push(u8::try_from(kid.len()).map_err(Error::internal)?);
+    out.extend_from_slice(kid.as_bytes());
+    out.push(u8::try_from(wrapped.len()).map_err(Error::internal)?);
+    out.extend_from_slice(wrapped);
+    out.extend_from_slice(body);
+    Ok(out)
 }
 
 fn split_value(sealed: &[u8]) -> Result<(&str, &[u8], &[u8])> {

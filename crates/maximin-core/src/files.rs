@@ -62,6 +62,22 @@ const DOCUMENTS: &[&str] = &["pdf", "docx", "txt", "jsonl"];
 /// Purposes of files the server makes; they can be listed, fetched and deleted.
 pub const OUTPUT_PURPOSES: &[&str] = &["t2a_async", "t2a_output"];
 
+/// The kinds of content an upload purpose takes; an unknown purpose is an
+/// error naming the ones there are.
+pub fn upload_kinds(purpose: &str) -> Result<&'static [&'static str]> {
+    UPLOAD_PURPOSES
+        .iter()
+        .find(|(p, _)| *p == purpose)
+        .map(|(_, k)| *k)
+        .ok_or_else(|| {
+            let all: Vec<&str> = UPLOAD_PURPOSES.iter().map(|(p, _)| *p).collect();
+            Error::invalid(
+                "purpose",
+                format!("'purpose' must be one of {}.", all.join(", ")),
+            )
+        })
+}
+
 /// What a file's first bytes say it is.
 pub fn sniff(head: &[u8], complete: bool) -> Option<&'static str> {
     let starts = |m: &[u8]| head.starts_with(m);
@@ -489,11 +505,7 @@ impl Upload {
     /// Checks the content against `purpose`, seals the last bytes, stores
     /// the blob and records the file. A refused upload leaves nothing.
     pub async fn finish(mut self, files: &Files, purpose: &str) -> Result<FileRecord> {
-        let allowed = UPLOAD_PURPOSES
-            .iter()
-            .find(|(p, _)| *p == purpose)
-            .map(|(_, k)| *k)
-            .ok_or_else(|| Error::invalid("purpose", format!("Unknown purpose '{purpose}'.")))?;
+        let allowed = upload_kinds(purpose)?;
         let complete = self.w.record.bytes as usize == self.head.len();
         let kind = sniff(&self.head, complete);
         match kind {

@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use maximin_core::files::{self, FileReader, UPLOAD_PURPOSES};
+use maximin_core::files::{self, FileReader};
 use maximin_core::store::FileRecord;
 use maximin_core::{Error, Platform};
 use maximin_types::ErrorCode;
@@ -90,24 +90,6 @@ pub(crate) fn opt_id_from_json<'de, D: Deserializer<'de>>(d: D) -> Result<Option
     Option::<W>::deserialize(d).map(|o| o.map(|w| w.0))
 }
 
-fn check_purpose(p: &str) -> Result<(), ApiError> {
-    if UPLOAD_PURPOSES.iter().any(|(q, _)| *q == p) {
-        return Ok(());
-    }
-    Err(Error::invalid(
-        "purpose",
-        format!(
-            "'purpose' must be one of {}.",
-            UPLOAD_PURPOSES
-                .iter()
-                .map(|(p, _)| *p)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    )
-    .into())
-}
-
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         return Error::new(ErrorCode::PayloadTooLarge, e.body_text())
@@ -146,7 +128,7 @@ pub async fn upload_file(
             Some("purpose") => {
                 let p = field.text().await.map_err(multipart_error)?;
                 let p = p.trim().to_owned();
-                check_purpose(&p)?;
+                files::upload_kinds(&p)?;
                 purpose = Some(p);
             }
             Some("file") => {
@@ -182,7 +164,7 @@ pub async fn list_files(
         .map(String::as_str)
         .filter(|p| !p.is_empty());
     if let Some(p) = purpose {
-        if !UPLOAD_PURPOSES.iter().any(|(q, _)| *q == p) && !files::OUTPUT_PURPOSES.contains(&p) {
+        if files::upload_kinds(p).is_err() && !files::OUTPUT_PURPOSES.contains(&p) {
             return Err(Error::invalid("purpose", format!("Unknown purpose '{p}'.")).into());
         }
     }

@@ -149,6 +149,17 @@ pub(crate) async fn start_chat(
     Ok((spec.clone(), events))
 }
 
+/// Tool calls as streamed deltas carry them: with their `index`.
+pub(crate) fn indexed_calls(
+    calls: &[maximin_types::inference::ToolCall],
+) -> Vec<serde_json::Value> {
+    calls
+        .iter()
+        .enumerate()
+        .map(|(i, c)| json!({"index": i, "id": c.id, "type": c.kind, "function": c.function}))
+        .collect()
+}
+
 pub(crate) type ChatEvents = tokio::sync::mpsc::UnboundedReceiver<ChatEvent>;
 
 /// Waits for the whole reply.
@@ -303,11 +314,7 @@ fn stream_chat(
                 });
                 let mut frames = Vec::new();
                 if let Some(calls) = &out.message.tool_calls {
-                    let calls: Vec<_> = calls
-                        .iter()
-                        .enumerate()
-                        .map(|(i, c)| json!({"index": i, "id": c.id, "type": c.kind, "function": c.function}))
-                        .collect();
+                    let calls = indexed_calls(calls);
                     frames.push(
                         (st.chunk)(json!({"role": "assistant", "tool_calls": calls}), None)
                             .to_string(),

@@ -14,7 +14,9 @@ use serde_json::{json, Value};
 
 use crate::ctx::{ApiJson, Ctx, StreamMeter, UsageReport};
 use crate::error::{ApiError, Surface, SurfaceOverride};
-use crate::routes::inference::{finish_chat, run_embeddings, start_chat, ChatEvents};
+use crate::routes::inference::{
+    finish_chat, indexed_calls, run_embeddings, start_chat, ChatEvents,
+};
 use crate::AppState;
 
 fn base_ok(msg: &str) -> Value {
@@ -38,11 +40,7 @@ fn message_json(out: &ChatOutput) -> Value {
         "audio_content": "",
     });
     if let Some(calls) = &out.message.tool_calls {
-        m["tool_calls"] = json!(calls
-            .iter()
-            .enumerate()
-            .map(|(i, c)| json!({"id": c.id, "type": c.kind, "index": i, "function": c.function}))
-            .collect::<Vec<_>>());
+        m["tool_calls"] = json!(indexed_calls(calls));
     }
     m
 }
@@ -66,18 +64,6 @@ fn with_sensitive(mut v: Value) -> Value {
     v
 }
 
-#[derive(Deserialize, Default)]
-struct NativeExtras {
-    #[serde(default)]
-    stream_options: Option<StreamOptions>,
-}
-
-#[derive(Deserialize, Default)]
-struct StreamOptions {
-    #[serde(default)]
-    include_usage: bool,
-}
-
 #[utoipa::path(post, path = "/v1/text/chatcompletion_v2", tag = "text", security(("bearer" = [])),
     request_body(content = Object, description = "MiniMax's native chat body: model, messages, stream, max_completion_tokens (or max_tokens), temperature, top_p, tools, tool_choice none | auto, response_format, stream_options"),
     responses((status = 200, description = "A `chat.completion` with `base_resp`; streamed: `chat.completion.chunk` frames, then the whole completion with `usage` and `base_resp`, then `[DONE]`. Errors are HTTP 200 with a non-zero `base_resp.status_code`")))]
@@ -97,14 +83,12 @@ pub async fn chatcompletion_v2(
             .into())
         }
     }
-    let extras: NativeExtras = serde_json::from_value(body.clone()).unwrap_or_default();
     let req: ChatCompletionRequest = crate::ctx::parse_value(body)?;
     let (spec, mut events) = start_chat(&app, &ctx, &req).await?;
     let id = secrets::new_id("chatcmpl");
     let created = app.platform.clock.now().unix_timestamp();
     if req.stream {
-        let usage = extras.stream_options.is_some_and(|o| o.include_usage);
-        return Ok(stream(events, id, created, spec.id.clone(), usage));
+        return Ok(stream(events, id, created, spec.id.clone()));
     }
     let out = finish_chat(&mut events).await?;
     let body = with_sensitive(json!({
@@ -125,8 +109,9 @@ pub async fn chatcompletion_v2(
 }
 
 /// Chunks as decoded; then the whole completion (MiniMax's aggregate final
-/// event) with usage and `base_resp`; then `[DONE]`.
-fn stream(events: ChatEvents, id: String, created: i64, model: String, _usage: bool) -> Response {
+/// event) with usage and `base_resp`, whatever `stream_options` says; then
+/// `[DONE]`.
+fn stream(events: ChatEvents, id: String, created: i64, model: String) -> Response {
     let meter = StreamMeter::new();
     struct St {
         events: ChatEvents,

@@ -17,7 +17,9 @@ use serde_json::{json, Value};
 
 use crate::ctx::{ApiJson, Ctx, StreamMeter, UsageReport};
 use crate::error::ApiError;
-use crate::routes::inference::{finish_chat, run_embeddings, start_chat, ChatEvents};
+use crate::routes::inference::{
+    finish_chat, indexed_calls, run_embeddings, start_chat, ChatEvents,
+};
 use crate::AppState;
 
 fn json_response(body: Value, report: UsageReport) -> Response {
@@ -177,11 +179,7 @@ fn stream(
                     usage: Some(out.usage),
                 });
                 if let Some(calls) = &out.message.tool_calls {
-                    let calls: Vec<_> = calls
-                        .iter()
-                        .enumerate()
-                        .map(|(i, c)| json!({"index": i, "id": c.id, "type": c.kind, "function": c.function}))
-                        .collect();
+                    let calls = indexed_calls(calls);
                     frames.push(
                         (st.chunk)(json!([{"index": 0, "delta": {"tool_calls": calls}, "finish_reason": null, "logprobs": null}]))
                             .to_string(),
@@ -317,8 +315,6 @@ struct SpeechBody {
     response_format: Option<String>,
     #[serde(default)]
     speed: Option<f32>,
-    #[serde(default)]
-    instructions: Option<String>,
 }
 
 /// OpenAI's model names for speech, as local ones.
@@ -349,7 +345,6 @@ pub async fn audio_speech(
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
     let req: SpeechBody = crate::ctx::parse_value(body)?;
-    let _ = req.instructions;
     let voice = match &req.voice {
         Value::String(s) => s.clone(),
         Value::Object(o) => o

@@ -594,6 +594,14 @@ pub(crate) struct Synth {
     subtitles: Vec<Subtitle>,
 }
 
+/// A whole synthesis (see [`Synth::whole_audio`]).
+pub(crate) struct Whole {
+    pub audio: Vec<u8>,
+    pub subtitles: Vec<Subtitle>,
+    pub info: T2aExtraInfo,
+    pub chars: u64,
+}
+
 /// One subtitle segment: at most [`SUBTITLE_CHARS`] characters of a
 /// sentence and when they are spoken, in milliseconds.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -686,6 +694,24 @@ impl Synth {
             bytes: 0,
             subtitles: Vec::new(),
         }
+    }
+
+    /// Every piece at once: the whole file, its subtitles, extra_info and
+    /// billed characters.
+    pub(crate) async fn whole_audio(mut self) -> Result<Whole, Error> {
+        let mut audio = Vec::new();
+        while let Some(bytes) = self.next().await {
+            audio.extend(bytes?);
+        }
+        let subtitles = std::mem::take(&mut self.subtitles);
+        let (tail, info, chars) = self.finish()?;
+        audio.extend(tail);
+        Ok(Whole {
+            audio,
+            subtitles,
+            info,
+            chars,
+        })
     }
 
     /// Sentence timings of what has been synthesised so far.
@@ -880,11 +906,6 @@ pub async fn t2a_v2(
     let own = own_voices(p, &account, voice_ids(&req)).await?;
     let (plan, model) = plan_voice(p, &ctx.caller, &own, &req, Some(&req.text)).await?;
     let format = plan.settings.format;
-    let mut synth = if req.stream {
-        Synth::new(plan)
-    } else {
-        Synth::whole(plan)
-    };
     let links = Links {
         app: app.clone(),
         base: crate::routes::files::base_url(&app, &headers),
@@ -897,20 +918,19 @@ pub async fn t2a_v2(
             .is_some_and(|o| o.exclude_aggregated_audio);
         return Ok(stream(
             ctx,
-            synth,
+            Synth::new(plan),
             model,
             exclude,
             (links, req.subtitle_enable),
             own,
         ));
     }
-    let mut audio = Vec::new();
-    while let Some(bytes) = synth.next().await {
-        audio.extend(bytes?);
-    }
-    let subtitles = synth.subtitles().to_vec();
-    let (tail, info, chars) = synth.finish()?;
-    audio.extend(tail);
+    let Whole {
+        audio,
+        subtitles,
+        info,
+        chars,
+    } = Synth::whole(plan).whole_audio().await?;
     mark_used(p, &account, &own).await;
     let subtitle_file = match req.subtitle_enable {
         true => Some(links.subtitles(&subtitles).await?),
@@ -950,15 +970,9 @@ pub(crate) async fn synthesize_request(
 ) -> Result<(Vec<u8>, u64, String), ApiError> {
     let own = own_voices(p, &caller.account.id, voice_ids(req)).await?;
     let (plan, model) = plan_voice(p, caller, &own, req, Some(&req.text)).await?;
-    let mut synth = Synth::whole(plan);
-    let mut audio = Vec::new();
-    while let Some(bytes) = synth.next().await {
-        audio.extend(bytes?);
-    }
-    let (tail, _, chars) = synth.finish()?;
-    audio.extend(tail);
+    let whole = Synth::whole(plan).whole_audio().await?;
     mark_used(p, &caller.account.id, &own).await;
-    Ok((audio, chars, model))
+    Ok((whole.audio, whole.chars, model))
 }
 
 /// Speaks `text` with `voice_id` (a voice being made: it is in `own`) as
@@ -980,14 +994,8 @@ pub(crate) async fn preview(
     }))
     .map_err(Error::internal)?;
     let (plan, model) = plan_voice(p, caller, own, &req, Some(text)).await?;
-    let mut synth = Synth::whole(plan);
-    let mut audio = Vec::new();
-    while let Some(bytes) = synth.next().await {
-        audio.extend(bytes?);
-    }
-    let (tail, info, chars) = synth.finish()?;
-    audio.extend(tail);
-    Ok((audio, info, chars, model))
+    let whole = Synth::whole(plan).whole_audio().await?;
+    Ok((whole.audio, whole.info, whole.chars, model))
 }
 
 /// How long `url` outputs and subtitle files stay (spec §0.8: 24 hours).

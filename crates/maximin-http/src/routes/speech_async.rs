@@ -26,7 +26,7 @@ use serde_json::{json, Value};
 
 use crate::ctx::{Ctx, UsageReport};
 use crate::error::ApiError;
-use crate::routes::files::{id_from_json, opt_id_from_json};
+use crate::routes::files::opt_id_from_json;
 use crate::routes::speech::{
     check_text_within, own_voices, plan_voice, usage, voice_ids, Subtitle, Synth,
 };
@@ -280,12 +280,11 @@ pub async fn query_t2a_async(
     ctx: Ctx,
     Query(q): Query<QueryParams>,
 ) -> Result<Response, ApiError> {
-    #[derive(Deserialize)]
-    struct Id(#[serde(deserialize_with = "id_from_json")] i64);
-    let raw = q
+    let id: i64 = q
         .task_id
-        .ok_or_else(|| invalid("task_id", "'task_id' is required."))?;
-    let Id(id) = serde_json::from_value(json!(raw))
+        .ok_or_else(|| invalid("task_id", "'task_id' is required."))?
+        .trim()
+        .parse()
         .map_err(|_| invalid("task_id", "'task_id' must be an integer id."))?;
     let p = &app.platform;
     let task = p.tasks.get(&ctx.caller.account.id, id).await?;
@@ -407,17 +406,13 @@ impl TaskHandler for AsyncSpeech {
                 let _ = p.files.discard(f).await;
             }
         }
-        mark_used_task(p, &task.account_id, &own).await;
+        crate::routes::speech::mark_used(p, &task.account_id, &own).await;
         let file = result?;
         Ok(TaskOutput {
             result: totals.json(&ext, plan.settings()),
             file: Some(file),
         })
     }
-}
-
-async fn mark_used_task(p: &Platform, account: &str, own: &crate::routes::speech::OwnVoices) {
-    crate::routes::speech::mark_used(p, account, own).await;
 }
 
 #[derive(Default)]

@@ -8,11 +8,11 @@ Prints one JSON object with what the SDK returned; the Rust test
 import json
 import os
 import sys
-import threading
 import time
 
 import anthropic
-import openai
+
+from openai_sdk import hold_engine  # the same way to fill the engine
 
 BASE = os.environ["MAXIMIN_BASE"] + "/anthropic"
 KEY = os.environ["MAXIMIN_KEY"]
@@ -80,23 +80,7 @@ def auth():
 
 
 def rate_limit():
-    holder = openai.OpenAI(base_url=os.environ["MAXIMIN_BASE"] + "/openai/v1", api_key=KEY, max_retries=0)
-    # A form of long fields: the grammar keeps the model writing for a while.
-    fields = {f"field_{i}": {"type": "string", "minLength": 24} for i in range(12)}
-    long_answer = {"type": "json_schema", "json_schema": {"name": "form", "schema": {
-        "type": "object", "properties": fields, "required": list(fields)}}}
-    msgs = [{"role": "user", "content": "Tell a long story."}]
-    s1 = holder.chat.completions.create(model=CHAT, messages=msgs, max_tokens=800, stream=True,
-                                        response_format=long_answer)
-    next(iter(s1))
-    def queued():
-        try:
-            holder.chat.completions.create(model=CHAT, messages=msgs, max_tokens=800, response_format=long_answer,
-                                           timeout=120)
-        except Exception:
-            pass
-    threading.Thread(target=queued, daemon=True).start()
-    time.sleep(1.0)
+    held = hold_engine()
     c = client(max_retries=2)
     start = time.monotonic()
     try:
@@ -106,7 +90,7 @@ def rate_limit():
         out = {"error": type(e).__name__, "status": e.status_code,
                "retry_after": e.response.headers.get("retry-after"), "elapsed": time.monotonic() - start,
                "type": e.body["error"]["type"]}
-    s1.close()
+    held.close()
     return out
 
 

@@ -129,11 +129,10 @@ def auth():
     return {"error": None}
 
 
-def rate_limit():
-    """The only slot and the queue are held by long answers; a request then
-    gets 429 with Retry-After, and the SDK retries as told before raising."""
+def hold_engine():
+    """Fills the only slot and the queue with long answers (a grammar keeps
+    the model writing); returns the stream to close when done."""
     holder = client()
-    # A form of long fields: the grammar keeps the model writing for a while.
     fields = {f"field_{i}": {"type": "string", "minLength": 24} for i in range(12)}
     long_answer = {"type": "json_schema", "json_schema": {"name": "form", "schema": {
         "type": "object", "properties": fields, "required": list(fields)}}}
@@ -141,15 +140,22 @@ def rate_limit():
     s1 = holder.chat.completions.create(model=CHAT, messages=msgs, max_tokens=800, stream=True,
                                         response_format=long_answer)
     next(iter(s1))  # the slot is taken
+
     def queued():
         try:
             holder.chat.completions.create(model=CHAT, messages=msgs, max_tokens=800, response_format=long_answer,
                                            timeout=120)
         except Exception:
             pass
-    t = threading.Thread(target=queued, daemon=True)
-    t.start()
+    threading.Thread(target=queued, daemon=True).start()
     time.sleep(1.0)  # the queue is full
+    return s1
+
+
+def rate_limit():
+    """A request finds the engine full: 429 with Retry-After, and the SDK
+    retries as told before raising."""
+    held = hold_engine()
     c = client(max_retries=2)
     start = time.monotonic()
     try:
@@ -159,7 +165,7 @@ def rate_limit():
         out = {"error": type(e).__name__, "status": e.status_code,
                "retry_after": e.response.headers.get("retry-after"),
                "elapsed": time.monotonic() - start}
-    s1.close()
+    held.close()
     return out
 
 
