@@ -100,6 +100,22 @@ def maximin_round(base, key, model):
     return out
 
 
+def server_memory(base):
+    """(resident MiB now, peak MiB) of the `maximin serve` listening at base."""
+    listen = base.removeprefix("http://")
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if b"serve" in cmd and listen.encode() in cmd:
+                status = Path(f"/proc/{pid}/status").read_text()
+                kb = {l.split(":")[0]: int(l.split()[1]) for l in status.splitlines()
+                      if l.startswith(("VmRSS", "VmHWM"))}
+                return kb["VmRSS"] / 1024, kb["VmHWM"] / 1024
+        except OSError:
+            continue
+    return None
+
+
 def median_of(rounds, i, field):
     return statistics.median(r[i][field] for r in rounds)
 
@@ -137,7 +153,9 @@ def main():
             pp.append(json.loads(peer.stdout.readline()))
         for _ in range(a.rounds):
             espeak.append(maximin_round(base, key, "speech-2.8-turbo"))
+        memory = server_memory(base)
     peer.stdin.close()
+    peer_peak = json.loads(peer.stdout.readline())["peak_mib"]
     peer.wait()
 
     names = ["one sentence (44 chars)", "paragraph (6 sentences)"]
@@ -152,6 +170,9 @@ def main():
     for i, name in enumerate(names):
         print(f"{'espeak-ng, first chunk ms, ' + name:<48} {median_of(espeak, i, 'first_chunk_ms'):>9.0f}")
         print(f"{'espeak-ng, real-time factor, ' + name:<48} {median_of(espeak, i, 'rtf'):>9.4f}")
+    if memory:
+        print(f"memory: maximin server {memory[0]:.0f} MiB resident after the rounds, {memory[1]:.0f} MiB peak "
+              f"(both engines loaded); piper-tts process {peer_peak:.0f} MiB peak")
     print("(maximin over HTTP, pcm 22,050 Hz; piper-tts in process, "
           f"{PIPER_TTS}; ratio > 1: maximin faster)")
 

@@ -3,12 +3,13 @@
 helper of bench/speech.py: loads the voice, warms up, then for every line
 read on stdin runs one round over the texts and prints one JSON line with
 each text's time to the first audio chunk (ms) and real-time factor
-(synthesis time / audio time). Rounds alternate with maximin's, so a VM
+(synthesis time / audio time); at the end of stdin, its peak memory. Rounds alternate with maximin's, so a VM
 whose speed drifts slows both sides alike.
 
     speech_peer.py VOICE.onnx TEXT...
 """
 import json
+import resource
 import sys
 import time
 
@@ -33,3 +34,4 @@ for _ in sys.stdin:
         total = time.perf_counter() - start
         out.append({"first_chunk_ms": first * 1e3, "rtf": total / (samples / rate)})
     print(json.dumps(out), flush=True)
+print(json.dumps({"peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), flush=True)

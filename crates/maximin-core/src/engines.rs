@@ -119,6 +119,23 @@ pub trait SpeechEngine: Send + Sync + 'static {
     fn voices(&self) -> Vec<EngineVoice>;
     async fn synthesize(&self, voice: &str, text: &str, prosody: Prosody) -> Result<SpeechAudio>;
 
+    /// Speaks `text` and sends its audio in order, in pieces as they are
+    /// ready, the first as soon as the engine can (a streamed response's
+    /// first sentence: the first audio a listener hears). By default one
+    /// piece, the whole text. A closed channel (the listener left) may stop
+    /// the work early; that is not an error.
+    async fn synthesize_streamed(
+        &self,
+        voice: &str,
+        text: &str,
+        prosody: Prosody,
+        pieces: tokio::sync::mpsc::Sender<SpeechAudio>,
+    ) -> Result<()> {
+        let audio = self.synthesize(voice, text, prosody).await?;
+        let _ = pieces.send(audio).await;
+        Ok(())
+    }
+
     /// How many texts [`SpeechEngine::synthesize_all`] speaks side by side
     /// (1: one after another).
     fn side_by_side(&self) -> usize {

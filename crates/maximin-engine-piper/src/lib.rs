@@ -8,13 +8,24 @@
 //! PyPI `onnxruntime` wheel ships, provisioned by `maximin models pull`);
 //! without it the engine offers no voices and says why.
 //!
-//! Sessions run on the blocking pool. A voice has one session with the
-//! configured number of intra-op threads, for a text on its own (a request's
-//! first sentence: the first audio), and, loaded when first needed, one
-//! single-threaded session per thread, which speak the following sentences
-//! side by side: a VITS run scales poorly over threads (on 2 cores one thread
-//! takes 223 ms for a sentence that two take 162 ms for), so two sentences at
-//! once on one thread each come out about 1.45 times as fast.
+//! Sessions run on the blocking pool. A voice exported by Piper is cut in
+//! two ([`onnx::split`]): the encoder (ids to latent frames: text encoder,
+//! durations, flow) and the HiFi-GAN decoder (frames to samples), which
+//! decodes any stretch of frames on its own given a few frames of context.
+//! That gives three ways to speak:
+//!
+//! - A streamed response's first sentence: encoded on all threads, its first
+//!   half second decoded on all threads and sent at once, the rest decoded in
+//!   parts side by side ([`SpeechEngine::synthesize_streamed`]).
+//! - One text whole: encoded on all threads, decoded in parts side by side.
+//! - Several texts: single-threaded sessions take the next waiting text as
+//!   soon as they are free, one text each, start to end.
+//!
+//! Single-threaded sessions run the model with its 1-D convolutions as 2-D
+//! ones ([`onnx::conv2d`]), whose blocked kernels are faster on one thread.
+//! A voice that is not cut that way runs whole, on the same schedule.
+
+pub mod onnx;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -84,13 +95,17 @@ struct Voice {
     info: EngineVoice,
     model: PathBuf,
     config: VoiceConfig,
-    session: Mutex<Option<Arc<Mutex<Session>>>>,
-    /// Single-threaded sessions for side-by-side runs.
-    narrow: Mutex<Vec<Arc<Mutex<Session>>>>,
+    /// Where the model is cut, known once it is first loaded.
+    cut: std::sync::OnceLock<Option<Cut>>,
+    /// On every thread: first audio, and encoding one text.
+    wide: Mutex<Option<Shared>>,
+    /// Single-threaded, one per thread: side-by-side runs.
+    narrow: Mutex<Vec<Shared>>,
 }
 
 /// One text made ready for a run: ids and scales, and the rate its samples
 /// are declared at.
+#[derive(Clone)]
 struct Ready {
     ids: Vec<i64>,
     scales: Vec<f32>,
@@ -249,7 +264,8 @@ impl PiperEngine {
                         info,
                         model,
                         config,
-                        session: Mutex::new(None),
+                        cut: std::sync::OnceLock::new(),
+                        wide: Mutex::new(None),
                         narrow: Mutex::new(Vec::new()),
                     }),
                 );
@@ -277,18 +293,39 @@ impl PiperEngine {
             .ok_or_else(|| Error::internal("ONNX Runtime is not loaded"))
     }
 
-    /// Runs `get` (which may load sessions: hundreds of milliseconds) on the
-    /// blocking pool, not on the async runtime.
-    async fn sessions<T: Send + 'static>(
+    /// The voice's net on every thread, loaded on first use (on the
+    /// blocking pool: loading takes hundreds of milliseconds).
+    async fn wide(&self, voice: &Arc<Voice>) -> Result<Shared> {
+        let (env, voice, threads) = (self.env()?, voice.clone(), self.threads);
+        blocking(move || wide_net(&env, &voice, threads)).await
+    }
+
+    /// `n` of the voice's single-threaded nets, loaded on first use.
+    async fn narrow(&self, voice: &Arc<Voice>, n: usize) -> Result<Vec<Shared>> {
+        let (env, voice) = (self.env()?, voice.clone());
+        blocking(move || narrow_nets(&env, &voice, n)).await
+    }
+
+    /// Samples of `z`'s frames `range`, in parts side by side on the
+    /// single-threaded nets (one part when there is one thread), in order.
+    async fn decode_parts(
         &self,
         voice: &Arc<Voice>,
-        get: impl FnOnce(&Environment, &Voice) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        let env = self.env()?;
-        let voice = voice.clone();
-        tokio::task::spawn_blocking(move || get(&env, &voice))
-            .await
-            .map_err(|e| Error::internal(format!("piper task: {e}")))?
+        cut: &Cut,
+        z: Arc<Frames>,
+        range: std::ops::Range<usize>,
+    ) -> Result<Vec<Pending<Vec<f32>>>> {
+        let nets = if self.threads > 1 {
+            self.narrow(voice, self.threads).await?
+        } else {
+            vec![self.wide(voice).await?]
+        };
+        let cut = cut.clone();
+        Ok(side_by_side(
+            nets,
+            parts(range, self.threads),
+            move |net, r| decode(net, &cut, &z, r),
+        ))
     }
 
     fn voice(&self, voice_id: &str) -> Result<Arc<Voice>> {
@@ -331,98 +368,268 @@ impl PiperEngine {
     }
 }
 
-fn wide_session(env: &Environment, voice: &Voice, threads: usize) -> Result<Arc<Mutex<Session>>> {
+/// A voice's model in ONNX Runtime: whole, or cut before its decoder.
+struct Net {
+    /// The encoder when cut (ids to frames), else the whole voice.
+    enc: Session,
+    dec: Option<Session>,
+}
+
+/// Where a voice is cut: the tensor of frames and the decoder's context.
+#[derive(Clone)]
+struct Cut {
+    frames: String,
+    context: usize,
+}
+
+type Shared = Arc<Mutex<Net>>;
+
+/// A stretch of frames the encoder gave: `[channels, len]`, row by row.
+struct Frames {
+    data: Vec<f32>,
+    channels: usize,
+    len: usize,
+}
+
+/// Frames decoded in the first piece of a streamed sentence: about 0.37 s
+/// at Piper's 86 frames a second, quick to decode, long enough that the
+/// next piece is ready before it has played.
+const FIRST_FRAMES: usize = 32;
+/// The longest stretch decoded in one part: a long sentence is decoded in
+/// parts of at most ~3 s, handed out in order, so the first are sent early.
+const MAX_PART_FRAMES: usize = 256;
+
+/// Loads the voice once more: `threads` intra-op threads, and for one
+/// thread the 2-D convolutions ([`onnx::conv2d`]). Cuts it where it can.
+fn load_net(env: &Environment, voice: &Voice, threads: usize) -> Result<Net> {
+    let started = std::time::Instant::now();
+    let fail = |e: &dyn std::fmt::Display| {
+        Error::internal(format!("loading {}: {e}", voice.model.display()))
+    };
+    let bytes = std::fs::read(&voice.model).map_err(|e| fail(&e))?;
+    let split = onnx::split(&bytes).unwrap_or_else(|e| {
+        tracing::warn!(voice = %voice.info.id, error = %e, "the voice cannot be cut; it runs whole");
+        None
+    });
+    let _ = voice.cut.set(split.as_ref().map(|s| Cut {
+        frames: s.frames.clone(),
+        context: s.context,
+    }));
+    let session = |graph: &[u8]| -> Result<Session> {
+        let graph = if threads == 1 {
+            std::borrow::Cow::Owned(onnx::conv2d(graph).unwrap_or_else(|e| {
+                tracing::warn!(voice = %voice.info.id, error = %e, "kept 1-D convolutions");
+                graph.to_vec()
+            }))
+        } else {
+            std::borrow::Cow::Borrowed(graph)
+        };
+        let builder = Session::builder(env).map_err(|e| fail(&e))?;
+        let builder = builder.with_intra_threads(threads).map_err(|e| fail(&e))?;
+        // A pool spinning after its run would take the cores from the
+        // sessions that run next.
+        let mut builder = builder
+            .with_intra_op_spinning(false)
+            .map_err(|e| fail(&e))?;
+        builder.commit_from_memory(&graph).map_err(|e| fail(&e))
+    };
+    let net = match &split {
+        Some(s) => Net {
+            enc: session(&s.encoder)?,
+            dec: Some(session(&s.decoder)?),
+        },
+        None => Net {
+            enc: session(&bytes)?,
+            dec: None,
+        },
+    };
+    tracing::info!(
+        voice = %voice.info.id,
+        threads,
+        cut = split.is_some(),
+        ms = started.elapsed().as_millis() as u64,
+        "Piper voice loaded"
+    );
+    Ok(net)
+}
+
+fn wide_net(env: &Environment, voice: &Voice, threads: usize) -> Result<Shared> {
     let mut slot = voice
-        .session
+        .wide
         .lock()
         .map_err(|_| Error::internal("piper session lock poisoned"))?;
     if let Some(s) = slot.as_ref() {
         return Ok(s.clone());
     }
-    let s = Arc::new(Mutex::new(load_session(env, voice, threads)?));
+    let s = Arc::new(Mutex::new(load_net(env, voice, threads)?));
     *slot = Some(s.clone());
     Ok(s)
 }
 
-fn narrow_sessions(env: &Environment, voice: &Voice, n: usize) -> Result<Vec<Arc<Mutex<Session>>>> {
+fn narrow_nets(env: &Environment, voice: &Voice, n: usize) -> Result<Vec<Shared>> {
     let mut pool = voice
         .narrow
         .lock()
         .map_err(|_| Error::internal("piper session lock poisoned"))?;
     while pool.len() < n {
-        pool.push(Arc::new(Mutex::new(load_session(env, voice, 1)?)));
+        pool.push(Arc::new(Mutex::new(load_net(env, voice, 1)?)));
     }
     Ok(pool[..n].to_vec())
 }
 
-fn load_session(env: &Environment, voice: &Voice, threads: usize) -> Result<Session> {
-    let started = std::time::Instant::now();
-    let load = |e: &dyn std::fmt::Display| {
-        Error::internal(format!("loading {}: {e}", voice.model.display()))
-    };
-    let builder = Session::builder(env).map_err(|e| load(&e))?;
-    let mut builder = builder.with_intra_threads(threads).map_err(|e| load(&e))?;
-    let session = builder
-        .commit_from_file(&voice.model)
-        .map_err(|e| load(&e))?;
-    tracing::info!(voice = %voice.info.id, threads, ms = started.elapsed().as_millis() as u64, "Piper voice loaded");
-    Ok(session)
+fn lock(net: &Mutex<Net>) -> Result<std::sync::MutexGuard<'_, Net>> {
+    net.lock()
+        .map_err(|_| Error::internal("piper session poisoned"))
 }
 
-/// One VITS run on the blocking pool.
-async fn run(session: Arc<Mutex<Session>>, ready: Ready) -> Result<SpeechAudio> {
-    let (task, sample_rate) = start(session, ready);
-    finish(task, sample_rate).await
+fn inference(e: ort::Error) -> Error {
+    Error::internal(format!("piper inference: {e}"))
 }
 
-type Run = tokio::task::JoinHandle<Result<Vec<f32>>>;
-
-/// Starts a run on the blocking pool; returns it and its samples' rate.
-fn start(session: Arc<Mutex<Session>>, ready: Ready) -> (Run, u32) {
-    let sample_rate = ready.sample_rate;
-    let task = tokio::task::spawn_blocking(move || run_now(&session, ready));
-    (task, sample_rate)
-}
-
-/// One VITS run on this thread.
-fn run_now(session: &Mutex<Session>, ready: Ready) -> Result<Vec<f32>> {
-    let Ready {
-        ids, scales, multi, ..
-    } = ready;
-    let n = ids.len();
-    let fail = |e: ort::Error| Error::internal(format!("piper inference: {e}"));
-    let input = Tensor::from_array(([1usize, n], ids)).map_err(fail)?;
-    let lengths = Tensor::from_array(([1usize], vec![n as i64])).map_err(fail)?;
-    let scales = Tensor::from_array(([3usize], scales)).map_err(fail)?;
-    let mut session = session
-        .lock()
-        .map_err(|_| Error::internal("piper session poisoned"))?;
+/// Runs the encoder (or the whole voice) on one text: its first output's
+/// shape and values.
+fn encode(session: &mut Session, ready: &Ready) -> Result<(Vec<usize>, Vec<f32>)> {
+    let n = ready.ids.len();
+    let input = Tensor::from_array(([1usize, n], ready.ids.clone())).map_err(inference)?;
+    let lengths = Tensor::from_array(([1usize], vec![n as i64])).map_err(inference)?;
+    let scales = Tensor::from_array(([3usize], ready.scales.clone())).map_err(inference)?;
     let mut inputs = vec![
         ("input", ort::session::SessionInputValue::from(input)),
         ("input_lengths", lengths.into()),
         ("scales", scales.into()),
     ];
-    if multi {
-        let sid = Tensor::from_array(([1usize], vec![0i64])).map_err(fail)?;
+    if ready.multi {
+        let sid = Tensor::from_array(([1usize], vec![0i64])).map_err(inference)?;
         inputs.push(("sid", sid.into()));
     }
-    let outputs = session.run(inputs).map_err(fail)?;
+    let outputs = session.run(inputs).map_err(inference)?;
     let (_, value) = outputs
         .into_iter()
         .next()
         .ok_or_else(|| Error::internal("piper model gave no output"))?;
-    let (_, audio) = value.try_extract_tensor::<f32>().map_err(fail)?;
-    Ok(audio.to_vec())
+    let (shape, data) = value.try_extract_tensor::<f32>().map_err(inference)?;
+    let shape = shape.iter().map(|d| (*d).max(0) as usize).collect();
+    Ok((shape, data.to_vec()))
 }
 
-async fn finish(task: Run, sample_rate: u32) -> Result<SpeechAudio> {
-    let samples = task
-        .await
-        .map_err(|e| Error::internal(format!("piper task: {e}")))??;
-    Ok(SpeechAudio {
-        samples,
-        sample_rate,
+/// The frames of one text (cut voices).
+fn frames_of(net: &mut Net, ready: &Ready) -> Result<Frames> {
+    let (shape, data) = encode(&mut net.enc, ready)?;
+    let [1, channels, len] = shape[..] else {
+        return Err(Error::internal(format!(
+            "piper encoder gave frames of shape {shape:?}"
+        )));
+    };
+    Ok(Frames {
+        data,
+        channels,
+        len,
     })
+}
+
+/// Samples of the frames `range`, decoded with up to `cut.context` frames
+/// either side so that they come out as from the whole sequence.
+fn decode(net: &mut Net, cut: &Cut, z: &Frames, range: std::ops::Range<usize>) -> Result<Vec<f32>> {
+    let dec = net
+        .dec
+        .as_mut()
+        .ok_or_else(|| Error::internal("piper voice has no decoder"))?;
+    let from = range.start.saturating_sub(cut.context);
+    let to = (range.end + cut.context).min(z.len);
+    let n = to - from;
+    let mut x = Vec::with_capacity(z.channels * n);
+    for row in z.data.chunks_exact(z.len) {
+        x.extend_from_slice(&row[from..to]);
+    }
+    let input = Tensor::from_array(([1usize, z.channels, n], x)).map_err(inference)?;
+    let outputs = dec
+        .run(vec![(
+            cut.frames.as_str(),
+            ort::session::SessionInputValue::from(input),
+        )])
+        .map_err(inference)?;
+    let (_, value) = outputs
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::internal("piper decoder gave no output"))?;
+    let (_, audio) = value.try_extract_tensor::<f32>().map_err(inference)?;
+    if n == 0 || audio.len() % n != 0 {
+        return Err(Error::internal(format!(
+            "piper decoder gave {} samples for {n} frames",
+            audio.len()
+        )));
+    }
+    let hop = audio.len() / n;
+    Ok(audio[(range.start - from) * hop..(range.end - from) * hop].to_vec())
+}
+
+/// One text start to end on one net.
+fn speak(net: &mut Net, cut: Option<&Cut>, ready: &Ready) -> Result<Vec<f32>> {
+    match cut {
+        Some(cut) if net.dec.is_some() => {
+            let z = frames_of(net, ready)?;
+            decode(net, cut, &z, 0..z.len)
+        }
+        _ => encode(&mut net.enc, ready).map(|(_, samples)| samples),
+    }
+}
+
+/// `range` in `n` near-equal parts, none longer than [`MAX_PART_FRAMES`].
+fn parts(range: std::ops::Range<usize>, n: usize) -> Vec<std::ops::Range<usize>> {
+    let len = range.len();
+    let n = n.max(len.div_ceil(MAX_PART_FRAMES)).clamp(1, len.max(1));
+    (0..n)
+        .map(|i| range.start + len * i / n..range.start + len * (i + 1) / n)
+        .collect()
+}
+
+type Pending<T> = tokio::sync::oneshot::Receiver<Result<T>>;
+
+/// Runs `jobs` on single-threaded nets: each takes the next waiting job as
+/// soon as it is free, so no core waits while another has work. Results
+/// come back in the jobs' order; a job nobody waits for any more is skipped.
+fn side_by_side<J, T>(
+    nets: Vec<Shared>,
+    jobs: Vec<J>,
+    run: impl Fn(&mut Net, J) -> Result<T> + Send + Sync + 'static,
+) -> Vec<Pending<T>>
+where
+    J: Send + 'static,
+    T: Send + 'static,
+{
+    let (txs, rxs): (Vec<_>, Vec<_>) = jobs.iter().map(|_| tokio::sync::oneshot::channel()).unzip();
+    let workers = nets.len().min(jobs.len());
+    let queue = Arc::new(Mutex::new(
+        jobs.into_iter()
+            .zip(txs)
+            .collect::<std::collections::VecDeque<_>>(),
+    ));
+    let run = Arc::new(run);
+    for net in nets.into_iter().take(workers) {
+        let (queue, run) = (queue.clone(), run.clone());
+        tokio::task::spawn_blocking(move || loop {
+            let Some((job, tx)) = queue.lock().ok().and_then(|mut q| q.pop_front()) else {
+                return;
+            };
+            if tx.is_closed() {
+                continue;
+            }
+            let _ = tx.send(lock(&net).and_then(|mut n| run(&mut n, job)));
+        });
+    }
+    rxs
+}
+
+async fn outcome<T>(pending: Pending<T>) -> Result<T> {
+    pending
+        .await
+        .unwrap_or_else(|_| Err(Error::internal("a piper run was lost")))
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::internal(format!("piper task: {e}")))?
 }
 
 fn load_runtime(lib: &Path) -> std::result::Result<Environment, String> {
@@ -464,6 +671,38 @@ pub fn phoneme_ids(clauses: &[Clause], map: &HashMap<String, Vec<i64>>) -> Vec<i
     ids
 }
 
+impl PiperEngine {
+    /// Nothing to say: no samples, at the voice's rate.
+    fn silence(voice: &Voice) -> SpeechAudio {
+        SpeechAudio {
+            samples: Vec::new(),
+            sample_rate: voice.config.audio.sample_rate,
+        }
+    }
+
+    /// The text's frames, encoded on every thread, with the cut; `None`
+    /// for a voice that runs whole.
+    async fn frames(&self, voice: &Arc<Voice>, ready: Ready) -> Result<Option<(Cut, Arc<Frames>)>> {
+        let wide = self.wide(voice).await?;
+        let Some(cut) = voice.cut.get().cloned().flatten() else {
+            return Ok(None);
+        };
+        let z = blocking(move || frames_of(&mut *lock(&wide)?, &ready)).await?;
+        Ok(Some((cut, Arc::new(z))))
+    }
+
+    /// A voice that runs whole: one run on every thread.
+    async fn whole(&self, voice: &Arc<Voice>, ready: Ready) -> Result<SpeechAudio> {
+        let wide = self.wide(voice).await?;
+        let rate = ready.sample_rate;
+        let samples = blocking(move || speak(&mut *lock(&wide)?, None, &ready)).await?;
+        Ok(SpeechAudio {
+            samples,
+            sample_rate: rate,
+        })
+    }
+}
+
 #[async_trait]
 impl SpeechEngine for PiperEngine {
     fn voices(&self) -> Vec<EngineVoice> {
@@ -472,6 +711,7 @@ impl SpeechEngine for PiperEngine {
         v
     }
 
+    /// Encoded on every thread, decoded in parts side by side.
     async fn synthesize(
         &self,
         voice_id: &str,
@@ -480,22 +720,70 @@ impl SpeechEngine for PiperEngine {
     ) -> Result<SpeechAudio> {
         let voice = self.voice(voice_id)?;
         let Some(ready) = self.ready(&voice, text, prosody).await? else {
-            return Ok(SpeechAudio {
-                samples: Vec::new(),
-                sample_rate: voice.config.audio.sample_rate,
-            });
+            return Ok(Self::silence(&voice));
         };
-        let threads = self.threads;
-        let session = self
-            .sessions(&voice, move |env, v| wide_session(env, v, threads))
-            .await?;
-        run(session, ready).await
+        let rate = ready.sample_rate;
+        let Some((cut, z)) = self.frames(&voice, ready.clone()).await? else {
+            return self.whole(&voice, ready).await;
+        };
+        let len = z.len;
+        let mut samples = Vec::new();
+        for part in self.decode_parts(&voice, &cut, z, 0..len).await? {
+            samples.extend(outcome(part).await?);
+        }
+        Ok(SpeechAudio {
+            samples,
+            sample_rate: rate,
+        })
+    }
+
+    /// Encoded on every thread; the first [`FIRST_FRAMES`] decoded on every
+    /// thread and sent; the rest decoded in parts side by side, each sent
+    /// as soon as it and those before it are done.
+    async fn synthesize_streamed(
+        &self,
+        voice_id: &str,
+        text: &str,
+        prosody: Prosody,
+        pieces: tokio::sync::mpsc::Sender<SpeechAudio>,
+    ) -> Result<()> {
+        let voice = self.voice(voice_id)?;
+        let Some(ready) = self.ready(&voice, text, prosody).await? else {
+            let _ = pieces.send(Self::silence(&voice)).await;
+            return Ok(());
+        };
+        let rate = ready.sample_rate;
+        let Some((cut, z)) = self.frames(&voice, ready.clone()).await? else {
+            let _ = pieces.send(self.whole(&voice, ready).await?).await;
+            return Ok(());
+        };
+        let piece = |samples| SpeechAudio {
+            samples,
+            sample_rate: rate,
+        };
+        let first = FIRST_FRAMES.min(z.len);
+        let wide = self.wide(&voice).await?;
+        let head = {
+            let (cut, z) = (cut.clone(), z.clone());
+            blocking(move || decode(&mut *lock(&wide)?, &cut, &z, 0..first)).await?
+        };
+        if pieces.send(piece(head)).await.is_err() || first == z.len {
+            return Ok(());
+        }
+        let len = z.len;
+        for part in self.decode_parts(&voice, &cut, z, first..len).await? {
+            if pieces.send(piece(outcome(part).await?)).await.is_err() {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn side_by_side(&self) -> usize {
         self.threads
     }
 
+    /// Texts side by side on single-threaded nets, one text each.
     async fn synthesize_all(
         &self,
         voice_id: &str,
@@ -509,73 +797,187 @@ impl SpeechEngine for PiperEngine {
             }
             return out;
         }
-        let n = texts.len().min(self.threads);
-        let pool = match self.voice(voice_id) {
+        let nets = match self.voice(voice_id) {
             Ok(v) => self
-                .sessions(&v, move |env, v| narrow_sessions(env, v, n))
+                .narrow(&v, texts.len().min(self.threads))
                 .await
-                .map(|s| (v, s)),
+                .map(|n| (v, n)),
             Err(e) => Err(e),
         };
-        let (voice, sessions) = match pool {
+        let (voice, nets) = match nets {
             Ok(p) => p,
             Err(e) => return texts.iter().map(|_| Err(e.clone())).collect(),
         };
-        // The texts are phonemized (quick), then each single-threaded
-        // session takes the next waiting text as soon as it is free, so no
-        // core waits for a longer sentence on the other one.
-        let rate = voice.config.audio.sample_rate;
-        let mut queue = std::collections::VecDeque::new();
+        // Phonemized first (quick); then each net takes the next waiting text.
         let mut out: Vec<Option<Result<SpeechAudio>>> = Vec::with_capacity(texts.len());
-        for (i, text) in texts.iter().enumerate() {
+        let mut jobs = Vec::new();
+        for text in texts {
             match self.ready(&voice, text, prosody).await {
                 Ok(Some(r)) => {
-                    queue.push_back((i, r));
+                    jobs.push(r);
                     out.push(None);
                 }
-                Ok(None) => out.push(Some(Ok(SpeechAudio {
-                    samples: Vec::new(),
-                    sample_rate: rate,
-                }))),
+                Ok(None) => out.push(Some(Ok(Self::silence(&voice)))),
                 Err(e) => out.push(Some(Err(e))),
             }
         }
-        let queue = Arc::new(Mutex::new(queue));
-        let workers: Vec<_> = sessions
-            .into_iter()
-            .map(|session| {
-                let queue = queue.clone();
-                tokio::task::spawn_blocking(move || {
-                    let mut done = Vec::new();
-                    loop {
-                        let next = queue.lock().ok().and_then(|mut q| q.pop_front());
-                        let Some((i, ready)) = next else {
-                            return done;
-                        };
-                        let sample_rate = ready.sample_rate;
-                        done.push((
-                            i,
-                            run_now(&session, ready).map(|samples| SpeechAudio {
-                                samples,
-                                sample_rate,
-                            }),
-                        ));
-                    }
-                })
+        let cut = voice.cut.get().cloned().flatten();
+        let pending = side_by_side(nets, jobs, move |net, ready: Ready| {
+            let sample_rate = ready.sample_rate;
+            speak(net, cut.as_ref(), &ready).map(|samples| SpeechAudio {
+                samples,
+                sample_rate,
             })
-            .collect();
-        for w in workers {
-            match w.await {
-                Ok(done) => {
-                    for (i, r) in done {
-                        out[i] = Some(r);
-                    }
-                }
-                Err(e) => tracing::error!(error = %e, "a piper worker failed"),
-            }
+        });
+        let mut pending = pending.into_iter();
+        let mut results = Vec::with_capacity(out.len());
+        for slot in out {
+            results.push(match slot {
+                Some(done) => done,
+                None => match pending.next() {
+                    Some(p) => outcome(p).await,
+                    None => Err(Error::internal("a piper run was lost")),
+                },
+            });
         }
-        out.into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(Error::internal("a piper run was lost"))))
-            .collect()
+        results
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The real voice from `MAXIMIN_TEST_MODELS` (scripts/provision-models).
+    use super::*;
+
+    fn engine(threads: usize) -> PiperEngine {
+        let root = std::env::var_os("MAXIMIN_TEST_MODELS")
+            .expect("MAXIMIN_TEST_MODELS: a data dir provisioned by scripts/provision-models");
+        let models = PathBuf::from(root).join("models");
+        let lib = models.join("onnxruntime").join("libonnxruntime.so");
+        let e = PiperEngine::new(
+            &models,
+            Some(&lib),
+            EspeakEngine::shared().expect("espeak"),
+            threads,
+        );
+        assert!(e.unavailable().is_none(), "{:?}", e.unavailable());
+        e
+    }
+
+    const VOICE: &str = "en_US-joe-medium";
+
+    /// Without noise the frames are the same every run.
+    async fn quiet(e: &PiperEngine, text: &str) -> (Arc<Voice>, Ready) {
+        let voice = e.voice(VOICE).expect("voice");
+        let mut ready = e
+            .ready(&voice, text, Prosody::default())
+            .await
+            .expect("phonemes")
+            .expect("something to say");
+        ready.scales = vec![0.0, 1.0, 0.0];
+        (voice, ready)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn parts_decoded_side_by_side_are_the_whole_decoded_at_once() {
+        let e = engine(2);
+        let text = "A sentence long enough to be decoded in several parts, \
+                    side by side, on single threaded sessions of the voice.";
+        let (voice, ready) = quiet(&e, text).await;
+        let (cut, z) = e
+            .frames(&voice, ready.clone())
+            .await
+            .expect("encoded")
+            .expect("Piper's own export is cut before its decoder");
+        assert!(z.len > FIRST_FRAMES + MAX_PART_FRAMES, "{} frames", z.len);
+        // Whole, on the wide net's 1-D decoder.
+        let wide = e.wide(&voice).await.expect("wide");
+        let whole = {
+            let (cut, z) = (cut.clone(), z.clone());
+            blocking(move || decode(&mut *lock(&wide)?, &cut, &z, 0..z.len))
+                .await
+                .expect("decoded")
+        };
+        assert_eq!(whole.len() % z.len, 0);
+        // In parts (more than there are threads: at most MAX_PART_FRAMES
+        // each, and a short first stretch), on the 2-D decoders.
+        let len = z.len;
+        let mut joined = decode_now(&e, &voice, &cut, &z, 0..FIRST_FRAMES).await;
+        let pending = e
+            .decode_parts(&voice, &cut, z.clone(), FIRST_FRAMES..len)
+            .await
+            .expect("parts");
+        assert!(pending.len() >= 2, "{} parts", pending.len());
+        for p in pending {
+            joined.extend(outcome(p).await.expect("part"));
+        }
+        assert_eq!(joined.len(), whole.len());
+        let worst = whole
+            .iter()
+            .zip(&joined)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        let loud = whole.iter().fold(0f32, |m, x| m.max(x.abs()));
+        assert!(loud > 0.1, "audible: {loud}");
+        assert!(worst < 1e-4, "parts differ from the whole by {worst}");
+
+        // With too little context, the seams show: the test can tell.
+        let thin = Cut {
+            context: 2,
+            ..cut.clone()
+        };
+        let mut seamed = Vec::new();
+        for r in parts(0..len, 4) {
+            seamed.extend(decode_now(&e, &voice, &thin, &z, r).await);
+        }
+        let worst = whole
+            .iter()
+            .zip(&seamed)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst > 1e-3, "seams too small to see: {worst}");
+    }
+
+    async fn decode_now(
+        e: &PiperEngine,
+        voice: &Arc<Voice>,
+        cut: &Cut,
+        z: &Arc<Frames>,
+        range: std::ops::Range<usize>,
+    ) -> Vec<f32> {
+        let wide = e.wide(voice).await.expect("wide");
+        let (cut, z) = (cut.clone(), z.clone());
+        blocking(move || decode(&mut *lock(&wide)?, &cut, &z, range))
+            .await
+            .expect("decoded")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_streamed_sentence_comes_in_pieces_the_first_one_short() {
+        let e = engine(2);
+        let text = "The first piece of this sentence is sent long before the rest of it is ready.";
+        let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+        let speak = e.synthesize_streamed(VOICE, text, Prosody::default(), tx);
+        let (done, pieces) = tokio::join!(speak, async move {
+            let mut pieces = Vec::new();
+            while let Some(p) = rx.recv().await {
+                pieces.push(p);
+            }
+            pieces
+        });
+        done.expect("spoken");
+        assert!(pieces.len() >= 2, "{} pieces", pieces.len());
+        assert!(pieces.iter().all(|p| p.sample_rate == 22_050));
+        // FIRST_FRAMES frames of 256 samples.
+        assert_eq!(pieces[0].samples.len(), FIRST_FRAMES * 256);
+        let secs = pieces.iter().map(|p| p.samples.len()).sum::<usize>() as f32 / 22_050.0;
+        assert!((3.0..9.0).contains(&secs), "{secs} s");
+
+        // A listener who leaves stops the work without an error.
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        drop(rx);
+        e.synthesize_streamed(VOICE, text, Prosody::default(), tx)
+            .await
+            .expect("no error when nobody listens");
     }
 }

@@ -592,6 +592,17 @@ pub(crate) struct Synth {
     bytes: u64,
     /// Sentence timings so far (for subtitles).
     subtitles: Vec<Subtitle>,
+    /// The first sentence of a streamed response, arriving in pieces.
+    streaming: Option<Streaming>,
+}
+
+/// A sentence the engine sends in pieces ([`SpeechEngine::synthesize_streamed`]).
+struct Streaming {
+    text: String,
+    /// Where its audio starts, in samples (known with its first piece).
+    begin: Option<u64>,
+    pieces: tokio::sync::mpsc::Receiver<SpeechAudio>,
+    task: tokio::task::JoinHandle<Result<(), Error>>,
 }
 
 /// A whole synthesis (see [`Synth::whole_audio`]).
@@ -693,6 +704,7 @@ impl Synth {
             input_rate: 0,
             bytes: 0,
             subtitles: Vec::new(),
+            streaming: None,
         }
     }
 
@@ -721,51 +733,85 @@ impl Synth {
 
     /// The next piece's bytes; `None` when every piece is done.
     ///
-    /// The first sentence is synthesised on its own (it is the first audio);
-    /// after it, runs of sentences are handed to the engine together, which
-    /// speaks as many side by side as it can ([`SpeechEngine::side_by_side`]),
-    /// and come out one by one, in order.
+    /// The first sentence of a streamed response is spoken on its own, and
+    /// comes out in pieces as the engine finishes them (it is the first
+    /// audio); after it, runs of sentences are handed to the engine
+    /// together, which speaks as many side by side as it can
+    /// ([`SpeechEngine::side_by_side`]), and come out one by one, in order.
     pub(crate) async fn next(&mut self) -> Option<Result<Vec<u8>, Error>> {
-        if let Some((text, audio)) = self.spoken.pop_front() {
-            return Some(audio.and_then(|a| self.take(&text, a)));
-        }
-        let piece = self.pieces.pop_front()?;
-        Some(match piece {
-            Piece::Pause(secs) => self.pause(secs),
-            Piece::Text(text) => {
-                // Up to four texts per engine thread at a time: enough that the
-                // threads stay busy, few enough that streamed chunks keep
-                // coming well ahead of playback (runs are ~20x real time).
-                let width = self.plan.engine.side_by_side();
-                let batch = if width > 1 { width * 4 } else { 1 };
-                let mut texts = vec![text];
-                while self.spoke && texts.len() < batch {
-                    let Some(Piece::Text(_)) = self.pieces.front() else {
-                        break;
-                    };
-                    if let Some(Piece::Text(t)) = self.pieces.pop_front() {
-                        texts.push(t);
+        loop {
+            if let Some(mut s) = self.streaming.take() {
+                if let Some(audio) = s.pieces.recv().await {
+                    let played = self.play(audio);
+                    if let Ok((_, begin)) = &played {
+                        s.begin.get_or_insert(*begin);
+                        self.streaming = Some(s);
                     }
+                    return Some(played.map(|(bytes, _)| bytes));
                 }
-                self.spoke = true;
-                let (engine, voice, prosody) = (
-                    self.plan.engine.clone(),
-                    self.plan.voice.clone(),
-                    self.plan.prosody,
-                );
-                let results = if texts.len() == 1 {
-                    vec![engine.synthesize(&voice, &texts[0], prosody).await]
-                } else {
-                    engine.synthesize_all(&voice, &texts, prosody).await
-                };
-                let mut results = texts.into_iter().zip(results);
-                let Some((text, first)) = results.next() else {
-                    return Some(Err(Error::internal("the speech engine returned no audio")));
-                };
-                self.spoken.extend(results);
-                first.and_then(|a| self.take(&text, a))
+                match s.task.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Some(Err(e)),
+                    Err(e) => return Some(Err(Error::internal(format!("speech task: {e}")))),
+                }
+                let begin = s.begin.unwrap_or(self.samples_in);
+                self.note(&s.text, begin);
+                continue;
             }
-        })
+            if let Some((text, audio)) = self.spoken.pop_front() {
+                return Some(audio.and_then(|a| self.take(&text, a)));
+            }
+            let piece = self.pieces.pop_front()?;
+            let text = match piece {
+                Piece::Pause(secs) => return Some(self.pause(secs)),
+                Piece::Text(text) => text,
+            };
+            let (engine, voice, prosody) = (
+                self.plan.engine.clone(),
+                self.plan.voice.clone(),
+                self.plan.prosody,
+            );
+            if !self.spoke {
+                self.spoke = true;
+                let (tx, pieces) = tokio::sync::mpsc::channel(4);
+                let said = text.clone();
+                let task = tokio::spawn(async move {
+                    engine.synthesize_streamed(&voice, &said, prosody, tx).await
+                });
+                self.streaming = Some(Streaming {
+                    text,
+                    begin: None,
+                    pieces,
+                    task,
+                });
+                continue;
+            }
+            // Up to four texts per engine thread at a time: enough that the
+            // threads stay busy, few enough that streamed chunks keep
+            // coming well ahead of playback (runs are ~20x real time).
+            let width = engine.side_by_side();
+            let batch = if width > 1 { width * 4 } else { 1 };
+            let mut texts = vec![text];
+            while texts.len() < batch {
+                let Some(Piece::Text(_)) = self.pieces.front() else {
+                    break;
+                };
+                if let Some(Piece::Text(t)) = self.pieces.pop_front() {
+                    texts.push(t);
+                }
+            }
+            let results = if texts.len() == 1 {
+                vec![engine.synthesize(&voice, &texts[0], prosody).await]
+            } else {
+                engine.synthesize_all(&voice, &texts, prosody).await
+            };
+            let mut results = texts.into_iter().zip(results);
+            let Some((text, first)) = results.next() else {
+                return Some(Err(Error::internal("the speech engine returned no audio")));
+            };
+            self.spoken.extend(results);
+            return Some(first.and_then(|a| self.take(&text, a)));
+        }
     }
 
     fn pause(&mut self, secs: f32) -> Result<Vec<u8>, Error> {
@@ -778,18 +824,29 @@ impl Synth {
     }
 
     /// One sentence's samples, at the request's volume, encoded; its timing noted.
-    fn take(&mut self, text: &str, mut audio: SpeechAudio) -> Result<Vec<u8>, Error> {
+    fn take(&mut self, text: &str, audio: SpeechAudio) -> Result<Vec<u8>, Error> {
+        let (bytes, begin) = self.play(audio)?;
+        self.note(text, begin);
+        Ok(bytes)
+    }
+
+    /// Samples at the request's volume, encoded; and the sample they start at.
+    fn play(&mut self, mut audio: SpeechAudio) -> Result<(Vec<u8>, u64), Error> {
         if self.plan.gain != 1.0 {
             for s in &mut audio.samples {
                 *s = (*s * self.plan.gain).clamp(-1.0, 1.0);
             }
         }
         let out = self.feed(audio.sample_rate, &audio.samples)?;
+        Ok((out, self.samples_in - audio.samples.len() as u64))
+    }
+
+    /// The subtitles of `text`, spoken from sample `begin` to what has been fed.
+    fn note(&mut self, text: &str, begin: u64) {
         let rate = f64::from(self.input_rate.max(1));
         let end = self.samples_in as f64 * 1000.0 / rate;
-        let begin = end - audio.samples.len() as f64 * 1000.0 / rate;
+        let begin = begin as f64 * 1000.0 / rate;
         self.subtitles.extend(subtitle_segments(text, begin, end));
-        Ok(out)
     }
 
     /// Encodes samples at `rate`. The encoder is made on first use (an
