@@ -351,14 +351,25 @@ fn with_graph(model: &[Field<'_>], graph: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The decoder's receptive field in frames, either side, from its
-/// convolutions in order: a convolution reaches `(k - 1) / 2 * d` samples at
-/// its own rate, an upsampling one `(k - 1) / 2 / stride` of its input's.
-/// Parallel branches are summed, which over-counts (safely).
-fn receptive_field(nodes: &[&Node<'_>]) -> usize {
-    let mut frames = 0f64;
-    let mut rate = 1f64; // samples per frame where the node runs
+/// The decoder's receptive field in frames, either side: how far each
+/// tensor reaches, followed from the frames through the nodes in order. A
+/// convolution adds `(k - 1) / 2 * d` samples at its own rate, an upsampling
+/// one `(k - 1) / 2 / stride` samples of its input's; where branches meet
+/// (HiFi-GAN's parallel residual blocks) the farthest counts. Rounded up,
+/// plus one frame to spare.
+fn receptive_field(nodes: &[&Node<'_>], frames: &str) -> usize {
+    // Per tensor: (reach in frames, samples per frame).
+    let mut reach = std::collections::HashMap::from([(frames, (0f64, 1f64))]);
+    let mut widest = 0f64;
     for n in nodes {
+        let Some((far, rate)) = n
+            .inputs
+            .iter()
+            .filter_map(|x| reach.get(x.as_str()).copied())
+            .reduce(|a, b| (a.0.max(b.0), a.1))
+        else {
+            continue;
+        };
         let first = |name| {
             n.attr(name)
                 .and_then(|v| v.first().copied())
@@ -366,17 +377,20 @@ fn receptive_field(nodes: &[&Node<'_>]) -> usize {
                 .max(1) as f64
         };
         let k = first("kernel_shape");
-        match n.op.as_str() {
-            "Conv" => frames += (k - 1.0) / 2.0 * first("dilations") / rate,
+        let out = match n.op.as_str() {
+            "Conv" => (far + (k - 1.0) / 2.0 * first("dilations") / rate, rate),
             "ConvTranspose" => {
                 let s = first("strides");
-                frames += (k - 1.0) / 2.0 / s / rate;
-                rate *= s;
+                (far + (k - 1.0) / 2.0 / s / rate, rate * s)
             }
-            _ => {}
+            _ => (far, rate),
+        };
+        widest = widest.max(out.0);
+        for o in &n.outputs {
+            reach.insert(o.as_str(), out);
         }
     }
-    frames.ceil() as usize + 2
+    widest.ceil() as usize + 1
 }
 
 /// Cuts a Piper voice before its decoder (the nodes under `/dec/`, as
@@ -438,7 +452,7 @@ pub fn split(model: &[u8]) -> Result<Option<Split>, Fail> {
         encoder: with_graph(&top, &encoder_graph),
         decoder: with_graph(&top, &decoder_graph),
         frames: frames.to_owned(),
-        context: receptive_field(&dec),
+        context: receptive_field(&dec, frames),
     }))
 }
 
@@ -742,11 +756,20 @@ mod tests {
             &["c"],
             &[("kernel_shape", &[7]), ("dilations", &[12])],
         ));
+        // A parallel branch that reaches less far, as HiFi-GAN's blocks.
+        g.extend(node(
+            "/dec/convs.1/Conv",
+            "Conv",
+            &["b", "w_res2"],
+            &["c2"],
+            &[("kernel_shape", &[7]), ("dilations", &[3])],
+        ));
+        g.extend(node("/dec/Add", "Add", &["c", "c2"], &["d"], &[]));
         g.extend(node("/enc_p/Constant", "Constant", &[], &["axis"], &[]));
         g.extend(node(
             "/Unsqueeze",
             "Unsqueeze",
-            &["c", "axis"],
+            &["d", "axis"],
             &["output"],
             &[],
         ));
@@ -755,6 +778,7 @@ mod tests {
             ("w_pre", &[4, 3, 7]),
             ("w_up", &[4, 4, 16]),
             ("w_res", &[4, 4, 7]),
+            ("w_res2", &[4, 4, 7]),
         ] {
             g.extend(initializer(w, dims));
         }
@@ -819,16 +843,19 @@ mod tests {
                 "/dec/conv_pre/Conv",
                 "/dec/ups.0/ConvTranspose",
                 "/dec/convs.0/Conv",
+                "/dec/convs.1/Conv",
+                "/dec/Add",
                 "/enc_p/Constant",
                 "/Unsqueeze"
             ]
         );
-        assert_eq!(dec.initializers, ["w_pre", "w_up", "w_res"]);
+        assert_eq!(dec.initializers, ["w_pre", "w_up", "w_res", "w_res2"]);
         assert_eq!(dec.inputs, ["z"]);
         assert_eq!(dec.outputs, ["output"]);
-        // 3 frames (kernel 7), 15/16 (kernel 16, stride 8), 36 samples at
-        // 8 per frame (kernel 7, dilation 12): 8.4, rounded up, and 2 spare.
-        assert_eq!(s.context, 11);
+        // 3 frames (kernel 7), 15/16 (kernel 16, stride 8), then the farther
+        // branch: 36 samples at 8 per frame (kernel 7, dilation 12): 8.4,
+        // rounded up, and 1 spare. (Adding the other branch's 9 would be 11.)
+        assert_eq!(s.context, 10);
     }
 
     #[test]
@@ -856,6 +883,10 @@ mod tests {
                 "Unsqueeze",
                 "Conv",
                 "Squeeze",
+                "Unsqueeze",
+                "Conv",
+                "Squeeze",
+                "Add",
                 "Constant",
                 "Unsqueeze"
             ]
