@@ -27,6 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from local_models import ROOT, log, serving, target_dir, venv  # noqa: E402
 
 PIPER_TTS = "piper-tts==1.8.0"
+# Seconds between one side's round and the other's: ONNX Runtime's threads
+# keep spinning for a while after a run (piper-tts's do), which would slow
+# whichever side runs next. Each side then warms up with one short text right
+# before its round, so neither starts from idle cores.
+QUIET = 0.3
 VOICE = "models/speech-2.8-hd/en_US-joe-medium.onnx"
 TEXTS = [
     "The quick brown fox jumps over the lazy dog.",
@@ -92,6 +97,7 @@ def stream_t2a(base, key, model, text, stream=True):
 def maximin_round(base, key, model):
     """One round over the texts: (first chunk ms of a streamed request,
     real-time factor of a whole one) per text."""
+    stream_t2a(base, key, model, "Warm up.", stream=False)  # as the peer does
     out = []
     for text in TEXTS:
         first, _, _ = stream_t2a(base, key, model, text)
@@ -148,9 +154,11 @@ def main():
         # speed reaches both alike.
         for _ in range(a.rounds):
             mm.append(maximin_round(base, key, "speech-2.8-hd"))
+            time.sleep(QUIET)
             peer.stdin.write("round\n")
             peer.stdin.flush()
             pp.append(json.loads(peer.stdout.readline()))
+            time.sleep(QUIET)
         for _ in range(a.rounds):
             espeak.append(maximin_round(base, key, "speech-2.8-turbo"))
         memory = server_memory(base)

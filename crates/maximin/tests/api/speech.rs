@@ -485,11 +485,13 @@ async fn sentences_spoken_side_by_side_come_out_in_order() {
     // Each sentence takes longer to say than the one before: after the
     // first, the neural engine speaks them side by side, and any sentence
     // out of its place would break the rising durations.
+    // The first is long enough to come in pieces (a short first stretch,
+    // then the rest), which its subtitle must still time as one sentence.
     let sentences = [
-        "Hi.",
-        "Good morning to you.",
-        "This one is quite a bit longer than the greeting was.",
-        "And this sentence, the longest of them all by some way, takes far more time to say than any before it.",
+        "Hello there, friend.",
+        "Good morning to you, and welcome to the show.",
+        "This one is quite a bit longer than the greeting was, by a good few words.",
+        "And this sentence, the longest of them all by some way, takes far more time to say than any before it, as you will hear.",
     ];
     let text = sentences.join(" ");
     let resp = s
@@ -545,6 +547,16 @@ async fn sentences_spoken_side_by_side_come_out_in_order() {
             w[0] * 1.2 < w[1],
             "each sentence should last longer than the one before: {durations:?}"
         );
+    }
+    // No pauses: the segments start at 0 and follow each other without gaps.
+    let mut at = 0.0;
+    for seg in &subs {
+        let begin = seg["time_begin"].as_f64().expect("begin");
+        assert!(
+            (begin - at).abs() < 1.0,
+            "a gap before {seg} (after {at} ms)"
+        );
+        at = seg["time_end"].as_f64().expect("end");
     }
     // And the streamed audio is all of it: 16-bit mono at 22,050 Hz.
     let end = subs[subs.len() - 1]["time_end"].as_f64().expect("end");
