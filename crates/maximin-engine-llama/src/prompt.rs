@@ -112,18 +112,19 @@ pub fn tool_instructions(tools: &[Tool], mode: &ToolMode) -> String {
     )
 }
 
-/// Parses a call as the grammar produced it.
-pub fn parse_call(text: &str) -> Result<(String, String), Error> {
+/// Parses a call as the grammar produced it. A call cut short by
+/// `max_tokens` does not parse; the caller returns it as text, which is no
+/// server error (so this is a plain reason, not a logged [`Error`]).
+pub fn parse_call(text: &str) -> Result<(String, String), String> {
     let body = text
         .trim()
         .trim_start_matches(CALL_OPEN)
         .trim_end_matches(CALL_CLOSE)
         .trim();
-    let v: Value = serde_json::from_str(body)
-        .map_err(|e| Error::internal(format!("tool call is not JSON: {e}")))?;
+    let v: Value = serde_json::from_str(body).map_err(|e| format!("tool call is not JSON: {e}"))?;
     let name = v["name"]
         .as_str()
-        .ok_or_else(|| Error::internal("tool call has no name"))?
+        .ok_or_else(|| "tool call has no name".to_owned())?
         .to_owned();
     Ok((name, v["arguments"].to_string()))
 }

@@ -53,15 +53,19 @@ def tools():
     tools = [{"name": "get_weather", "description": "Current weather of a city",
               "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
     msgs = [{"role": "user", "content": "What is the weather in Paris?"}]
-    m = c.messages.create(model=CHAT, max_tokens=64, tools=tools, tool_choice={"type": "any"}, messages=msgs)
+    # Greedy (see chat()): sampled, the call could run past max_tokens.
+    greedy = {"temperature": 0}
+    m = c.messages.create(model=CHAT, max_tokens=64, tools=tools, tool_choice={"type": "any"}, messages=msgs,
+                          extra_body=greedy)
     use = [b for b in m.content if b.type == "tool_use"][0]
     msgs.append({"role": "assistant", "content": [b.model_dump() for b in m.content]})
     msgs.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id,
                                               "content": json.dumps({"temp_c": 21, "sky": "clear"})}]})
-    m2 = c.messages.create(model=CHAT, max_tokens=32, tools=tools, tool_choice={"type": "none"}, messages=msgs)
+    m2 = c.messages.create(model=CHAT, max_tokens=32, tools=tools, tool_choice={"type": "none"}, messages=msgs,
+                           extra_body=greedy)
     # The same call, streamed: the tool_use block arrives as input_json_delta.
     with c.messages.stream(model=CHAT, max_tokens=64, tools=tools, tool_choice={"type": "any"},
-                           messages=msgs[:1]) as s:
+                           messages=msgs[:1], extra_body=greedy) as s:
         streamed = s.get_final_message()
     suse = [b for b in streamed.content if b.type == "tool_use"][0]
     return {"stop_reason": m.stop_reason, "name": use.name, "input": use.input, "id": use.id,

@@ -65,13 +65,17 @@ def tools():
         "name": "get_weather", "description": "Current weather of a city",
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
     msgs = [{"role": "user", "content": "What is the weather in Paris?"}]
-    r = c.chat.completions.create(model=CHAT, messages=msgs, tools=tools, tool_choice="required", max_tokens=64)
+    # Greedy: sampled, the 270M model sometimes wandered into a city name
+    # longer than the 64 tokens and the call came back cut short, as text.
+    r = c.chat.completions.create(model=CHAT, messages=msgs, tools=tools, tool_choice="required", max_tokens=64,
+                                  temperature=0, seed=7)
     call = r.choices[0].message.tool_calls[0]
     args = json.loads(call.function.arguments)
     msgs.append(r.choices[0].message.model_dump(exclude_none=True))
     msgs.append({"role": "tool", "tool_call_id": call.id, "content": json.dumps({"temp_c": 21, "sky": "clear"})})
     # The answer in words: tool_choice "none" after the result.
-    r2 = c.chat.completions.create(model=CHAT, messages=msgs, tools=tools, tool_choice="none", max_tokens=32)
+    r2 = c.chat.completions.create(model=CHAT, messages=msgs, tools=tools, tool_choice="none", max_tokens=32,
+                                   temperature=0, seed=7)
     return {"finish_reason": r.choices[0].finish_reason, "name": call.function.name, "args": args,
             "call_id": call.id, "answer": r2.choices[0].message.content,
             "answer_finish": r2.choices[0].finish_reason,
