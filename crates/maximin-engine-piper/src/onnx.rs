@@ -121,6 +121,41 @@ fn text(bytes: &[u8]) -> Result<String, Fail> {
     String::from_utf8(bytes.to_vec()).map_err(|_| "a name is not UTF-8".into())
 }
 
+/// The integers of a repeated integer field, written one by one or packed.
+fn push_ints(value: &Value<'_>, out: &mut Vec<u64>) -> Result<(), Fail> {
+    match value {
+        Value::Varint(v) => out.push(*v),
+        Value::Bytes(b) => {
+            let mut at = 0;
+            while at < b.len() {
+                out.push(varint(b, &mut at)?);
+            }
+        }
+        Value::Fixed => return Err("an integer list of fixed width".into()),
+    }
+    Ok(())
+}
+
+/// The message inside one field's bytes (key included).
+fn inner(raw: &[u8]) -> Result<&[u8], Fail> {
+    match fields(raw)?.first().map(|f| &f.value) {
+        Some(Value::Bytes(body)) => Ok(body),
+        _ => Err("a field is not a message".into()),
+    }
+}
+
+/// The graph of a model's fields.
+fn graph_body<'a>(model: &[Field<'a>]) -> Result<&'a [u8], Fail> {
+    match model
+        .iter()
+        .find(|f| f.num == MODEL_GRAPH)
+        .map(|f| &f.value)
+    {
+        Some(Value::Bytes(body)) => Ok(body),
+        _ => Err("the model has no graph".into()),
+    }
+}
+
 /// The string in field `num` of a message (a name), if any.
 fn name_of(msg: &[u8], num: u64) -> Result<Option<String>, Fail> {
     for f in fields(msg)? {
@@ -171,7 +206,7 @@ struct Node<'a> {
     inputs: Vec<String>,
     outputs: Vec<String>,
     /// Integer-list attributes by name (kernel_shape, strides, dilations…).
-    ints: Vec<(String, Vec<i64>)>,
+    ints: Vec<(String, Vec<u64>)>,
     /// Holds a subgraph (If, Loop, Scan): its outer references are unknown here.
     nested: bool,
 }
@@ -197,16 +232,9 @@ fn parse_node<'a>(raw: &'a [u8], body: &'a [u8]) -> Result<Node<'a>, Fail> {
                 let mut name = String::new();
                 let mut ints = Vec::new();
                 for a in fields(b)? {
-                    match (a.num, a.value) {
+                    match (a.num, &a.value) {
                         (ATTR_NAME, Value::Bytes(b)) => name = text(b)?,
-                        (ATTR_INTS, Value::Varint(v)) => ints.push(v as i64),
-                        // Packed, as some writers do.
-                        (ATTR_INTS, Value::Bytes(b)) => {
-                            let mut at = 0;
-                            while at < b.len() {
-                                ints.push(varint(b, &mut at)? as i64);
-                            }
-                        }
+                        (ATTR_INTS, v) => push_ints(v, &mut ints)?,
                         (ATTR_G | ATTR_GRAPHS, _) => n.nested = true,
                         _ => {}
                     }
@@ -220,7 +248,7 @@ fn parse_node<'a>(raw: &'a [u8], body: &'a [u8]) -> Result<Node<'a>, Fail> {
 }
 
 impl Node<'_> {
-    fn attr(&self, name: &str) -> Option<&[i64]> {
+    fn attr(&self, name: &str) -> Option<&[u64]> {
         self.ints
             .iter()
             .find(|(n, _)| n == name)
@@ -398,10 +426,7 @@ fn receptive_field(nodes: &[&Node<'_>], frames: &str) -> usize {
 /// no such nodes, more than one tensor entering them, or nested graphs.
 pub fn split(model: &[u8]) -> Result<Option<Split>, Fail> {
     let top = fields(model)?;
-    let Some(Value::Bytes(body)) = top.iter().find(|f| f.num == MODEL_GRAPH).map(|f| &f.value)
-    else {
-        return Err("the model has no graph".into());
-    };
+    let body = graph_body(&top)?;
     let graph = parse_graph(body)?;
     if graph.nodes.iter().any(|n| n.nested) {
         return Ok(None);
@@ -465,10 +490,7 @@ pub fn split(model: &[u8]) -> Result<Option<Split>, Fail> {
 /// or are shared with other nodes, are left as they are.
 pub fn conv2d(model: &[u8]) -> Result<Vec<u8>, Fail> {
     let top = fields(model)?;
-    let Some(Value::Bytes(body)) = top.iter().find(|f| f.num == MODEL_GRAPH).map(|f| &f.value)
-    else {
-        return Err("the model has no graph".into());
-    };
+    let body = graph_body(&top)?;
     let axes_as_input = opset(&top)? >= 13;
     let graph = parse_graph(body)?;
     let mut rank = std::collections::HashMap::new();
@@ -531,7 +553,7 @@ pub fn conv2d(model: &[u8]) -> Result<Vec<u8>, Fail> {
             field(GRAPH_NODE, &m)
         };
         g.extend(reshape("Unsqueeze", &n.inputs[0], &x4));
-        g.extend(field(GRAPH_NODE, &conv_node_2d(n.raw, &x4, &y4)?));
+        g.extend(field(GRAPH_NODE, &conv_node_2d(n, &x4, &y4)?));
         g.extend(reshape("Squeeze", &y4, &n.outputs[0]));
     }
     for (name, raw) in &graph.initializers {
@@ -579,22 +601,11 @@ fn opset(model: &[Field<'_>]) -> Result<u64, Fail> {
 }
 
 /// A tensor's dims (the field bytes of a `TensorProto`, key included).
-fn tensor_dims(raw: &[u8]) -> Result<Vec<i64>, Fail> {
-    let outer = fields(raw)?;
-    let Some(Value::Bytes(body)) = outer.first().map(|f| &f.value) else {
-        return Err("an initializer is not a message".into());
-    };
+fn tensor_dims(raw: &[u8]) -> Result<Vec<u64>, Fail> {
     let mut dims = Vec::new();
-    for f in fields(body)? {
-        match (f.num, f.value) {
-            (TENSOR_DIMS, Value::Varint(v)) => dims.push(v as i64),
-            (TENSOR_DIMS, Value::Bytes(b)) => {
-                let mut at = 0;
-                while at < b.len() {
-                    dims.push(varint(b, &mut at)? as i64);
-                }
-            }
-            _ => {}
+    for f in fields(inner(raw)?)? {
+        if f.num == TENSOR_DIMS {
+            push_ints(&f.value, &mut dims)?;
         }
     }
     Ok(dims)
@@ -602,14 +613,13 @@ fn tensor_dims(raw: &[u8]) -> Result<Vec<i64>, Fail> {
 
 /// A rank-3 weight `[out, in, k]` as `[out, in, 1, k]` (the same bytes).
 fn tensor_2d(raw: &[u8]) -> Result<Vec<u8>, Fail> {
-    let dims = tensor_dims(raw)?;
-    let outer = fields(raw)?;
-    let Some(Value::Bytes(body)) = outer.first().map(|f| &f.value) else {
-        return Err("an initializer is not a message".into());
+    let [o, i, k] = tensor_dims(raw)?[..] else {
+        return Err("a 1-D convolution's weights are not of rank 3".into());
     };
+    let body = inner(raw)?;
     let mut t = Vec::with_capacity(body.len() + 16);
-    for d in [dims[0], dims[1], 1, dims[2]] {
-        put_varint_field(&mut t, TENSOR_DIMS, d as u64);
+    for d in [o, i, 1, k] {
+        put_varint_field(&mut t, TENSOR_DIMS, d);
     }
     for f in fields(body)? {
         if f.num != TENSOR_DIMS {
@@ -619,14 +629,10 @@ fn tensor_2d(raw: &[u8]) -> Result<Vec<u8>, Fail> {
     Ok(t)
 }
 
-/// A 1-D `Conv` node (field bytes, key included) as a 2-D one reading `x`
-/// and writing `y`: a leading 1 for kernel, strides and dilations, a leading
-/// 0 for both ends of the pads.
-fn conv_node_2d(raw: &[u8], x: &str, y: &str) -> Result<Vec<u8>, Fail> {
-    let outer = fields(raw)?;
-    let Some(Value::Bytes(body)) = outer.first().map(|f| &f.value) else {
-        return Err("a node is not a message".into());
-    };
+/// A 1-D `Conv` node as a 2-D one reading `x` and writing `y`: a leading 1
+/// for kernel, strides and dilations, a leading 0 for both ends of the pads.
+fn conv_node_2d(n: &Node<'_>, x: &str, y: &str) -> Result<Vec<u8>, Fail> {
+    let body = inner(n.raw)?;
     let mut m = Vec::with_capacity(body.len() + 32);
     let (mut first_in, mut first_out) = (true, true);
     for f in fields(body)? {
@@ -641,32 +647,17 @@ fn conv_node_2d(raw: &[u8], x: &str, y: &str) -> Result<Vec<u8>, Fail> {
             }
             (NODE_ATTRIBUTE, Value::Bytes(a)) => {
                 let name = name_of(a, ATTR_NAME)?.unwrap_or_default();
-                let lead: &[u64] = match name.as_str() {
-                    "kernel_shape" | "strides" | "dilations" => &[1],
-                    "pads" => &[0],
+                let ints = n.attr(&name).unwrap_or_default();
+                let new: Vec<u64> = match (name.as_str(), ints) {
+                    ("kernel_shape" | "strides" | "dilations", _) => {
+                        std::iter::once(1).chain(ints.iter().copied()).collect()
+                    }
+                    // [begin, end] → [0, begin, 0, end].
+                    ("pads", [begin, end]) => vec![0, *begin, 0, *end],
                     _ => {
                         m.extend_from_slice(f.raw);
                         continue;
                     }
-                };
-                let mut ints = Vec::new();
-                for x in fields(a)? {
-                    match (x.num, x.value) {
-                        (ATTR_INTS, Value::Varint(v)) => ints.push(v),
-                        (ATTR_INTS, Value::Bytes(b)) => {
-                            let mut at = 0;
-                            while at < b.len() {
-                                ints.push(varint(b, &mut at)?);
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                // pads are [begin, end]: [0, begin, 0, end].
-                let new: Vec<u64> = if name == "pads" && ints.len() == 2 {
-                    vec![0, ints[0], 0, ints[1]]
-                } else {
-                    lead.iter().copied().chain(ints).collect()
                 };
                 let mut attr = Vec::new();
                 put_bytes(&mut attr, ATTR_NAME, name.as_bytes());
@@ -806,11 +797,7 @@ mod tests {
 
     fn graph_of(model: &[u8]) -> Seen {
         let top = fields(model).expect("model");
-        let body = top.iter().find_map(|f| match (f.num, &f.value) {
-            (MODEL_GRAPH, Value::Bytes(b)) => Some(*b),
-            _ => None,
-        });
-        let g = parse_graph(body.expect("graph")).expect("graph parses");
+        let g = parse_graph(graph_body(&top).expect("graph")).expect("graph parses");
         let names = |v: &[(String, &[u8])]| v.iter().map(|(n, _)| n.clone()).collect();
         Seen {
             model_fields: top.iter().map(|f| f.num).collect(),
@@ -862,14 +849,7 @@ mod tests {
     fn one_dimensional_convolutions_become_two_dimensional() {
         let m = conv2d(&model()).expect("rewritten");
         let top = fields(&m).expect("model");
-        let body = top
-            .iter()
-            .find_map(|f| match (f.num, &f.value) {
-                (MODEL_GRAPH, Value::Bytes(b)) => Some(*b),
-                _ => None,
-            })
-            .expect("graph");
-        let g = parse_graph(body).expect("graph parses");
+        let g = parse_graph(graph_body(&top).expect("graph")).expect("graph parses");
         let ops: Vec<&str> = g.nodes.iter().map(|n| n.op.as_str()).collect();
         assert_eq!(
             ops,

@@ -1109,8 +1109,6 @@ fn stream(
     (links, subtitles): (Links, bool),
     own: OwnVoices,
 ) -> Response {
-    use axum::response::sse::{Event, KeepAlive, Sse};
-
     let meter = StreamMeter::new();
     struct St {
         synth: Option<Synth>,
@@ -1230,22 +1228,12 @@ fn stream(
         };
         Some((frame, st))
     });
-    let events = futures_util::StreamExt::flat_map(frames, |fs| {
-        futures_util::stream::iter(
-            fs.into_iter()
-                .map(|f| Ok::<_, std::convert::Infallible>(Event::default().data(f))),
-        )
+    let frames = futures_util::StreamExt::map(frames, |fs: Vec<String>| {
+        fs.into_iter().map(|f| (None, f)).collect()
     });
-    let mut resp = Sse::new(events)
-        .keep_alive(KeepAlive::default())
-        .into_response();
-    resp.headers_mut().insert(
-        "x-accel-buffering",
-        axum::http::HeaderValue::from_static("no"),
-    );
+    let mut resp = crate::ctx::sse_response(frames, meter);
     if let Ok(v) = axum::http::HeaderValue::from_str(&ctx.request_id) {
         resp.headers_mut().insert("trace-id", v);
     }
-    resp.extensions_mut().insert(meter);
     resp
 }
