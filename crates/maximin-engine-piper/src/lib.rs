@@ -95,8 +95,6 @@ struct Voice {
     info: EngineVoice,
     model: PathBuf,
     config: VoiceConfig,
-    /// Where the model is cut, known once it is first loaded.
-    cut: std::sync::OnceLock<Option<Cut>>,
     /// On every thread: first audio, and encoding one text.
     wide: Mutex<Option<Shared>>,
     /// Single-threaded, one per thread: side-by-side runs.
@@ -105,7 +103,6 @@ struct Voice {
 
 /// One text made ready for a run: ids and scales, and the rate its samples
 /// are declared at.
-#[derive(Clone)]
 struct Ready {
     ids: Vec<i64>,
     scales: Vec<f32>,
@@ -264,7 +261,6 @@ impl PiperEngine {
                         info,
                         model,
                         config,
-                        cut: std::sync::OnceLock::new(),
                         wide: Mutex::new(None),
                         narrow: Mutex::new(Vec::new()),
                     }),
@@ -311,7 +307,6 @@ impl PiperEngine {
     async fn decode_parts(
         &self,
         voice: &Arc<Voice>,
-        cut: &Cut,
         z: Arc<Frames>,
         range: std::ops::Range<usize>,
     ) -> Result<Vec<Pending<Vec<f32>>>> {
@@ -320,11 +315,10 @@ impl PiperEngine {
         } else {
             vec![self.wide(voice).await?]
         };
-        let cut = cut.clone();
         Ok(side_by_side(
             nets,
             parts(range, self.threads),
-            move |net, r| decode(net, &cut, &z, r),
+            move |net, r| decode(net, &z, r),
         ))
     }
 
@@ -372,14 +366,23 @@ impl PiperEngine {
 struct Net {
     /// The encoder when cut (ids to frames), else the whole voice.
     enc: Session,
-    dec: Option<Session>,
+    dec: Option<Decoder>,
 }
 
-/// Where a voice is cut: the tensor of frames and the decoder's context.
-#[derive(Clone)]
-struct Cut {
+/// A voice's decoder: its input (the tensor of frames) and how many frames
+/// of context either side make a stretch decode as in the whole.
+struct Decoder {
+    session: Session,
     frames: String,
     context: usize,
+}
+
+/// A voice's graphs as ONNX bytes, made ready for sessions of one width.
+struct Graphs {
+    /// The encoder, or the whole voice when it cannot be cut.
+    enc: Vec<u8>,
+    /// The decoder, its input's name and context.
+    dec: Option<(Vec<u8>, String, usize)>,
 }
 
 type Shared = Arc<Mutex<Net>>;
@@ -399,30 +402,42 @@ const FIRST_FRAMES: usize = 32;
 /// parts of at most ~3 s, handed out in order, so the first are sent early.
 const MAX_PART_FRAMES: usize = 256;
 
-/// Loads the voice once more: `threads` intra-op threads, and for one
-/// thread the 2-D convolutions ([`onnx::conv2d`]). Cuts it where it can.
-fn load_net(env: &Environment, voice: &Voice, threads: usize) -> Result<Net> {
-    let started = std::time::Instant::now();
-    let fail = |e: &dyn std::fmt::Display| {
-        Error::internal(format!("loading {}: {e}", voice.model.display()))
+/// Reads and cuts the voice where it can; for single-threaded sessions
+/// with 2-D convolutions ([`onnx::conv2d`]).
+fn graphs(voice: &Voice, one_thread: bool) -> Result<Graphs> {
+    let bytes = std::fs::read(&voice.model)
+        .map_err(|e| Error::internal(format!("reading {}: {e}", voice.model.display())))?;
+    let narrow = |graph: Vec<u8>| {
+        if !one_thread {
+            return graph;
+        }
+        onnx::conv2d(&graph).unwrap_or_else(|e| {
+            tracing::warn!(voice = %voice.info.id, error = %e, "kept 1-D convolutions");
+            graph
+        })
     };
-    let bytes = std::fs::read(&voice.model).map_err(|e| fail(&e))?;
     let split = onnx::split(&bytes).unwrap_or_else(|e| {
         tracing::warn!(voice = %voice.info.id, error = %e, "the voice cannot be cut; it runs whole");
         None
     });
-    let _ = voice.cut.set(split.as_ref().map(|s| Cut {
-        frames: s.frames.clone(),
-        context: s.context,
-    }));
+    Ok(match split {
+        Some(s) => Graphs {
+            enc: narrow(s.encoder),
+            dec: Some((narrow(s.decoder), s.frames, s.context)),
+        },
+        None => Graphs {
+            enc: narrow(bytes),
+            dec: None,
+        },
+    })
+}
+
+/// Sessions with `threads` intra-op threads on `graphs`.
+fn load_net(env: &Environment, voice: &Voice, graphs: &Graphs, threads: usize) -> Result<Net> {
+    let started = std::time::Instant::now();
     let session = |graph: &[u8]| -> Result<Session> {
-        let graph = if threads == 1 {
-            std::borrow::Cow::Owned(onnx::conv2d(graph).unwrap_or_else(|e| {
-                tracing::warn!(voice = %voice.info.id, error = %e, "kept 1-D convolutions");
-                graph.to_vec()
-            }))
-        } else {
-            std::borrow::Cow::Borrowed(graph)
+        let fail = |e: &dyn std::fmt::Display| {
+            Error::internal(format!("loading {}: {e}", voice.model.display()))
         };
         let builder = Session::builder(env).map_err(|e| fail(&e))?;
         let builder = builder.with_intra_threads(threads).map_err(|e| fail(&e))?;
@@ -436,22 +451,23 @@ fn load_net(env: &Environment, voice: &Voice, threads: usize) -> Result<Net> {
         let mut builder = builder
             .with_config_entry("session.force_spinning_stop", "1")
             .map_err(|e| fail(&e))?;
-        builder.commit_from_memory(&graph).map_err(|e| fail(&e))
+        builder.commit_from_memory(graph).map_err(|e| fail(&e))
     };
-    let net = match &split {
-        Some(s) => Net {
-            enc: session(&s.encoder)?,
-            dec: Some(session(&s.decoder)?),
-        },
-        None => Net {
-            enc: session(&bytes)?,
-            dec: None,
+    let net = Net {
+        enc: session(&graphs.enc)?,
+        dec: match &graphs.dec {
+            Some((graph, frames, context)) => Some(Decoder {
+                session: session(graph)?,
+                frames: frames.clone(),
+                context: *context,
+            }),
+            None => None,
         },
     };
     tracing::info!(
         voice = %voice.info.id,
         threads,
-        cut = split.is_some(),
+        cut = net.dec.is_some(),
         ms = started.elapsed().as_millis() as u64,
         "Piper voice loaded"
     );
@@ -466,7 +482,8 @@ fn wide_net(env: &Environment, voice: &Voice, threads: usize) -> Result<Shared> 
     if let Some(s) = slot.as_ref() {
         return Ok(s.clone());
     }
-    let s = Arc::new(Mutex::new(load_net(env, voice, threads)?));
+    let graphs = graphs(voice, threads == 1)?;
+    let s = Arc::new(Mutex::new(load_net(env, voice, &graphs, threads)?));
     *slot = Some(s.clone());
     Ok(s)
 }
@@ -476,8 +493,11 @@ fn narrow_nets(env: &Environment, voice: &Voice, n: usize) -> Result<Vec<Shared>
         .narrow
         .lock()
         .map_err(|_| Error::internal("piper session lock poisoned"))?;
-    while pool.len() < n {
-        pool.push(Arc::new(Mutex::new(load_net(env, voice, 1)?)));
+    if pool.len() < n {
+        let graphs = graphs(voice, true)?;
+        while pool.len() < n {
+            pool.push(Arc::new(Mutex::new(load_net(env, voice, &graphs, 1)?)));
+        }
     }
     Ok(pool[..n].to_vec())
 }
@@ -532,15 +552,15 @@ fn frames_of(net: &mut Net, ready: &Ready) -> Result<Frames> {
     })
 }
 
-/// Samples of the frames `range`, decoded with up to `cut.context` frames
-/// either side so that they come out as from the whole sequence.
-fn decode(net: &mut Net, cut: &Cut, z: &Frames, range: std::ops::Range<usize>) -> Result<Vec<f32>> {
+/// Samples of the frames `range`, decoded with up to the decoder's context
+/// of frames either side so that they come out as from the whole sequence.
+fn decode(net: &mut Net, z: &Frames, range: std::ops::Range<usize>) -> Result<Vec<f32>> {
     let dec = net
         .dec
         .as_mut()
         .ok_or_else(|| Error::internal("piper voice has no decoder"))?;
-    let from = range.start.saturating_sub(cut.context);
-    let to = (range.end + cut.context).min(z.len);
+    let from = range.start.saturating_sub(dec.context);
+    let to = (range.end + dec.context).min(z.len);
     let n = to - from;
     let mut x = Vec::with_capacity(z.channels * n);
     for row in z.data.chunks_exact(z.len) {
@@ -548,8 +568,9 @@ fn decode(net: &mut Net, cut: &Cut, z: &Frames, range: std::ops::Range<usize>) -
     }
     let input = Tensor::from_array(([1usize, z.channels, n], x)).map_err(inference)?;
     let outputs = dec
+        .session
         .run(vec![(
-            cut.frames.as_str(),
+            dec.frames.as_str(),
             ort::session::SessionInputValue::from(input),
         )])
         .map_err(inference)?;
@@ -569,14 +590,12 @@ fn decode(net: &mut Net, cut: &Cut, z: &Frames, range: std::ops::Range<usize>) -
 }
 
 /// One text start to end on one net.
-fn speak(net: &mut Net, cut: Option<&Cut>, ready: &Ready) -> Result<Vec<f32>> {
-    match cut {
-        Some(cut) if net.dec.is_some() => {
-            let z = frames_of(net, ready)?;
-            decode(net, cut, &z, 0..z.len)
-        }
-        _ => encode(&mut net.enc, ready).map(|(_, samples)| samples),
+fn speak(net: &mut Net, ready: &Ready) -> Result<Vec<f32>> {
+    if net.dec.is_none() {
+        return encode(&mut net.enc, ready).map(|(_, samples)| samples);
     }
+    let z = frames_of(net, ready)?;
+    decode(net, &z, 0..z.len)
 }
 
 /// `range` in `n` near-equal parts, none longer than [`MAX_PART_FRAMES`].
@@ -697,27 +716,26 @@ impl PiperEngine {
         }
     }
 
-    /// The text's frames, encoded on every thread, with the cut; `None`
-    /// for a voice that runs whole.
-    async fn frames(&self, voice: &Arc<Voice>, ready: Ready) -> Result<Option<(Cut, Arc<Frames>)>> {
+    /// The text run on every thread: its frames (with the net to decode
+    /// their first stretch on), or, for a voice that runs whole, its samples.
+    async fn encode_wide(&self, voice: &Arc<Voice>, ready: Ready) -> Result<Encoded> {
         let wide = self.wide(voice).await?;
-        let Some(cut) = voice.cut.get().cloned().flatten() else {
-            return Ok(None);
-        };
-        let z = blocking(move || frames_of(&mut *lock(&wide)?, &ready)).await?;
-        Ok(Some((cut, Arc::new(z))))
-    }
-
-    /// A voice that runs whole: one run on every thread.
-    async fn whole(&self, voice: &Arc<Voice>, ready: Ready) -> Result<SpeechAudio> {
-        let wide = self.wide(voice).await?;
-        let rate = ready.sample_rate;
-        let samples = blocking(move || speak(&mut *lock(&wide)?, None, &ready)).await?;
-        Ok(SpeechAudio {
-            samples,
-            sample_rate: rate,
+        blocking(move || {
+            let mut net = lock(&wide)?;
+            if net.dec.is_none() {
+                return speak(&mut net, &ready).map(Encoded::Whole);
+            }
+            let z = frames_of(&mut net, &ready)?;
+            drop(net);
+            Ok(Encoded::Frames(wide, Arc::new(z)))
         })
+        .await
     }
+}
+
+enum Encoded {
+    Frames(Shared, Arc<Frames>),
+    Whole(Vec<f32>),
 }
 
 #[async_trait]
@@ -740,14 +758,17 @@ impl SpeechEngine for PiperEngine {
             return Ok(Self::silence(&voice));
         };
         let rate = ready.sample_rate;
-        let Some((cut, z)) = self.frames(&voice, ready.clone()).await? else {
-            return self.whole(&voice, ready).await;
+        let samples = match self.encode_wide(&voice, ready).await? {
+            Encoded::Whole(samples) => samples,
+            Encoded::Frames(_, z) => {
+                let len = z.len;
+                let mut samples = Vec::new();
+                for part in self.decode_parts(&voice, z, 0..len).await? {
+                    samples.extend(outcome(part).await?);
+                }
+                samples
+            }
         };
-        let len = z.len;
-        let mut samples = Vec::new();
-        for part in self.decode_parts(&voice, &cut, z, 0..len).await? {
-            samples.extend(outcome(part).await?);
-        }
         Ok(SpeechAudio {
             samples,
             sample_rate: rate,
@@ -770,25 +791,27 @@ impl SpeechEngine for PiperEngine {
             return Ok(());
         };
         let rate = ready.sample_rate;
-        let Some((cut, z)) = self.frames(&voice, ready.clone()).await? else {
-            let _ = pieces.send(self.whole(&voice, ready).await?).await;
-            return Ok(());
-        };
         let piece = |samples| SpeechAudio {
             samples,
             sample_rate: rate,
         };
+        let (wide, z) = match self.encode_wide(&voice, ready).await? {
+            Encoded::Whole(samples) => {
+                let _ = pieces.send(piece(samples)).await;
+                return Ok(());
+            }
+            Encoded::Frames(wide, z) => (wide, z),
+        };
         let first = FIRST_FRAMES.min(z.len);
-        let wide = self.wide(&voice).await?;
         let head = {
-            let (cut, z) = (cut.clone(), z.clone());
-            blocking(move || decode(&mut *lock(&wide)?, &cut, &z, 0..first)).await?
+            let z = z.clone();
+            blocking(move || decode(&mut *lock(&wide)?, &z, 0..first)).await?
         };
         if pieces.send(piece(head)).await.is_err() || first == z.len {
             return Ok(());
         }
         let len = z.len;
-        for part in self.decode_parts(&voice, &cut, z, first..len).await? {
+        for part in self.decode_parts(&voice, z, first..len).await? {
             if pieces.send(piece(outcome(part).await?)).await.is_err() {
                 break;
             }
@@ -842,10 +865,9 @@ impl SpeechEngine for PiperEngine {
         }
         jobs.sort_by_key(|(_, r)| std::cmp::Reverse(r.ids.len()));
         let order: Vec<usize> = jobs.iter().map(|(i, _)| *i).collect();
-        let cut = voice.cut.get().cloned().flatten();
         let pending = side_by_side(nets, jobs, move |net, (_, ready): (usize, Ready)| {
             let sample_rate = ready.sample_rate;
-            speak(net, cut.as_ref(), &ready).map(|samples| SpeechAudio {
+            speak(net, &ready).map(|samples| SpeechAudio {
                 samples,
                 sample_rate,
             })
@@ -906,27 +928,19 @@ mod tests {
         let text = "A sentence long enough to be decoded in several parts, \
                     side by side, on single threaded sessions of the voice.";
         let (voice, ready) = quiet(&e, text).await;
-        let (cut, z) = e
-            .frames(&voice, ready.clone())
-            .await
-            .expect("encoded")
-            .expect("Piper's own export is cut before its decoder");
+        let Encoded::Frames(wide, z) = e.encode_wide(&voice, ready).await.expect("encoded") else {
+            panic!("Piper's own export is cut before its decoder");
+        };
         assert!(z.len > FIRST_FRAMES + MAX_PART_FRAMES, "{} frames", z.len);
         // Whole, on the wide net's 1-D decoder.
-        let wide = e.wide(&voice).await.expect("wide");
-        let whole = {
-            let (cut, z) = (cut.clone(), z.clone());
-            blocking(move || decode(&mut *lock(&wide)?, &cut, &z, 0..z.len))
-                .await
-                .expect("decoded")
-        };
-        assert_eq!(whole.len() % z.len, 0);
+        let len = z.len;
+        let whole = decode_now(&wide, &z, 0..len).await;
+        assert_eq!(whole.len() % len, 0);
         // In parts (more than there are threads: at most MAX_PART_FRAMES
         // each, and a short first stretch), on the 2-D decoders.
-        let len = z.len;
-        let mut joined = decode_now(&e, &voice, &cut, &z, 0..FIRST_FRAMES).await;
+        let mut joined = decode_now(&wide, &z, 0..FIRST_FRAMES).await;
         let pending = e
-            .decode_parts(&voice, &cut, z.clone(), FIRST_FRAMES..len)
+            .decode_parts(&voice, z.clone(), FIRST_FRAMES..len)
             .await
             .expect("parts");
         assert!(pending.len() >= 2, "{} parts", pending.len());
@@ -944,14 +958,17 @@ mod tests {
         assert!(worst < 1e-4, "parts differ from the whole by {worst}");
 
         // With too little context, the seams show: the test can tell.
-        let thin = Cut {
-            context: 2,
-            ..cut.clone()
+        let set_context = |c| {
+            let mut net = lock(&wide).expect("net");
+            let dec = net.dec.as_mut().expect("decoder");
+            std::mem::replace(&mut dec.context, c)
         };
+        let context = set_context(2);
         let mut seamed = Vec::new();
         for r in parts(0..len, 4) {
-            seamed.extend(decode_now(&e, &voice, &thin, &z, r).await);
+            seamed.extend(decode_now(&wide, &z, r).await);
         }
+        set_context(context);
         let worst = whole
             .iter()
             .zip(&seamed)
@@ -960,16 +977,9 @@ mod tests {
         assert!(worst > 1e-3, "seams too small to see: {worst}");
     }
 
-    async fn decode_now(
-        e: &PiperEngine,
-        voice: &Arc<Voice>,
-        cut: &Cut,
-        z: &Arc<Frames>,
-        range: std::ops::Range<usize>,
-    ) -> Vec<f32> {
-        let wide = e.wide(voice).await.expect("wide");
-        let (cut, z) = (cut.clone(), z.clone());
-        blocking(move || decode(&mut *lock(&wide)?, &cut, &z, range))
+    async fn decode_now(net: &Shared, z: &Arc<Frames>, range: std::ops::Range<usize>) -> Vec<f32> {
+        let (net, z) = (net.clone(), z.clone());
+        blocking(move || decode(&mut *lock(&net)?, &z, range))
             .await
             .expect("decoded")
     }
