@@ -182,6 +182,17 @@ pub struct Catalog {
     runtimes: Vec<ModelSpec>,
 }
 
+/// What `maximin serve` fetches on first start unless told not to
+/// (`--no-pull`, `[models] pull_on_start = false`): the default chat and
+/// embeddings models, the default neural voice and the runtime it needs.
+/// `scripts/provision-models` pulls the same list for the tests.
+pub const DEFAULT_PULLS: [&str; 4] = [
+    "gemma-3-270m",
+    "all-minilm-l6-v2",
+    "onnxruntime",
+    "speech-2.8-hd",
+];
+
 /// ONNX Runtime's library file name once pulled: `DATA_DIR/models/onnxruntime/`.
 pub const ONNXRUNTIME_LIB: &str = "libonnxruntime.so";
 

@@ -136,6 +136,10 @@ pub trait SpeechEngine: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Looks again for voices and libraries installed since the engine was
+    /// built (a model pulled while the server runs). By default nothing.
+    fn refresh(&self) {}
+
     /// How many texts [`SpeechEngine::synthesize_all`] speaks side by side
     /// (1: one after another).
     fn side_by_side(&self) -> usize {
@@ -168,6 +172,13 @@ pub struct Engines {
 }
 
 impl Engines {
+    /// Lets every engine see models installed since it was built.
+    pub fn refresh(&self) {
+        for engine in self.speech.values() {
+            engine.refresh();
+        }
+    }
+
     pub fn names(&self) -> BTreeSet<String> {
         self.chat
             .keys()

@@ -14,6 +14,7 @@ pub mod files;
 pub mod idempotency;
 pub mod meter;
 pub mod ratelimit;
+pub mod readiness;
 pub mod secrets;
 pub mod speech;
 pub mod store;
@@ -152,6 +153,8 @@ pub struct Platform {
     pub meter: Meter,
     pub files: Arc<Files>,
     pub tasks: Arc<Tasks>,
+    /// Default models still being fetched on first start (`/readyz`).
+    pub readiness: readiness::Readiness,
     auth_cache: AuthCache,
 }
 
@@ -174,6 +177,7 @@ impl Platform {
             engines,
             idempotency: Idempotency::new(store.clone(), clock.clone()),
             meter: Meter::start(store.clone()),
+            readiness: readiness::Readiness::default(),
             auth_cache: AuthCache::default(),
             store,
             limiter,
@@ -181,6 +185,17 @@ impl Platform {
             catalog: Arc::new(catalog),
             installed,
         }
+    }
+
+    /// What `/readyz` reports: default models still fetching or missing.
+    /// A missing model pulled by hand meanwhile leaves the report, and the
+    /// engines are told to look for new files.
+    pub fn readiness_report(&self) -> readiness::Report {
+        let (report, arrived) = self.readiness.report(&self.catalog, &self.installed);
+        if arrived {
+            self.engines.refresh();
+        }
+        report
     }
 
     // ---- accounts ----

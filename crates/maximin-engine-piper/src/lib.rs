@@ -29,7 +29,7 @@ pub mod onnx;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
 use maximin_core::engines::{EngineVoice, Gender, Prosody, SpeechAudio, SpeechEngine};
@@ -111,12 +111,22 @@ struct Ready {
 }
 
 pub struct PiperEngine {
+    /// Where voices are looked for.
+    models_dir: PathBuf,
+    /// The ONNX Runtime library.
+    onnxruntime: Option<PathBuf>,
+    /// The runtime and the voices found, looked for again by `refresh`.
+    found: RwLock<Found>,
+    espeak: EspeakEngine,
+    threads: usize,
+}
+
+/// What a look at the models directory found.
+struct Found {
     env: Option<Arc<Environment>>,
     /// Why there are no voices, when ONNX Runtime could not be loaded.
     unavailable: Option<String>,
     voices: HashMap<String, Arc<Voice>>,
-    espeak: EspeakEngine,
-    threads: usize,
 }
 
 /// A voice's gender as its name or dataset tells, for the well-known Piper voices.
@@ -206,7 +216,10 @@ pub fn find_voices(models_dir: &Path) -> Vec<(PathBuf, VoiceConfig)> {
 impl PiperEngine {
     /// Loads ONNX Runtime from `onnxruntime` (when given and present) and
     /// indexes the voices under `models_dir`. Never fails: without the runtime
-    /// or voices it offers none, and `unavailable` says why.
+    /// or voices it offers none, and `unavailable` says why. [`refresh`]
+    /// looks again (voices and the runtime pulled while the server runs).
+    ///
+    /// [`refresh`]: SpeechEngine::refresh
     pub fn new(
         models_dir: &Path,
         onnxruntime: Option<&Path>,
@@ -218,73 +231,28 @@ impl PiperEngine {
         } else {
             threads
         };
-        let (env, unavailable) = match onnxruntime {
-            None => (
-                None,
-                Some("no ONNX Runtime library is installed".to_owned()),
-            ),
-            Some(lib) if !lib.is_file() => (
-                None,
-                Some(format!("ONNX Runtime library {} is missing", lib.display())),
-            ),
-            Some(lib) => match load_runtime(lib) {
-                Ok(env) => (Some(env), None),
-                Err(e) => (None, Some(e)),
-            },
-        };
-        let mut voices = HashMap::new();
-        if env.is_some() {
-            for (model, config) in find_voices(models_dir) {
-                let id = model
-                    .file_stem()
-                    .and_then(|s| s.to_str())
-                    .unwrap_or_default()
-                    .to_owned();
-                let language = config
-                    .language
-                    .as_ref()
-                    .map(|l| l.code.replace('_', "-").to_ascii_lowercase())
-                    .unwrap_or_else(|| config.espeak.voice.to_ascii_lowercase());
-                let dataset = config
-                    .dataset
-                    .clone()
-                    .unwrap_or_else(|| id.split('-').nth(1).unwrap_or_default().to_owned());
-                let info = EngineVoice {
-                    id: id.clone(),
-                    name: format!("{dataset} ({language}, Piper)"),
-                    language,
-                    gender: known_gender(&dataset),
-                };
-                voices.insert(
-                    id,
-                    Arc::new(Voice {
-                        info,
-                        model,
-                        config,
-                        wide: Mutex::new(None),
-                        narrow: Mutex::new(Vec::new()),
-                    }),
-                );
-            }
-        }
-        if let Some(why) = &unavailable {
-            tracing::warn!(reason = %why, "Piper voices are unavailable");
-        }
+        let found = look(models_dir, onnxruntime, &HashMap::new());
         PiperEngine {
-            env,
-            unavailable,
-            voices,
+            models_dir: models_dir.to_path_buf(),
+            onnxruntime: onnxruntime.map(Path::to_path_buf),
+            found: RwLock::new(found),
             espeak,
             threads,
         }
     }
 
-    pub fn unavailable(&self) -> Option<&str> {
-        self.unavailable.as_deref()
+    /// Why there are no voices, when ONNX Runtime could not be loaded.
+    pub fn unavailable(&self) -> Option<String> {
+        self.found().unavailable.clone()
+    }
+
+    fn found(&self) -> std::sync::RwLockReadGuard<'_, Found> {
+        self.found.read().unwrap_or_else(|p| p.into_inner())
     }
 
     fn env(&self) -> Result<Arc<Environment>> {
-        self.env
+        self.found()
+            .env
             .clone()
             .ok_or_else(|| Error::internal("ONNX Runtime is not loaded"))
     }
@@ -323,10 +291,11 @@ impl PiperEngine {
     }
 
     fn voice(&self, voice_id: &str) -> Result<Arc<Voice>> {
-        self.voices.get(voice_id).cloned().ok_or_else(|| {
+        let found = self.found();
+        found.voices.get(voice_id).cloned().ok_or_else(|| {
             Error::invalid(
                 "voice_id",
-                match &self.unavailable {
+                match &found.unavailable {
                     Some(why) => format!("Piper voice '{voice_id}' is not available: {why}."),
                     None => format!("No Piper voice '{voice_id}' is installed."),
                 },
@@ -656,6 +625,73 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
         .map_err(|e| Error::internal(format!("piper task: {e}")))?
 }
 
+/// Loads the runtime (once per process) and indexes the voices under
+/// `models_dir`; voices already `known` keep their loaded nets.
+fn look(
+    models_dir: &Path,
+    onnxruntime: Option<&Path>,
+    known: &HashMap<String, Arc<Voice>>,
+) -> Found {
+    let (env, unavailable) = match onnxruntime {
+        None => (
+            None,
+            Some("no ONNX Runtime library is installed".to_owned()),
+        ),
+        Some(lib) if !lib.is_file() => (
+            None,
+            Some(format!("ONNX Runtime library {} is missing", lib.display())),
+        ),
+        Some(lib) => match load_runtime(lib) {
+            Ok(env) => (Some(env), None),
+            Err(e) => (None, Some(e)),
+        },
+    };
+    let mut voices = HashMap::new();
+    if env.is_some() {
+        for (model, config) in find_voices(models_dir) {
+            let id = model
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default()
+                .to_owned();
+            if let Some(voice) = known.get(&id).filter(|v| v.model == model) {
+                voices.insert(id, voice.clone());
+                continue;
+            }
+            let language = config
+                .language
+                .as_ref()
+                .map(|l| l.code.replace('_', "-").to_ascii_lowercase())
+                .unwrap_or_else(|| config.espeak.voice.to_ascii_lowercase());
+            let dataset = config
+                .dataset
+                .clone()
+                .unwrap_or_else(|| id.split('-').nth(1).unwrap_or_default().to_owned());
+            let info = EngineVoice {
+                id: id.clone(),
+                name: format!("{dataset} ({language}, Piper)"),
+                language,
+                gender: known_gender(&dataset),
+            };
+            voices.insert(
+                id,
+                Arc::new(Voice {
+                    info,
+                    model,
+                    config,
+                    wide: Mutex::new(None),
+                    narrow: Mutex::new(Vec::new()),
+                }),
+            );
+        }
+    }
+    Found {
+        env,
+        unavailable,
+        voices,
+    }
+}
+
 /// ONNX Runtime, loaded once per process (it allows one environment): a
 /// second engine shares the first one's.
 fn load_runtime(lib: &Path) -> std::result::Result<Arc<Environment>, String> {
@@ -741,9 +777,20 @@ enum Encoded {
 #[async_trait]
 impl SpeechEngine for PiperEngine {
     fn voices(&self) -> Vec<EngineVoice> {
-        let mut v: Vec<_> = self.voices.values().map(|v| v.info.clone()).collect();
+        let mut v: Vec<_> = self
+            .found()
+            .voices
+            .values()
+            .map(|v| v.info.clone())
+            .collect();
         v.sort_by(|a, b| a.id.cmp(&b.id));
         v
+    }
+
+    fn refresh(&self) {
+        let mut found = self.found.write().unwrap_or_else(|p| p.into_inner());
+        let again = look(&self.models_dir, self.onnxruntime.as_deref(), &found.voices);
+        *found = again;
     }
 
     /// Encoded on every thread, decoded in parts side by side.

@@ -105,3 +105,25 @@ fn without_the_runtime_there_are_no_voices_and_a_reason() {
     assert!(e.voices().is_empty());
     assert!(e.unavailable().is_some_and(|w| w.contains("missing")));
 }
+
+/// A voice and the runtime installed while the server runs (the first
+/// start's pull) are found by `refresh`, without building a new engine.
+#[test]
+fn refresh_finds_the_runtime_and_voices_pulled_after_the_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lib = dir.path().join("onnxruntime").join("libonnxruntime.so");
+    let e = PiperEngine::new(
+        dir.path(),
+        Some(&lib),
+        EspeakEngine::shared().expect("espeak"),
+        1,
+    );
+    assert!(e.voices().is_empty());
+    assert!(e.unavailable().is_some());
+    for id in ["onnxruntime", "speech-2.8-hd"] {
+        std::os::unix::fs::symlink(models().join(id), dir.path().join(id)).expect("link");
+    }
+    e.refresh();
+    assert!(e.unavailable().is_none(), "{:?}", e.unavailable());
+    assert!(e.voices().iter().any(|v| v.id == "en_US-joe-medium"));
+}

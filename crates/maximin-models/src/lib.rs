@@ -261,26 +261,10 @@ pub async fn pull(pull: Pull<'_>) -> Result<Pulled, PullError> {
     let source = origin.to_string();
 
     if !pull.force {
-        let (dir, rel) = (model_dir.clone(), weights_rel.clone());
-        let present =
-            tokio::task::spawn_blocking(move || present(&dir, &rel, expected, single_file))
-                .await
-                .ok()
-                .flatten();
-        if let Some(files) = present {
-            let sha256 = files
-                .iter()
-                .find(|f| f.rel == weights_rel)
-                .map(|f| f.digest.hex())
-                .unwrap_or_default();
-            return Ok(Pulled {
-                model: id.to_owned(),
-                path: model_dir,
-                files: rel_names(&files),
-                sha256,
-                already_present: true,
-                source,
-            });
+        if let Some(pulled) =
+            already_present(id, &model_dir, &weights_rel, expected, single_file, &source).await
+        {
+            return Ok(pulled);
         }
     }
 
@@ -394,6 +378,51 @@ pub async fn pull(pull: Pull<'_>) -> Result<Pulled, PullError> {
         sha256,
         already_present: false,
         source,
+    })
+}
+
+/// `spec`'s installed files when the model is present and intact (every
+/// checksum holds), without fetching anything: the check `pull` makes first.
+/// `None` when it is missing or damaged.
+pub async fn verify(spec: &ModelSpec, models_dir: &Path) -> Result<Option<Pulled>, PullError> {
+    let plan = Plan::new(spec, models_dir, None)?;
+    let source = plan.origin.to_string();
+    Ok(already_present(
+        &spec.id,
+        &plan.model_dir,
+        &plan.weights,
+        plan.expected,
+        plan.single_file,
+        &source,
+    )
+    .await)
+}
+
+async fn already_present(
+    id: &str,
+    model_dir: &Path,
+    weights_rel: &Path,
+    expected: Option<[u8; 32]>,
+    single_file: bool,
+    source: &str,
+) -> Option<Pulled> {
+    let (dir, rel) = (model_dir.to_path_buf(), weights_rel.to_path_buf());
+    let files = tokio::task::spawn_blocking(move || present(&dir, &rel, expected, single_file))
+        .await
+        .ok()
+        .flatten()?;
+    let sha256 = files
+        .iter()
+        .find(|f| f.rel == weights_rel)
+        .map(|f| f.digest.hex())
+        .unwrap_or_default();
+    Some(Pulled {
+        model: id.to_owned(),
+        path: model_dir.to_path_buf(),
+        files: rel_names(&files),
+        sha256,
+        already_present: true,
+        source: source.to_owned(),
     })
 }
 

@@ -21,9 +21,11 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     /// `text` (default) or `json` log lines.
     pub log_format: Option<LogFormat>,
-    /// Catalog entries to add, or to replace the built-in entry with the same id.
+    /// Catalog entries to add, or to replace the built-in entry with the
+    /// same id (`[[models]]`), or model settings with the entries under
+    /// them (`[models]` with `pull_on_start` and `[[models.catalog]]`).
     #[serde(default)]
-    pub models: Vec<ModelSpec>,
+    pub models: ModelsSection,
     /// Local inference engines.
     #[serde(default)]
     pub engines: EngineConfig,
@@ -33,6 +35,62 @@ pub struct FileConfig {
     /// Durable tasks.
     #[serde(default)]
     pub tasks: TaskConfig,
+}
+
+/// `models` in maximin.toml: either an array of catalog entries
+/// (`[[models]]`), or a table (`[models]`) of settings whose entries are
+/// `[[models.catalog]]` (TOML cannot have both `[models]` and `[[models]]`).
+#[derive(Debug, Clone, Default)]
+pub struct ModelsSection {
+    /// Fetch the default models on start when they are missing (default true).
+    pub pull_on_start: Option<bool>,
+    pub catalog: Vec<ModelSpec>,
+}
+
+impl<'de> Deserialize<'de> for ModelsSection {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Table {
+            pull_on_start: Option<bool>,
+            #[serde(default)]
+            catalog: Vec<ModelSpec>,
+        }
+
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ModelsSection;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("[[models]] catalog entries, or a [models] table with pull_on_start and [[models.catalog]] entries")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<ModelsSection, A::Error> {
+                let catalog = Vec::<ModelSpec>::deserialize(
+                    serde::de::value::SeqAccessDeserializer::new(seq),
+                )?;
+                Ok(ModelsSection {
+                    pull_on_start: None,
+                    catalog,
+                })
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<ModelsSection, A::Error> {
+                let t = Table::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(ModelsSection {
+                    pull_on_start: t.pull_on_start,
+                    catalog: t.catalog,
+                })
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 /// `[tasks]` in maximin.toml.
@@ -76,6 +134,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub log_format: LogFormat,
     pub models: Vec<ModelSpec>,
+    /// Fetch the default models on start (`--no-pull`, `[models] pull_on_start`).
+    pub pull_on_start: bool,
     pub engines: EngineConfig,
     pub public_url: Option<String>,
     pub tasks: TaskConfig,
@@ -130,7 +190,8 @@ impl Config {
                 .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             log_format: log_format.or(file.log_format).unwrap_or_default(),
-            models: file.models,
+            pull_on_start: file.models.pull_on_start.unwrap_or(true),
+            models: file.models.catalog,
             engines: EngineConfig {
                 threads: threads.or(file.engines.threads),
                 ..file.engines
@@ -174,5 +235,25 @@ mod tests {
             toml::from_str::<FileConfig>("lisen = \"x\"").is_err(),
             "unknown keys are refused"
         );
+    }
+
+    #[test]
+    fn models_are_an_array_of_entries_or_a_table_of_settings() {
+        let entry = "id = \"m\"\nmodality = \"text\"\ncontext_window = 8\nengine = \"llama.cpp\"\nweights = \"m.gguf\"\n";
+        let file: FileConfig = toml::from_str(&format!("[[models]]\n{entry}")).expect("array");
+        let c = Config::layer(file, None, None, None, None, None).expect("layer");
+        assert!(c.pull_on_start);
+        assert_eq!(c.models.len(), 1);
+
+        let file: FileConfig = toml::from_str(&format!(
+            "[models]\npull_on_start = false\n[[models.catalog]]\n{entry}"
+        ))
+        .expect("table");
+        let c = Config::layer(file, None, None, None, None, None).expect("layer");
+        assert!(!c.pull_on_start);
+        assert_eq!(c.models[0].id, "m");
+
+        let e = toml::from_str::<FileConfig>("[models]\npull_on_strat = false").expect_err("typo");
+        assert!(e.to_string().contains("pull_on_strat"), "{e}");
     }
 }

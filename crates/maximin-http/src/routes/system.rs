@@ -17,25 +17,38 @@ pub async fn get_healthz() -> Response {
     Json(json!({"status": "ok"})).into_response()
 }
 
-/// Readiness: storage answers and the server is not shutting down.
+/// Readiness: storage answers, the default models are in place (not still
+/// fetching on first start, none whose pull failed), and the server is not
+/// shutting down. A 503 says which models are fetching or missing and the
+/// command that fetches each.
 #[utoipa::path(get, path = "/readyz", tag = "system",
-    responses((status = 200, description = "Ready for traffic"), (status = 503, description = "Not ready")))]
+    responses((status = 200, description = "Ready for traffic"),
+        (status = 503, description = "Not ready: draining, storage unavailable, or default models fetching or missing")))]
 pub async fn get_readyz(State(app): State<AppState>) -> Response {
+    let unavailable =
+        |body: serde_json::Value| (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     if app.draining.load(Ordering::Relaxed) {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "draining"})),
-        )
-            .into_response();
+        return unavailable(json!({"status": "draining"}));
     }
-    match app.platform.store.ping().await {
-        Ok(()) => Json(json!({"status": "ready"})).into_response(),
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "storage unavailable"})),
-        )
-            .into_response(),
+    if app.platform.store.ping().await.is_err() {
+        return unavailable(json!({"status": "storage unavailable"}));
     }
+    let report = app.platform.readiness_report();
+    if !report.fetching.is_empty() {
+        return unavailable(json!({
+            "status": "fetching models",
+            "fetching": report.fetching,
+            "missing": report.missing,
+        }));
+    }
+    if !report.missing.is_empty() {
+        return unavailable(json!({
+            "status": "models missing",
+            "fetching": report.fetching,
+            "missing": report.missing,
+        }));
+    }
+    Json(json!({"status": "ready"})).into_response()
 }
 
 /// Prometheus metrics (text exposition format).

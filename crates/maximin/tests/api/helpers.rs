@@ -69,6 +69,10 @@ impl Server {
             .arg(dir.path())
             .args(extra)
             .env("RUST_LOG", "debug")
+            // Tests bring their own models and accounts; `first_start`
+            // turns these back on.
+            .env("MAXIMIN_NO_PULL", "true")
+            .env("MAXIMIN_BOOTSTRAP", "off")
             .env_remove("MAXIMIN_LISTEN")
             .env_remove("MAXIMIN_DATA_DIR")
             .env_remove("MAXIMIN_CONFIG")

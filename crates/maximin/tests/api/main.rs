@@ -10,6 +10,7 @@ mod chat;
 mod embeddings;
 mod errors;
 mod files;
+mod first_start;
 mod idempotency;
 mod models;
 mod models_pull;

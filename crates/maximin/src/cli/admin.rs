@@ -1,0 +1,285 @@
+//! The administration commands: accounts, keys, the model catalog and
+//! pulls, the file store's master key. They open the store and catalog,
+//! never an inference engine.
+
+use std::sync::Arc;
+
+use maximin_core::catalog::Catalog;
+use maximin_core::clock::SystemClock;
+use maximin_core::files::Vault;
+use maximin_core::{Error, NewKey, Platform};
+use maximin_store::{add_master_key, DiskBlobs, SqliteStore};
+use maximin_types::CustomLimits;
+
+use super::{AccountsCmd, Failure, KeysCmd, Out};
+use crate::config::Config;
+
+/// `maximin models list`.
+pub(super) fn list_models(platform: &Platform, out: &Out) -> Result<(), Failure> {
+    let views: Vec<_> = platform
+        .catalog
+        .models()
+        .iter()
+        .map(|m| platform.catalog.view(m, &platform.installed))
+        .collect();
+    out.print(&views, || {
+        views
+            .iter()
+            .map(|v| {
+                format!(
+                    "{:<22} {:<11} {:<18} {:<10} {}",
+                    v.id,
+                    v.modality.to_string(),
+                    v.engine,
+                    weights_column(platform, &v.id),
+                    if v.available {
+                        "available".to_owned()
+                    } else {
+                        format!("missing: {}", v.setup_hint.clone().unwrap_or_default())
+                    }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    Ok(())
+}
+
+/// The `models list` weights column: whether the weights file is in place.
+fn weights_column(platform: &Platform, id: &str) -> &'static str {
+    match platform.catalog.resolve(id) {
+        Some(spec) if spec.weights.is_some() => {
+            if platform.installed.weights_present(spec) {
+                "pulled"
+            } else {
+                "not pulled"
+            }
+        }
+        _ => "-",
+    }
+}
+
+/// `maximin models pull NAME [--from SOURCE] [--force]`.
+pub(super) async fn pull_model(
+    config: &Config,
+    name: &str,
+    from: Option<&str>,
+    force: bool,
+    out: &Out,
+) -> Result<(), Failure> {
+    use maximin_models::{Origin, Progress, Pull, PullError};
+    use maximin_types::ErrorCode;
+
+    let catalog = Catalog::with_overrides(config.models.clone()).map_err(Failure::Setup)?;
+    let spec = catalog.resolve_pullable(name).ok_or_else(|| {
+        Error::new(
+            ErrorCode::ModelNotFound,
+            format!("No model '{name}' in the catalog; `maximin models list` shows the ids."),
+        )
+        .with("model", name)
+    })?;
+    let to_failure = |e: PullError| {
+        let code = match &e {
+            PullError::Usage(_) => ErrorCode::InvalidRequest,
+            PullError::Source(_) | PullError::Integrity(_) => ErrorCode::UpstreamError,
+            PullError::Io { .. } => ErrorCode::ServerError,
+        };
+        Failure::Api(Error::new(code, e.to_string()).with("model", spec.id.as_str()))
+    };
+    let from = from
+        .map(str::parse::<Origin>)
+        .transpose()
+        .map_err(to_failure)?;
+    let models_dir = config.data_dir.join("models");
+    let job = maximin_models::pull(Pull {
+        spec,
+        models_dir: &models_dir,
+        from,
+        force,
+        index_url: maximin_models::index_url_from_env(),
+        progress: Progress::auto(),
+    });
+    // On Ctrl-C the pull is dropped, which removes its staging directory; the
+    // weights file is moved into place last, so the model stays uninstalled.
+    let pulled = tokio::select! {
+        pulled = job => pulled.map_err(to_failure)?,
+        _ = tokio::signal::ctrl_c() => {
+            return Err(Failure::Setup(format!(
+                "interrupted: '{}' was not installed; run the pull again to finish it",
+                spec.id
+            )));
+        }
+    };
+    out.print(&pulled, || {
+        if pulled.already_present {
+            format!(
+                "{} is already present and verified in {} (sha256 {}); nothing to do (--force pulls again)",
+                pulled.model,
+                pulled.path.display(),
+                pulled.sha256
+            )
+        } else {
+            format!(
+                "pulled {} from {} into {}\nfiles: {}\nsha256 {} (verified)",
+                pulled.model,
+                pulled.source,
+                pulled.path.display(),
+                pulled.files.join(", "),
+                pulled.sha256
+            )
+        }
+    });
+    Ok(())
+}
+
+pub(super) async fn rotate_key(config: &Config, out: &Out) -> Result<(), Failure> {
+    let path = config.data_dir.join("master.key");
+    if !path.is_file() {
+        return Err(Failure::Setup(format!(
+            "{} does not exist: nothing is sealed yet",
+            path.display()
+        )));
+    }
+    let keys = Arc::new(add_master_key(&path)?);
+    let store: Arc<dyn maximin_core::store::Store> =
+        Arc::new(SqliteStore::open(&config.data_dir.join("maximin.db")).await?);
+    let files = maximin_core::files::Files::new(
+        store.clone(),
+        Vault {
+            blobs: Arc::new(DiskBlobs::new(config.data_dir.join("files"))),
+            keys: keys.clone(),
+        },
+        Arc::new(SystemClock),
+    );
+    let tasks = maximin_core::tasks::Tasks::new(store, keys.clone(), Arc::new(SystemClock));
+    let files_n = files.rewrap_all().await?;
+    let tasks_n = tasks.rewrap_all().await?;
+    let view = serde_json::json!({
+        "key_id": keys.current_id(),
+        "files_rewrapped": files_n,
+        "tasks_rewrapped": tasks_n,
+    });
+    out.print(&view, || {
+        format!(
+            "new master key {}: {files_n} files and {tasks_n} pending tasks rewrapped",
+            keys.current_id()
+        )
+    });
+    Ok(())
+}
+
+pub(super) async fn accounts(p: &Platform, cmd: AccountsCmd, out: &Out) -> Result<(), Failure> {
+    match cmd {
+        AccountsCmd::Create {
+            email,
+            plan,
+            rpm,
+            burst,
+        } => {
+            let limits = match (rpm, burst) {
+                (None, None) => None,
+                (rpm, burst) => Some(CustomLimits {
+                    rpm: rpm.unwrap_or(maximin_core::ratelimit::DEFAULT_ENTERPRISE.rpm),
+                    burst: burst.unwrap_or(0),
+                }),
+            };
+            let a = p.create_account(&email, plan, limits).await?;
+            out.print(&a, || {
+                format!("created account {} ({}, plan {})", a.id, a.email, a.plan)
+            });
+        }
+        AccountsCmd::List => {
+            let list = p.list_accounts().await?;
+            out.print(&list, || {
+                list.iter()
+                    .map(|a| format!("{}  {:<10} {}", a.id, a.plan, a.email))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        AccountsCmd::Get { id } => {
+            let a = p.account_view(&id).await?;
+            out.print(&a, || {
+                format!(
+                    "{}  {}  plan {}  created {}",
+                    a.id, a.email, a.plan, a.created_at
+                )
+            });
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn keys(p: &Platform, cmd: KeysCmd, out: &Out) -> Result<(), Failure> {
+    match cmd {
+        KeysCmd::Create {
+            account,
+            name,
+            test,
+            scopes,
+            models,
+        } => {
+            let k = p
+                .create_key(
+                    &account,
+                    NewKey {
+                        name,
+                        test,
+                        scopes,
+                        models,
+                    },
+                )
+                .await?;
+            out.print(&k, || {
+                format!(
+                    "created key {} ({})\nsecret: {}\nStore it now: it is not shown again.",
+                    k.key.id, k.key.name, k.secret
+                )
+            });
+        }
+        KeysCmd::List { account } => {
+            let list = p.list_keys(&account).await?;
+            out.print(&list, || {
+                list.iter()
+                    .map(|k| {
+                        format!(
+                            "{}  {}…  {:<20} {:<8} requests {} errors {} tokens {}/{}",
+                            k.id,
+                            k.prefix,
+                            k.name,
+                            if k.revoked_at.is_some() {
+                                "revoked"
+                            } else {
+                                "active"
+                            },
+                            k.usage.requests,
+                            k.usage.errors,
+                            k.usage.prompt_tokens,
+                            k.usage.completion_tokens
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        KeysCmd::Revoke { key_id } => {
+            let k = p.revoke_key(None, &key_id).await?;
+            out.print(&k, || format!("revoked key {}", k.id));
+        }
+        KeysCmd::Activity { key_id, limit } => {
+            let list = p.key_activity(None, &key_id, limit).await?;
+            out.print(&list, || {
+                list.iter()
+                    .map(|e| {
+                        format!(
+                            "{}  {} {} {} {:.2} ms",
+                            e.at, e.method, e.endpoint, e.status, e.latency_ms
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,210 @@
+//! `maximin serve`: engines, first start, task runners, the retention
+//! sweeper and the HTTP server.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use maximin_core::engines::Engines;
+use maximin_core::Platform;
+use maximin_http::{AppState, Application};
+
+use super::{first_start, open_platform, Failure};
+use crate::config::Config;
+
+/// The local engines built into this binary, by catalog engine name. With
+/// `pulling`, the default models are being fetched: say nothing yet about
+/// what they will bring.
+fn engines(
+    cfg: &crate::config::EngineConfig,
+    models_dir: &std::path::Path,
+    pulling: bool,
+) -> Engines {
+    #[cfg_attr(
+        not(any(feature = "llama", feature = "bert", feature = "espeak")),
+        expect(unused_mut, reason = "no engine features")
+    )]
+    let mut engines = Engines::default();
+    #[cfg(feature = "llama")]
+    {
+        let mut opts = maximin_engine_llama::Options::default();
+        if let Some(t) = cfg.threads {
+            opts.threads = t;
+        }
+        if let Some(s) = cfg.chat_slots {
+            opts.slots = s;
+        }
+        if let Some(c) = cfg.chat_context {
+            opts.ctx_per_slot = c;
+        }
+        if let Some(q) = cfg.chat_queue {
+            opts.queue = q;
+        }
+        if let Some(r) = cfg.chat_requantize {
+            opts.requantize = r;
+        }
+        engines.chat.insert(
+            maximin_engine_llama::ENGINE_NAME.to_owned(),
+            Arc::new(maximin_engine_llama::LlamaEngine::new(opts)),
+        );
+    }
+    #[cfg(feature = "bert")]
+    engines.embed.insert(
+        maximin_engine_bert::ENGINE_NAME.to_owned(),
+        Arc::new(maximin_engine_bert::BertEngine::new(
+            cfg.threads.unwrap_or(0),
+        )),
+    );
+    #[cfg(feature = "espeak")]
+    match maximin_engine_espeak::EspeakEngine::shared() {
+        Ok(espeak) => {
+            #[cfg(feature = "piper")]
+            {
+                let lib = models_dir
+                    .join("onnxruntime")
+                    .join(maximin_core::catalog::ONNXRUNTIME_LIB);
+                let piper = maximin_engine_piper::PiperEngine::new(
+                    models_dir,
+                    Some(&lib),
+                    espeak.clone(),
+                    cfg.threads.unwrap_or(0),
+                );
+                if let Some(why) = piper.unavailable().filter(|_| !pulling) {
+                    tracing::info!(
+                        "neural voices are off ({why}): run `maximin models pull onnxruntime` and `maximin models pull speech-2.8-hd`; speech-*-hd speaks with espeak-ng meanwhile"
+                    );
+                }
+                engines.speech.insert(
+                    maximin_engine_piper::ENGINE_NAME.to_owned(),
+                    Arc::new(piper),
+                );
+            }
+            engines.speech.insert(
+                maximin_engine_espeak::ENGINE_NAME.to_owned(),
+                Arc::new(espeak),
+            );
+        }
+        Err(e) => tracing::warn!(error = %e.message, "espeak-ng is unavailable; speech is off"),
+    }
+    let _ = (cfg, models_dir, pulling);
+    engines
+}
+
+/// `maximin serve`: the engines, the first start (default models fetched
+/// while the server answers, the owner's first key), the task runners, the
+/// retention sweeper and the HTTP server until a shutdown signal.
+pub(super) async fn serve(config: &Config) -> Result<(), Failure> {
+    let models_dir = config.data_dir.join("models");
+    let pulling = config.pull_on_start;
+    let platform = open_platform(config, engines(&config.engines, &models_dir, pulling)).await?;
+    // Marked before the socket opens, so `/readyz` is never ready before
+    // the models are checked.
+    let pulls = if pulling {
+        first_start::mark_default_pulls(&platform)
+    } else {
+        Vec::new()
+    };
+    for m in platform.catalog.models() {
+        if pulls.contains(&m.id) {
+            continue;
+        }
+        if let Err(hint) = platform.installed.availability(m) {
+            tracing::info!(model = %m.id, "model not available: {hint}");
+        }
+    }
+    let sweeper = tokio::spawn(sweep_loop(platform.clone()));
+    let stop_tasks = Arc::new(tokio::sync::Notify::new());
+    let workers = config.tasks.workers.unwrap_or(1);
+    let runners = platform.tasks.start(
+        platform.files.clone(),
+        maximin_http::task_handlers(platform.clone()),
+        workers,
+        stop_tasks.clone(),
+    );
+    if workers == 0 {
+        tracing::info!("task runners are off ([tasks] workers = 0): tasks queue until another process runs them");
+    }
+    let mut state = AppState::new(platform.clone());
+    state.public_url = config.public_url.clone();
+    let app = Application::build(&config.listen, state)
+        .await
+        .map_err(|e| Failure::Setup(format!("cannot listen on {}: {e}", config.listen)))?;
+    let addr = app
+        .local_addr()
+        .map_err(|e| Failure::Setup(e.to_string()))?;
+    if let Some(src) = &config.source {
+        tracing::info!(config = %src.display(), "configuration file read");
+    }
+    tracing::info!(data_dir = %config.data_dir.display(), "storage: SQLite");
+    // A plain line on stdout, for people and for scripts that start us on port 0.
+    println!("maximin listening on http://{addr}");
+    first_start::first_key(&platform, config, &format!("http://{addr}")).await?;
+    let puller = tokio::spawn(first_start::pull_defaults(
+        platform.clone(),
+        models_dir,
+        pulls,
+    ));
+    let result = app.run_until_stopped(shutdown_signal()).await;
+    sweeper.abort();
+    puller.abort();
+    // A task cut off here is claimed again after its lease (30 s) by the next start.
+    stop_tasks.notify_waiters();
+    for r in runners {
+        r.abort();
+    }
+    platform.shutdown().await;
+    result.map_err(|e| Failure::Setup(format!("server error: {e}")))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// Enforces retention (DESIGN.md §8) once at start and then hourly.
+async fn sweep_loop(platform: Arc<Platform>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        let now = platform.clock.now();
+        match platform
+            .store
+            .sweep(now, maximin_core::USAGE_RETENTION)
+            .await
+        {
+            Ok(n) if n > 0 => tracing::info!(rows = n, "retention sweep"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(code = %e.code, "retention sweep failed"),
+        }
+        match platform.files.sweep_expired().await {
+            Ok(n) if n > 0 => tracing::info!(files = n, "expired files deleted"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(code = %e.code, "file expiry failed"),
+        }
+        // Designed and cloned voices never used in 168 hours (seed 003).
+        match platform
+            .store
+            .expire_voices(now - maximin_core::voices::UNUSED_TTL, now)
+            .await
+        {
+            Ok(n) if n > 0 => tracing::info!(voices = n, "unused voices expired"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(code = %e.code, "voice expiry failed"),
+        }
+    }
+}
