@@ -386,3 +386,75 @@ fn administration_commands_start_no_engine_and_print_no_engine_warnings() {
         "{gemma}"
     );
 }
+
+/// On a terminal (a pseudo-terminal from `script`, as a person would see
+/// it) the secret is printed once with a curl line, and no file is written.
+#[test]
+fn on_a_terminal_the_first_key_is_printed_and_not_written_down() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let cmd = format!(
+        "{BIN} serve --listen 127.0.0.1:0 --no-pull --data-dir {}",
+        data.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qfec", &cmd, "/dev/null"])
+        .env("MAXIMIN_BOOTSTRAP", "on")
+        .env_remove("MAXIMIN_DATA_DIR")
+        .env_remove("MAXIMIN_CONFIG")
+        .env_remove("MAXIMIN_LISTEN")
+        .env_remove("MAXIMIN_LOG_FORMAT")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("script(1) from bsdutils");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    let secret = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx.recv_timeout(left).unwrap_or_else(|_| panic!("no secret: {seen:#?}"));
+        let found = line
+            .split_whitespace()
+            .find(|w| w.starts_with("mmx_live_"))
+            .map(str::to_owned);
+        seen.push(line);
+        if let Some(s) = found {
+            break s;
+        }
+    };
+    // The curl line follows, with the same secret.
+    let curl = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx.recv_timeout(left).unwrap_or_else(|_| panic!("no curl line: {seen:#?}"));
+        if line.contains("curl ") {
+            break line;
+        }
+        seen.push(line);
+    };
+    assert!(curl.contains("/v1/chat/completions") && curl.contains(&secret), "{curl}");
+    let _ = Command::new("pkill")
+        .args(["-f", &data.display().to_string()])
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!data.join("first-key").exists(), "written down although shown");
+    let out = maximin(&data, &["--json", "accounts", "list"]);
+    let accounts: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let id = accounts[0]["id"].as_str().expect("owner account");
+    let out = maximin(&data, &["--json", "keys", "list", "--account", id]);
+    let keys: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let prefix = keys[0]["prefix"].as_str().expect("prefix");
+    assert!(secret.starts_with(prefix), "{secret} is not {prefix}…");
+}
