@@ -4,6 +4,7 @@
 //! metering) and offers the operations that the CLI and the HTTP account API
 //! share: accounts, keys, authentication, authorization, usage.
 
+pub mod admission;
 pub mod authcache;
 pub mod catalog;
 pub mod clock;
@@ -376,16 +377,21 @@ impl Platform {
             )
             .with("reason", "malformed"));
         }
-        let hash = secrets::hash_secret(token);
+        self.authenticate_hash(&secrets::hash_secret(token)).await
+    }
+
+    /// The caller whose key has this hash, as the store says now: read again
+    /// whenever the auth epoch has changed since it was cached.
+    async fn authenticate_hash(&self, hash: &str) -> Result<Arc<Caller>> {
         // The epoch is read before the store, so an entry cached from a read that
         // raced with a revocation carries the old epoch and is not used again.
         let epoch = self.store.auth_epoch().await?;
         let now = self.clock.now();
-        if let Some(caller) = epoch.and_then(|e| self.auth_cache.get(&hash, e, now)) {
+        if let Some(caller) = epoch.and_then(|e| self.auth_cache.get(hash, e, now)) {
             return Ok(caller);
         }
-        let (key, account) = match self.store.key_by_hash(&hash).await? {
-            Some((k, a)) if secrets::constant_time_eq(&k.hash, &hash) => (k, a),
+        let (key, account) = match self.store.key_by_hash(hash).await? {
+            Some((k, a)) if secrets::constant_time_eq(&k.hash, hash) => (k, a),
             _ => {
                 return Err(
                     Error::authentication("The API key is not valid.").with("reason", "unknown")
@@ -399,7 +405,7 @@ impl Platform {
         }
         let caller = Arc::new(Caller { account, key });
         if let Some(e) = epoch {
-            self.auth_cache.put(hash, caller.clone(), e, now);
+            self.auth_cache.put(hash.to_owned(), caller.clone(), e, now);
         }
         Ok(caller)
     }

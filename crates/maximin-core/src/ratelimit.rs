@@ -1,12 +1,19 @@
-//! Rate limits (DESIGN.md §3): per key, per endpoint class, per plan, in fixed
-//! one-minute windows aligned to the clock, so that "60 requests per minute"
-//! means at most 60 in each window and `X-RateLimit-Reset` is the window's end.
+//! Rate limits (DESIGN.md §3): per key and per account, per endpoint class,
+//! per plan, in fixed one-minute windows aligned to the clock, so that "60
+//! requests per minute" means at most 60 in each window and `X-RateLimit-Reset`
+//! is the window's end.
+//!
+//! Every request is counted twice: against its key's counter and against its
+//! account's (the plan's ceiling for all the account's keys together, so that
+//! more keys do not mean more requests). The two are counted together or not
+//! at all: a request refused by one counter uses up nothing of the other.
 //!
 //! The limiter is a trait: this in-process one serves a single node; a Redis one
-//! (`INCR` + `PEXPIREAT` on the same bucket names) will serve replicas.
+//! (a script that reads every bucket, then `INCR` + `PEXPIREAT` on all of them
+//! only when each has room, on the same bucket names) will serve replicas.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use maximin_types::{CustomLimits, Plan, RateClass};
@@ -15,7 +22,7 @@ use crate::Result;
 
 pub const WINDOW_SECS: u64 = 60;
 
-/// What the limiter decided for one request.
+/// What the limiter decided for one request on one counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
     pub allowed: bool,
@@ -27,14 +34,41 @@ pub struct Decision {
     pub retry_after: u64,
 }
 
+/// Whose requests a counter counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holder {
+    Key,
+    Account,
+}
+
+impl Holder {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Holder::Key => "key",
+            Holder::Account => "account",
+        }
+    }
+}
+
+/// One counter a request is counted against, and its limit per window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bucket {
+    pub name: String,
+    pub limit: u32,
+    pub holder: Holder,
+}
+
 #[async_trait]
 pub trait RateLimiter: Send + Sync + 'static {
-    /// Counts one request against `bucket` and says whether it may proceed.
-    async fn hit(&self, bucket: &str, limit: u32, now_unix_ms: u64) -> Result<Decision>;
+    /// Counts one request against every bucket when each has room, and
+    /// against none when any is full. One decision per bucket, in order,
+    /// each saying whether that bucket had room: the request may proceed
+    /// when all are `allowed`.
+    async fn hit(&self, buckets: &[Bucket], now_unix_ms: u64) -> Result<Vec<Decision>>;
 
-    /// The state of `bucket` without counting a request (for the headers of a
-    /// response refused before the limiter, such as a missing scope).
-    async fn peek(&self, bucket: &str, limit: u32, now_unix_ms: u64) -> Result<Decision>;
+    /// The state of the buckets without counting a request (for the headers
+    /// of a response refused before the limiter, such as a missing scope).
+    async fn peek(&self, buckets: &[Bucket], now_unix_ms: u64) -> Result<Vec<Decision>>;
 }
 
 /// The limit that applies to a key of an account on an endpoint class, and the
@@ -53,6 +87,47 @@ pub fn limit_for(
             (class.as_str(), c.rpm.saturating_add(c.burst))
         }
     }
+}
+
+/// The counters of one request by key `key_id` of account `account_id`: the
+/// key's own, then the account's ceiling. A plan's figures are what the
+/// account gets (seed 002: "free tier accounts receive 60 requests per
+/// minute", "pay-as-you-go accounts get 600 RPM"; enterprise capacity is
+/// configured per account), and each key is held to them as well: keys share
+/// the account's requests, they do not multiply them.
+pub fn buckets_for(
+    account_id: &str,
+    key_id: &str,
+    plan: Plan,
+    custom: Option<CustomLimits>,
+    class: RateClass,
+) -> [Bucket; 2] {
+    let (counter, limit) = limit_for(plan, custom, class);
+    [
+        Bucket {
+            name: format!("{key_id}:{counter}"),
+            limit,
+            holder: Holder::Key,
+        },
+        Bucket {
+            name: format!("{account_id}:{counter}"),
+            limit,
+            holder: Holder::Account,
+        },
+    ]
+}
+
+/// The decision to report of several counters' (the `X-RateLimit-*`
+/// headers): a refusal when there is one, else the counter with the fewest
+/// requests left; on a tie, the lower limit, then the later counter (the
+/// account's, which another key would not escape). Its index comes with it.
+pub fn tightest(decisions: &[Decision]) -> Option<(usize, Decision)> {
+    decisions
+        .iter()
+        .copied()
+        .enumerate()
+        .rev()
+        .min_by_key(|(_, d)| (d.allowed, d.remaining, d.limit))
 }
 
 pub const DEFAULT_ENTERPRISE: CustomLimits = CustomLimits {
@@ -94,55 +169,86 @@ impl Default for InProcessLimiter {
 }
 
 impl InProcessLimiter {
-    fn shard(&self, bucket: &str) -> &Mutex<HashMap<String, Window>> {
+    fn shard(bucket: &str) -> usize {
         // FNV-1a: cheap and good enough to spread keys over shards.
         let mut h: u64 = 0xcbf29ce484222325;
         for b in bucket.bytes() {
             h ^= u64::from(b);
             h = h.wrapping_mul(0x100000001b3);
         }
-        &self.shards[(h % SHARDS as u64) as usize]
+        (h % SHARDS as u64) as usize
+    }
+
+    fn lock(&self, shard: usize) -> MutexGuard<'_, HashMap<String, Window>> {
+        self.shards[shard].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads every bucket and, when `add` and each has room, counts one
+    /// request in all of them, holding the locks of their shards (taken in
+    /// one order, so two requests never wait on each other) throughout: no
+    /// other request sees one bucket counted and the other not.
+    fn count(&self, buckets: &[Bucket], now_unix_ms: u64, add: bool) -> Vec<Decision> {
+        let now = now_unix_ms / 1000;
+        let start = now - now % WINDOW_SECS;
+        let reset_at = start + WINDOW_SECS;
+        let shard_of: Vec<usize> = buckets.iter().map(|b| Self::shard(&b.name)).collect();
+        let mut order = shard_of.clone();
+        order.sort_unstable();
+        order.dedup();
+        let mut guards: Vec<MutexGuard<'_, HashMap<String, Window>>> =
+            order.iter().map(|&i| self.lock(i)).collect();
+        // Where each bucket's shard guard is in `guards`.
+        let guard_of: Vec<usize> = shard_of
+            .iter()
+            .map(|s| order.binary_search(s).unwrap_or_default())
+            .collect();
+        let mut counts = Vec::with_capacity(buckets.len());
+        for (b, &g) in buckets.iter().zip(&guard_of) {
+            let map = &mut guards[g];
+            // Keep memory bounded: windows that ended are dropped once the map grows.
+            if map.len() > 4096 {
+                map.retain(|_, w| w.start >= start);
+            }
+            let w = map
+                .entry(b.name.clone())
+                .or_insert(Window { start, count: 0 });
+            if w.start != start {
+                *w = Window { start, count: 0 };
+            }
+            counts.push(w.count);
+        }
+        let admitted = buckets.iter().zip(&counts).all(|(b, &c)| c < b.limit);
+        let counted = add && admitted;
+        if counted {
+            for (b, &g) in buckets.iter().zip(&guard_of) {
+                if let Some(w) = guards[g].get_mut(&b.name) {
+                    w.count += 1;
+                }
+            }
+        }
+        buckets
+            .iter()
+            .zip(counts)
+            .map(|(b, c)| Decision {
+                // Whether this bucket had room; the request ran only if all had.
+                allowed: c < b.limit,
+                limit: b.limit,
+                remaining: b.limit.saturating_sub(c + u32::from(counted)),
+                reset_at,
+                retry_after: (reset_at - now).max(1),
+            })
+            .collect()
     }
 }
 
 #[async_trait]
 impl RateLimiter for InProcessLimiter {
-    async fn hit(&self, bucket: &str, limit: u32, now_unix_ms: u64) -> Result<Decision> {
-        Ok(self.count(bucket, limit, now_unix_ms, true))
+    async fn hit(&self, buckets: &[Bucket], now_unix_ms: u64) -> Result<Vec<Decision>> {
+        Ok(self.count(buckets, now_unix_ms, true))
     }
 
-    async fn peek(&self, bucket: &str, limit: u32, now_unix_ms: u64) -> Result<Decision> {
-        Ok(self.count(bucket, limit, now_unix_ms, false))
-    }
-}
-
-impl InProcessLimiter {
-    fn count(&self, bucket: &str, limit: u32, now_unix_ms: u64, add: bool) -> Decision {
-        let now = now_unix_ms / 1000;
-        let start = now - now % WINDOW_SECS;
-        let reset_at = start + WINDOW_SECS;
-        let mut map = self.shard(bucket).lock().unwrap_or_else(|e| e.into_inner());
-        // Keep memory bounded: windows that ended are dropped once the map grows.
-        if map.len() > 4096 {
-            map.retain(|_, w| w.start >= start);
-        }
-        let w = map
-            .entry(bucket.to_owned())
-            .or_insert(Window { start, count: 0 });
-        if w.start != start {
-            *w = Window { start, count: 0 };
-        }
-        let allowed = w.count < limit;
-        if allowed && add {
-            w.count += 1;
-        }
-        Decision {
-            allowed,
-            limit,
-            remaining: limit.saturating_sub(w.count),
-            reset_at,
-            retry_after: (reset_at - now).max(1),
-        }
+    async fn peek(&self, buckets: &[Bucket], now_unix_ms: u64) -> Result<Vec<Decision>> {
+        Ok(self.count(buckets, now_unix_ms, false))
     }
 }
 
@@ -150,29 +256,98 @@ impl InProcessLimiter {
 mod tests {
     use super::*;
 
+    fn one(name: &str, limit: u32) -> Vec<Bucket> {
+        vec![Bucket {
+            name: name.into(),
+            limit,
+            holder: Holder::Key,
+        }]
+    }
+
+    async fn hit1(l: &InProcessLimiter, name: &str, limit: u32, now: u64) -> Decision {
+        l.hit(&one(name, limit), now).await.expect("hit")[0]
+    }
+
     #[tokio::test]
     async fn sixty_per_window_then_refused_until_the_next() {
         let l = InProcessLimiter::default();
         let t0 = 1_700_000_080_000; // 40 s into a minute
         for i in 0..60 {
-            let d = l.hit("k:all", 60, t0).await.expect("hit");
+            let d = hit1(&l, "k:all", 60, t0).await;
             assert!(d.allowed, "request {i}");
             assert_eq!(d.remaining, 59 - i);
         }
-        let d = l.hit("k:all", 60, t0 + 1000).await.expect("hit");
+        let d = hit1(&l, "k:all", 60, t0 + 1000).await;
         assert!(!d.allowed);
         assert_eq!(d.retry_after, 19);
         assert_eq!(d.reset_at, 1_700_000_100);
-        let peeked = l.peek("k:all", 60, t0 + 1000).await.expect("peek");
+        let peeked = l.peek(&one("k:all", 60), t0 + 1000).await.expect("peek")[0];
         assert_eq!((peeked.remaining, peeked.allowed), (0, false));
         // Other buckets are independent.
-        assert!(l.hit("other:all", 60, t0).await.expect("hit").allowed);
+        assert!(hit1(&l, "other:all", 60, t0).await.allowed);
         // The next window starts afresh.
-        assert!(
-            l.hit("k:all", 60, 1_700_000_100_000)
+        assert!(hit1(&l, "k:all", 60, 1_700_000_100_000).await.allowed);
+    }
+
+    #[tokio::test]
+    async fn keys_share_their_accounts_ceiling_and_a_refusal_counts_nowhere() {
+        let l = InProcessLimiter::default();
+        let t0 = 1_700_000_080_000;
+        let a = buckets_for("acct_a", "key_1", Plan::Free, None, RateClass::Chat);
+        let b = buckets_for("acct_a", "key_2", Plan::Free, None, RateClass::Read);
+        for i in 0..60u32 {
+            let keys = if i % 2 == 0 { &a } else { &b };
+            let ds = l.hit(keys, t0).await.expect("hit");
+            assert!(ds.iter().all(|d| d.allowed), "request {i}");
+            // The headers report the account, the tighter of the two.
+            let (at, d) = tightest(&ds).expect("decision");
+            assert_eq!((keys[at].holder, d.remaining), (Holder::Account, 59 - i));
+        }
+        // The account is full: either key is refused, by the account's counter.
+        let ds = l.hit(&a, t0).await.expect("hit");
+        let (at, d) = tightest(&ds).expect("decision");
+        assert!(!d.allowed);
+        assert_eq!(a[at].holder, Holder::Account);
+        // The refused request used up nothing of the key's own counter.
+        let key_only = l.peek(&a[..1], t0).await.expect("peek")[0];
+        assert_eq!(key_only.remaining, 30);
+        // Another account is not affected.
+        let other = buckets_for("acct_b", "key_3", Plan::Free, None, RateClass::Chat);
+        assert!(l.hit(&other, t0).await.expect("hit")[1].allowed);
+    }
+
+    #[tokio::test]
+    async fn a_full_key_refuses_without_counting_against_the_account() {
+        let l = InProcessLimiter::default();
+        let t0 = 1_700_000_080_000;
+        let key = Bucket {
+            name: "key_1:all".into(),
+            limit: 2,
+            holder: Holder::Key,
+        };
+        let account = Bucket {
+            name: "acct_a:all".into(),
+            limit: 5,
+            holder: Holder::Account,
+        };
+        let both = [key, account];
+        for _ in 0..2 {
+            assert!(l
+                .hit(&both, t0)
                 .await
                 .expect("hit")
-                .allowed
+                .iter()
+                .all(|d| d.allowed));
+        }
+        for _ in 0..3 {
+            let ds = l.hit(&both, t0).await.expect("hit");
+            let (at, d) = tightest(&ds).expect("decision");
+            assert_eq!((at, d.allowed, d.remaining), (0, false, 0));
+        }
+        let acct = l.peek(&both[1..], t0).await.expect("peek")[0];
+        assert_eq!(
+            acct.remaining, 3,
+            "three refusals took nothing from the account"
         );
     }
 
@@ -194,5 +369,8 @@ mod tests {
             ),
             ("chat", 120)
         );
+        let [key, account] = buckets_for("acct_a", "key_1", Plan::Payg, None, RateClass::Chat);
+        assert_eq!((key.name.as_str(), key.limit), ("key_1:chat", 600));
+        assert_eq!((account.name.as_str(), account.limit), ("acct_a:chat", 600));
     }
 }

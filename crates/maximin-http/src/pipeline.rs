@@ -1,6 +1,8 @@
 //! The shared request path, in one order for every authenticated route:
 //! auth → scope and plan → rate limit → idempotency → handler → metering.
 //! (The request id and error rendering come before and after, at the edge.)
+//! Units of work inside a request (WebSocket messages) go through the same
+//! admission and metering, by [`Units`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,9 +14,10 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use maximin_core::idempotency::{Begin, StoredResponse};
-use maximin_core::ratelimit::{limit_for, Decision};
+use maximin_core::ratelimit::Decision;
 use maximin_core::store::UsageEvent;
 use maximin_core::{Caller, EndpointSpec, Error};
+use maximin_types::TokenUsage;
 
 use crate::ctx::{read_body, RequestId, StreamMeter, UsageReport, MAX_JSON_BODY};
 use crate::error::{ApiError, PendingError};
@@ -62,62 +65,114 @@ pub async fn request_path(State(rc): State<RouteCtx>, req: Request, next: Next) 
         Ok(c) => c,
         Err(e) => return ApiError(e).into_response(),
     };
-    let meta = RequestMeta::of(&req);
+    let meta = Arc::new(RequestMeta::of(&req));
 
-    let (decision, admitted) = authorize_and_limit(&rc, &caller).await;
-    let mut resp = match admitted {
+    let admission = platform.admit(Arc::clone(&caller), &rc.spec).await;
+    let mut resp = match admission.result {
         Err(e) => ApiError(e).into_response(),
-        Ok(()) => {
+        Ok(caller) => {
             let mut req = req;
             req.extensions_mut().insert(Arc::clone(&caller));
+            req.extensions_mut().insert(Units {
+                spec: rc.spec,
+                meta: Arc::clone(&meta),
+            });
             run_idempotent(&rc, &caller, req, next).await
         }
     };
-    if let Some(d) = decision {
+    if let Some(d) = admission.limit {
         rate_headers(resp.headers_mut(), &d);
     }
     meter(&rc, &caller, &meta, &resp, started);
     resp
 }
 
-/// Scope and plan check, then the rate limit. A refused scope still reports
-/// the key's limit state (peeked, not counted) so that every authenticated
-/// response carries the headers.
-async fn authorize_and_limit(
-    rc: &RouteCtx,
-    caller: &Caller,
-) -> (Option<Decision>, Result<(), Error>) {
-    let (bucket, limit) = limit_for(caller.account.plan, caller.account.limits, rc.spec.class);
-    let bucket = format!("{}:{bucket}", caller.key.id);
-    let now_ms =
-        u64::try_from(rc.app.platform.clock.now().unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
-    let limiter = &rc.app.platform.limiter;
-    if let Err(e) = caller.authorize(&rc.spec) {
-        return (limiter.peek(&bucket, limit, now_ms).await.ok(), Err(e));
-    }
-    match limiter.hit(&bucket, limit, now_ms).await {
-        Ok(d) if !d.allowed => {
-            let mut e = Error::new(
-                maximin_types::ErrorCode::RateLimitExceeded,
-                format!(
-                    "Rate limit of {} requests per minute reached for this key; retry in {} s.",
-                    d.limit, d.retry_after
-                ),
-            )
-            .with("limit", d.limit)
-            .with("reset_at", d.reset_at);
-            e.retry_after = Some(d.retry_after);
-            (Some(d), Err(e))
-        }
-        Ok(d) => (Some(d), Ok(())),
-        Err(e) => (None, Err(e)),
-    }
-}
-
 fn rate_headers(h: &mut HeaderMap, d: &Decision) {
     h.insert("x-ratelimit-limit", HeaderValue::from(d.limit));
     h.insert("x-ratelimit-remaining", HeaderValue::from(d.remaining));
     h.insert("x-ratelimit-reset", HeaderValue::from(d.reset_at));
+}
+
+/// What the request path hands a handler whose connection carries units of
+/// work of their own (WebSocket messages): the route's requirements and the
+/// request's metadata, so that each unit is admitted, metered and logged as a
+/// request would be, through the same [`Platform::admit_again`].
+///
+/// [`Platform::admit_again`]: maximin_core::Platform::admit_again
+#[derive(Clone)]
+pub struct Units {
+    spec: EndpointSpec,
+    meta: Arc<RequestMeta>,
+}
+
+impl Units {
+    /// Admits one unit of work of `caller`, recorded as method `unit` (such
+    /// as `WS`): the key read again under the current auth epoch, scopes and
+    /// plan, and, when `counted`, the rate limits shared with HTTP. A refused
+    /// unit is metered and logged here, like a refused request.
+    pub async fn admit(
+        &self,
+        app: &AppState,
+        caller: &Caller,
+        unit: &str,
+        counted: bool,
+    ) -> Result<Arc<Caller>, Error> {
+        let started = Instant::now();
+        let platform = &app.platform;
+        let result = if counted {
+            platform.admit_again(caller, &self.spec).await.result
+        } else {
+            platform.recheck(caller, &self.spec).await
+        };
+        if let Err(e) = &result {
+            self.finish(app, caller, unit, started, None, Err(e));
+        }
+        result
+    }
+
+    /// Meters and logs one unit of work that ran: status 200 with its usage,
+    /// or its error's status and code.
+    pub fn finish(
+        &self,
+        app: &AppState,
+        caller: &Caller,
+        unit: &str,
+        started: Instant,
+        model: Option<String>,
+        outcome: Result<Option<TokenUsage>, &Error>,
+    ) {
+        let elapsed = started.elapsed();
+        let (status, usage, code) = match outcome {
+            Ok(usage) => (200, usage, None),
+            Err(e) => (e.code.http_status(), None, Some(e.code)),
+        };
+        app.metrics
+            .observe(&self.meta.endpoint, unit, status, elapsed);
+        tracing::info!(
+            request_id = %self.meta.request_id,
+            method = %unit,
+            route = %self.meta.endpoint,
+            status,
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            code = code.map(|c| c.as_str()).unwrap_or(""),
+            "unit"
+        );
+        app.platform.record(UsageEvent {
+            at: app.platform.clock.now(),
+            account_id: caller.account.id.clone(),
+            key_id: caller.key.id.clone(),
+            request_id: self.meta.request_id.clone(),
+            method: unit.to_owned(),
+            endpoint: self.meta.endpoint.clone(),
+            status,
+            model,
+            prompt_tokens: usage.map_or(0, |u| u.prompt_tokens),
+            completion_tokens: usage.map_or(0, |u| u.completion_tokens),
+            latency_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            error_code: code.map(|c| c.as_str().to_owned()),
+            client_ip: self.meta.client_ip.clone(),
+        });
+    }
 }
 
 /// Runs the handler once per Idempotency-Key (POST and DELETE only).

@@ -4,7 +4,7 @@ use crate::helpers::Server;
 
 /// Waits, if needed, so that the next few seconds fall inside one clock minute:
 /// limits count in fixed one-minute windows.
-async fn away_from_a_window_edge() {
+pub async fn away_from_a_window_edge() {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
@@ -18,7 +18,7 @@ async fn away_from_a_window_edge() {
 #[tokio::test]
 async fn free_plan_gets_60_requests_a_minute_across_endpoints_then_429() {
     let s = Server::start().await;
-    let (_, key) = s.admin("free");
+    let (account, key) = s.admin("free");
     away_from_a_window_edge().await;
     let mut reset = None;
     for i in 0..60u32 {
@@ -53,10 +53,51 @@ async fn free_plan_gets_60_requests_a_minute_across_endpoints_then_429() {
     assert!((1..=60).contains(&retry), "retry-after {retry}");
     assert_eq!(r.detail("limit"), 60);
 
-    // Limits are per key: another key of the same account has its own counter.
-    let account = s.account("free");
+    // The account is at its ceiling too: a new key of it gets nothing more.
     let (_, other) = s.key(&account, &[]);
-    s.get("/v1/models", &other).await.assert_ok(200);
+    let r = s.get("/v1/models", &other).await;
+    r.assert_error(429, "rate_limit_exceeded");
+    assert_eq!(r.detail("applies_to"), "account");
+}
+
+#[tokio::test]
+async fn keys_of_a_free_account_share_its_60_requests_a_minute() {
+    let s = Server::start().await;
+    let account = s.account("free");
+    let (_, first) = s.key(&account, &[]);
+    let (_, second) = s.key(&account, &[]);
+    away_from_a_window_edge().await;
+    for i in 0..60u32 {
+        // Two keys taking turns: one count for the account, reported as the
+        // tighter of the key's and the account's counters.
+        let key = if i % 2 == 0 { &first } else { &second };
+        let r = s.get("/v1/models", key).await;
+        r.assert_ok(200);
+        assert_eq!(r.header("x-ratelimit-limit"), Some("60"));
+        assert_eq!(
+            r.header("x-ratelimit-remaining"),
+            Some((59 - i).to_string().as_str()),
+            "request {i}"
+        );
+    }
+    for key in [&first, &second] {
+        let r = s.get("/v1/models", key).await;
+        r.assert_error(429, "rate_limit_exceeded");
+        assert_eq!(r.detail("applies_to"), "account");
+        assert_eq!(r.detail("limit"), 60);
+        assert_eq!(r.header("x-ratelimit-remaining"), Some("0"));
+        assert!(r.header("retry-after").is_some());
+    }
+    // A key made now is held to the same ceiling.
+    let (_, third) = s.key(&account, &[]);
+    s.get("/v1/models", &third)
+        .await
+        .assert_error(429, "rate_limit_exceeded");
+    // Another free account is not.
+    let (_, stranger) = s.admin("free");
+    let r = s.get("/v1/models", &stranger).await;
+    r.assert_ok(200);
+    assert_eq!(r.header("x-ratelimit-remaining"), Some("59"));
 }
 
 #[tokio::test]

@@ -50,6 +50,52 @@ async fn event(ws: &mut Socket) -> Option<Value> {
     }
 }
 
+/// The `task_failed` event that must come next, and the close frame after
+/// it: (event, close code, close reason).
+async fn failed_and_closed(ws: &mut Socket) -> (Value, u16, String) {
+    let failed = event(ws).await.expect("task_failed before the close");
+    assert_eq!(failed["event"], "task_failed", "{failed}");
+    let (code, reason) = closed(ws).await;
+    (failed, code, reason)
+}
+
+/// The server's close frame, which must come next: its code and reason
+/// (1005, "no code", is a close frame without one).
+async fn closed(ws: &mut Socket) -> (u16, String) {
+    loop {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(60), ws.next())
+            .await
+            .expect("a close frame within 60 s")
+            .expect("a close frame before the end of the stream")
+            .expect("frame");
+        match msg {
+            Message::Close(Some(f)) => return (u16::from(f.code), f.reason.as_str().to_owned()),
+            Message::Close(None) => return (1005, String::new()),
+            Message::Text(t) => panic!("an event after the last one: {t}"),
+            _ => continue,
+        }
+    }
+}
+
+/// Connects and starts a task on espeak-ng (the cheapest voice), raw PCM.
+async fn started(s: &Server, key: &str) -> Socket {
+    let mut ws = connect(s, key).await.expect("connected");
+    let hello = event(&mut ws).await.expect("greeting");
+    assert_eq!(hello["event"], "connected_success", "{hello}");
+    send(
+        &mut ws,
+        json!({
+            "event": "task_start", "model": "speech-2.8-turbo",
+            "voice_setting": {"voice_id": "espeak_en-us"},
+            "audio_setting": {"format": "pcm", "sample_rate": 16000},
+        }),
+    )
+    .await;
+    let started = event(&mut ws).await.expect("task_started");
+    assert_eq!(started["event"], "task_started", "{started}");
+    ws
+}
+
 /// Audio chunks of one `task_continue` up to its final event, and that event.
 async fn chunks(ws: &mut Socket) -> (Vec<Vec<u8>>, Value) {
     let mut audio = Vec::new();
@@ -134,12 +180,13 @@ async fn a_task_streams_audio_per_text_and_is_metered() {
     send(&mut ws, json!({"event": "task_finish"})).await;
     let finished = event(&mut ws).await.expect("task_finished");
     assert_eq!(finished["event"], "task_finished", "{finished}");
-    assert!(
-        event(&mut ws).await.is_none(),
-        "the server closes after task_finished"
+    assert_eq!(
+        closed(&mut ws).await.0,
+        1000,
+        "the server closes normally after task_finished"
     );
 
-    // The connection's characters are metered once it ends.
+    // Each task_continue's characters are metered as it is done.
     let billed = billed(first) + billed(second);
     let mut found = 0;
     for _ in 0..50 {
@@ -186,13 +233,10 @@ async fn protocol_mistakes_fail_the_task_with_native_codes() {
         json!({"event": "task_continue", "text": "Too early."}),
     )
     .await;
-    let failed = event(&mut ws).await.expect("task_failed");
-    assert_eq!(failed["event"], "task_failed", "{failed}");
+    let (failed, code, reason) = failed_and_closed(&mut ws).await;
     assert_eq!(failed["base_resp"]["status_code"], 2202);
-    assert!(
-        event(&mut ws).await.is_none(),
-        "the server closes after task_failed"
-    );
+    assert_eq!(code, 1002, "a protocol error");
+    assert!(reason.contains("task_start"), "{reason}");
 
     // A task_start naming no known voice: the same code as over HTTP.
     let mut ws = connect(&s, &key).await.expect("connected");
@@ -203,12 +247,12 @@ async fn protocol_mistakes_fail_the_task_with_native_codes() {
                "voice_setting": {"voice_id": "no-such-voice"}}),
     )
     .await;
-    let failed = event(&mut ws).await.expect("task_failed");
-    assert_eq!(failed["event"], "task_failed", "{failed}");
+    let (failed, code, _) = failed_and_closed(&mut ws).await;
     assert_eq!(failed["base_resp"]["status_code"], 20132, "{failed}");
     assert!(failed["base_resp"]["status_msg"]
         .as_str()
         .is_some_and(|m| m.contains("no-such-voice")));
+    assert_eq!(code, 1008, "a refused request");
 
     // Not JSON: 2202.
     let mut ws = connect(&s, &key).await.expect("connected");
@@ -216,6 +260,129 @@ async fn protocol_mistakes_fail_the_task_with_native_codes() {
     ws.send(Message::Text("task_start please".into()))
         .await
         .expect("send");
-    let failed = event(&mut ws).await.expect("task_failed");
+    let (failed, code, _) = failed_and_closed(&mut ws).await;
     assert_eq!(failed["base_resp"]["status_code"], 2202, "{failed}");
+    assert_eq!(code, 1002, "not JSON breaks the protocol");
+
+    // A binary frame: the protocol is JSON text frames (1003: unsupported data).
+    let mut ws = started(&s, &key).await;
+    ws.send(Message::Binary(vec![0x7b, 0x7d].into()))
+        .await
+        .expect("send");
+    let (failed, code, _) = failed_and_closed(&mut ws).await;
+    assert_eq!(failed["base_resp"]["status_code"], 2202, "{failed}");
+    assert_eq!(code, 1003);
+
+    // A text frame that is not UTF-8 (sent raw, as a broken client would).
+    let mut ws = started(&s, &key).await;
+    let frame = tokio_tungstenite::tungstenite::protocol::frame::Frame::message(
+        vec![b'{', 0xff, 0xfe, b'}'],
+        tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode::Data(
+            tokio_tungstenite::tungstenite::protocol::frame::coding::Data::Text,
+        ),
+        true,
+    );
+    ws.send(Message::Frame(frame)).await.expect("send");
+    let (failed, code, _) = failed_and_closed(&mut ws).await;
+    assert_eq!(failed["base_resp"]["status_code"], 2202, "{failed}");
+    assert_eq!(code, 1007);
+}
+
+#[tokio::test]
+async fn an_oversized_message_fails_the_task_and_closes_with_1009() {
+    let s = Server::with_models("").await;
+    let (_, key) = s.admin("payg");
+    let mut ws = started(&s, &key).await;
+    // Past the 256 KiB a message may have (a task_continue's 10,000
+    // characters are far less, even as JSON escapes).
+    let text = "a".repeat(300 * 1024);
+    // The server may close before it has read it all: sending may fail.
+    let _ = ws
+        .send(Message::Text(
+            json!({"event": "task_continue", "text": text})
+                .to_string()
+                .into(),
+        ))
+        .await;
+    let (failed, code, reason) = failed_and_closed(&mut ws).await;
+    assert_eq!(failed["base_resp"]["status_code"], 2013, "{failed}");
+    let msg = failed["base_resp"]["status_msg"].as_str().unwrap_or("");
+    assert!(msg.contains("262144"), "{msg}");
+    assert_eq!(code, 1009, "message too big");
+    assert!(!reason.is_empty());
+}
+
+#[tokio::test]
+async fn a_revoked_keys_session_fails_at_its_next_message() {
+    let s = Server::with_models("").await;
+    let (account, admin) = s.admin("payg");
+    let (id, key) = s.key(&account, &[]);
+    let mut ws = started(&s, &key).await;
+    send(
+        &mut ws,
+        json!({"event": "task_continue", "text": "Still here."}),
+    )
+    .await;
+    let (audio, last) = chunks(&mut ws).await;
+    assert_eq!(last["base_resp"]["status_code"], 0, "{last}");
+    assert!(!audio.is_empty());
+
+    // Revoked by the operator's CLI, a separate process, while the socket is open.
+    s.cli(&["keys", "revoke", &id]).expect("revoke");
+    s.get("/v1/models", &key)
+        .await
+        .assert_error(401, "authentication_failed");
+    send(
+        &mut ws,
+        json!({"event": "task_continue", "text": "Not any more."}),
+    )
+    .await;
+    let (failed, code, reason) = failed_and_closed(&mut ws).await;
+    assert_eq!(failed["base_resp"]["status_code"], 1004, "{failed}");
+    assert!(reason.contains("revoked"), "{reason}");
+    assert_eq!(code, 1008, "policy: the key may no longer be used");
+
+    // The refused message is in the key's activity, like a refused request.
+    let r = s
+        .get(&format!("/v1/account/keys/{id}/activity"), &admin)
+        .await;
+    let log = r.assert_ok(200).as_array().expect("log").clone();
+    let refused: Vec<&Value> = log
+        .iter()
+        .filter(|e| e["error_code"] == "authentication_failed")
+        .collect();
+    assert_eq!(refused.len(), 1, "{log:?}");
+    assert_eq!(refused[0]["endpoint"], "/ws/v1/t2a_v2");
+    assert_eq!(refused[0]["method"], "WS");
+    assert_eq!(refused[0]["status"], 401);
+    // The message spoken before it was metered as a request with its characters.
+    assert!(
+        log.iter().any(|e| e["method"] == "WS"
+            && e["status"] == 200
+            && e["prompt_tokens"] == billed("Still here.")),
+        "{log:?}"
+    );
+}
+
+#[tokio::test]
+async fn each_task_continue_counts_against_the_rate_limit() {
+    let s = Server::with_models("").await;
+    let (_, key) = s.admin("free");
+    crate::ratelimit::away_from_a_window_edge().await;
+    // The upgrade is one request of the free plan's 60 a minute.
+    let mut ws = started(&s, &key).await;
+    for i in 1..60 {
+        send(&mut ws, json!({"event": "task_continue", "text": "Hi."})).await;
+        let (_, last) = chunks(&mut ws).await;
+        assert_eq!(last["base_resp"]["status_code"], 0, "message {i}: {last}");
+    }
+    // The 61st request of the minute: refused with the native 1002.
+    send(&mut ws, json!({"event": "task_continue", "text": "Hi."})).await;
+    let (failed, code, _) = failed_and_closed(&mut ws).await;
+    assert_eq!(failed["base_resp"]["status_code"], 1002, "{failed}");
+    assert_eq!(code, 1013, "try again later");
+    // The messages counted in the same counter as HTTP requests.
+    s.get("/v1/models", &key)
+        .await
+        .assert_error(429, "rate_limit_exceeded");
 }
