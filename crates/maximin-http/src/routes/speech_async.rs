@@ -388,13 +388,14 @@ impl TaskHandler for AsyncSpeech {
                     w.write(&bytes?).await?;
                 }
                 let subs: Vec<Subtitle> = synth.subtitles().to_vec();
-                let (tail, info, chars) = synth.finish()?;
-                w.write(&tail).await?;
+                let (end, info, chars) = synth.finish_whole()?;
+                w.write(&end.tail).await?;
                 let audio = w.finish().await?;
                 totals.add(&info, chars);
                 let info = serde_json::to_vec_pretty(&info).map_err(Error::internal)?;
                 let subs = serde_json::to_vec_pretty(&subs).map_err(Error::internal)?;
-                parts.push((format!("{}.{ext}", input.name), Part::Stored(audio)));
+                let part = Part::Stored(audio, end.head);
+                parts.push((format!("{}.{ext}", input.name), part));
                 parts.push((format!("{}.subtitle.json", input.name), Part::Bytes(subs)));
                 parts.push((format!("{}.extra.json", input.name), Part::Bytes(info)));
             }
@@ -402,7 +403,7 @@ impl TaskHandler for AsyncSpeech {
         }
         .await;
         for (_, part) in &parts {
-            if let Part::Stored(f) = part {
+            if let Part::Stored(f, _) = part {
                 let _ = p.files.discard(f).await;
             }
         }
@@ -450,8 +451,10 @@ impl Totals {
 }
 
 enum Part {
-    /// A sealed file written while synthesising (not recorded).
-    Stored(maximin_core::store::FileRecord),
+    /// A sealed file written while synthesising (not recorded), and the head
+    /// with exact sizes that replaces its first bytes in the tar (the part
+    /// was written as a stream, before its length was known).
+    Stored(maximin_core::store::FileRecord, Vec<u8>),
     Bytes(Vec<u8>),
 }
 
@@ -514,13 +517,19 @@ async fn write_tar(
                 w.write(b).await?;
                 w.write(&vec![0u8; padding(b.len() as u64)]).await?;
             }
-            Part::Stored(f) => {
+            Part::Stored(f, head) => {
+                if head.len() as u64 > f.bytes {
+                    return Err(Error::internal("an audio part is shorter than its head"));
+                }
                 w.write(&tar_header(name, f.bytes, mtime)?).await?;
+                w.write(head).await?;
                 let mut r = files.read(f).await?;
                 let mut n = 0u64;
                 while let Some(c) = r.next().await? {
+                    // The stored bytes the head replaces are skipped.
+                    let skip = (head.len() as u64).saturating_sub(n).min(c.len() as u64);
                     n += c.len() as u64;
-                    w.write(&c).await?;
+                    w.write(&c[skip as usize..]).await?;
                 }
                 if n != f.bytes {
                     return Err(Error::internal("an audio part changed size"));

@@ -19,5 +19,6 @@ mod sdk;
 mod speech;
 mod speech_async;
 mod speech_voices;
+mod speech_whole;
 mod speech_ws;
 mod system;

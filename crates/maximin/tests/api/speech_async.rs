@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use crate::helpers::Server;
 
 /// The members of a tar archive: (name, bytes).
-fn untar(mut b: &[u8]) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn untar(mut b: &[u8]) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     while b.len() >= 512 && b[..512].iter().any(|x| *x != 0) {
         let h = &b[..512];
@@ -27,14 +27,14 @@ fn untar(mut b: &[u8]) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-async fn create(s: &Server, key: &str, body: Value) -> Value {
+pub(crate) async fn create(s: &Server, key: &str, body: Value) -> Value {
     let r = s.post("/v1/t2a_async_v2", key, body).await;
     assert_eq!(r.status, 200);
     r.body
 }
 
 /// Polls until the task leaves Processing; returns the last query body.
-async fn wait(s: &Server, key: &str, task_id: i64, limit: Duration) -> Value {
+pub(crate) async fn wait(s: &Server, key: &str, task_id: i64, limit: Duration) -> Value {
     let start = Instant::now();
     loop {
         let r = s
@@ -51,7 +51,7 @@ async fn wait(s: &Server, key: &str, task_id: i64, limit: Duration) -> Value {
     }
 }
 
-async fn output(s: &Server, key: &str, file_id: i64) -> Vec<(String, Vec<u8>)> {
+pub(crate) async fn output(s: &Server, key: &str, file_id: i64) -> Vec<(String, Vec<u8>)> {
     let (status, bytes) = s
         .get_bytes(
             &s.url(&format!("/v1/files/retrieve_content?file_id={file_id}")),
@@ -62,7 +62,7 @@ async fn output(s: &Server, key: &str, file_id: i64) -> Vec<(String, Vec<u8>)> {
     untar(&bytes)
 }
 
-fn member<'a>(members: &'a [(String, Vec<u8>)], name: &str) -> &'a [u8] {
+pub(crate) fn member<'a>(members: &'a [(String, Vec<u8>)], name: &str) -> &'a [u8] {
     &members
         .iter()
         .find(|(n, _)| n == name)
