@@ -39,6 +39,11 @@ pub trait BlobStore: Send + Sync + 'static {
     /// The blob's bytes, or `None` when there is none.
     async fn open(&self, name: &str) -> Result<Option<Box<dyn AsyncRead + Send + Unpin>>>;
     async fn delete(&self, name: &str) -> Result<()>;
+    /// Removes what interrupted writes left behind (a crash mid-write) and
+    /// no write will finish; returns how many.
+    async fn sweep_orphans(&self) -> Result<u64> {
+        Ok(0)
+    }
 }
 
 #[async_trait]
@@ -401,6 +406,12 @@ impl Files {
                 n += 1;
             }
         }
+    }
+
+    /// Removes what writes cut short by a crash left in the blob store
+    /// (never a write still going on); returns how many.
+    pub async fn sweep_orphans(&self) -> Result<u64> {
+        self.blobs.sweep_orphans().await
     }
 
     /// Rewraps every file's data key under the current master key; returns how many.

@@ -368,12 +368,8 @@ fn init_logging(format: LogFormat, default_level: &str) {
 }
 
 async fn open_platform(config: &Config) -> Result<Arc<Platform>, Failure> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        Failure::Setup(format!(
-            "cannot create data dir {}: {e}",
-            config.data_dir.display()
-        ))
-    })?;
+    maximin_store::ensure_private_dir(&config.data_dir)
+        .map_err(|e| Failure::Setup(format!("cannot create the data dir: {}", e.message)))?;
     let store = SqliteStore::open(&config.data_dir.join("maximin.db")).await?;
     let vault = Vault {
         blobs: Arc::new(DiskBlobs::new(config.data_dir.join("files"))),
@@ -606,6 +602,11 @@ async fn sweep_loop(platform: Arc<Platform>) {
             Ok(n) if n > 0 => tracing::info!(files = n, "expired files deleted"),
             Ok(_) => {}
             Err(e) => tracing::warn!(code = %e.code, "file expiry failed"),
+        }
+        match platform.files.sweep_orphans().await {
+            Ok(n) if n > 0 => tracing::info!(files = n, "orphaned temporary files deleted"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(code = %e.code, "orphan sweep failed"),
         }
         // Designed and cloned voices never used in 168 hours (seed 003).
         match platform

@@ -7,6 +7,7 @@ mod helpers;
 mod account_api;
 mod auth;
 mod chat;
+mod data_dir;
 mod embeddings;
 mod errors;
 mod files;
