@@ -13,7 +13,7 @@ use std::io::Read;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use maximin_core::files::{Files, Output};
 use maximin_core::speech;
@@ -24,7 +24,7 @@ use maximin_types::speech::T2aRequest;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::ctx::{Ctx, UsageReport};
+use crate::ctx::{ApiQuery, Ctx, Param, QueryParams, UsageReport};
 use crate::error::ApiError;
 use crate::routes::files::opt_id_from_json;
 use crate::routes::speech::{
@@ -267,9 +267,14 @@ pub async fn t2a_async_v2(
     Ok(resp)
 }
 
+/// `?task_id=` of the query.
 #[derive(Deserialize)]
-pub struct QueryParams {
-    task_id: Option<String>,
+pub struct TaskQuery {
+    task_id: i64,
+}
+
+impl QueryParams for TaskQuery {
+    const PARAMS: &'static [Param] = &[Param::id("task_id")];
 }
 
 #[utoipa::path(get, path = "/v1/query/t2a_async_query_v2", tag = "speech", security(("bearer" = [])),
@@ -278,14 +283,9 @@ pub struct QueryParams {
 pub async fn query_t2a_async(
     State(app): State<AppState>,
     ctx: Ctx,
-    Query(q): Query<QueryParams>,
+    ApiQuery(q): ApiQuery<TaskQuery>,
 ) -> Result<Response, ApiError> {
-    let id: i64 = q
-        .task_id
-        .ok_or_else(|| invalid("task_id", "'task_id' is required."))?
-        .trim()
-        .parse()
-        .map_err(|_| invalid("task_id", "'task_id' must be an integer id."))?;
+    let id = q.task_id;
     let p = &app.platform;
     let task = p.tasks.get(&ctx.caller.account.id, id).await?;
     let mut body = json!({
