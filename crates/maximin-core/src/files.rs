@@ -298,7 +298,13 @@ impl Files {
 
     /// Removes the blob of a file that was written but is not to be recorded.
     pub async fn discard(&self, file: &FileRecord) -> Result<()> {
-        self.blobs.delete(&blob_name(file.id)).await
+        self.discard_id(file.id).await
+    }
+
+    /// [`Files::discard`] by id (nothing there is fine): what an
+    /// interrupted writer of a known id left.
+    pub async fn discard_id(&self, id: i64) -> Result<()> {
+        self.blobs.delete(&blob_name(id)).await
     }
 
     /// The caller's file; another account's file is as absent as a missing one.

@@ -367,10 +367,17 @@ impl TaskHandler for AsyncSpeech {
             .map_err(|e| e.0)?;
         let ext = plan.settings().format.as_str().to_owned();
 
+        // Parts an earlier attempt wrote before it was cut short (a crash)
+        // are found by their ids and go.
+        for attempt in 1..task.attempts {
+            for i in 0..params.inputs.len() {
+                let _ = p.files.discard_id(part_id(task.id, attempt, i)).await;
+            }
+        }
         let mut parts: Vec<(String, Part)> = Vec::new();
         let mut totals = Totals::default();
         let result = async {
-            for input in &params.inputs {
+            for (i, input) in params.inputs.iter().enumerate() {
                 let ratio = speech::illegal_ratio(&input.text);
                 let mut synth = Synth::whole(plan.clone().with_text(input.text.clone(), ratio));
                 let mut w = p
@@ -380,7 +387,7 @@ impl TaskHandler for AsyncSpeech {
                         purpose: "t2a_part",
                         filename: "part",
                         kind: &ext,
-                        id: None,
+                        id: Some(part_id(task.id, task.attempts, i)),
                         expires_at: None,
                     })
                     .await?;
@@ -414,6 +421,26 @@ impl TaskHandler for AsyncSpeech {
             file: Some(file),
         })
     }
+}
+
+/// The file id of a task's part: fixed by the task, the attempt and the
+/// input (FNV-1a into the range of [`maximin_core::files::new_id`]), so that
+/// a later attempt can remove what one cut short left behind, and two
+/// attempts never write the same part.
+fn part_id(task_id: i64, attempt: u32, input: usize) -> i64 {
+    const LOW: i64 = 100_000_000_000_000;
+    const HIGH: i64 = 1 << 53;
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let bytes = task_id
+        .to_le_bytes()
+        .into_iter()
+        .chain(attempt.to_le_bytes())
+        .chain((input as u64).to_le_bytes());
+    for b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    LOW + (h % (HIGH - LOW) as u64) as i64
 }
 
 #[derive(Default)]
@@ -545,6 +572,20 @@ async fn write_tar(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn part_ids_are_fixed_distinct_and_in_the_id_range() {
+        let a = part_id(123_456_789_012_345, 1, 0);
+        assert_eq!(a, part_id(123_456_789_012_345, 1, 0));
+        let mut seen = std::collections::HashSet::new();
+        for attempt in 1..4 {
+            for input in 0..50 {
+                let id = part_id(123_456_789_012_345, attempt, input);
+                assert!((100_000_000_000_000..1 << 53).contains(&id));
+                assert!(seen.insert(id), "attempt {attempt} input {input}");
+            }
+        }
+    }
 
     #[test]
     fn tar_headers_are_valid_ustar() {
