@@ -275,7 +275,8 @@ fn streamed_wav_header_uses_the_maximal_size_convention() {
 /// data chunk = the bytes that follow its header (the file has no other chunk
 /// after `data`). Returns the data size.
 fn strict_wav_data_len(bytes: &[u8]) -> usize {
-    let u32_at = |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+    let u32_at =
+        |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
     assert_eq!(&bytes[..4], b"RIFF");
     assert_eq!(&bytes[8..12], b"WAVE");
     assert_eq!(u32_at(4) as usize, bytes.len() - 8, "RIFF size");

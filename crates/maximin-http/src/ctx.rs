@@ -175,14 +175,18 @@ impl Param {
         let name = self.name;
         let (min, max, takes) = match self.kind {
             ParamKind::Text => return Ok(()),
-            ParamKind::Int { min, max } => (min, max, format!("a whole number from {min} to {max}")),
+            ParamKind::Int { min, max } => {
+                (min, max, format!("a whole number from {min} to {max}"))
+            }
             ParamKind::Id => (1, i64::MAX, "an id: a whole number from 1".to_owned()),
         };
         match value.parse::<i64>() {
             Ok(n) if (min..=max).contains(&n) => Ok(()),
-            _ => Err(Error::invalid(name, format!("'{name}' must be {takes}, not '{value}'."))
-                .with("minimum", min)
-                .with("maximum", max)),
+            _ => Err(
+                Error::invalid(name, format!("'{name}' must be {takes}, not '{value}'."))
+                    .with("minimum", min)
+                    .with("maximum", max),
+            ),
         }
     }
 }
@@ -204,7 +208,10 @@ impl<T: QueryParams, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let bad = |e: &dyn std::fmt::Display| {
-            ApiError(Error::invalid("query", format!("The query string could not be read: {e}.")))
+            ApiError(Error::invalid(
+                "query",
+                format!("The query string could not be read: {e}."),
+            ))
         };
         let axum::extract::Query(pairs) =
             axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
@@ -316,7 +323,11 @@ fn plain_message(field: &str, msg: &str) -> String {
             .strip_prefix(prefix)
             .and_then(|rest| rest.split_once(", expected "))
         {
-            return format!("{subject} must be {}, not {}.", expected(want), got_value(got));
+            return format!(
+                "{subject} must be {}, not {}.",
+                expected(want),
+                got_value(got)
+            );
         }
     }
     if let Some((n, want)) = msg
@@ -510,11 +521,23 @@ mod tests {
     #[test]
     fn body_errors_use_json_words_never_rust_names() {
         for (body, field, want) in [
-            ("[]", "body", "The body must be a JSON object, not an array."),
-            ("[1, 2]", "body", "The body must be a JSON object, not an array."),
+            (
+                "[]",
+                "body",
+                "The body must be a JSON object, not an array.",
+            ),
+            (
+                "[1, 2]",
+                "body",
+                "The body must be a JSON object, not an array.",
+            ),
             ("5", "body", "The body must be a JSON object, not a number."),
             ("{}", "model", "'model' is required."),
-            (r#"{"model": 5}"#, "model", "'model' must be a string, not 5."),
+            (
+                r#"{"model": 5}"#,
+                "model",
+                "'model' must be a string, not 5.",
+            ),
             (
                 r#"{"model": "m", "n": -1}"#,
                 "n",
@@ -525,7 +548,11 @@ mod tests {
                 "tags",
                 "'tags' must be a JSON array, not the string \"a\".",
             ),
-            (r#"{"model": "m", "tags": [true]}"#, "tags[0]", "'tags[0]' must be a string, not true."),
+            (
+                r#"{"model": "m", "tags": [true]}"#,
+                "tags[0]",
+                "'tags[0]' must be a string, not true.",
+            ),
         ] {
             assert_eq!(message(body), (field.to_owned(), want.to_owned()), "{body}");
         }

@@ -340,7 +340,10 @@ mod tests {
 
     #[test]
     fn replays_carry_the_stored_type_and_old_error_records_read_as_json() {
-        assert_eq!(content_type(&stored("audio/wav", b"RIFF")), Some("audio/wav"));
+        assert_eq!(
+            content_type(&stored("audio/wav", b"RIFF")),
+            Some("audio/wav")
+        );
         // Stored before errors kept their type: a body is a rendered error.
         assert_eq!(content_type(&stored("", b"{}")), Some("application/json"));
         assert_eq!(content_type(&stored("", b"")), None);

@@ -61,8 +61,7 @@ fn is_orphan(path: &Path, pid: u32, untouched: Duration) -> bool {
     if pid == std::process::id() {
         return !live().contains(path);
     }
-    untouched >= STALE_TEMP
-        || (untouched >= DEAD_WRITER_GRACE && process_runs(pid) == Some(false))
+    untouched >= STALE_TEMP || (untouched >= DEAD_WRITER_GRACE && process_runs(pid) == Some(false))
 }
 
 /// The PID in a temporary file's name (`.tmp-PID-N`).
@@ -422,7 +421,10 @@ mod tests {
         assert!(dead_fresh.exists(), "a dead writer's fresh file waits");
         assert!(!dead_idle.exists(), "a dead writer's idle file goes");
         assert!(alive_idle.exists(), "a running writer's file stays");
-        assert!(!alive_stale.exists(), "a day untouched: gone whoever wrote it");
+        assert!(
+            !alive_stale.exists(),
+            "a day untouched: gone whoever wrote it"
+        );
         assert!(blob.exists() && other.exists(), "only temporary names");
 
         // The live write was never touched and still commits.

@@ -85,7 +85,11 @@ fn token_count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D:
             return Err(D::Error::invalid_type(got, &TOKEN_COUNT));
         }
     };
-    if let Some(c) = n.as_u64().and_then(|c| u32::try_from(c).ok()).filter(|c| *c > 0) {
+    if let Some(c) = n
+        .as_u64()
+        .and_then(|c| u32::try_from(c).ok())
+        .filter(|c| *c > 0)
+    {
         return Ok(Some(c));
     }
     let got = match (n.as_u64(), n.as_i64()) {
@@ -162,7 +166,11 @@ pub struct ChatCompletionRequest {
     #[serde(default)]
     pub top_p: Option<f32>,
     /// `max_completion_tokens` is read as the same; 1 to 4294967295.
-    #[serde(default, alias = "max_completion_tokens", deserialize_with = "token_count")]
+    #[serde(
+        default,
+        alias = "max_completion_tokens",
+        deserialize_with = "token_count"
+    )]
     pub max_tokens: Option<u32>,
     #[serde(default)]
     pub stop: Option<Stop>,

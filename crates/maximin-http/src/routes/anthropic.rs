@@ -206,30 +206,29 @@ fn to_chat(body: &Value) -> Result<ChatCompletionRequest, ApiError> {
             ))
         }
     };
-    let stop = match &body["stop_sequences"] {
-        Value::Null => None,
-        Value::Array(list) => {
-            let mut stops = Vec::new();
-            for (i, x) in list.iter().enumerate() {
-                match x.as_str() {
-                    Some(s) if !s.is_empty() && !s.contains('\0') => stops.push(s.to_owned()),
-                    _ => {
-                        return Err(invalid(
+    let stop =
+        match &body["stop_sequences"] {
+            Value::Null => None,
+            Value::Array(list) => {
+                let mut stops = Vec::new();
+                for (i, x) in list.iter().enumerate() {
+                    match x.as_str() {
+                        Some(s) if !s.is_empty() && !s.contains('\0') => stops.push(s.to_owned()),
+                        _ => return Err(invalid(
                             &format!("stop_sequences[{i}]"),
                             "Each stop sequence must be a non-empty string without NUL characters.",
-                        ))
+                        )),
                     }
                 }
+                Some(Stop::Many(stops))
             }
-            Some(Stop::Many(stops))
-        }
-        _ => {
-            return Err(invalid(
-                "stop_sequences",
-                "'stop_sequences' must be an array of strings.",
-            ))
-        }
-    };
+            _ => {
+                return Err(invalid(
+                    "stop_sequences",
+                    "'stop_sequences' must be an array of strings.",
+                ))
+            }
+        };
     let number = |k: &str| body[k].as_f64().map(|v| v as f32);
     Ok(ChatCompletionRequest {
         model: model.to_owned(),

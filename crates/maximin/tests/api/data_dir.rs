@@ -6,7 +6,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-
 use crate::helpers::Server;
 
 fn mode(p: &Path) -> u32 {
@@ -149,6 +148,8 @@ async fn a_temp_file_left_by_a_crash_is_swept_at_the_next_start() {
     }
     // The restarted server works on.
     let (_, key) = s.admin("payg");
-    let r = s.upload(&key, "retrieval", "a.txt", b"after".to_vec()).await;
+    let r = s
+        .upload(&key, "retrieval", "a.txt", b"after".to_vec())
+        .await;
     assert_eq!(r.body["base_resp"]["status_code"], 0, "{:?}", r.body);
 }

@@ -177,7 +177,14 @@ async fn query_parameters_name_the_parameter_and_its_range() {
     let (account, key) = s.admin("payg");
     let (key_id, _) = s.key(&account, &[]);
     let activity = |q: &str| format!("/v1/account/keys/{key_id}/activity?{q}");
-    for bad in ["limit=-1", "limit=0", "limit=1001", "limit=2147483648", "limit=lots", "limit="] {
+    for bad in [
+        "limit=-1",
+        "limit=0",
+        "limit=1001",
+        "limit=2147483648",
+        "limit=lots",
+        "limit=",
+    ] {
         let r = s.get(&activity(bad), &key).await;
         r.assert_error(400, "invalid_request");
         assert_eq!(r.detail("field"), "limit", "{bad}");
@@ -204,7 +211,10 @@ async fn query_parameters_name_the_parameter_and_its_range() {
         (k["id"].as_str().expect("id").to_owned(), ())
     };
     let r = s
-        .get(&format!("/v1/account/keys/{admin_id}/activity?limit=1"), &key)
+        .get(
+            &format!("/v1/account/keys/{admin_id}/activity?limit=1"),
+            &key,
+        )
         .await;
     assert_eq!(r.assert_ok(200).as_array().expect("list").len(), 1);
 
@@ -219,7 +229,11 @@ async fn query_parameters_name_the_parameter_and_its_range() {
     ] {
         let r = s.get(path, &key).await;
         assert_eq!(r.status, 200, "{path}");
-        assert_eq!(r.body["base_resp"]["status_code"], 2013, "{path}: {:?}", r.body);
+        assert_eq!(
+            r.body["base_resp"]["status_code"], 2013,
+            "{path}: {:?}",
+            r.body
+        );
         let msg = r.body["base_resp"]["status_msg"].as_str().expect("msg");
         assert!(msg.contains(&format!("'{field}'")), "{path}: {msg}");
     }
@@ -243,7 +257,8 @@ async fn body_mistakes_speak_json_not_rust() {
     let s = Server::start().await;
     let (_, key) = s.admin("payg");
     let chat = |extra: serde_json::Value| {
-        let mut b = json!({"model": "minimax-chat-v2", "messages": [{"role": "user", "content": "hi"}]});
+        let mut b =
+            json!({"model": "minimax-chat-v2", "messages": [{"role": "user", "content": "hi"}]});
         b.as_object_mut()
             .expect("object")
             .extend(extra.as_object().expect("object").clone());
@@ -260,7 +275,9 @@ async fn body_mistakes_speak_json_not_rust() {
         .join(" ")
     };
     let no_rust = |msg: &str, what: &str| {
-        for name in ["struct", "Request", "enum ", "u32", "i64", "sequence", "untagged"] {
+        for name in [
+            "struct", "Request", "enum ", "u32", "i64", "sequence", "untagged",
+        ] {
             assert!(!msg.contains(name), "{what}: {msg}");
         }
     };
@@ -276,7 +293,11 @@ async fn body_mistakes_speak_json_not_rust() {
     ] {
         let r = s.post(path, &key, json!([])).await;
         let msg = text_of(&r);
-        assert!(msg.contains("must be a JSON object"), "{path}: {:?}", r.body);
+        assert!(
+            msg.contains("must be a JSON object"),
+            "{path}: {:?}",
+            r.body
+        );
         no_rust(&msg, path);
     }
     let r = s.post("/v1/chat/completions", &key, json!([])).await;
@@ -285,7 +306,11 @@ async fn body_mistakes_speak_json_not_rust() {
 
     // Wrong kinds of value name the field and what it takes.
     let r = s
-        .post("/v1/chat/completions", &key, chat(json!({"messages": "hi"})))
+        .post(
+            "/v1/chat/completions",
+            &key,
+            chat(json!({"messages": "hi"})),
+        )
         .await;
     r.assert_error(400, "invalid_request");
     assert_eq!(r.detail("field"), "messages");
@@ -317,7 +342,11 @@ async fn body_mistakes_speak_json_not_rust() {
         .await;
     assert_eq!(r.status, 400, "{:?}", r.body);
     assert_eq!(r.body["type"], "error");
-    assert!(text_of_anthropic(&r).contains("stop_sequences[0]"), "{:?}", r.body);
+    assert!(
+        text_of_anthropic(&r).contains("stop_sequences[0]"),
+        "{:?}",
+        r.body
+    );
 
     // max_tokens out of range is out of range, on every chat surface.
     for v in [json!(-1), json!(0), json!(4_294_967_296_u64), json!("ten")] {
@@ -330,7 +359,11 @@ async fn body_mistakes_speak_json_not_rust() {
         assert!(msg.contains("from 1 to 4294967295"), "{v}: {msg}");
 
         let r = s
-            .post("/openai/v1/chat/completions", &key, chat(json!({"max_tokens": v})))
+            .post(
+                "/openai/v1/chat/completions",
+                &key,
+                chat(json!({"max_tokens": v})),
+            )
             .await;
         assert_eq!(r.status, 400, "{:?}", r.body);
         assert_eq!(r.body["error"]["param"], "max_tokens", "{v}");
@@ -343,14 +376,21 @@ async fn body_mistakes_speak_json_not_rust() {
         );
 
         let r = s
-            .post("/anthropic/v1/messages", &key, chat(json!({"max_tokens": v})))
+            .post(
+                "/anthropic/v1/messages",
+                &key,
+                chat(json!({"max_tokens": v})),
+            )
             .await;
         assert_eq!(r.status, 400, "{:?}", r.body);
         assert_eq!(r.body["error"]["type"], "invalid_request_error");
         let msg = text_of_anthropic(&r);
         assert!(msg.contains("max_tokens"), "{v}: {msg}");
         assert!(msg.contains("from 1 to 4294967295"), "{v}: {msg}");
-        assert!(!msg.contains("required"), "{v}: out of range, not missing: {msg}");
+        assert!(
+            !msg.contains("required"),
+            "{v}: out of range, not missing: {msg}"
+        );
     }
     let r = s
         .post("/anthropic/v1/messages", &key, chat(json!({})))

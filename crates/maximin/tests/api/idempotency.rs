@@ -125,7 +125,11 @@ async fn a_replayed_error_keeps_its_json_type_on_every_surface() {
     let (_, key) = s.admin("payg");
     let cases = [
         // Native: HTTP 200 with base_resp.
-        ("/v1/t2a_v2", json!({"model": "no-such-model", "text": "hi"}), 200),
+        (
+            "/v1/t2a_v2",
+            json!({"model": "no-such-model", "text": "hi"}),
+            200,
+        ),
         (
             "/v1/text/chatcompletion_v2",
             json!({"model": "no-such-model", "messages": [{"role": "user", "content": "hi"}]}),

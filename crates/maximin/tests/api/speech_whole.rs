@@ -29,7 +29,10 @@ fn strict_wav(b: &[u8], what: &str) -> (u32, u16, usize) {
     loop {
         let (id, len) = (&b[at..at + 4], u32_le(b, at + 4));
         let body = at + 8;
-        assert!(body + len <= b.len(), "{what}: chunk {id:?} runs past the end");
+        assert!(
+            body + len <= b.len(),
+            "{what}: chunk {id:?} runs past the end"
+        );
         if id == b"fmt " {
             let channels = u16::from_le_bytes([b[body + 2], b[body + 3]]);
             fmt = Some((u32_le(b, body + 4) as u32, channels));
@@ -56,7 +59,11 @@ fn python_wave(b: &[u8]) -> Option<(u64, u64)> {
         .arg(&path)
         .output()
         .ok()?;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     let mut it = text.split_whitespace().map(|n| n.parse().expect("number"));
     Some((it.next()?, it.next()?))
@@ -66,9 +73,16 @@ fn python_wave(b: &[u8]) -> Option<(u64, u64)> {
 fn check_wav(b: &[u8], length_ms: f64, what: &str) {
     let (rate, _, frames) = strict_wav(b, what);
     let ms = frames as f64 * 1000.0 / f64::from(rate);
-    assert!((ms - length_ms).abs() <= 2.0, "{what}: {ms} ms vs {length_ms}");
+    assert!(
+        (ms - length_ms).abs() <= 2.0,
+        "{what}: {ms} ms vs {length_ms}"
+    );
     if let Some((n, r)) = python_wave(b) {
-        assert_eq!((n, r), (frames as u64, u64::from(rate)), "{what}: python wave");
+        assert_eq!(
+            (n, r),
+            (frames as u64, u64::from(rate)),
+            "{what}: python wave"
+        );
     }
 }
 
@@ -124,7 +138,10 @@ async fn whole_audio_carries_exact_sizes_in_every_output() {
     let body = t2a(&s, &key, json!({"audio_setting": {"format": "mp3"}})).await;
     let audio = hex_audio(&body);
     assert!(
-        audio.windows(4).take(200).any(|w| w == b"Info" || w == b"Xing"),
+        audio
+            .windows(4)
+            .take(200)
+            .any(|w| w == b"Info" || w == b"Xing"),
         "mp3: no Info tag in the first frame"
     );
     let ms = maximin_audio::decode(&audio).expect("mp3").duration_secs() * 1000.0;
@@ -156,7 +173,10 @@ async fn whole_audio_carries_exact_sizes_in_every_output() {
     assert_eq!(resp.status(), 200);
     let audio = resp.bytes().await.expect("body");
     let (rate, _, frames) = strict_wav(&audio, "openai wav");
-    assert!(frames as f64 / f64::from(rate) > 1.0, "openai wav: {frames} frames");
+    assert!(
+        frames as f64 / f64::from(rate) > 1.0,
+        "openai wav: {frames} frames"
+    );
 
     // Async: every audio member of the task's tar.
     for format in ["wav", "flac", "mp3"] {
