@@ -21,13 +21,39 @@ use crate::{wav, AudioError, Pcm, Result};
 /// - flac: a STREAMINFO header with the length unknown, then one frame per
 ///   4096 samples.
 /// - wav: a header with the maximal-size convention (the length is not known
-///   when it is sent), then raw samples. [`encode_whole`] writes exact sizes.
+///   when it is sent), then raw samples.
+///
+/// A file that is delivered whole (kept until it is complete) must carry exact
+/// sizes instead: make it with [`Encoder::whole`] and end it with
+/// [`Encoder::finish_whole`], whose corrected head replaces the file's first
+/// bytes; [`encode_whole`] does both for a clip in memory.
 pub struct Encoder {
     settings: AudioSettings,
     resampler: Resampler,
     sink: Sink,
     started: bool,
     frames_written: u64,
+}
+
+/// The end of a whole file ([`Encoder::finish_whole`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WholeEnd {
+    /// The last bytes, to append after everything `push` returned.
+    pub tail: Vec<u8>,
+    /// Bytes that replace the first `head.len()` bytes of the file: the WAV
+    /// header with exact sizes, the FLAC STREAMINFO with the sample count,
+    /// the MP3 Info/LAME frame (empty for raw PCM).
+    pub head: Vec<u8>,
+}
+
+impl WholeEnd {
+    /// Applies the end to `file`, the concatenation of every `push`'s bytes.
+    pub fn apply(self, file: &mut Vec<u8>) {
+        file.extend(self.tail);
+        if self.head.len() <= file.len() {
+            file[..self.head.len()].copy_from_slice(&self.head);
+        }
+    }
 }
 
 enum Sink {
@@ -42,6 +68,13 @@ impl Encoder {
     /// An encoder for `settings` (validated here) fed mono audio at `input_rate` Hz.
     pub fn new(settings: AudioSettings, input_rate: u32) -> Result<Self> {
         Self::build(settings, input_rate, false)
+    }
+
+    /// An encoder for a file delivered whole: it streams the same way, but an
+    /// MP3 reserves its first frame for the Info/LAME tag, and
+    /// [`finish_whole`](Encoder::finish_whole) returns the exact head.
+    pub fn whole(settings: AudioSettings, input_rate: u32) -> Result<Self> {
+        Self::build(settings, input_rate, true)
     }
 
     fn build(settings: AudioSettings, input_rate: u32, whole: bool) -> Result<Self> {
@@ -95,6 +128,39 @@ impl Encoder {
         self.write_mono(&tail, &mut out)?;
         self.end(&mut out)?;
         Ok(out)
+    }
+
+    /// Ends a whole file: its last bytes and the head with exact sizes (see
+    /// [`WholeEnd`]). Only an encoder made by [`Encoder::whole`] has an MP3
+    /// Info frame to give; WAV and FLAC heads are exact either way.
+    pub fn finish_whole(mut self) -> Result<WholeEnd> {
+        let tail = self.resampler.finish();
+        let mut out = Vec::new();
+        self.start(&mut out);
+        self.write_mono(&tail, &mut out)?;
+        self.end(&mut out)?;
+        let head = self.exact_head();
+        Ok(WholeEnd { tail: out, head })
+    }
+
+    /// The head of the finished file with its real length (after `end`).
+    fn exact_head(&self) -> Vec<u8> {
+        let AudioSettings {
+            sample_rate,
+            channels,
+            ..
+        } = self.settings;
+        match &self.sink {
+            Sink::Pcm => Vec::new(),
+            Sink::Wav => wav::header(sample_rate, channels, Some(self.frames_written)),
+            Sink::Flac(_) => {
+                let mut h = FlacSink::header(sample_rate, channels);
+                flac::patch_total_samples(&mut h, self.frames_written);
+                h
+            }
+            #[cfg(feature = "mp3")]
+            Sink::Mp3(sink) => sink.info_frame(),
+        }
     }
 
     fn start(&mut self, out: &mut Vec<u8>) {
@@ -196,14 +262,6 @@ pub fn encode_whole(settings: &AudioSettings, pcm: &Pcm) -> Result<Vec<u8>> {
     };
     let source = source.resample(settings.sample_rate);
     let mut out = Vec::new();
-    if settings.format == Format::Wav {
-        out.extend(wav::header(
-            settings.sample_rate,
-            settings.channels,
-            Some(source.frames() as u64),
-        ));
-        encoder.started = true;
-    }
     encoder.start(&mut out);
     let samples = source.to_i16();
     let channels = if source.channels == settings.channels {
@@ -213,12 +271,12 @@ pub fn encode_whole(settings: &AudioSettings, pcm: &Pcm) -> Result<Vec<u8>> {
     };
     encoder.write_i16(&samples, channels, &mut out)?;
     encoder.end(&mut out)?;
-    match &encoder.sink {
-        Sink::Flac(_) => flac::patch_total_samples(&mut out, source.frames() as u64),
-        #[cfg(feature = "mp3")]
-        Sink::Mp3(sink) => sink.patch_info_frame(&mut out),
-        Sink::Pcm | Sink::Wav => {}
+    let head = encoder.exact_head();
+    WholeEnd {
+        tail: Vec::new(),
+        head,
     }
+    .apply(&mut out);
     Ok(out)
 }
 
@@ -342,19 +400,21 @@ mod mp3 {
                 .map_err(|e| lame_error("flush", e))
         }
 
-        /// Overwrites the frame LAME reserved at the start of a whole file with
-        /// the finished Info/LAME tag (frame count, delay, padding).
-        pub(super) fn patch_info_frame(&self, file: &mut [u8]) {
+        /// The finished Info/LAME tag (frame count, delay, padding) that
+        /// replaces the frame LAME reserved at the start of a whole file;
+        /// empty for a stream (no frame was reserved).
+        pub(super) fn info_frame(&self) -> Vec<u8> {
             if !self.info_frame {
-                return;
+                return Vec::new();
             }
             let mut tag = Vec::new();
             tag.reserve(self.lame.lame_tag_size().max(1));
-            if let Some(len) = self.lame.lame_tag_encode_to_vec(&mut tag) {
-                let len = len.get().min(tag.len());
-                if len <= file.len() {
-                    file[..len].copy_from_slice(&tag[..len]);
+            match self.lame.lame_tag_encode_to_vec(&mut tag) {
+                Some(len) => {
+                    tag.truncate(len.get());
+                    tag
                 }
+                None => Vec::new(),
             }
         }
     }

@@ -26,7 +26,7 @@ mod settings;
 mod wav;
 
 pub use decode::decode;
-pub use encode::{encode_whole, Encoder};
+pub use encode::{encode_whole, Encoder, WholeEnd};
 pub use pcm::Pcm;
 pub use settings::{
     mp3_bitrate_for, AudioSettings, Format, ALLOWED_BITRATES, ALLOWED_CHANNELS,

@@ -271,6 +271,76 @@ fn streamed_wav_header_uses_the_maximal_size_convention() {
     assert_eq!(&bytes[44..], &whole[44..], "same samples");
 }
 
+/// The sizes a strict reader checks: RIFF size = bytes after it, and the
+/// data chunk = the bytes that follow its header (the file has no other chunk
+/// after `data`). Returns the data size.
+fn strict_wav_data_len(bytes: &[u8]) -> usize {
+    let u32_at =
+        |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+    assert_eq!(&bytes[..4], b"RIFF");
+    assert_eq!(&bytes[8..12], b"WAVE");
+    assert_eq!(u32_at(4) as usize, bytes.len() - 8, "RIFF size");
+    let mut at = 12;
+    while &bytes[at..at + 4] != b"data" {
+        at += 8 + u32_at(at + 4) as usize;
+    }
+    assert_eq!(u32_at(at + 4) as usize, bytes.len() - at - 8, "data size");
+    bytes.len() - at - 8
+}
+
+/// The 36-bit total-samples field of a FLAC STREAMINFO.
+fn flac_total_samples(bytes: &[u8]) -> u64 {
+    assert_eq!(&bytes[..4], b"fLaC");
+    let packed = u64::from_be_bytes(bytes[18..26].try_into().expect("8 bytes"));
+    packed & ((1 << 36) - 1)
+}
+
+/// Like [`stream`], with a whole-file encoder whose head is patched at the end.
+fn stream_whole(settings: AudioSettings, input: &Pcm) -> Vec<u8> {
+    let sizes = [1usize, 37, 1000, 4410];
+    let mut encoder = Encoder::whole(settings, input.sample_rate).expect("valid settings");
+    let mut bytes = Vec::new();
+    let (mut at, mut i) = (0, 0);
+    while at < input.samples.len() {
+        let end = (at + sizes[i % sizes.len()]).min(input.samples.len());
+        bytes.extend(encoder.push(&input.samples[at..end]).expect("push"));
+        at = end;
+        i += 1;
+    }
+    encoder.finish_whole().expect("finish").apply(&mut bytes);
+    bytes
+}
+
+#[test]
+fn whole_files_made_in_pieces_carry_exact_sizes() {
+    for (in_rate, out_rate, channels) in [(22050, 16000, 2), (24000, 24000, 1), (16000, 44100, 1)] {
+        let input = chirp(in_rate, SECS);
+        let frames = (out_rate as f32 * SECS).round() as usize;
+        for format in Format::ALL {
+            let what = format!("{format} whole {in_rate} → {out_rate} Hz x{channels}");
+            let s = settings(format, out_rate, channels);
+            let bytes = stream_whole(s, &input);
+            match format {
+                Format::Wav => {
+                    let data = strict_wav_data_len(&bytes);
+                    assert_eq!(data, frames * 2 * usize::from(channels), "{what}");
+                    assert_eq!(bytes, encode_whole(&s, &input).expect("whole"), "{what}");
+                }
+                Format::Flac => {
+                    assert_eq!(flac_total_samples(&bytes), frames as u64, "{what}");
+                    assert_eq!(bytes, encode_whole(&s, &input).expect("whole"), "{what}");
+                }
+                // The Info/LAME tag: gapless decoding gives the exact length.
+                Format::Mp3 => {
+                    let out = read_back(format, &bytes, out_rate, channels);
+                    assert_eq!(out.frames(), frames, "{what}");
+                }
+                Format::Pcm => assert_eq!(bytes.len(), frames * 2 * usize::from(channels)),
+            }
+        }
+    }
+}
+
 #[test]
 fn mp3_bitrate_sets_the_file_size() {
     let secs = 4.0;

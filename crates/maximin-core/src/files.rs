@@ -39,6 +39,11 @@ pub trait BlobStore: Send + Sync + 'static {
     /// The blob's bytes, or `None` when there is none.
     async fn open(&self, name: &str) -> Result<Option<Box<dyn AsyncRead + Send + Unpin>>>;
     async fn delete(&self, name: &str) -> Result<()>;
+    /// Removes what interrupted writes left behind (a crash mid-write) and
+    /// no write will finish; returns how many.
+    async fn sweep_orphans(&self) -> Result<u64> {
+        Ok(0)
+    }
 }
 
 #[async_trait]
@@ -293,7 +298,13 @@ impl Files {
 
     /// Removes the blob of a file that was written but is not to be recorded.
     pub async fn discard(&self, file: &FileRecord) -> Result<()> {
-        self.blobs.delete(&blob_name(file.id)).await
+        self.discard_id(file.id).await
+    }
+
+    /// [`Files::discard`] by id (nothing there is fine): what an
+    /// interrupted writer of a known id left.
+    pub async fn discard_id(&self, id: i64) -> Result<()> {
+        self.blobs.delete(&blob_name(id)).await
     }
 
     /// The caller's file; another account's file is as absent as a missing one.
@@ -401,6 +412,12 @@ impl Files {
                 n += 1;
             }
         }
+    }
+
+    /// Removes what writes cut short by a crash left in the blob store
+    /// (never a write still going on); returns how many.
+    pub async fn sweep_orphans(&self) -> Result<u64> {
+        self.blobs.sweep_orphans().await
     }
 
     /// Rewraps every file's data key under the current master key; returns how many.

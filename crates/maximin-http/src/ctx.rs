@@ -120,6 +120,127 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// A query parameter's rule, checked before the query is read into its
+/// type, so that every mistake names the parameter and what it takes.
+#[derive(Debug, Clone, Copy)]
+pub struct Param {
+    pub name: &'static str,
+    pub required: bool,
+    pub kind: ParamKind,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum ParamKind {
+    /// A whole number from `min` to `max`.
+    Int { min: i64, max: i64 },
+    /// An id: a whole number from 1.
+    Id,
+    /// Any text.
+    Text,
+}
+
+impl Param {
+    pub const fn int(name: &'static str, min: i64, max: i64) -> Self {
+        Param {
+            name,
+            required: false,
+            kind: ParamKind::Int { min, max },
+        }
+    }
+
+    pub const fn id(name: &'static str) -> Self {
+        Param {
+            name,
+            required: true,
+            kind: ParamKind::Id,
+        }
+    }
+
+    pub const fn text(name: &'static str) -> Self {
+        Param {
+            name,
+            required: false,
+            kind: ParamKind::Text,
+        }
+    }
+
+    pub const fn required(self) -> Self {
+        Param {
+            required: true,
+            ..self
+        }
+    }
+
+    fn check(&self, value: &str) -> Result<(), Error> {
+        let name = self.name;
+        let (min, max, takes) = match self.kind {
+            ParamKind::Text => return Ok(()),
+            ParamKind::Int { min, max } => {
+                (min, max, format!("a whole number from {min} to {max}"))
+            }
+            ParamKind::Id => (1, i64::MAX, "an id: a whole number from 1".to_owned()),
+        };
+        match value.parse::<i64>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(()),
+            _ => Err(
+                Error::invalid(name, format!("'{name}' must be {takes}, not '{value}'."))
+                    .with("minimum", min)
+                    .with("maximum", max),
+            ),
+        }
+    }
+}
+
+/// The parameters a query type takes ([`ApiQuery`]).
+pub trait QueryParams: DeserializeOwned {
+    const PARAMS: &'static [Param];
+}
+
+/// Query parameters. Unlike `axum::extract::Query`, every mistake is an
+/// `invalid_request` naming the parameter (`details.field`) and what it
+/// takes (a number's range in the message and `details.minimum`/`maximum`):
+/// each is checked against its [`Param`] first. A parameter given twice is
+/// refused; ones the type does not know are ignored.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: QueryParams, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let bad = |e: &dyn std::fmt::Display| {
+            ApiError(Error::invalid(
+                "query",
+                format!("The query string could not be read: {e}."),
+            ))
+        };
+        let axum::extract::Query(pairs) =
+            axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+                .map_err(|e| bad(&e.body_text()))?;
+        for p in T::PARAMS {
+            let mut given = pairs.iter().filter(|(k, _)| k == p.name);
+            match (given.next(), given.next()) {
+                (Some(_), Some(_)) => {
+                    return Err(ApiError(Error::invalid(
+                        p.name,
+                        format!("'{}' is given more than once.", p.name),
+                    )))
+                }
+                (Some((_, v)), None) => p.check(v)?,
+                (None, _) if p.required => {
+                    return Err(ApiError(Error::invalid(
+                        p.name,
+                        format!("'{}' is required.", p.name),
+                    )))
+                }
+                (None, _) => {}
+            }
+        }
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|axum::extract::Query(q)| ApiQuery(q))
+            .map_err(|e| bad(&e.body_text()))
+    }
+}
+
 pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, limit).await.map_err(|_| {
         ApiError(
@@ -132,9 +253,31 @@ pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, Ap
     })
 }
 
+/// Every body is a JSON object: what else it is, in JSON's words, judged by
+/// its first character (`None` for an object, or text that is not JSON).
+fn not_an_object(bytes: &[u8]) -> Option<&'static str> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace())? {
+        b'{' => None,
+        b'[' => Some("an array"),
+        b'"' => Some("a string"),
+        b't' | b'f' => Some("true or false"),
+        b'n' => Some("null"),
+        b'-' | b'0'..=b'9' => Some("a number"),
+        _ => None,
+    }
+}
+
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let parsed = serde_path_to_error::deserialize(de);
+    let syntax_error = matches!(&parsed, Err(e) if e.inner().is_syntax() || e.inner().is_eof());
+    if let Some(kind) = not_an_object(bytes).filter(|_| !syntax_error) {
+        return Err(ApiError(Error::invalid(
+            "body",
+            format!("The body must be a JSON object, not {kind}."),
+        )));
+    }
+    parsed.map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let syntax = inner.is_syntax() || inner.is_eof();
@@ -159,12 +302,105 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 inner.column()
             )
         } else {
-            format!(
-                "Invalid value for '{field}': {}",
-                strip_location(&inner.to_string())
-            )
+            plain_message(&field, strip_location(&inner.to_string()))
         };
         ApiError(Error::invalid(&field, message))
+    })
+}
+
+/// serde's message about `field` in the API's words: JSON's names for
+/// kinds of value and the range a number takes, never a Rust type's name.
+fn plain_message(field: &str, msg: &str) -> String {
+    let subject = match field {
+        "body" => "The body".to_owned(),
+        f => format!("'{f}'"),
+    };
+    if msg.starts_with("missing field `") {
+        return format!("{subject} is required.");
+    }
+    for prefix in ["invalid type: ", "invalid value: ", "unknown variant "] {
+        if let Some((got, want)) = msg
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split_once(", expected "))
+        {
+            return format!(
+                "{subject} must be {}, not {}.",
+                expected(want),
+                got_value(got)
+            );
+        }
+    }
+    if let Some((n, want)) = msg
+        .strip_prefix("invalid length ")
+        .and_then(|rest| rest.split_once(", expected "))
+    {
+        return format!("{subject} must be {}; it has {n} items.", expected(want));
+    }
+    if let Some((got, want)) = msg
+        .strip_prefix("unknown field ")
+        .and_then(|rest| rest.split_once(", expected "))
+    {
+        return format!("{subject} has an unknown field {got}; the fields are {want}.");
+    }
+    if msg.contains("did not match any variant") {
+        return format!("{subject} is not in any of the forms it takes.");
+    }
+    if names_a_type(msg) {
+        return format!("{subject} has a value of the wrong kind.");
+    }
+    format!("Invalid value for {subject}: {msg}")
+}
+
+/// What serde says it expected, as the API describes it.
+fn expected(want: &str) -> String {
+    let whole = |min: i128, max: i128| format!("a whole number from {min} to {max}");
+    match want {
+        "a map" | "map" => "a JSON object".into(),
+        w if w.starts_with("struct ") => "a JSON object".into(),
+        "a sequence" | "sequence" => "a JSON array".into(),
+        w if w.starts_with("tuple") => "a JSON array".into(),
+        "a string" | "a borrowed string" | "string" | "a character" | "char" => "a string".into(),
+        "a boolean" | "bool" => "true or false".into(),
+        "u8" => whole(0, u8::MAX.into()),
+        "u16" => whole(0, u16::MAX.into()),
+        "u32" => whole(0, u32::MAX.into()),
+        "u64" | "usize" => whole(0, u64::MAX.into()),
+        "i8" => whole(i8::MIN.into(), i8::MAX.into()),
+        "i16" => whole(i16::MIN.into(), i16::MAX.into()),
+        "i32" => whole(i32::MIN.into(), i32::MAX.into()),
+        "i64" | "isize" => whole(i64::MIN.into(), i64::MAX.into()),
+        "f32" | "f64" => "a number".into(),
+        w if w.contains("enum ") => "one of the values it takes".into(),
+        "unit" | "option" => "null".into(),
+        w if names_a_type(w) => "a value of another kind".into(),
+        w => w.to_owned(),
+    }
+}
+
+/// serde's description of the value it got, as JSON calls it.
+fn got_value(got: &str) -> String {
+    let quoted = |s: &str| s.split('`').nth(1).map(str::to_owned);
+    match got {
+        "sequence" => "an array".into(),
+        "map" => "an object".into(),
+        "unit" | "null" => "null".into(),
+        g if g.starts_with("integer `") || g.starts_with("floating point `") => {
+            quoted(g).unwrap_or_else(|| g.to_owned())
+        }
+        g if g.starts_with("boolean `") => quoted(g).unwrap_or_else(|| g.to_owned()),
+        g if g.starts_with("string ") => format!("the string {}", &g["string ".len()..]),
+        g => g.to_owned(),
+    }
+}
+
+/// Whether `text` holds a Rust type's name (a CamelCase word), which a
+/// client should never see.
+fn names_a_type(text: &str) -> bool {
+    text.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| {
+        let mut chars = w.chars();
+        chars.next().is_some_and(|c| c.is_ascii_uppercase())
+            && w.chars().any(|c| c.is_ascii_lowercase())
+            && w.chars().skip(1).any(|c| c.is_ascii_uppercase())
     })
 }
 
@@ -262,4 +498,68 @@ where
     );
     resp.extensions_mut().insert(meter);
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[expect(dead_code, reason = "only parsed")]
+    struct Body {
+        model: String,
+        n: Option<u32>,
+        tags: Option<Vec<String>>,
+    }
+
+    fn message(body: &str) -> (String, String) {
+        let e = parse_json::<Body>(body.as_bytes()).expect_err("refused").0;
+        let field = e.details["field"].as_str().unwrap_or("").to_owned();
+        (field, e.message)
+    }
+
+    #[test]
+    fn body_errors_use_json_words_never_rust_names() {
+        for (body, field, want) in [
+            (
+                "[]",
+                "body",
+                "The body must be a JSON object, not an array.",
+            ),
+            (
+                "[1, 2]",
+                "body",
+                "The body must be a JSON object, not an array.",
+            ),
+            ("5", "body", "The body must be a JSON object, not a number."),
+            ("{}", "model", "'model' is required."),
+            (
+                r#"{"model": 5}"#,
+                "model",
+                "'model' must be a string, not 5.",
+            ),
+            (
+                r#"{"model": "m", "n": -1}"#,
+                "n",
+                "'n' must be a whole number from 0 to 4294967295, not -1.",
+            ),
+            (
+                r#"{"model": "m", "tags": "a"}"#,
+                "tags",
+                "'tags' must be a JSON array, not the string \"a\".",
+            ),
+            (
+                r#"{"model": "m", "tags": [true]}"#,
+                "tags[0]",
+                "'tags[0]' must be a string, not true.",
+            ),
+        ] {
+            assert_eq!(message(body), (field.to_owned(), want.to_owned()), "{body}");
+        }
+        let (field, msg) = message("{nope");
+        assert_eq!(field, "body");
+        assert!(msg.starts_with("The body is not valid JSON"), "{msg}");
+        assert!(names_a_type("expected struct ChatCompletionRequest"));
+        assert!(!names_a_type("a string or an array of text parts"));
+    }
 }

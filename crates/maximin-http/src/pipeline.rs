@@ -249,12 +249,16 @@ async fn run_idempotent(rc: &RouteCtx, caller: &Caller, req: Request, next: Next
                     Some(p) => surface.status(&p.0).as_u16(),
                     None => parts.status.as_u16(),
                 },
-                content_type: parts
-                    .headers
-                    .get(header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_owned(),
+                // A pending error has no type yet: the edge renders it as JSON.
+                content_type: match parts.extensions.get::<PendingError>() {
+                    Some(_) => JSON.to_owned(),
+                    None => parts
+                        .headers
+                        .get(header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned(),
+                },
                 body: match parts.extensions.get::<PendingError>() {
                     Some(p) => {
                         serde_json::to_vec(&crate::error::render_body(surface, &p.0, &request_id))
@@ -281,13 +285,23 @@ fn is_stream(resp: &Response) -> bool {
         .is_some_and(|ct| ct.starts_with("text/event-stream"))
 }
 
+const JSON: &str = "application/json";
+
+/// The stored response again, with its content type. Records stored before
+/// errors kept theirs have an empty type with a body: every such body is a
+/// rendered error, i.e. JSON. An empty body goes without a type.
 fn replay(stored: StoredResponse) -> Response {
     let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    let ct = match stored.content_type.as_str() {
+        "" if stored.body.is_empty() => None,
+        "" => Some(JSON),
+        ct => Some(ct),
+    };
     let mut resp = (status, stored.body).into_response();
-    if let Ok(ct) = HeaderValue::from_str(&stored.content_type) {
-        if !stored.content_type.is_empty() {
-            resp.headers_mut().insert(header::CONTENT_TYPE, ct);
-        }
+    resp.headers_mut().remove(header::CONTENT_TYPE);
+    if let Some(ct) = ct {
+        let ct = HeaderValue::from_str(ct).unwrap_or(HeaderValue::from_static(JSON));
+        resp.headers_mut().insert(header::CONTENT_TYPE, ct);
     }
     resp.headers_mut()
         .insert("idempotent-replayed", HeaderValue::from_static("true"));
@@ -358,5 +372,35 @@ fn meter(rc: &RouteCtx, caller: &Caller, meta: &RequestMeta, resp: &Response, st
         // A stream: recorded with its token counts once it ends.
         Some(stream) => stream.arm(event, rc.app.platform.clone()),
         None => rc.app.platform.record(event),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(content_type: &str, body: &[u8]) -> Response {
+        replay(StoredResponse {
+            status: 400,
+            content_type: content_type.to_owned(),
+            body: body.to_vec(),
+        })
+    }
+
+    fn content_type(resp: &Response) -> Option<&str> {
+        resp.headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+    }
+
+    #[test]
+    fn replays_carry_the_stored_type_and_old_error_records_read_as_json() {
+        assert_eq!(
+            content_type(&stored("audio/wav", b"RIFF")),
+            Some("audio/wav")
+        );
+        // Stored before errors kept their type: a body is a rendered error.
+        assert_eq!(content_type(&stored("", b"{}")), Some("application/json"));
+        assert_eq!(content_type(&stored("", b"")), None);
     }
 }

@@ -8,5 +8,5 @@
 mod blobs;
 mod sqlite;
 
-pub use blobs::{add_master_key, load_master_keys, DiskBlobs};
+pub use blobs::{add_master_key, ensure_private_dir, load_master_keys, DiskBlobs};
 pub use sqlite::SqliteStore;

@@ -50,11 +50,14 @@ impl AuthEpochFile {
     fn open(db: &Path) -> Self {
         let mut name = db.as_os_str().to_owned();
         name.push(".auth-epoch");
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
+        let mut opts = std::fs::OpenOptions::new();
+        opts.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let file = opts
             .open(PathBuf::from(name))
             .map_err(|e| tracing::warn!(error = %e, "auth epoch file unavailable: keys will not be cached"))
             .ok();
@@ -107,6 +110,22 @@ fn rand_u64() -> u64 {
     h.finish()
 }
 
+/// Creates an empty file 0600 at `path` unless one is there.
+fn create_private(path: &Path) -> Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    match opts.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::internal(format!("creating {}: {e}", path.display()))),
+    }
+}
+
 fn db_err(e: sqlx::Error) -> Error {
     Error::internal(format!("database: {e}"))
 }
@@ -130,7 +149,10 @@ fn i(v: u64) -> i64 {
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and applies migrations.
+    /// A new database file is made 0600 before SQLite opens it; SQLite gives
+    /// its `-wal` and `-shm` files the database file's mode.
     pub async fn open(path: &Path) -> Result<Self> {
+        create_private(path)?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)

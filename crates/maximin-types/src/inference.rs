@@ -64,6 +64,42 @@ fn text_or_parts<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String
     }
 }
 
+/// What `max_tokens` takes, in the words of the error that refuses the rest.
+pub const TOKEN_COUNT: &str = "a whole number from 1 to 4294967295";
+
+/// `max_tokens`: absent, null, or a count of at least one token.
+fn token_count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    use serde::de::{Error as _, Unexpected};
+    use serde_json::Value;
+    let v = Option::<Value>::deserialize(d)?;
+    let n = match v {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => n,
+        Some(other) => {
+            let got = match &other {
+                Value::Bool(b) => Unexpected::Bool(*b),
+                Value::String(s) => Unexpected::Str(s),
+                Value::Array(_) => Unexpected::Seq,
+                _ => Unexpected::Map,
+            };
+            return Err(D::Error::invalid_type(got, &TOKEN_COUNT));
+        }
+    };
+    if let Some(c) = n
+        .as_u64()
+        .and_then(|c| u32::try_from(c).ok())
+        .filter(|c| *c > 0)
+    {
+        return Ok(Some(c));
+    }
+    let got = match (n.as_u64(), n.as_i64()) {
+        (Some(u), _) => Unexpected::Unsigned(u),
+        (None, Some(i)) => Unexpected::Signed(i),
+        _ => Unexpected::Float(n.as_f64().unwrap_or(f64::NAN)),
+    };
+    Err(D::Error::invalid_value(got, &TOKEN_COUNT))
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ToolCall {
     pub id: String,
@@ -129,8 +165,12 @@ pub struct ChatCompletionRequest {
     pub temperature: Option<f32>,
     #[serde(default)]
     pub top_p: Option<f32>,
-    /// `max_completion_tokens` is read as the same.
-    #[serde(default, alias = "max_completion_tokens")]
+    /// `max_completion_tokens` is read as the same; 1 to 4294967295.
+    #[serde(
+        default,
+        alias = "max_completion_tokens",
+        deserialize_with = "token_count"
+    )]
     pub max_tokens: Option<u32>,
     #[serde(default)]
     pub stop: Option<Stop>,

@@ -1,6 +1,6 @@
 //! The account API (`admin` scope): the same core operations as the CLI.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::Response;
 use maximin_core::clock::parse_iso8601;
 use maximin_core::{Error, NewKey};
@@ -8,7 +8,7 @@ use maximin_types::Scope;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::ctx::{ApiJson, Ctx};
+use crate::ctx::{ApiJson, ApiQuery, Ctx, Param, QueryParams};
 use crate::error::ApiError;
 use crate::AppState;
 
@@ -105,6 +105,10 @@ pub struct ActivityQuery {
     pub limit: Option<u32>,
 }
 
+impl QueryParams for ActivityQuery {
+    const PARAMS: &'static [Param] = &[Param::int("limit", 1, 1000)];
+}
+
 /// A key's activity log: metadata of its requests, never content.
 #[utoipa::path(get, path = "/v1/account/keys/{id}/activity", tag = "account", security(("bearer" = [])),
     params(("id" = String, Path, description = "Key id"), ActivityQuery),
@@ -113,7 +117,7 @@ pub async fn list_key_activity(
     State(app): State<AppState>,
     ctx: Ctx,
     Path(id): Path<String>,
-    Query(q): Query<ActivityQuery>,
+    ApiQuery(q): ApiQuery<ActivityQuery>,
 ) -> Result<Response, ApiError> {
     let entries = app
         .platform
@@ -130,6 +134,10 @@ pub struct UsageQuery {
     pub until: Option<String>,
 }
 
+impl QueryParams for UsageQuery {
+    const PARAMS: &'static [Param] = &[Param::text("since"), Param::text("until")];
+}
+
 /// Usage of the account over a period: totals, by key and by model.
 #[utoipa::path(get, path = "/v1/account/usage", tag = "account", security(("bearer" = [])),
     params(UsageQuery),
@@ -137,7 +145,7 @@ pub struct UsageQuery {
 pub async fn get_usage(
     State(app): State<AppState>,
     ctx: Ctx,
-    Query(q): Query<UsageQuery>,
+    ApiQuery(q): ApiQuery<UsageQuery>,
 ) -> Result<Response, ApiError> {
     let parse = |field: &str, v: &Option<String>| {
         v.as_deref()

@@ -11,6 +11,7 @@ use maximin_core::engines::{ChatEvent, ChatOutput};
 use maximin_core::{secrets, Error};
 use maximin_types::inference::{
     ChatCompletionRequest, ChatMessage, FunctionCall, FunctionDef, Role, Stop, Tool, ToolCall,
+    TOKEN_COUNT,
 };
 use serde_json::{json, Value};
 
@@ -55,16 +56,31 @@ fn text_of(v: &Value, field: &str) -> Result<String, ApiError> {
 
 /// An Anthropic request as the shared chat request.
 fn to_chat(body: &Value) -> Result<ChatCompletionRequest, ApiError> {
+    if !body.is_object() {
+        return Err(invalid("body", "The body must be a JSON object."));
+    }
     let model = body["model"]
         .as_str()
         .filter(|m| !m.is_empty())
         .ok_or_else(|| invalid("model", "'model' is required."))?;
-    let max_tokens = body["max_tokens"].as_u64().ok_or_else(|| {
-        invalid(
-            "max_tokens",
-            "'max_tokens' is required: a positive integer.",
-        )
-    })?;
+    let max_tokens = match &body["max_tokens"] {
+        Value::Null => {
+            return Err(invalid(
+                "max_tokens",
+                format!("'max_tokens' is required: {TOKEN_COUNT}."),
+            ))
+        }
+        v => v
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| *n > 0)
+            .ok_or_else(|| {
+                invalid(
+                    "max_tokens",
+                    format!("'max_tokens' must be {TOKEN_COUNT}, not {v}."),
+                )
+            })?,
+    };
     let mut messages = Vec::new();
     let msg = |role, content: Option<String>| ChatMessage {
         role,
@@ -190,13 +206,29 @@ fn to_chat(body: &Value) -> Result<ChatCompletionRequest, ApiError> {
             ))
         }
     };
-    let stop = body["stop_sequences"].as_array().map(|s| {
-        Stop::Many(
-            s.iter()
-                .filter_map(|x| x.as_str().map(str::to_owned))
-                .collect(),
-        )
-    });
+    let stop =
+        match &body["stop_sequences"] {
+            Value::Null => None,
+            Value::Array(list) => {
+                let mut stops = Vec::new();
+                for (i, x) in list.iter().enumerate() {
+                    match x.as_str() {
+                        Some(s) if !s.is_empty() && !s.contains('\0') => stops.push(s.to_owned()),
+                        _ => return Err(invalid(
+                            &format!("stop_sequences[{i}]"),
+                            "Each stop sequence must be a non-empty string without NUL characters.",
+                        )),
+                    }
+                }
+                Some(Stop::Many(stops))
+            }
+            _ => {
+                return Err(invalid(
+                    "stop_sequences",
+                    "'stop_sequences' must be an array of strings.",
+                ))
+            }
+        };
     let number = |k: &str| body[k].as_f64().map(|v| v as f32);
     Ok(ChatCompletionRequest {
         model: model.to_owned(),
@@ -204,7 +236,7 @@ fn to_chat(body: &Value) -> Result<ChatCompletionRequest, ApiError> {
         stream: body["stream"].as_bool().unwrap_or(false),
         temperature: number("temperature"),
         top_p: number("top_p"),
-        max_tokens: Some(u32::try_from(max_tokens).unwrap_or(u32::MAX)),
+        max_tokens: Some(max_tokens),
         stop,
         seed: None,
         tools,

@@ -5,10 +5,8 @@
 //! they arrive; downloads stream back out, opened as they leave. Neither is
 //! ever held whole in memory.
 
-use std::collections::HashMap;
-
 use axum::body::Body;
-use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::{Multipart, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use maximin_core::files::{self, FileReader};
@@ -18,7 +16,7 @@ use maximin_types::ErrorCode;
 use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
 
-use crate::ctx::{ApiJson, Ctx};
+use crate::ctx::{ApiJson, ApiQuery, Ctx, Param, QueryParams};
 use crate::error::ApiError;
 use crate::AppState;
 
@@ -58,13 +56,39 @@ pub(crate) fn base_url(app: &AppState, headers: &HeaderMap) -> String {
 }
 
 /// A file id from a query string: digits.
-fn query_id(q: &HashMap<String, String>, name: &str) -> Result<i64, ApiError> {
-    let v = q
-        .get(name)
-        .ok_or_else(|| Error::invalid(name, format!("'{name}' is required.")))?;
-    v.trim()
-        .parse::<i64>()
-        .map_err(|_| Error::invalid(name, format!("'{name}' must be an integer id.")).into())
+/// `?purpose=` of the list.
+#[derive(Deserialize)]
+pub struct ListQuery {
+    purpose: Option<String>,
+}
+
+impl QueryParams for ListQuery {
+    const PARAMS: &'static [Param] = &[Param::text("purpose")];
+}
+
+/// `?file_id=` of retrieve and retrieve_content.
+#[derive(Deserialize)]
+pub struct FileIdQuery {
+    file_id: i64,
+}
+
+impl QueryParams for FileIdQuery {
+    const PARAMS: &'static [Param] = &[Param::id("file_id")];
+}
+
+/// The signed part of a download link.
+#[derive(Deserialize)]
+pub struct LinkQuery {
+    expires: i64,
+    #[serde(default)]
+    signature: String,
+}
+
+impl QueryParams for LinkQuery {
+    const PARAMS: &'static [Param] = &[
+        Param::int("expires", 0, i64::MAX).required(),
+        Param::text("signature"),
+    ];
 }
 
 /// An id in a JSON body: a number or a string of digits (spec §11).
@@ -157,12 +181,9 @@ pub async fn upload_file(
 pub async fn list_files(
     State(app): State<AppState>,
     ctx: Ctx,
-    Query(q): Query<HashMap<String, String>>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let purpose = q
-        .get("purpose")
-        .map(String::as_str)
-        .filter(|p| !p.is_empty());
+    let purpose = q.purpose.as_deref().filter(|p| !p.is_empty());
     if let Some(p) = purpose {
         if files::upload_kinds(p).is_err() && !files::OUTPUT_PURPOSES.contains(&p) {
             return Err(Error::invalid("purpose", format!("Unknown purpose '{p}'.")).into());
@@ -185,9 +206,9 @@ pub async fn retrieve_file(
     State(app): State<AppState>,
     ctx: Ctx,
     headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
+    ApiQuery(q): ApiQuery<FileIdQuery>,
 ) -> Result<Response, ApiError> {
-    let id = query_id(&q, "file_id")?;
+    let id = q.file_id;
     let files = &app.platform.files;
     let f = files.get(&ctx.caller.account.id, id).await?;
     let mut obj = file_object(&f);
@@ -201,9 +222,9 @@ pub async fn retrieve_file(
 pub async fn retrieve_file_content(
     State(app): State<AppState>,
     ctx: Ctx,
-    Query(q): Query<HashMap<String, String>>,
+    ApiQuery(q): ApiQuery<FileIdQuery>,
 ) -> Result<Response, ApiError> {
-    let id = query_id(&q, "file_id")?;
+    let id = q.file_id;
     let f = app.platform.files.get(&ctx.caller.account.id, id).await?;
     content(&app.platform, f).await
 }
@@ -296,16 +317,16 @@ pub async fn delete_file(
 pub async fn download_file(
     State(app): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    q: Result<ApiQuery<LinkQuery>, ApiError>,
 ) -> Response {
     let result = async {
         let id: i64 = id.parse().map_err(|_| Error::not_found("file", &id))?;
-        let expires: i64 = q
-            .get("expires")
-            .and_then(|e| e.parse().ok())
-            .ok_or_else(|| Error::invalid("expires", "The link has no valid 'expires'."))?;
-        let sig = q.get("signature").map(String::as_str).unwrap_or("");
-        let f = app.platform.files.by_link(id, expires, sig).await?;
+        let ApiQuery(q) = q.map_err(|e| e.0)?;
+        let f = app
+            .platform
+            .files
+            .by_link(id, q.expires, &q.signature)
+            .await?;
         content(&app.platform, f).await.map_err(|e| e.0)
     }
     .await;

@@ -95,6 +95,13 @@ pub fn validate_chat(req: &ChatCompletionRequest) -> Result<(), Error> {
                 "'stop' takes up to 4 non-empty strings.",
             ));
         }
+        // As in messages: the engines take text without NUL.
+        if stops.iter().any(|s| s.contains('\0')) {
+            return Err(Error::invalid(
+                "stop",
+                "'stop' strings may not contain NUL characters.",
+            ));
+        }
     }
     if let Some(rf) = &req.response_format {
         match rf.get("type").and_then(|t| t.as_str()) {

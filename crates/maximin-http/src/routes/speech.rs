@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use maximin_audio::{AudioSettings, Encoder, Format};
+use maximin_audio::{AudioSettings, Encoder, Format, WholeEnd};
 use maximin_core::engines::{EngineVoice, Gender, Prosody, SpeechAudio, SpeechEngine};
 use maximin_core::speech::{self, Piece};
 use maximin_core::voices::{self, VoiceProfile};
@@ -583,6 +583,9 @@ pub(crate) struct Synth {
     /// Whether the first sentence has been synthesised: when streaming it
     /// is spoken on its own, with every thread (it is the first audio).
     spoke: bool,
+    /// Whether the audio leaves whole (its head is rewritten with exact
+    /// sizes at the end) rather than streamed.
+    whole: bool,
     encoder: Option<Encoder>,
     /// Pause seconds met before the first audio (the encoder's input rate is
     /// known only then).
@@ -698,6 +701,7 @@ impl Synth {
             pieces,
             spoken: std::collections::VecDeque::new(),
             spoke: !first_alone,
+            whole: !first_alone,
             encoder: None,
             pending_silence: 0.0,
             samples_in: 0,
@@ -716,8 +720,8 @@ impl Synth {
             audio.extend(bytes?);
         }
         let subtitles = std::mem::take(&mut self.subtitles);
-        let (tail, info, chars) = self.finish()?;
-        audio.extend(tail);
+        let (end, info, chars) = self.finish_whole()?;
+        end.apply(&mut audio);
         Ok(Whole {
             audio,
             subtitles,
@@ -855,7 +859,11 @@ impl Synth {
         let mut out = Vec::new();
         match self.encoder.as_mut() {
             None => {
-                let mut enc = Encoder::new(self.plan.settings, rate).map_err(audio_error)?;
+                let enc = match self.whole {
+                    true => Encoder::whole(self.plan.settings, rate),
+                    false => Encoder::new(self.plan.settings, rate),
+                };
+                let mut enc = enc.map_err(audio_error)?;
                 let n = (self.pending_silence * rate as f32) as usize;
                 out = enc.push(&vec![0.0; n]).map_err(audio_error)?;
                 self.samples_in += n as u64;
@@ -879,20 +887,33 @@ impl Synth {
         Ok(out)
     }
 
-    /// The encoder's tail and the extra_info of the whole audio.
-    pub(crate) fn finish(mut self) -> Result<(Vec<u8>, T2aExtraInfo, u64), Error> {
+    /// The encoder's tail and the extra_info of the whole audio, for a
+    /// streamed synthesis (its WAV or FLAC header keeps the length open).
+    pub(crate) fn finish(self) -> Result<(Vec<u8>, T2aExtraInfo, u64), Error> {
+        debug_assert!(!self.whole, "a whole synthesis ends with finish_whole");
+        let (end, info, chars) = self.finish_whole()?;
+        Ok((end.tail, info, chars))
+    }
+
+    /// The end of a whole synthesis ([`Synth::whole`]): the tail, and the head
+    /// with exact sizes (WAV sizes, FLAC sample count, MP3 Info frame) that
+    /// replaces the start of the audio; with the extra_info.
+    pub(crate) fn finish_whole(mut self) -> Result<(WholeEnd, T2aExtraInfo, u64), Error> {
         // Nothing spoken (only pauses): the silence at the output rate.
         let mut tail = if self.encoder.is_none() {
             self.feed(self.plan.settings.sample_rate, &[])?
         } else {
             Vec::new()
         };
+        let mut head = Vec::new();
         if let Some(enc) = self.encoder.take() {
-            let end = enc.finish().map_err(audio_error)?;
-            self.bytes += end.len() as u64;
-            tail.extend(end);
+            let end = enc.finish_whole().map_err(audio_error)?;
+            self.bytes += end.tail.len() as u64;
+            tail.extend(end.tail);
+            head = end.head;
         }
-        Ok(self.info_with(tail))
+        let (tail, info, chars) = self.info_with(tail);
+        Ok((WholeEnd { tail, head }, info, chars))
     }
 
     fn info_with(&self, tail: Vec<u8>) -> (Vec<u8>, T2aExtraInfo, u64) {

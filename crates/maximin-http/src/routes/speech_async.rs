@@ -13,7 +13,7 @@ use std::io::Read;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use maximin_core::files::{Files, Output};
 use maximin_core::speech;
@@ -24,7 +24,7 @@ use maximin_types::speech::T2aRequest;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::ctx::{Ctx, UsageReport};
+use crate::ctx::{ApiQuery, Ctx, Param, QueryParams, UsageReport};
 use crate::error::ApiError;
 use crate::routes::files::opt_id_from_json;
 use crate::routes::speech::{
@@ -267,9 +267,14 @@ pub async fn t2a_async_v2(
     Ok(resp)
 }
 
+/// `?task_id=` of the query.
 #[derive(Deserialize)]
-pub struct QueryParams {
-    task_id: Option<String>,
+pub struct TaskQuery {
+    task_id: i64,
+}
+
+impl QueryParams for TaskQuery {
+    const PARAMS: &'static [Param] = &[Param::id("task_id")];
 }
 
 #[utoipa::path(get, path = "/v1/query/t2a_async_query_v2", tag = "speech", security(("bearer" = [])),
@@ -278,14 +283,9 @@ pub struct QueryParams {
 pub async fn query_t2a_async(
     State(app): State<AppState>,
     ctx: Ctx,
-    Query(q): Query<QueryParams>,
+    ApiQuery(q): ApiQuery<TaskQuery>,
 ) -> Result<Response, ApiError> {
-    let id: i64 = q
-        .task_id
-        .ok_or_else(|| invalid("task_id", "'task_id' is required."))?
-        .trim()
-        .parse()
-        .map_err(|_| invalid("task_id", "'task_id' must be an integer id."))?;
+    let id = q.task_id;
     let p = &app.platform;
     let task = p.tasks.get(&ctx.caller.account.id, id).await?;
     let mut body = json!({
@@ -367,10 +367,17 @@ impl TaskHandler for AsyncSpeech {
             .map_err(|e| e.0)?;
         let ext = plan.settings().format.as_str().to_owned();
 
+        // Parts an earlier attempt wrote before it was cut short (a crash)
+        // are found by their ids and go.
+        for attempt in 1..task.attempts {
+            for i in 0..params.inputs.len() {
+                let _ = p.files.discard_id(part_id(task.id, attempt, i)).await;
+            }
+        }
         let mut parts: Vec<(String, Part)> = Vec::new();
         let mut totals = Totals::default();
         let result = async {
-            for input in &params.inputs {
+            for (i, input) in params.inputs.iter().enumerate() {
                 let ratio = speech::illegal_ratio(&input.text);
                 let mut synth = Synth::whole(plan.clone().with_text(input.text.clone(), ratio));
                 let mut w = p
@@ -380,7 +387,7 @@ impl TaskHandler for AsyncSpeech {
                         purpose: "t2a_part",
                         filename: "part",
                         kind: &ext,
-                        id: None,
+                        id: Some(part_id(task.id, task.attempts, i)),
                         expires_at: None,
                     })
                     .await?;
@@ -388,13 +395,14 @@ impl TaskHandler for AsyncSpeech {
                     w.write(&bytes?).await?;
                 }
                 let subs: Vec<Subtitle> = synth.subtitles().to_vec();
-                let (tail, info, chars) = synth.finish()?;
-                w.write(&tail).await?;
+                let (end, info, chars) = synth.finish_whole()?;
+                w.write(&end.tail).await?;
                 let audio = w.finish().await?;
                 totals.add(&info, chars);
                 let info = serde_json::to_vec_pretty(&info).map_err(Error::internal)?;
                 let subs = serde_json::to_vec_pretty(&subs).map_err(Error::internal)?;
-                parts.push((format!("{}.{ext}", input.name), Part::Stored(audio)));
+                let part = Part::Stored(audio, end.head);
+                parts.push((format!("{}.{ext}", input.name), part));
                 parts.push((format!("{}.subtitle.json", input.name), Part::Bytes(subs)));
                 parts.push((format!("{}.extra.json", input.name), Part::Bytes(info)));
             }
@@ -402,7 +410,7 @@ impl TaskHandler for AsyncSpeech {
         }
         .await;
         for (_, part) in &parts {
-            if let Part::Stored(f) = part {
+            if let Part::Stored(f, _) = part {
                 let _ = p.files.discard(f).await;
             }
         }
@@ -413,6 +421,26 @@ impl TaskHandler for AsyncSpeech {
             file: Some(file),
         })
     }
+}
+
+/// The file id of a task's part: fixed by the task, the attempt and the
+/// input (FNV-1a into the range of [`maximin_core::files::new_id`]), so that
+/// a later attempt can remove what one cut short left behind, and two
+/// attempts never write the same part.
+fn part_id(task_id: i64, attempt: u32, input: usize) -> i64 {
+    const LOW: i64 = 100_000_000_000_000;
+    const HIGH: i64 = 1 << 53;
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let bytes = task_id
+        .to_le_bytes()
+        .into_iter()
+        .chain(attempt.to_le_bytes())
+        .chain((input as u64).to_le_bytes());
+    for b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    LOW + (h % (HIGH - LOW) as u64) as i64
 }
 
 #[derive(Default)]
@@ -450,8 +478,10 @@ impl Totals {
 }
 
 enum Part {
-    /// A sealed file written while synthesising (not recorded).
-    Stored(maximin_core::store::FileRecord),
+    /// A sealed file written while synthesising (not recorded), and the head
+    /// with exact sizes that replaces its first bytes in the tar (the part
+    /// was written as a stream, before its length was known).
+    Stored(maximin_core::store::FileRecord, Vec<u8>),
     Bytes(Vec<u8>),
 }
 
@@ -514,13 +544,19 @@ async fn write_tar(
                 w.write(b).await?;
                 w.write(&vec![0u8; padding(b.len() as u64)]).await?;
             }
-            Part::Stored(f) => {
+            Part::Stored(f, head) => {
+                if head.len() as u64 > f.bytes {
+                    return Err(Error::internal("an audio part is shorter than its head"));
+                }
                 w.write(&tar_header(name, f.bytes, mtime)?).await?;
+                w.write(head).await?;
                 let mut r = files.read(f).await?;
                 let mut n = 0u64;
                 while let Some(c) = r.next().await? {
+                    // The stored bytes the head replaces are skipped.
+                    let skip = (head.len() as u64).saturating_sub(n).min(c.len() as u64);
                     n += c.len() as u64;
-                    w.write(&c).await?;
+                    w.write(&c[skip as usize..]).await?;
                 }
                 if n != f.bytes {
                     return Err(Error::internal("an audio part changed size"));
@@ -536,6 +572,20 @@ async fn write_tar(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn part_ids_are_fixed_distinct_and_in_the_id_range() {
+        let a = part_id(123_456_789_012_345, 1, 0);
+        assert_eq!(a, part_id(123_456_789_012_345, 1, 0));
+        let mut seen = std::collections::HashSet::new();
+        for attempt in 1..4 {
+            for input in 0..50 {
+                let id = part_id(123_456_789_012_345, attempt, input);
+                assert!((100_000_000_000_000..1 << 53).contains(&id));
+                assert!(seen.insert(id), "attempt {attempt} input {input}");
+            }
+        }
+    }
 
     #[test]
     fn tar_headers_are_valid_ustar() {

@@ -283,32 +283,13 @@ fn init_logging(format: LogFormat, default_level: &str) {
     };
 }
 
-/// Creates the data dir when it does not exist, readable by its owner only
-/// (it holds the database, the master key and sealed files).
-fn private_data_dir(config: &Config) -> Result<(), Failure> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    let dir = &config.data_dir;
-    if !dir.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| {
-                Failure::Setup(format!("cannot create data dir {}: {e}", dir.display()))
-            })?;
-        // The mode above is filtered by the umask; say it exactly.
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| {
-            Failure::Setup(format!("cannot restrict data dir {}: {e}", dir.display()))
-        })?;
-    }
-    Ok(())
-}
-
 /// The store, file vault, catalog and `engines` over the data dir. Commands
 /// that do not serve pass no engines: the catalog still knows which engines
 /// this binary has ([`built_in_engines`]) to say what the install can serve.
 async fn open_platform(config: &Config, engines: Engines) -> Result<Arc<Platform>, Failure> {
-    private_data_dir(config)?;
+    // Readable by its owner only: the database, the master key, sealed files.
+    maximin_store::ensure_private_dir(&config.data_dir)
+        .map_err(|e| Failure::Setup(format!("cannot create the data dir: {}", e.message)))?;
     let store = SqliteStore::open(&config.data_dir.join("maximin.db")).await?;
     let vault = Vault {
         blobs: Arc::new(DiskBlobs::new(config.data_dir.join("files"))),

@@ -196,6 +196,12 @@ async fn sweep_loop(platform: Arc<Platform>) {
             Ok(_) => {}
             Err(e) => tracing::warn!(code = %e.code, "file expiry failed"),
         }
+        // Temporary files a crashed writer left (the first round is at start).
+        match platform.files.sweep_orphans().await {
+            Ok(n) if n > 0 => tracing::info!(files = n, "orphaned temporary files deleted"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(code = %e.code, "orphan sweep failed"),
+        }
         // Designed and cloned voices never used in 168 hours (seed 003).
         match platform
             .store

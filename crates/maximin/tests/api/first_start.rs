@@ -224,20 +224,6 @@ async fn bootstrap_off_makes_no_account() {
     assert_eq!(accounts, json!([]));
 }
 
-#[test]
-fn a_data_dir_and_its_database_are_private_to_their_owner() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    let out = maximin(&data, &["accounts", "list"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
-    assert_eq!(mode(&data), 0o700);
-}
-
 fn maximin(data: &Path, args: &[&str]) -> std::process::Output {
     Command::new(BIN)
         .arg("--data-dir")

@@ -118,3 +118,63 @@ async fn concurrent_duplicates_execute_once_and_share_the_answer() {
         .count();
     assert_eq!(n, 1, "executed once");
 }
+
+#[tokio::test]
+async fn a_replayed_error_keeps_its_json_type_on_every_surface() {
+    let s = Server::start().await;
+    let (_, key) = s.admin("payg");
+    let cases = [
+        // Native: HTTP 200 with base_resp.
+        (
+            "/v1/t2a_v2",
+            json!({"model": "no-such-model", "text": "hi"}),
+            200,
+        ),
+        (
+            "/v1/text/chatcompletion_v2",
+            json!({"model": "no-such-model", "messages": [{"role": "user", "content": "hi"}]}),
+            200,
+        ),
+        // Seed 002, OpenAI and Anthropic: real statuses.
+        ("/v1/account/keys", json!({"name": 5}), 400),
+        (
+            "/openai/v1/chat/completions",
+            json!({"model": "no-such-model", "messages": [{"role": "user", "content": "hi"}]}),
+            404,
+        ),
+        (
+            "/anthropic/v1/messages",
+            json!({"model": "no-such-model", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}),
+            404,
+        ),
+    ];
+    for (i, (path, body, status)) in cases.into_iter().enumerate() {
+        let send = || {
+            s.http
+                .post(s.url(path))
+                .bearer_auth(&key)
+                .header("idempotency-key", format!("failing-{i}"))
+                .json(&body)
+                .send()
+        };
+        let first = Resp::from(send().await.expect("send")).await;
+        let second = Resp::from(send().await.expect("send")).await;
+        assert_eq!(first.status, status, "{path}: {:?}", first.body);
+        assert!(first.body.is_object(), "{path}: {:?}", first.body);
+        assert_eq!(second.header("idempotent-replayed"), Some("true"), "{path}");
+        assert_eq!(second.status, first.status, "{path}");
+        assert_eq!(
+            second.header("content-type"),
+            first.header("content-type"),
+            "{path}: the replay's type"
+        );
+        assert!(
+            second
+                .header("content-type")
+                .is_some_and(|ct| ct.starts_with("application/json")),
+            "{path}: {:?}",
+            second.header("content-type")
+        );
+        assert_eq!(second.body, first.body, "{path}: the replay's body");
+    }
+}

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use crate::helpers::Server;
 
 /// The members of a tar archive: (name, bytes).
-fn untar(mut b: &[u8]) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn untar(mut b: &[u8]) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     while b.len() >= 512 && b[..512].iter().any(|x| *x != 0) {
         let h = &b[..512];
@@ -27,14 +27,14 @@ fn untar(mut b: &[u8]) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-async fn create(s: &Server, key: &str, body: Value) -> Value {
+pub(crate) async fn create(s: &Server, key: &str, body: Value) -> Value {
     let r = s.post("/v1/t2a_async_v2", key, body).await;
     assert_eq!(r.status, 200);
     r.body
 }
 
 /// Polls until the task leaves Processing; returns the last query body.
-async fn wait(s: &Server, key: &str, task_id: i64, limit: Duration) -> Value {
+pub(crate) async fn wait(s: &Server, key: &str, task_id: i64, limit: Duration) -> Value {
     let start = Instant::now();
     loop {
         let r = s
@@ -51,7 +51,7 @@ async fn wait(s: &Server, key: &str, task_id: i64, limit: Duration) -> Value {
     }
 }
 
-async fn output(s: &Server, key: &str, file_id: i64) -> Vec<(String, Vec<u8>)> {
+pub(crate) async fn output(s: &Server, key: &str, file_id: i64) -> Vec<(String, Vec<u8>)> {
     let (status, bytes) = s
         .get_bytes(
             &s.url(&format!("/v1/files/retrieve_content?file_id={file_id}")),
@@ -62,7 +62,7 @@ async fn output(s: &Server, key: &str, file_id: i64) -> Vec<(String, Vec<u8>)> {
     untar(&bytes)
 }
 
-fn member<'a>(members: &'a [(String, Vec<u8>)], name: &str) -> &'a [u8] {
+pub(crate) fn member<'a>(members: &'a [(String, Vec<u8>)], name: &str) -> &'a [u8] {
     &members
         .iter()
         .find(|(n, _)| n == name)
@@ -298,4 +298,150 @@ async fn a_task_queued_before_a_restart_finishes_after_it() {
     let members = output(&s, &key, done["file_id"].as_i64().expect("file")).await;
     let pcm = maximin_audio::decode(member(&members, "speech.mp3")).expect("decodes");
     assert!(pcm.duration_secs() > 1.0);
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in data {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0xEDB8_8320
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+/// A zip of `files`, stored (no compression).
+fn stored_zip(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let (mut out, mut central) = (Vec::new(), Vec::new());
+    let le16 = |v: &mut Vec<u8>, n: usize| v.extend_from_slice(&(n as u16).to_le_bytes());
+    let le32 = |v: &mut Vec<u8>, n: u32| v.extend_from_slice(&n.to_le_bytes());
+    for (name, data) in files {
+        let (crc, len, at) = (crc32(data), data.len() as u32, out.len() as u32);
+        le32(&mut out, 0x0403_4b50);
+        le16(&mut out, 20);
+        le16(&mut out, 0);
+        le16(&mut out, 0);
+        le32(&mut out, 0);
+        le32(&mut out, crc);
+        le32(&mut out, len);
+        le32(&mut out, len);
+        le16(&mut out, name.len());
+        le16(&mut out, 0);
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(data);
+        le32(&mut central, 0x0201_4b50);
+        le16(&mut central, 20);
+        le16(&mut central, 20);
+        le16(&mut central, 0);
+        le16(&mut central, 0);
+        le32(&mut central, 0);
+        le32(&mut central, crc);
+        le32(&mut central, len);
+        le32(&mut central, len);
+        le16(&mut central, name.len());
+        for _ in 0..3 {
+            le16(&mut central, 0);
+        }
+        le16(&mut central, 0);
+        le32(&mut central, 0);
+        le32(&mut central, at);
+        central.extend_from_slice(name.as_bytes());
+    }
+    let (cd_at, cd_len) = (out.len() as u32, central.len() as u32);
+    out.extend(central);
+    le32(&mut out, 0x0605_4b50);
+    le32(&mut out, 0);
+    le16(&mut out, files.len());
+    le16(&mut out, files.len());
+    le32(&mut out, cd_len);
+    le32(&mut out, cd_at);
+    le16(&mut out, 0);
+    out
+}
+
+/// Committed blobs and temporary files under the data dir's `files/`.
+fn blobs(data: &std::path::Path) -> (usize, usize) {
+    let (mut committed, mut temp) = (0, 0);
+    for dir in std::fs::read_dir(data.join("files"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        for e in std::fs::read_dir(dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().to_string();
+            committed += usize::from(name.ends_with(".mxf"));
+            temp += usize::from(name.starts_with(".tmp-"));
+        }
+    }
+    (committed, temp)
+}
+
+#[tokio::test]
+async fn parts_a_crash_left_go_when_the_task_runs_again() {
+    let mut s = Server::with_models("").await;
+    let (_, key) = s.admin("payg");
+    let long = "A long file keeps the task busy while the server is stopped. ".repeat(60);
+    let zip = stored_zip(&[
+        ("a.txt", b"The first part is short."),
+        ("b.txt", long.as_bytes()),
+    ]);
+    let up = s.upload(&key, "t2a_async_input", "in.zip", zip).await;
+    assert_eq!(up.body["base_resp"]["status_code"], 0, "{:?}", up.body);
+    let created = create(
+        &s,
+        &key,
+        json!({
+            "model": "speech-2.8-turbo", "text_file_id": up.body["file"]["file_id"],
+            "voice_setting": {"voice_id": "English_expressive_narrator"},
+        }),
+    )
+    .await;
+    assert_eq!(created["base_resp"]["status_code"], 0, "{created}");
+    let task_id = created["task_id"].as_i64().expect("task_id");
+    // The upload and the first part are committed; the second is being written.
+    let data = s.dir.path().to_path_buf();
+    let start = Instant::now();
+    loop {
+        let (committed, temp) = blobs(&data);
+        if committed >= 2 && temp >= 1 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no part in progress: {committed} blobs, {temp} temporary"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &s.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let dir = std::mem::replace(&mut s.dir, tempfile::tempdir().expect("tempdir"));
+    drop(s);
+    assert_eq!(blobs(dir.path()).0, 2, "the crash left the first part");
+
+    let s = Server::start_in(dir, &[]).await;
+    let done = wait(&s, &key, task_id, Duration::from_secs(120)).await;
+    assert_eq!(done["status"], "Success", "{done}");
+    let members = output(&s, &key, done["file_id"].as_i64().expect("file")).await;
+    assert!(maximin_audio::decode(member(&members, "b.mp3")).is_ok());
+    // What is left: the upload and the output, nothing of either attempt's parts.
+    let list = s.get("/v1/files/list", &key).await;
+    let files = list.body["files"].as_array().expect("files").len();
+    assert_eq!(files, 2, "{:?}", list.body);
+    assert_eq!(
+        blobs(s.dir.path()).0,
+        files,
+        "only recorded files have blobs"
+    );
 }
