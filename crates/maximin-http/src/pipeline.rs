@@ -194,12 +194,16 @@ async fn run_idempotent(rc: &RouteCtx, caller: &Caller, req: Request, next: Next
                     Some(p) => surface.status(&p.0).as_u16(),
                     None => parts.status.as_u16(),
                 },
-                content_type: parts
-                    .headers
-                    .get(header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_owned(),
+                content_type: match parts.extensions.get::<PendingError>() {
+                    // Rendered as JSON below, as the edge renders it.
+                    Some(_) => "application/json".to_owned(),
+                    None => parts
+                        .headers
+                        .get(header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned(),
+                },
                 body: match parts.extensions.get::<PendingError>() {
                     Some(p) => {
                         serde_json::to_vec(&crate::error::render_body(surface, &p.0, &request_id))

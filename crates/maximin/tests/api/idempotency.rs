@@ -118,3 +118,41 @@ async fn concurrent_duplicates_execute_once_and_share_the_answer() {
         .count();
     assert_eq!(n, 1, "executed once");
 }
+
+/// A replayed error is the error as first rendered: the same JSON body with
+/// a JSON content type, on the platform surface (its status) and on the
+/// native one (HTTP 200 with `base_resp`). It was once replayed as
+/// `application/octet-stream`, which the edge then re-rendered or clients
+/// could not parse.
+#[tokio::test]
+async fn a_replayed_error_is_the_same_json() {
+    let s = Server::start().await;
+    let (_, key) = s.admin("payg");
+    for (path, body, status) in [
+        ("/v1/account/keys", json!({"name": ""}), 400),
+        ("/v1/get_voice", json!({"voice_type": "nobody"}), 200),
+    ] {
+        let send = || {
+            s.http
+                .post(s.url(path))
+                .bearer_auth(&key)
+                .header("idempotency-key", format!("replayed-error-{path}"))
+                .json(&body)
+                .send()
+        };
+        let first = Resp::from(send().await.expect("send")).await;
+        let second = Resp::from(send().await.expect("send")).await;
+        assert_eq!(second.header("idempotent-replayed"), Some("true"), "{path}");
+        for r in [&first, &second] {
+            assert_eq!(r.status, status, "{path}: {:?}", r.body);
+            assert_eq!(
+                r.header("content-type"),
+                Some("application/json"),
+                "{path}: {:?}",
+                r.body
+            );
+        }
+        assert_eq!(second.body, first.body, "{path}");
+        assert!(first.body.is_object(), "{path}: {:?}", first.body);
+    }
+}
