@@ -36,7 +36,8 @@ const EMPTY_TEXT: i64 = 2203;
 const TEXT_TOO_LONG: i64 = 2204;
 
 #[utoipa::path(get, path = "/ws/v1/t2a_v2", tag = "speech", security(("bearer" = [])),
-    responses((status = 101, description = "WebSocket: `connected_success`, then `task_start` → `task_started`, `task_continue` → `task_continued` (hex audio; `is_final` on a text's last chunk), `task_finish` → `task_finished`; `task_failed` on a fatal error")))]
+    responses((status = 101, description = "WebSocket: `connected_success`, then `task_start` → `task_started`, `task_continue` → `task_continued` (hex audio; `is_final` on a text's last chunk), `task_finish` → `task_finished`; `task_failed` on a fatal error"),
+              (status = 400, description = "`invalid_request`: not a WebSocket upgrade request")))]
 pub async fn t2a_ws(State(app): State<AppState>, ctx: Ctx, ws: WebSocketUpgrade) -> Response {
     let meter = StreamMeter::new();
     let session_meter = meter.clone();

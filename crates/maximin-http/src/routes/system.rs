@@ -12,14 +12,15 @@ use crate::AppState;
 
 /// Liveness: the process serves HTTP.
 #[utoipa::path(get, path = "/healthz", tag = "system",
-    responses((status = 200, description = "The process is alive")))]
+    responses((status = 200, description = "The process is alive", body = crate::openapi::StatusResponse)))]
 pub async fn get_healthz() -> Response {
     Json(json!({"status": "ok"})).into_response()
 }
 
 /// Readiness: storage answers and the server is not shutting down.
 #[utoipa::path(get, path = "/readyz", tag = "system",
-    responses((status = 200, description = "Ready for traffic"), (status = 503, description = "Not ready")))]
+    responses((status = 200, description = "Ready for traffic", body = crate::openapi::StatusResponse),
+              (status = 503, description = "Not ready: draining, or storage does not answer", body = crate::openapi::StatusResponse)))]
 pub async fn get_readyz(State(app): State<AppState>) -> Response {
     if app.draining.load(Ordering::Relaxed) {
         return (
@@ -51,7 +52,7 @@ pub async fn get_metrics(State(app): State<AppState>) -> Response {
 
 /// This document.
 #[utoipa::path(get, path = "/v1/openapi.json", tag = "system",
-    responses((status = 200, description = "The OpenAPI document of every route")))]
+    responses((status = 200, description = "The OpenAPI document of every route", body = Object)))]
 pub async fn get_openapi(State(app): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
