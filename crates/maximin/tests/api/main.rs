@@ -13,6 +13,7 @@ mod files;
 mod idempotency;
 mod models;
 mod models_pull;
+mod openapi_conformance;
 mod privacy;
 mod ratelimit;
 mod sdk;
