@@ -133,7 +133,7 @@ pub struct FunctionDef {
     pub description: Option<String>,
     /// JSON Schema of the arguments.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub parameters: Option<serde_json::Value>,
 }
 
@@ -155,15 +155,19 @@ impl Stop {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"model": "minimax-chat-v2", "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 16}))]
 pub struct ChatCompletionRequest {
     /// A catalog id or alias, e.g. `minimax-chat-v2`.
     pub model: String,
+    #[schema(min_items = 1)]
     pub messages: Vec<ChatMessage>,
     #[serde(default)]
     pub stream: bool,
     #[serde(default)]
+    #[schema(minimum = 0.0, maximum = 2.0)]
     pub temperature: Option<f32>,
     #[serde(default)]
+    #[schema(exclusive_minimum = 0.0, maximum = 1.0)]
     pub top_p: Option<f32>,
     /// `max_completion_tokens` is read as the same; 1 to 4294967295.
     #[serde(
@@ -171,6 +175,7 @@ pub struct ChatCompletionRequest {
         alias = "max_completion_tokens",
         deserialize_with = "token_count"
     )]
+    #[schema(minimum = 1)]
     pub max_tokens: Option<u32>,
     #[serde(default)]
     pub stop: Option<Stop>,
@@ -180,13 +185,12 @@ pub struct ChatCompletionRequest {
     pub tools: Vec<Tool>,
     /// `"auto"`, `"none"`, `"required"` or `{"type":"function","function":{"name":…}}`.
     #[serde(default)]
-    #[schema(value_type = Object)]
     pub tool_choice: Option<serde_json::Value>,
     /// `{"type":"text"}`, `{"type":"json_object"}` or
     /// `{"type":"json_schema","json_schema":{"name","schema"}}`: the reply is
     /// constrained to JSON (of that schema).
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub response_format: Option<serde_json::Value>,
 }
 
@@ -233,6 +237,7 @@ pub enum EmbeddingInput {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"model": "minimax-embed-v1", "input": ["a cat", "a dog"]}))]
 pub struct EmbeddingsRequest {
     pub model: String,
     pub input: EmbeddingInput,

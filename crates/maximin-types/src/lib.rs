@@ -128,8 +128,12 @@ impl fmt::Display for UnknownValue {
 
 impl std::error::Error for UnknownValue {}
 
+// `$text` is a `tt`, not a `literal`: a `literal` fragment reaches derive
+// macros wrapped in an invisible group, which utoipa does not read as the
+// variant's `rename`, so the schema would list `Free` where the wire says
+// `free`. (`enum_schemas_match_serde` below keeps them equal.)
 macro_rules! string_enum {
-    ($(#[$meta:meta])* $name:ident, $kind:literal, { $($variant:ident => $text:literal),+ $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident, $kind:literal, { $($variant:ident => $text:tt),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
         pub enum $name {
@@ -281,6 +285,22 @@ impl Serialize for Scope {
     }
 }
 
+/// Scopes are serialized by hand, so their schema is written by hand too,
+/// from the same names.
+impl utoipa::PartialSchema for Scope {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "A key scope: `read` (read-only calls), `admin` (adds the account API), or a modality the key is limited to.",
+            ))
+            .enum_values(Some(SCOPE_NAMES.iter().copied()))
+            .into()
+    }
+}
+
+impl ToSchema for Scope {}
+
 impl<'de> Deserialize<'de> for Scope {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
@@ -328,7 +348,6 @@ pub struct KeyView {
     pub prefix: String,
     /// `live` or `test`.
     pub mode: String,
-    #[schema(value_type = Vec<String>)]
     pub scopes: Vec<Scope>,
     pub models: Vec<String>,
     pub created_at: String,
@@ -449,6 +468,48 @@ mod tests {
         let err = "root".parse::<Scope>().expect_err("unknown scope");
         assert!(err.to_string().contains("read, admin, text"));
         assert_eq!(Scope::names(), SCOPE_NAMES);
+    }
+
+    /// The values a type's schema lists.
+    fn schema_values<T: utoipa::PartialSchema>() -> Vec<String> {
+        let schema = serde_json::to_value(T::schema()).expect("schema");
+        schema["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no enum in {schema}"))
+            .iter()
+            .map(|v| v.as_str().expect("string value").to_owned())
+            .collect()
+    }
+
+    /// What serde writes for each value.
+    fn wire_values<T: Serialize>(all: &[T]) -> Vec<String> {
+        all.iter()
+            .map(|v| match serde_json::to_value(v).expect("serialize") {
+                serde_json::Value::String(s) => s,
+                other => panic!("{other} is not a string"),
+            })
+            .collect()
+    }
+
+    /// A generated client reads the schema: its enums must list exactly what
+    /// the wire carries (`free`, not `Free`).
+    #[test]
+    fn enum_schemas_match_serde() {
+        assert_eq!(schema_values::<Plan>(), wire_values(Plan::ALL));
+        assert_eq!(schema_values::<Modality>(), wire_values(Modality::ALL));
+        assert_eq!(schema_values::<RateClass>(), wire_values(RateClass::ALL));
+        assert_eq!(schema_values::<ErrorCode>(), wire_values(&ErrorCode::ALL));
+        let mut scopes = vec![Scope::Read, Scope::Admin];
+        scopes.extend(Modality::ALL.iter().copied().map(Scope::Modality));
+        assert_eq!(schema_values::<Scope>(), wire_values(&scopes));
+        use crate::inference::Role;
+        assert_eq!(
+            schema_values::<Role>(),
+            wire_values(&[Role::System, Role::User, Role::Assistant, Role::Tool])
+        );
+        // And the names each enum parses are the names it writes.
+        assert_eq!(wire_values(Plan::ALL), Plan::NAMES);
+        assert_eq!(wire_values(Modality::ALL), Modality::NAMES);
     }
 
     #[test]

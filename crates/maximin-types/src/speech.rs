@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 
 /// `POST /v1/t2a_v2`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[schema(example = json!({"model": "speech-2.8-turbo", "text": "Hello there.", "voice_setting": {"voice_id": "English_Graceful_Lady"}}))]
 pub struct T2aRequest {
     /// `speech-2.8-hd`, `speech-2.8-turbo`, … (an `*-hd` id speaks with neural
     /// voices where the language has one, a `*-turbo` id with espeak-ng).
@@ -147,6 +148,7 @@ pub struct T2aResponse {
 
 /// `POST /v1/get_voice`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[schema(example = json!({"voice_type": "all"}))]
 pub struct GetVoiceRequest {
     /// `system`, `voice_cloning`, `voice_generation` or `all`.
     pub voice_type: String,

@@ -29,6 +29,7 @@ pub async fn list_keys(State(app): State<AppState>, ctx: Ctx) -> Result<Response
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "reporting", "scopes": ["read"]}))]
 pub struct CreateKeyRequest {
     pub name: String,
     /// A sandbox key (`mmx_test_…`).
@@ -48,7 +49,8 @@ pub struct CreateKeyRequest {
     request_body = CreateKeyRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response")),
     responses((status = 201, description = "`data` is the key with its secret", body = crate::openapi::KeyCreatedResponse),
-              (status = 400, description = "`invalid_request`, e.g. the 20-key limit", body = crate::openapi::ErrorResponse)))]
+              (status = 400, description = "`invalid_request`, e.g. the 20-key limit", body = crate::openapi::ErrorResponse),
+              (status = 404, description = "`model_not_found`: a model in `models` is not in the catalog")))]
 pub async fn create_key(
     State(app): State<AppState>,
     ctx: Ctx,
@@ -112,7 +114,8 @@ impl QueryParams for ActivityQuery {
 /// A key's activity log: metadata of its requests, never content.
 #[utoipa::path(get, path = "/v1/account/keys/{id}/activity", tag = "account", security(("bearer" = [])),
     params(("id" = String, Path, description = "Key id"), ActivityQuery),
-    responses((status = 200, description = "`data` is the list of entries", body = crate::openapi::ActivityResponse)))]
+    responses((status = 200, description = "`data` is the list of entries", body = crate::openapi::ActivityResponse),
+              (status = 404, description = "`not_found`: no such key on this account")))]
 pub async fn list_key_activity(
     State(app): State<AppState>,
     ctx: Ctx,
@@ -129,8 +132,10 @@ pub async fn list_key_activity(
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct UsageQuery {
     /// Start of the period, ISO 8601 (default: 30 days before `until`).
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// End of the period, ISO 8601 (default: now).
+    #[param(format = DateTime)]
     pub until: Option<String>,
 }
 

@@ -267,8 +267,10 @@ fn content_blocks(out: &ChatOutput) -> Vec<Value> {
 }
 
 #[utoipa::path(post, path = "/anthropic/v1/messages", tag = "anthropic", security(("bearer" = [])),
-    request_body(content = Object, description = "Anthropic's Messages body: model, max_tokens, system, messages (text, tool_use, tool_result blocks), tools, tool_choice, stop_sequences, temperature, top_p, stream"),
-    responses((status = 200, description = "An Anthropic `message`, or its server-sent event sequence (message_start, content_block_start/delta/stop, message_delta, message_stop, ping)")))]
+    request_body = crate::openapi::AnthropicMessagesRequest,
+    responses((status = 200, description = "An Anthropic `message`; with `stream: true`, its event sequence (message_start, ping, content_block_start/delta/stop, message_delta, message_stop)",
+                   content((crate::openapi::AnthropicMessage = "application/json"), (crate::openapi::ServerSentEvent = "text/event-stream"))),
+              (status = 402), (status = 404, description = "`model_not_found`"), (status = 503)))]
 pub async fn messages(
     State(app): State<AppState>,
     ctx: Ctx,

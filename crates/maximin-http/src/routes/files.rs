@@ -128,8 +128,9 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
 }
 
 #[utoipa::path(post, path = "/v1/files/upload", tag = "files", security(("bearer" = [])),
-    request_body(content_type = "multipart/form-data", description = "`purpose` (voice_clone, prompt_audio, t2a_async_input, retrieval, assistants, fine-tune) and `file`. The content decides the kind; at most 512 MB"),
-    responses((status = 200, description = "`{file: {file_id, bytes, created_at, filename, purpose}, base_resp}`")))]
+    request_body(content = crate::openapi::FileUploadForm, content_type = "multipart/form-data", description = "`purpose` and `file`. The content decides the kind (checked against the purpose); at most 512 MB"),
+    responses((status = 200, description = "The stored file", body = crate::openapi::FileResponse),
+              (status = 413, description = "`payload_too_large`: the file is over 512 MB, or the account's quota is used up")))]
 pub async fn upload_file(
     State(app): State<AppState>,
     ctx: Ctx,
@@ -176,8 +177,8 @@ pub async fn upload_file(
 }
 
 #[utoipa::path(get, path = "/v1/files/list", tag = "files", security(("bearer" = [])),
-    params(("purpose" = String, Query, description = "Which files")),
-    responses((status = 200, description = "`{files: [file object], base_resp}`")))]
+    params(("purpose" = Option<String>, Query, description = "Only files of this purpose (an upload purpose, t2a_async or t2a_output)")),
+    responses((status = 200, description = "The account's files", body = crate::openapi::FileListResponse)))]
 pub async fn list_files(
     State(app): State<AppState>,
     ctx: Ctx,
@@ -201,7 +202,8 @@ pub async fn list_files(
 
 #[utoipa::path(get, path = "/v1/files/retrieve", tag = "files", security(("bearer" = [])),
     params(("file_id" = i64, Query, description = "The file")),
-    responses((status = 200, description = "`{file: {…, download_url}, base_resp}`; the link works without a key for 9 hours")))]
+    responses((status = 200, description = "The file with `download_url`, a link that works without a key for 9 hours", body = crate::openapi::FileResponse),
+              (status = 404, description = "`not_found`: no such file on this account")))]
 pub async fn retrieve_file(
     State(app): State<AppState>,
     ctx: Ctx,
@@ -218,7 +220,10 @@ pub async fn retrieve_file(
 
 #[utoipa::path(get, path = "/v1/files/retrieve_content", tag = "files", security(("bearer" = [])),
     params(("file_id" = i64, Query, description = "The file")),
-    responses((status = 200, description = "The file's bytes")))]
+    responses((status = 200, description = "The file's bytes, with its type, length and name (`Content-Disposition`)",
+                   content((Vec<crate::openapi::SubtitleLine> = "application/json"), ("audio/mpeg"), ("audio/wav"), ("audio/flac"), ("audio/ogg"), ("audio/mp4"), ("audio/L16"), ("application/pdf"),
+                       ("application/vnd.openxmlformats-officedocument.wordprocessingml.document"), ("application/zip"), ("application/x-tar"), ("application/jsonl"), ("text/plain"), ("application/octet-stream"))),
+              (status = 404, description = "`not_found`: no such file on this account")))]
 pub async fn retrieve_file_content(
     State(app): State<AppState>,
     ctx: Ctx,
@@ -285,7 +290,8 @@ pub struct DeleteFileRequest {
 
 #[utoipa::path(post, path = "/v1/files/delete", tag = "files", security(("bearer" = [])),
     request_body = DeleteFileRequest,
-    responses((status = 200, description = "`{file_id, base_resp}`")))]
+    responses((status = 200, description = "The deleted file's id", body = crate::openapi::FileDeleteResponse),
+              (status = 404, description = "`not_found`: no such file on this account")))]
 pub async fn delete_file(
     State(app): State<AppState>,
     ctx: Ctx,
@@ -313,7 +319,13 @@ pub async fn delete_file(
     params(("file_id" = i64, Path, description = "The file"),
         ("expires" = i64, Query, description = "Unix seconds the link works until"),
         ("signature" = String, Query, description = "The link's signature")),
-    responses((status = 200, description = "The file's bytes; no key needed")))]
+    responses((status = 200, description = "The file's bytes; no key needed",
+                   content((Vec<crate::openapi::SubtitleLine> = "application/json"), ("audio/mpeg"), ("audio/wav"), ("audio/flac"), ("audio/ogg"), ("audio/mp4"), ("audio/L16"), ("application/pdf"),
+                       ("application/vnd.openxmlformats-officedocument.wordprocessingml.document"), ("application/zip"), ("application/x-tar"), ("application/jsonl"), ("text/plain"), ("application/octet-stream"))),
+              (status = 400, description = "`invalid_request`: the link has no valid `expires`"),
+              (status = 403, description = "`permission_denied`: the link is expired or its signature wrong"),
+              (status = 404, description = "`not_found`: no such file"),
+              (status = 500)))]
 pub async fn download_file(
     State(app): State<AppState>,
     Path(id): Path<String>,

@@ -222,9 +222,9 @@ pub(crate) async fn run_embeddings(
 #[utoipa::path(post, path = "/v1/chat/completions", tag = "inference", security(("bearer" = [])),
     request_body = ChatCompletionRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response")),
-    responses((status = 200, description = "`data` is the completion", body = crate::openapi::ChatCompletionResponse),
-              (status = 400, description = "`invalid_request`", body = crate::openapi::ErrorResponse),
-              (status = 503, description = "`model_unavailable`", body = crate::openapi::ErrorResponse)))]
+    responses((status = 200, description = "`data` is the completion; with `stream: true`, `chat.completion.chunk` events (the last with `finish_reason`, `usage` and `meta`), then `[DONE]`",
+                   content((crate::openapi::ChatCompletionResponse = "application/json"), (crate::openapi::ServerSentEvent = "text/event-stream"))),
+              (status = 402), (status = 404, description = "`model_not_found`"), (status = 503)))]
 pub async fn create_chat_completion(
     State(app): State<AppState>,
     ctx: Ctx,
@@ -359,11 +359,10 @@ fn stream_chat(
 
 /// Embed a batch of texts.
 #[utoipa::path(post, path = "/v1/embeddings", tag = "inference", security(("bearer" = [])),
-    request_body = EmbeddingsRequest,
+    request_body = crate::openapi::EmbeddingsBody,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response")),
-    responses((status = 200, description = "`data` holds the vectors", body = crate::openapi::EmbeddingsResponseEnvelope),
-              (status = 400, description = "`invalid_request`", body = crate::openapi::ErrorResponse),
-              (status = 503, description = "`model_unavailable`", body = crate::openapi::ErrorResponse)))]
+    responses((status = 200, description = "With `input`: `data` holds the vectors. With `texts` (MiniMax's shape): `{vectors, total_tokens, base_resp}`, and its errors are HTTP 200 with a non-zero `base_resp.status_code`", body = crate::openapi::EmbeddingsReply),
+              (status = 402), (status = 404, description = "`model_not_found`"), (status = 503)))]
 pub async fn create_embeddings(
     State(app): State<AppState>,
     ctx: Ctx,

@@ -65,8 +65,10 @@ fn with_sensitive(mut v: Value) -> Value {
 }
 
 #[utoipa::path(post, path = "/v1/text/chatcompletion_v2", tag = "text", security(("bearer" = [])),
-    request_body(content = Object, description = "MiniMax's native chat body: model, messages, stream, max_completion_tokens (or max_tokens), temperature, top_p, tools, tool_choice none | auto, response_format, stream_options"),
-    responses((status = 200, description = "A `chat.completion` with `base_resp`; streamed: `chat.completion.chunk` frames, then the whole completion with `usage` and `base_resp`, then `[DONE]`. Errors are HTTP 200 with a non-zero `base_resp.status_code`")))]
+    request_body = crate::openapi::NativeChatRequest,
+    responses((status = 200, description = "A `chat.completion` with `base_resp`; with `stream: true`, `chat.completion.chunk` events, then the whole completion with `usage` and `base_resp`, then `[DONE]`",
+                   content((crate::openapi::NativeChatCompletion = "application/json"), (crate::openapi::ServerSentEvent = "text/event-stream"))),
+              (status = 402), (status = 404, description = "`model_not_found`"), (status = 503)))]
 pub async fn chatcompletion_v2(
     State(app): State<AppState>,
     ctx: Ctx,

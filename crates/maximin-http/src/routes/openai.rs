@@ -69,8 +69,10 @@ fn message_json(out: &ChatOutput) -> Value {
 }
 
 #[utoipa::path(post, path = "/openai/v1/chat/completions", tag = "openai", security(("bearer" = [])),
-    request_body(content = Object, description = "OpenAI's chat completion body: messages, tools, tool_choice, response_format, stream, stream_options, n (1), stop, seed, max_tokens / max_completion_tokens, temperature, top_p"),
-    responses((status = 200, description = "An OpenAI `chat.completion`, or `chat.completion.chunk` server-sent events then `[DONE]`")))]
+    request_body = crate::openapi::OpenAiChatRequest,
+    responses((status = 200, description = "An OpenAI `chat.completion`; with `stream: true`, `chat.completion.chunk` events, then `[DONE]`",
+                   content((crate::openapi::OpenAiChatCompletion = "application/json"), (crate::openapi::ServerSentEvent = "text/event-stream"))),
+              (status = 402), (status = 404, description = "`model_not_found`"), (status = 503)))]
 pub async fn chat_completions(
     State(app): State<AppState>,
     ctx: Ctx,
@@ -225,8 +227,9 @@ struct EmbeddingsBody {
 }
 
 #[utoipa::path(post, path = "/openai/v1/embeddings", tag = "openai", security(("bearer" = [])),
-    request_body(content = Object, description = "`model`, `input` (a string or up to 2,048), `encoding_format` float | base64, `dimensions` (only the model's own)"),
-    responses((status = 200, description = "`{object: list, data: [{object: embedding, index, embedding}], model, usage}`")))]
+    request_body = crate::openapi::OpenAiEmbeddingsRequest,
+    responses((status = 200, description = "The vectors, in input order", body = crate::openapi::OpenAiEmbeddingsResponse),
+              (status = 402), (status = 404, description = "`model_not_found`"), (status = 503)))]
 pub async fn embeddings(
     State(app): State<AppState>,
     ctx: Ctx,
@@ -293,7 +296,7 @@ pub async fn embeddings(
 }
 
 #[utoipa::path(get, path = "/openai/v1/models", tag = "openai", security(("bearer" = [])),
-    responses((status = 200, description = "`{object: list, data: [{id, object: model, created, owned_by}]}`: the models this install serves")))]
+    responses((status = 200, description = "The models this install serves", body = crate::openapi::OpenAiModelList)))]
 pub async fn list_models(State(app): State<AppState>, _ctx: Ctx) -> Result<Response, ApiError> {
     let p = &app.platform;
     let data: Vec<Value> = p
@@ -337,8 +340,9 @@ fn speech_voice(name: &str) -> &str {
 }
 
 #[utoipa::path(post, path = "/openai/v1/audio/speech", tag = "openai", security(("bearer" = [])),
-    request_body(content = Object, description = "`model` (tts-1, tts-1-hd, gpt-4o-mini-tts or a speech-* id), `input` (≤ 10,000 characters), `voice` (OpenAI names, or any voice of /v1/get_voice), `response_format` mp3 | flac | wav | pcm, `speed` 0.5–2"),
-    responses((status = 200, description = "The audio bytes")))]
+    request_body = crate::openapi::OpenAiSpeechRequest,
+    responses((status = 200, description = "The audio bytes (24 kHz)", content(("audio/mpeg"), ("audio/flac"), ("audio/wav"), ("audio/pcm"))),
+              (status = 402), (status = 404, description = "`model_not_found`"), (status = 503)))]
 pub async fn audio_speech(
     State(app): State<AppState>,
     ctx: Ctx,

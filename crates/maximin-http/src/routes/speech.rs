@@ -972,7 +972,9 @@ fn native(ctx: &Ctx, body: T2aResponse, report: UsageReport) -> Response {
 #[utoipa::path(post, path = "/v1/t2a_v2", tag = "speech", security(("bearer" = [])),
     request_body = T2aRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response")),
-    responses((status = 200, description = "`data.audio` is hex of the audio; with `stream: true`, server-sent events of the same shape (`status` 1 per sentence, 2 at the end). Errors are HTTP 200 with a non-zero `base_resp.status_code`", body = T2aResponse)))]
+    responses((status = 200, description = "`data.audio` is hex of the audio (or a link, with `output_format: url`); with `stream: true`, server-sent events of the same shape (`status` 1 per piece, 2 at the end with `extra_info`).",
+                   content((T2aResponse = "application/json"), (crate::openapi::ServerSentEvent = "text/event-stream"))),
+              (status = 402), (status = 404, description = "`model_not_found`"), (status = 503)))]
 pub async fn t2a_v2(
     State(app): State<AppState>,
     ctx: Ctx,

@@ -181,8 +181,9 @@ fn inputs_of(kind: &str, bytes: Vec<u8>) -> Result<Vec<Input>, ApiError> {
 }
 
 #[utoipa::path(post, path = "/v1/t2a_async_v2", tag = "speech", security(("bearer" = [])),
-    request_body(content = Object, description = "`model`, `text` or `text_file_id` (up to 1,000,000 characters), `voice_setting`, `audio_setting` (`audio_sample_rate`, `bitrate`, `format` mp3 | pcm | flac | wav, `channel`), `pronunciation_dict`, `language_boost`, `timbre_weights`"),
-    responses((status = 200, description = "`{task_id, task_token, file_id, usage_characters, base_resp}`; errors are HTTP 200 with a non-zero `base_resp.status_code` (1042: more than 10% illegal characters)")))]
+    request_body = crate::openapi::T2aAsyncRequest,
+    responses((status = 200, description = "The task, queued; its output file is reserved. A `base_resp.status_code` of 1042: more than 10% illegal characters.", body = crate::openapi::T2aAsyncResponse),
+              (status = 402), (status = 404, description = "`not_found` / `model_not_found`: no such `text_file_id` or model"), (status = 503)))]
 pub async fn t2a_async_v2(
     State(app): State<AppState>,
     ctx: Ctx,
@@ -279,7 +280,8 @@ impl QueryParams for TaskQuery {
 
 #[utoipa::path(get, path = "/v1/query/t2a_async_query_v2", tag = "speech", security(("bearer" = [])),
     params(("task_id" = i64, Query, description = "From t2a_async_v2")),
-    responses((status = 200, description = "`{task_id, status: Processing | Success | Failed | Expired, file_id, base_resp}`; with `extra_info` on success")))]
+    responses((status = 200, description = "The task's status; `extra_info` on success, `error` on failure", body = crate::openapi::T2aAsyncQueryResponse),
+              (status = 404, description = "`not_found`: no such task on this account")))]
 pub async fn query_t2a_async(
     State(app): State<AppState>,
     ctx: Ctx,

@@ -59,7 +59,8 @@ const UNIT: &str = "WS";
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 #[utoipa::path(get, path = "/ws/v1/t2a_v2", tag = "speech", security(("bearer" = [])),
-    responses((status = 101, description = "WebSocket: `connected_success`, then `task_start` → `task_started`, `task_continue` → `task_continued` (hex audio; `is_final` on a text's last chunk), `task_finish` → `task_finished`; `task_failed` on a fatal error")))]
+    responses((status = 101, description = "WebSocket: `connected_success`, then `task_start` → `task_started`, `task_continue` → `task_continued` (hex audio; `is_final` on a text's last chunk), `task_finish` → `task_finished`; `task_failed` on a fatal error"),
+              (status = 400, description = "`invalid_request`: not a WebSocket upgrade request")))]
 pub async fn t2a_ws(
     State(app): State<AppState>,
     ctx: Ctx,

@@ -12,7 +12,7 @@ use crate::AppState;
 
 /// Liveness: the process serves HTTP.
 #[utoipa::path(get, path = "/healthz", tag = "system",
-    responses((status = 200, description = "The process is alive")))]
+    responses((status = 200, description = "The process is alive", body = crate::openapi::StatusResponse)))]
 pub async fn get_healthz() -> Response {
     Json(json!({"status": "ok"})).into_response()
 }
@@ -22,8 +22,8 @@ pub async fn get_healthz() -> Response {
 /// shutting down. A 503 says which models are fetching or missing and the
 /// command that fetches each.
 #[utoipa::path(get, path = "/readyz", tag = "system",
-    responses((status = 200, description = "Ready for traffic"),
-        (status = 503, description = "Not ready: draining, storage unavailable, or default models fetching or missing")))]
+    responses((status = 200, description = "Ready for traffic", body = crate::openapi::StatusResponse),
+        (status = 503, description = "Not ready: draining, storage unavailable, or default models fetching or missing (`fetching`, `missing`: each model with the command that fetches it)", body = crate::openapi::StatusResponse)))]
 pub async fn get_readyz(State(app): State<AppState>) -> Response {
     let unavailable =
         |body: serde_json::Value| (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
@@ -64,7 +64,7 @@ pub async fn get_metrics(State(app): State<AppState>) -> Response {
 
 /// This document.
 #[utoipa::path(get, path = "/v1/openapi.json", tag = "system",
-    responses((status = 200, description = "The OpenAPI document of every route")))]
+    responses((status = 200, description = "The OpenAPI document of every route", body = Object)))]
 pub async fn get_openapi(State(app): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],

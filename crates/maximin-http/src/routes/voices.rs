@@ -98,7 +98,7 @@ fn system_voices(app: &AppState) -> Vec<VoiceEntry> {
 
 #[utoipa::path(post, path = "/v1/get_voice", tag = "speech", security(("bearer" = [])),
     request_body = GetVoiceRequest,
-    responses((status = 200, description = "The voices of the types asked for (`system_voice`, `voice_cloning`, `voice_generation`); errors are HTTP 200 with a non-zero `base_resp.status_code`", body = GetVoiceResponse)))]
+    responses((status = 200, description = "The voices of the types asked for (`system_voice`, `voice_cloning`, `voice_generation`)", body = GetVoiceResponse)))]
 pub async fn get_voice(
     State(app): State<AppState>,
     ctx: Ctx,
@@ -212,6 +212,7 @@ async fn insert_voice(
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"prompt": "a calm, deep older male voice, slow", "preview_text": "Good evening."}))]
 pub struct VoiceDesignRequest {
     /// What the voice should sound like, e.g. "a calm, deep older male voice, slow".
     pub prompt: String,
@@ -226,7 +227,8 @@ pub struct VoiceDesignRequest {
 
 #[utoipa::path(post, path = "/v1/voice_design", tag = "speech", security(("bearer" = [])),
     request_body = VoiceDesignRequest,
-    responses((status = 200, description = "`{voice_id, trial_audio (hex mp3), base_resp}`; the voice is the account's own and expires after 168 hours unless used in synthesis")))]
+    responses((status = 200, description = "The voice and its trial audio; the voice is the account's own and expires after 168 hours unless used in synthesis", body = crate::openapi::VoiceDesignResponse),
+              (status = 402), (status = 503)))]
 pub async fn voice_design(
     State(app): State<AppState>,
     ctx: Ctx,
@@ -340,7 +342,8 @@ async fn clip(
 
 #[utoipa::path(post, path = "/v1/voice_clone", tag = "speech", security(("bearer" = [])),
     request_body = VoiceCloneRequest,
-    responses((status = 200, description = "`{input_sensitive, input_sensitive_type, demo_audio (URL or \"\"), extra_info?, base_resp}`; the voice is the account's own and expires after 168 hours unless used in synthesis")))]
+    responses((status = 200, description = "The voice is the account's own and expires after 168 hours unless used in synthesis", body = crate::openapi::VoiceCloneResponse),
+              (status = 402), (status = 404, description = "`not_found` / `model_not_found`: no such file or model"), (status = 503)))]
 pub async fn voice_clone(
     State(app): State<AppState>,
     ctx: Ctx,
@@ -476,7 +479,7 @@ pub struct DeleteVoiceRequest {
 
 #[utoipa::path(post, path = "/v1/delete_voice", tag = "speech", security(("bearer" = [])),
     request_body = DeleteVoiceRequest,
-    responses((status = 200, description = "`{voice_id, created_time (unix seconds, a string), base_resp}`")))]
+    responses((status = 200, description = "The deleted voice", body = crate::openapi::DeleteVoiceResponse)))]
 pub async fn delete_voice(
     State(app): State<AppState>,
     ctx: Ctx,

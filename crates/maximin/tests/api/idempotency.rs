@@ -137,6 +137,7 @@ async fn a_replayed_error_keeps_its_json_type_on_every_surface() {
         ),
         // Seed 002, OpenAI and Anthropic: real statuses.
         ("/v1/account/keys", json!({"name": 5}), 400),
+        ("/v1/get_voice", json!({"voice_type": "nobody"}), 200),
         (
             "/openai/v1/chat/completions",
             json!({"model": "no-such-model", "messages": [{"role": "user", "content": "hi"}]}),

@@ -15,6 +15,7 @@ mod first_start;
 mod idempotency;
 mod models;
 mod models_pull;
+mod openapi_conformance;
 mod privacy;
 mod ratelimit;
 mod sdk;

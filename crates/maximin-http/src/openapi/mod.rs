@@ -1,60 +1,32 @@
-//! The OpenAPI document, generated from the handlers' `#[utoipa::path]`
-//! attributes and the wire types. The envelope types below exist for the
-//! document: handlers build the same shape through `Ctx`.
+//! The OpenAPI document (`GET /v1/openapi.json`), generated from the
+//! handlers' `#[utoipa::path]` attributes and the wire types, then completed
+//! by [`errors::Errors`] with what the shared request path does to every
+//! route: the statuses it answers (401, 403, 409, 413, 429, …) in the error
+//! shape of the route's surface, its headers, and `Idempotency-Key`.
+//!
+//! A handler's attribute lists its successes and the errors only it gives
+//! (404, 503, …) without a body; the body is filled per surface. On the
+//! MiniMax-native paths every error is HTTP 200 with `base_resp`, so there
+//! the errors join the 200 response.
+//!
+//! The types below exist for the document: handlers build the same shapes
+//! through `Ctx` or as JSON. `/v1/openapi.json` is checked against the
+//! running server by schemathesis (`tests/api/openapi_conformance.rs`).
 
-use maximin_types::inference::{ChatCompletion, EmbeddingsResponse};
-use maximin_types::{
-    AccountUsage, AccountView, ActivityEntry, KeyCreated, KeyView, ModelView, TokenUsage,
-};
-use serde::Serialize;
+mod compat;
+mod errors;
+mod native;
+mod platform;
+
+pub use compat::*;
+pub use native::*;
+pub use platform::*;
+
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
+use self::errors::Errors;
 use crate::routes;
-
-#[derive(Serialize, ToSchema)]
-pub struct Meta {
-    pub request_id: String,
-    pub model: Option<String>,
-    pub usage: Option<TokenUsage>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ErrorBody {
-    /// One of the codes of the error table.
-    pub code: maximin_types::ErrorCode,
-    pub message: String,
-    /// Structured details, e.g. `field` for the field at fault.
-    #[schema(value_type = Object)]
-    pub details: serde_json::Value,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ErrorResponse {
-    pub error: ErrorBody,
-    pub meta: Meta,
-}
-
-macro_rules! envelope {
-    ($name:ident, $t:ty) => {
-        #[derive(Serialize, ToSchema)]
-        pub struct $name {
-            pub data: $t,
-            pub meta: Meta,
-        }
-    };
-}
-
-envelope!(ModelListResponse, Vec<ModelView>);
-envelope!(ModelResponse, ModelView);
-envelope!(AccountResponse, AccountView);
-envelope!(KeyListResponse, Vec<KeyView>);
-envelope!(KeyResponse, KeyView);
-envelope!(KeyCreatedResponse, KeyCreated);
-envelope!(ActivityResponse, Vec<ActivityEntry>);
-envelope!(UsageResponse, AccountUsage);
-envelope!(ChatCompletionResponse, ChatCompletion);
-envelope!(EmbeddingsResponseEnvelope, EmbeddingsResponse);
 
 struct BearerAuth;
 
@@ -67,6 +39,9 @@ impl Modify for BearerAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("mmx_live_… / mmx_test_…")
+                    .description(Some(
+                        "`Authorization: Bearer <key>`; `x-api-key: <key>` is read the same.",
+                    ))
                     .build(),
             ),
         );
@@ -75,7 +50,7 @@ impl Modify for BearerAuth {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "maximin", description = "Self-hosted MiniMax platform API. Every authenticated response carries X-Request-Id and X-RateLimit-Limit/Remaining/Reset (Reset in Unix seconds); errors use {\"error\":{code,message,details}}."),
+    info(title = "maximin", description = "Self-hosted MiniMax platform API.\n\nEvery response carries `X-Request-Id`; every response to an authenticated request carries `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (Unix seconds). POST and DELETE accept `Idempotency-Key`.\n\nErrors take the shape of the surface: the seed 002 routes `{\"error\":{code,message,details},\"meta\"}` with the code's HTTP status; the MiniMax-native routes (`/v1/t2a_v2`, `/v1/files/…`, `/v1/text/chatcompletion_v2`, …) HTTP 200 with a non-zero `base_resp.status_code`; `/openai/v1` OpenAI's error object and `/anthropic/v1` Anthropic's, with real statuses."),
     paths(
         routes::system::get_healthz,
         routes::system::get_readyz,
@@ -113,7 +88,14 @@ impl Modify for BearerAuth {
         routes::files::delete_file,
         routes::files::download_file,
     ),
-    modifiers(&BearerAuth)
+    components(schemas(
+        ErrorResponse,
+        NativeErrorResponse,
+        OpenAiErrorResponse,
+        AnthropicErrorResponse,
+        SubtitleLine,
+    )),
+    modifiers(&BearerAuth, &Errors)
 )]
 pub struct ApiDoc;
 
