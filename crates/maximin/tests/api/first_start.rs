@@ -410,7 +410,9 @@ fn on_a_terminal_the_first_key_is_printed_and_not_written_down() {
     let mut seen = Vec::new();
     let secret = loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx.recv_timeout(left).unwrap_or_else(|_| panic!("no secret: {seen:#?}"));
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no secret: {seen:#?}"));
         let found = line
             .split_whitespace()
             .find(|w| w.starts_with("mmx_live_"))
@@ -423,19 +425,27 @@ fn on_a_terminal_the_first_key_is_printed_and_not_written_down() {
     // The curl line follows, with the same secret.
     let curl = loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx.recv_timeout(left).unwrap_or_else(|_| panic!("no curl line: {seen:#?}"));
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no curl line: {seen:#?}"));
         if line.contains("curl ") {
             break line;
         }
         seen.push(line);
     };
-    assert!(curl.contains("/v1/chat/completions") && curl.contains(&secret), "{curl}");
+    assert!(
+        curl.contains("/v1/chat/completions") && curl.contains(&secret),
+        "{curl}"
+    );
     let _ = Command::new("pkill")
         .args(["-f", &data.display().to_string()])
         .status();
     let _ = child.kill();
     let _ = child.wait();
-    assert!(!data.join("first-key").exists(), "written down although shown");
+    assert!(
+        !data.join("first-key").exists(),
+        "written down although shown"
+    );
     let out = maximin(&data, &["--json", "accounts", "list"]);
     let accounts: Value = serde_json::from_slice(&out.stdout).expect("json");
     let id = accounts[0]["id"].as_str().expect("owner account");
