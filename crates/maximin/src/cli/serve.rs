@@ -135,9 +135,10 @@ pub(super) async fn serve(config: &Config) -> Result<(), Failure> {
         tracing::info!(config = %src.display(), "configuration file read");
     }
     tracing::info!(data_dir = %config.data_dir.display(), "storage: SQLite");
+    // Before the line below: whoever waits for it finds the first key in place.
+    first_start::first_key(&platform, config, &format!("http://{addr}")).await?;
     // A plain line on stdout, for people and for scripts that start us on port 0.
     println!("maximin listening on http://{addr}");
-    first_start::first_key(&platform, config, &format!("http://{addr}")).await?;
     let puller = tokio::spawn(first_start::pull_defaults(
         platform.clone(),
         models_dir,
