@@ -57,14 +57,7 @@ impl Readiness {
 
     /// `model`'s pull has started.
     pub fn fetching(&self, model: &str) {
-        self.with(|s| {
-            s.retain(|p| p.model != model);
-            s.push(Pending {
-                model: model.to_owned(),
-                error: None,
-                command: pull_command(model),
-            });
-        });
+        self.set(model, None);
     }
 
     /// `model` is in place.
@@ -74,11 +67,15 @@ impl Readiness {
 
     /// `model`'s pull failed with `error`.
     pub fn failed(&self, model: &str, error: &str) {
+        self.set(model, Some(error.to_owned()));
+    }
+
+    fn set(&self, model: &str, error: Option<String>) {
         self.with(|s| {
             s.retain(|p| p.model != model);
             s.push(Pending {
                 model: model.to_owned(),
-                error: Some(error.to_owned()),
+                error,
                 command: pull_command(model),
             });
         });

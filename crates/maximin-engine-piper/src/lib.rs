@@ -788,9 +788,11 @@ impl SpeechEngine for PiperEngine {
     }
 
     fn refresh(&self) {
-        let mut found = self.found.write().unwrap_or_else(|p| p.into_inner());
-        let again = look(&self.models_dir, self.onnxruntime.as_deref(), &found.voices);
-        *found = again;
+        // Looked up outside the lock: loading the runtime takes a while, and
+        // speech goes on meanwhile with what was found before.
+        let known = self.found().voices.clone();
+        let again = look(&self.models_dir, self.onnxruntime.as_deref(), &known);
+        *self.found.write().unwrap_or_else(|p| p.into_inner()) = again;
     }
 
     /// Encoded on every thread, decoded in parts side by side.

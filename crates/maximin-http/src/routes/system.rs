@@ -34,21 +34,14 @@ pub async fn get_readyz(State(app): State<AppState>) -> Response {
         return unavailable(json!({"status": "storage unavailable"}));
     }
     let report = app.platform.readiness_report();
-    if !report.fetching.is_empty() {
-        return unavailable(json!({
-            "status": "fetching models",
-            "fetching": report.fetching,
-            "missing": report.missing,
-        }));
+    if report.ready() {
+        return Json(json!({"status": "ready"})).into_response();
     }
-    if !report.missing.is_empty() {
-        return unavailable(json!({
-            "status": "models missing",
-            "fetching": report.fetching,
-            "missing": report.missing,
-        }));
-    }
-    Json(json!({"status": "ready"})).into_response()
+    unavailable(json!({
+        "status": if report.fetching.is_empty() { "models missing" } else { "fetching models" },
+        "fetching": report.fetching,
+        "missing": report.missing,
+    }))
 }
 
 /// Prometheus metrics (text exposition format).

@@ -82,7 +82,7 @@ async fn the_data_dir_and_everything_in_it_are_private() {
 
 #[tokio::test]
 async fn a_temp_file_left_by_a_crash_is_swept_at_the_next_start() {
-    let mut s = Server::start().await;
+    let s = Server::start().await;
     let (_, key) = s.admin("payg");
     // An upload that never ends: its temporary file is being written.
     let boundary = "crashboundary";
@@ -115,13 +115,7 @@ async fn a_temp_file_left_by_a_crash_is_swept_at_the_next_start() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // The crash.
-    let status = std::process::Command::new("kill")
-        .args(["-KILL", &s.pid().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let dir = std::mem::replace(&mut s.dir, tempfile::tempdir().expect("tempdir"));
-    drop(s);
+    let dir = s.crash();
     upload.abort();
     let left = temp_files(dir.path());
     assert_eq!(left.len(), 1, "the crash leaves its temporary file");

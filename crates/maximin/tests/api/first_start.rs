@@ -159,7 +159,16 @@ async fn a_start_with_the_models_in_place_is_ready_and_verifies_them() {
     .await;
     let (_, body) = readyz_until(&s, |status, _| status == 200).await;
     assert_eq!(body["status"], "ready");
-    assert!(!s.output().contains("fetched"), "{}", s.output());
+    let log = s.output();
+    assert!(!log.contains("fetched"), "{log}");
+    // Each one was checked against its checksums, not taken on trust.
+    for model in DEFAULTS {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("present and verified") && l.contains(model)),
+            "{model} not verified: {log}"
+        );
+    }
 }
 
 fn first_key_of(dir: &Path) -> String {

@@ -200,6 +200,16 @@ impl Server {
         (status, resp.bytes().await.expect("body").to_vec())
     }
 
+    /// SIGKILL, as a crash: nothing is flushed or cleaned up. Returns the
+    /// data dir, for a restart on what the crash left.
+    pub fn crash(mut self) -> tempfile::TempDir {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("SIGKILL");
+            let _ = child.wait();
+        }
+        std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"))
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }

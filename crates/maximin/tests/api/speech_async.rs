@@ -387,7 +387,7 @@ fn blobs(data: &std::path::Path) -> (usize, usize) {
 
 #[tokio::test]
 async fn parts_a_crash_left_go_when_the_task_runs_again() {
-    let mut s = Server::with_models("").await;
+    let s = Server::with_models("").await;
     let (_, key) = s.admin("payg");
     let long = "A long file keeps the task busy while the server is stopped. ".repeat(60);
     let zip = stored_zip(&[
@@ -421,13 +421,7 @@ async fn parts_a_crash_left_go_when_the_task_runs_again() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let status = std::process::Command::new("kill")
-        .args(["-KILL", &s.pid().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let dir = std::mem::replace(&mut s.dir, tempfile::tempdir().expect("tempdir"));
-    drop(s);
+    let dir = s.crash();
     assert_eq!(blobs(dir.path()).0, 2, "the crash left the first part");
 
     let s = Server::start_in(dir, &[]).await;
