@@ -33,13 +33,64 @@ pub struct ModelSpec {
     pub deprecation_date: Option<String>,
     /// The engine that serves it: a local engine name (`llama.cpp`, `bert`,
     /// `piper`, `espeak-ng`) or `upstream:NAME` for a configured upstream.
+    /// May be left out when `deployments` says where it runs.
+    #[serde(default)]
     pub engine: String,
+    /// With `engine = "upstream:NAME"`: the provider's own name of the model
+    /// (default: the catalog id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_model: Option<String>,
+    /// Where the model runs when it runs in several places
+    /// (`[[models.deployments]]`); requests are balanced across the healthy ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deployments: Vec<Deployment>,
+    /// Catalog ids tried in order when no deployment of this model answers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallbacks: Vec<String>,
+    /// Attempts after the first one, within the request's deadline
+    /// (default: the upstream's `retries`, else 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
     /// For local engines: the weights file, relative to `DATA_DIR/models/ID/`.
     #[serde(default)]
     pub weights: Option<String>,
     /// Where `maximin models pull ID` fetches the weights from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<ModelSource>,
+}
+
+/// One place a catalog model runs: an upstream (`upstream = "NAME"`, with
+/// the provider's `model` name) or a local engine (`engine = "llama.cpp"`,
+/// with `model` the catalog id of the local model whose weights it loads).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deployment {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
+    /// The provider's name of the model (upstream), or the local catalog id
+    /// (engine); default: this model's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Share of the traffic relative to the other deployments (default 1).
+    #[serde(default = "one")]
+    pub weight: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl Deployment {
+    /// The registry key of the provider: `upstream:NAME` or the engine name.
+    pub fn provider(&self) -> String {
+        match (&self.upstream, &self.engine) {
+            (Some(up), _) => format!("upstream:{up}"),
+            (None, Some(engine)) => engine.clone(),
+            (None, None) => String::new(),
+        }
+    }
 }
 
 /// How `maximin models pull` provisions a model's weights into
@@ -132,12 +183,29 @@ pub struct Installed {
 impl Installed {
     /// Whether `spec` can be served now, and if not, what would make it so.
     pub fn availability(&self, spec: &ModelSpec) -> Result<(), String> {
+        if !spec.deployments.is_empty() {
+            let mut hints = Vec::new();
+            for d in &spec.deployments {
+                match (&d.upstream, &d.engine) {
+                    (Some(up), _) if self.upstreams.contains(up) => return Ok(()),
+                    (Some(up), _) => hints.push(format!(
+                        "No upstream '{up}' is configured: add [upstreams.{up}] to maximin.toml with its kind, base_url and api_key_env."
+                    )),
+                    (None, Some(engine)) if self.engines.contains(engine) => return Ok(()),
+                    (None, Some(engine)) => hints.push(format!(
+                        "The '{engine}' engine is not built into this maximin."
+                    )),
+                    (None, None) => {}
+                }
+            }
+            return Err(hints.join(" "));
+        }
         if let Some(up) = spec.upstream() {
             return if self.upstreams.contains(up) {
                 Ok(())
             } else {
                 Err(format!(
-                    "No upstream '{up}' is configured: add [upstreams.{up}] with its base_url and api_key to maximin.toml."
+                    "No upstream '{up}' is configured: add [upstreams.{up}] to maximin.toml with its kind, base_url and api_key_env (the environment variable that holds the key)."
                 ))
             };
         }
@@ -240,6 +308,28 @@ impl Catalog {
             if m.id.is_empty() {
                 return Err("a catalog model has an empty id".into());
             }
+            if m.engine.is_empty() && m.deployments.is_empty() {
+                return Err(format!(
+                    "model '{}' needs `engine` (a local engine or \"upstream:NAME\") or [[models.deployments]]",
+                    m.id
+                ));
+            }
+            for (j, d) in m.deployments.iter().enumerate() {
+                if d.upstream.is_some() == d.engine.is_some() {
+                    return Err(format!(
+                        "model '{}': deployment {} needs exactly one of `upstream` or `engine`",
+                        m.id,
+                        j + 1
+                    ));
+                }
+                if d.weight == 0 {
+                    return Err(format!(
+                        "model '{}': deployment {} has weight 0; give it 1 or more, or remove it",
+                        m.id,
+                        j + 1
+                    ));
+                }
+            }
             if let Some(source) = &m.source {
                 source
                     .validate()
@@ -251,6 +341,28 @@ impl Catalog {
                         "catalog name '{name}' is used by both '{}' and '{}'",
                         models[prev].id, m.id
                     ));
+                }
+            }
+        }
+        for m in &models {
+            for f in &m.fallbacks {
+                match by_name.get(f) {
+                    None => {
+                        return Err(format!(
+                            "model '{}': fallback '{f}' is not in the catalog",
+                            m.id
+                        ))
+                    }
+                    Some(&i) if models[i].id == m.id => {
+                        return Err(format!("model '{}' lists itself as a fallback", m.id))
+                    }
+                    Some(&i) if models[i].modality != m.modality => {
+                        return Err(format!(
+                            "model '{}': fallback '{f}' is a {} model, not {}",
+                            m.id, models[i].modality, m.modality
+                        ))
+                    }
+                    Some(_) => {}
                 }
             }
         }
@@ -326,6 +438,10 @@ fn spec(
         deprecated: false,
         deprecation_date: None,
         engine: engine.into(),
+        upstream_model: None,
+        deployments: Vec::new(),
+        fallbacks: Vec::new(),
+        retries: None,
         weights: weights.map(str::to_owned),
         source: None,
     }

@@ -35,15 +35,22 @@ pub enum ChatEvent {
     Delta(String),
     Done(ChatOutput),
     Failed(crate::Error),
+    /// The answer broke after it had started (an upstream cut the stream, a
+    /// decode failed): the error, and what was delivered before it, which is
+    /// what the request is metered for. Sent by the router, not by engines.
+    Broken {
+        error: crate::Error,
+        delivered: TokenUsage,
+    },
 }
 
-/// A chat engine. `start` admits a request (or refuses it at once: bad input,
+/// A chat provider: a local engine or an upstream. `start` admits a request (or refuses it at once: bad input,
 /// context overflow, queue full) and returns the event stream; dropping the
 /// receiver cancels the generation and frees its slot. The channel is
 /// unbounded so a slow client never stalls the decode loop; what it can hold is
 /// bounded by the request's token budget.
 #[async_trait]
-pub trait ChatEngine: Send + Sync + 'static {
+pub trait ChatProvider: Send + Sync + 'static {
     async fn start(
         &self,
         model: &ModelSpec,
@@ -52,8 +59,9 @@ pub trait ChatEngine: Send + Sync + 'static {
     ) -> Result<tokio::sync::mpsc::UnboundedReceiver<ChatEvent>>;
 }
 
+/// An embeddings provider: a local engine or an upstream.
 #[async_trait]
-pub trait EmbedEngine: Send + Sync + 'static {
+pub trait EmbedProvider: Send + Sync + 'static {
     async fn embed(
         &self,
         model: &ModelSpec,
@@ -166,8 +174,8 @@ pub trait SpeechEngine: Send + Sync + 'static {
 /// Engines built into this binary, by the name catalog entries use.
 #[derive(Default, Clone)]
 pub struct Engines {
-    pub chat: HashMap<String, Arc<dyn ChatEngine>>,
-    pub embed: HashMap<String, Arc<dyn EmbedEngine>>,
+    pub chat: HashMap<String, Arc<dyn ChatProvider>>,
+    pub embed: HashMap<String, Arc<dyn EmbedProvider>>,
     pub speech: HashMap<String, Arc<dyn SpeechEngine>>,
 }
 

@@ -13,9 +13,12 @@ pub mod engines;
 pub mod error;
 pub mod files;
 pub mod idempotency;
+pub mod inference;
 pub mod meter;
+pub mod pii;
 pub mod ratelimit;
 pub mod readiness;
+pub mod routing;
 pub mod secrets;
 pub mod speech;
 pub mod store;
@@ -67,6 +70,45 @@ pub struct NewKey {
     pub test: bool,
     pub scopes: Vec<Scope>,
     pub models: Vec<String>,
+    /// Regions within the account's (empty: as the account).
+    pub regions: Vec<String>,
+    /// PII protection over the account's (`None`: as the account).
+    pub pii: Option<maximin_types::PiiMode>,
+}
+
+/// What an account's routing limits change to (`accounts update`, the
+/// account API); `None` leaves a setting as it is.
+#[derive(Debug, Clone, Default)]
+pub struct RoutingUpdate {
+    /// Regions (empty: no limit).
+    pub regions: Option<Vec<String>>,
+    pub pii: Option<maximin_types::PiiMode>,
+    pub pii_local: Option<bool>,
+}
+
+/// Region names as given: trimmed, non-empty, letters, digits, '-' and '_'.
+fn check_regions(regions: &[String]) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for r in regions {
+        let r = r.trim();
+        if r.is_empty()
+            || r.len() > 64
+            || !r
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(Error::invalid(
+                "regions",
+                format!(
+                    "'{r}' is not a region name (letters, digits, '-' and '_', such as eu-west)."
+                ),
+            ));
+        }
+        if !out.iter().any(|o| o == r) {
+            out.push(r.to_owned());
+        }
+    }
+    Ok(out)
 }
 
 /// An authenticated caller: the key and the account it belongs to.
@@ -156,6 +198,8 @@ pub struct Platform {
     pub tasks: Arc<Tasks>,
     /// Default models still being fetched on first start (`/readyz`).
     pub readiness: readiness::Readiness,
+    /// Where each catalog model runs: deployments, upstreams, breakers.
+    pub router: routing::Router,
     auth_cache: AuthCache,
 }
 
@@ -183,9 +227,29 @@ impl Platform {
             store,
             limiter,
             clock,
+            router: routing::Router::new(
+                &catalog,
+                &Default::default(),
+                routing::RoutingConfig::default(),
+                None,
+            ),
             catalog: Arc::new(catalog),
             installed,
         }
+    }
+
+    /// Routes through the configured upstreams (`[upstreams.NAME]`), with
+    /// `[routing]` settings, in the install's `region`. The providers
+    /// themselves are registered in `engines` under `upstream:NAME`.
+    pub fn with_upstreams(
+        mut self,
+        upstreams: &std::collections::BTreeMap<String, routing::UpstreamConfig>,
+        config: routing::RoutingConfig,
+        region: Option<String>,
+    ) -> Self {
+        self.installed.upstreams = upstreams.keys().cloned().collect();
+        self.router = routing::Router::new(&self.catalog, upstreams, config, region);
+        self
     }
 
     /// What `/readyz` reports: default models still fetching or missing.
@@ -230,6 +294,7 @@ impl Platform {
             email: email.to_lowercase(),
             plan,
             limits,
+            routing: store::Routing::default(),
             created_at: self.clock.now(),
         };
         self.store.insert_account(&account).await?;
@@ -255,6 +320,29 @@ impl Platform {
             .iter()
             .map(account_view)
             .collect())
+    }
+
+    /// Changes an account's routing limits; the next request of every key
+    /// of the account is routed by them.
+    pub async fn update_account_routing(
+        &self,
+        id: &str,
+        update: RoutingUpdate,
+    ) -> Result<AccountView> {
+        let mut account = self.account(id).await?;
+        if let Some(regions) = &update.regions {
+            account.routing.regions = check_regions(regions)?;
+        }
+        if let Some(pii) = update.pii {
+            account.routing.pii = Some(pii);
+        }
+        if let Some(local) = update.pii_local {
+            account.routing.pii_local = local;
+        }
+        if !self.store.set_account_routing(id, &account.routing).await? {
+            return Err(Error::not_found("account", id));
+        }
+        Ok(account_view(&account))
     }
 
     // ---- keys ----
@@ -304,6 +392,11 @@ impl Platform {
             test: new.test,
             scopes,
             models,
+            routing: store::Routing {
+                regions: check_regions(&new.regions)?,
+                pii: new.pii,
+                pii_local: false,
+            },
             created_at: self.clock.now(),
             revoked_at: None,
             last_used_at: None,
@@ -514,6 +607,9 @@ pub fn account_view(a: &Account) -> AccountView {
             .copied()
             .filter(|m| a.plan.entitles(*m))
             .collect(),
+        regions: a.routing.regions.clone(),
+        pii: a.routing.pii.unwrap_or_default(),
+        pii_local: a.routing.pii_local,
         created_at: iso8601(a.created_at),
     }
 }
@@ -527,6 +623,8 @@ pub fn key_view(k: &ApiKey) -> KeyView {
         mode: if k.test { "test" } else { "live" }.into(),
         scopes: k.scopes.clone(),
         models: k.models.clone(),
+        regions: k.routing.regions.clone(),
+        pii: k.routing.pii,
         created_at: iso8601(k.created_at),
         revoked_at: k.revoked_at.map(iso8601),
         last_used_at: k.last_used_at.map(iso8601),

@@ -13,7 +13,23 @@ pub struct Account {
     pub email: String,
     pub plan: Plan,
     pub limits: Option<CustomLimits>,
+    /// Where its requests may go and how its content is protected.
+    pub routing: Routing,
     pub created_at: OffsetDateTime,
+}
+
+/// Routing limits of an account or a key (issue 14): the regions requests
+/// may be served in (empty: anywhere) and PII protection before upstreams.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Routing {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<String>,
+    /// `None`: as the account says (for a key), off (for an account).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pii: Option<crate::pii::PiiMode>,
+    /// Protect content bound for local engines too (accounts only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pii_local: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +45,9 @@ pub struct ApiKey {
     pub scopes: Vec<Scope>,
     /// Catalog ids this key may use; empty means every model.
     pub models: Vec<String>,
+    /// Narrows the account's routing: its regions within the account's, its
+    /// PII mode over the account's.
+    pub routing: Routing,
     pub created_at: OffsetDateTime,
     pub revoked_at: Option<OffsetDateTime>,
     pub last_used_at: Option<OffsetDateTime>,
@@ -194,6 +213,11 @@ pub trait Store: Send + Sync + 'static {
     async fn key_by_hash(&self, hash: &str) -> Result<Option<(ApiKey, Account)>>;
     async fn key(&self, id: &str) -> Result<Option<ApiKey>>;
     async fn keys_of(&self, account_id: &str) -> Result<Vec<ApiKey>>;
+    /// Replaces an account's routing limits (regions, PII); false when no
+    /// such account. Changes the auth epoch, so cached callers are re-read.
+    async fn set_account_routing(&self, id: &str, routing: &Routing) -> Result<bool>;
+    /// The same for one key.
+    async fn set_key_routing(&self, id: &str, routing: &Routing) -> Result<bool>;
     /// Marks a key revoked; returns false when it was already revoked or absent.
     async fn revoke_key(&self, id: &str, at: OffsetDateTime) -> Result<bool>;
 

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use maximin_core::catalog::Catalog;
-use maximin_core::engines::EmbedEngine;
+use maximin_core::engines::EmbedProvider;
 use maximin_engine_bert::BertEngine;
 
 const SENTENCES: [&str; 16] = [

@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
 use maximin_core::catalog::ModelSpec;
-use maximin_core::engines::{EmbedEngine, EmbedOutput};
+use maximin_core::engines::{EmbedOutput, EmbedProvider};
 use maximin_core::{Error, Result};
 use maximin_types::ErrorCode;
 use tokio::sync::{oneshot, OnceCell, Semaphore};
@@ -293,7 +293,7 @@ fn unavailable(spec: &ModelSpec, cause: &str) -> Error {
 }
 
 #[async_trait]
-impl EmbedEngine for BertEngine {
+impl EmbedProvider for BertEngine {
     async fn embed(
         &self,
         model: &ModelSpec,

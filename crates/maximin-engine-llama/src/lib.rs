@@ -24,7 +24,7 @@ use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use maximin_core::catalog::ModelSpec;
-use maximin_core::engines::{ChatEngine, ChatEvent};
+use maximin_core::engines::{ChatEvent, ChatProvider};
 use maximin_core::{Error, Result};
 use maximin_types::inference::ChatCompletionRequest;
 use maximin_types::ErrorCode;
@@ -366,7 +366,7 @@ fn builtin(
 }
 
 #[async_trait]
-impl ChatEngine for LlamaEngine {
+impl ChatProvider for LlamaEngine {
     async fn start(
         &self,
         model: &ModelSpec,

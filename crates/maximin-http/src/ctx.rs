@@ -23,6 +23,16 @@ pub const MAX_JSON_BODY: usize = 16 * 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
+/// The header that names the deployment that answered.
+pub const UPSTREAM_HEADER: &str = "x-maximin-upstream";
+
+/// Names the deployment that answered in the response's headers.
+pub fn mark_deployment(resp: &mut Response, deployment: &str) {
+    if let Ok(v) = axum::http::HeaderValue::from_str(deployment) {
+        resp.headers_mut().insert(UPSTREAM_HEADER, v);
+    }
+}
+
 /// Model and token counts a handler reports for metering and `meta`.
 #[derive(Debug, Clone, Default)]
 pub struct UsageReport {
@@ -72,8 +82,23 @@ impl Ctx {
         data: T,
         report: UsageReport,
     ) -> Response {
+        self.respond_from(status, data, report, None)
+    }
+
+    /// [`Ctx::respond`] for an answer a deployment gave: `meta.upstream`
+    /// and the `X-Maximin-Upstream` header name it (never a key).
+    pub fn respond_from<T: Serialize>(
+        &self,
+        status: StatusCode,
+        data: T,
+        report: UsageReport,
+        deployment: Option<&str>,
+    ) -> Response {
         let mut meta = serde_json::Map::new();
         meta.insert("request_id".into(), json!(self.request_id));
+        if let Some(d) = deployment {
+            meta.insert("upstream".into(), json!(d));
+        }
         if let Some(m) = &report.model {
             meta.insert("model".into(), json!(m));
         }
@@ -83,6 +108,9 @@ impl Ctx {
         let body = json!({ "data": data, "meta": meta });
         let mut resp = (status, axum::Json(body)).into_response();
         resp.extensions_mut().insert(report);
+        if let Some(d) = deployment {
+            mark_deployment(&mut resp, d);
+        }
         resp
     }
 }

@@ -144,6 +144,18 @@ fn mount(state: AppState) -> Api {
             get(account::get_account),
         )
         .route(
+            Method::PATCH,
+            "/v1/account",
+            ACCOUNT_WRITE,
+            axum::routing::patch(account::update_account),
+        )
+        .route(
+            Method::GET,
+            "/v1/upstreams",
+            ACCOUNT_READ,
+            get(routes::upstreams::list_upstreams),
+        )
+        .route(
             Method::GET,
             "/v1/account/keys",
             ACCOUNT_READ,

@@ -83,3 +83,133 @@ impl Metrics {
         out
     }
 }
+
+/// Routing figures per upstream and deployment: attempts, errors by class,
+/// retries, breaker state (0 closed, 1 half-open, 2 open), requests in
+/// flight, health, and time to the answer's first byte. Labels are the
+/// operator's names for upstreams and models, never content or keys.
+pub fn render_routing(router: &maximin_core::routing::Router) -> String {
+    use maximin_core::routing::stats::TTFB_BUCKETS;
+    let now = std::time::Instant::now();
+    let mut out = String::new();
+    let mut rows = Vec::new();
+    for (model, targets) in router.targets() {
+        for t in targets {
+            let Some(up) = &t.upstream else { continue };
+            rows.push((up.name.clone(), model.clone(), t.clone()));
+        }
+    }
+    rows.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    let header = |out: &mut String, name: &str, kind: &str, help: &str| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+    };
+    header(
+        &mut out,
+        "maximin_upstream_healthy",
+        "gauge",
+        "1 while the upstream's active health check passes.",
+    );
+    for up in router.upstreams() {
+        let _ = writeln!(
+            out,
+            "maximin_upstream_healthy{{upstream=\"{}\"}} {}",
+            up.name,
+            u8::from(up.healthy())
+        );
+    }
+    let labels = |(up, model, t): &(
+        String,
+        String,
+        std::sync::Arc<maximin_core::routing::Target>,
+    )| {
+        format!(
+            "upstream=\"{up}\",model=\"{model}\",deployment=\"{}\"",
+            t.label
+        )
+    };
+    let snaps: Vec<_> = rows
+        .iter()
+        .map(|r| (labels(r), r.2.stats.snapshot(), r.2.clone()))
+        .collect();
+    header(
+        &mut out,
+        "maximin_upstream_requests_total",
+        "counter",
+        "Attempts sent to a deployment.",
+    );
+    for (l, s, _) in &snaps {
+        let _ = writeln!(out, "maximin_upstream_requests_total{{{l}}} {}", s.requests);
+    }
+    header(
+        &mut out,
+        "maximin_upstream_retries_total",
+        "counter",
+        "Attempts that were retries.",
+    );
+    for (l, s, _) in &snaps {
+        let _ = writeln!(out, "maximin_upstream_retries_total{{{l}}} {}", s.retries);
+    }
+    header(&mut out, "maximin_upstream_errors_total", "counter", "Failed attempts by class (timeout, connect, rate_limited, server_error, client_error, broken_stream, …).");
+    for (l, s, _) in &snaps {
+        for (class, n) in &s.errors {
+            let _ = writeln!(
+                out,
+                "maximin_upstream_errors_total{{{l},class=\"{class}\"}} {n}"
+            );
+        }
+    }
+    header(
+        &mut out,
+        "maximin_upstream_breaker_state",
+        "gauge",
+        "Circuit breaker: 0 closed, 1 half-open, 2 open.",
+    );
+    for (l, _, t) in &snaps {
+        let _ = writeln!(
+            out,
+            "maximin_upstream_breaker_state{{{l}}} {}",
+            t.breaker.state(now).gauge()
+        );
+    }
+    header(
+        &mut out,
+        "maximin_upstream_in_flight",
+        "gauge",
+        "Requests in flight at a deployment.",
+    );
+    for (l, _, t) in &snaps {
+        let _ = writeln!(out, "maximin_upstream_in_flight{{{l}}} {}", t.in_flight());
+    }
+    header(
+        &mut out,
+        "maximin_upstream_first_byte_seconds",
+        "histogram",
+        "Time from sending an attempt to the answer's first event.",
+    );
+    for (l, s, _) in &snaps {
+        for (i, le) in TTFB_BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "maximin_upstream_first_byte_seconds_bucket{{{l},le=\"{le}\"}} {}",
+                s.ttfb.buckets[i]
+            );
+        }
+        let _ = writeln!(
+            out,
+            "maximin_upstream_first_byte_seconds_bucket{{{l},le=\"+Inf\"}} {}",
+            s.ttfb.count
+        );
+        let _ = writeln!(
+            out,
+            "maximin_upstream_first_byte_seconds_sum{{{l}}} {}",
+            s.ttfb.sum
+        );
+        let _ = writeln!(
+            out,
+            "maximin_upstream_first_byte_seconds_count{{{l}}} {}",
+            s.ttfb.count
+        );
+    }
+    out
+}

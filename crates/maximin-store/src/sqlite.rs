@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use maximin_core::store::{
-    Account, ApiKey, FileRecord, IdemState, Store, TaskEnd, TaskRecord, TaskStatus, UsageEvent,
-    UsageSummary, VoiceRecord,
+    Account, ApiKey, FileRecord, IdemState, Routing, Store, TaskEnd, TaskRecord, TaskStatus,
+    UsageEvent, UsageSummary, VoiceRecord,
 };
 use maximin_core::{Error, Result};
 use maximin_types::{CustomLimits, Plan, Scope, UsageFigures};
@@ -28,6 +28,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "files_tasks_voices",
         include_str!("../migrations/sqlite/0002_files_tasks_voices.sql"),
+    ),
+    (
+        3,
+        "routing",
+        include_str!("../migrations/sqlite/0003_routing.sql"),
     ),
 ];
 
@@ -204,6 +209,19 @@ impl SqliteStore {
         tx.commit().await.map_err(db_err)
     }
 
+    /// Writes an account's or a key's routing limits. Cached callers carry
+    /// the old ones: the auth epoch changes, so the next request reads anew.
+    async fn set_routing(&self, sql: &str, id: &str, routing: &Routing) -> Result<bool> {
+        let res = sqlx::query(sql)
+            .bind(routing_text(routing)?)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        self.epoch.bump();
+        Ok(res.rows_affected() == 1)
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -218,8 +236,17 @@ fn account_from(row: &SqliteRow) -> Result<Account> {
         email: row.get("email"),
         plan: Plan::from_str(&plan).map_err(Error::internal)?,
         limits: limits_from(rpm, burst),
+        routing: routing_from(row.get("routing"))?,
         created_at: from_ms(row.get("created_at")),
     })
+}
+
+fn routing_from(text: String) -> Result<Routing> {
+    serde_json::from_str(&text).map_err(Error::internal)
+}
+
+fn routing_text(r: &Routing) -> Result<String> {
+    serde_json::to_string(r).map_err(Error::internal)
 }
 
 fn limits_from(rpm: Option<i64>, burst: Option<i64>) -> Option<CustomLimits> {
@@ -241,6 +268,7 @@ fn key_from(row: &SqliteRow) -> Result<ApiKey> {
         test: row.get::<i64, _>("test") != 0,
         scopes: serde_json::from_str::<Vec<Scope>>(&scopes).map_err(Error::internal)?,
         models: serde_json::from_str(&models).map_err(Error::internal)?,
+        routing: routing_from(row.get("routing"))?,
         created_at: from_ms(row.get("created_at")),
         revoked_at: row.get::<Option<i64>, _>("revoked_at").map(from_ms),
         last_used_at: row.get::<Option<i64>, _>("last_used_at").map(from_ms),
@@ -280,7 +308,7 @@ fn figures_from(row: &SqliteRow) -> UsageFigures {
     }
 }
 
-const KEY_COLUMNS: &str = "id, account_id, name, prefix, hash, test, scopes, models, created_at, revoked_at, last_used_at, requests, errors, prompt_tokens, completion_tokens";
+const KEY_COLUMNS: &str = "id, account_id, name, prefix, hash, test, scopes, models, created_at, revoked_at, last_used_at, requests, errors, prompt_tokens, completion_tokens, routing";
 
 const FILE_COLUMNS: &str =
     "id, account_id, purpose, filename, kind, bytes, key_id, wrapped_key, created_at, expires_at";
@@ -393,13 +421,14 @@ impl Store for SqliteStore {
 
     async fn insert_account(&self, a: &Account) -> Result<()> {
         let res = sqlx::query(
-            "INSERT INTO accounts (id, email, plan, rpm, burst, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO accounts (id, email, plan, rpm, burst, routing, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&a.id)
         .bind(&a.email)
         .bind(a.plan.as_str())
         .bind(a.limits.map(|l| i64::from(l.rpm)))
         .bind(a.limits.map(|l| i64::from(l.burst)))
+        .bind(routing_text(&a.routing)?)
         .bind(ms(a.created_at))
         .execute(&self.pool)
         .await;
@@ -414,19 +443,21 @@ impl Store for SqliteStore {
     }
 
     async fn account(&self, id: &str) -> Result<Option<Account>> {
-        sqlx::query("SELECT id, email, plan, rpm, burst, created_at FROM accounts WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?
-            .as_ref()
-            .map(account_from)
-            .transpose()
+        sqlx::query(
+            "SELECT id, email, plan, rpm, burst, routing, created_at FROM accounts WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        .as_ref()
+        .map(account_from)
+        .transpose()
     }
 
     async fn list_accounts(&self) -> Result<Vec<Account>> {
         sqlx::query(
-            "SELECT id, email, plan, rpm, burst, created_at FROM accounts ORDER BY created_at, id",
+            "SELECT id, email, plan, rpm, burst, routing, created_at FROM accounts ORDER BY created_at, id",
         )
         .fetch_all(&self.pool)
         .await
@@ -442,8 +473,8 @@ impl Store for SqliteStore {
         // One statement, so the count and the insert cannot interleave with
         // another writer.
         let res = sqlx::query(
-            "INSERT INTO api_keys (id, account_id, name, prefix, hash, test, scopes, models, created_at) \
-             SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? \
+            "INSERT INTO api_keys (id, account_id, name, prefix, hash, test, scopes, models, routing, created_at) \
+             SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? \
              WHERE (SELECT COUNT(*) FROM api_keys WHERE account_id = ? AND revoked_at IS NULL) < ?",
         )
         .bind(&k.id)
@@ -454,6 +485,7 @@ impl Store for SqliteStore {
         .bind(i64::from(k.test))
         .bind(scopes)
         .bind(models)
+        .bind(routing_text(&k.routing)?)
         .bind(ms(k.created_at))
         .bind(&k.account_id)
         .bind(i64::try_from(max_active).unwrap_or(i64::MAX))
@@ -466,8 +498,8 @@ impl Store for SqliteStore {
     async fn key_by_hash(&self, hash: &str) -> Result<Option<(ApiKey, Account)>> {
         let row = sqlx::query(
             "SELECT k.id, k.account_id, k.name, k.prefix, k.hash, k.test, k.scopes, k.models, k.created_at, \
-             k.revoked_at, k.last_used_at, k.requests, k.errors, k.prompt_tokens, k.completion_tokens, \
-             a.email, a.plan, a.rpm, a.burst, a.created_at AS account_created_at \
+             k.revoked_at, k.last_used_at, k.requests, k.errors, k.prompt_tokens, k.completion_tokens, k.routing, \
+             a.email, a.plan, a.rpm, a.burst, a.routing AS account_routing, a.created_at AS account_created_at \
              FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.hash = ?",
         )
         .bind(hash)
@@ -483,6 +515,7 @@ impl Store for SqliteStore {
             email: row.get("email"),
             plan: Plan::from_str(&plan).map_err(Error::internal)?,
             limits: limits_from(rpm, row.get("burst")),
+            routing: routing_from(row.get("account_routing"))?,
             created_at: from_ms(row.get("account_created_at")),
         };
         Ok(Some((key, account)))
@@ -510,6 +543,16 @@ impl Store for SqliteStore {
         .iter()
         .map(key_from)
         .collect()
+    }
+
+    async fn set_account_routing(&self, id: &str, routing: &Routing) -> Result<bool> {
+        self.set_routing("UPDATE accounts SET routing = ? WHERE id = ?", id, routing)
+            .await
+    }
+
+    async fn set_key_routing(&self, id: &str, routing: &Routing) -> Result<bool> {
+        self.set_routing("UPDATE api_keys SET routing = ? WHERE id = ?", id, routing)
+            .await
     }
 
     async fn revoke_key(&self, id: &str, at: OffsetDateTime) -> Result<bool> {
@@ -1044,6 +1087,7 @@ mod tests {
             email: email.into(),
             plan: Plan::Payg,
             limits: None,
+            routing: Default::default(),
             created_at: OffsetDateTime::now_utc(),
         }
     }
@@ -1058,6 +1102,7 @@ mod tests {
             test: false,
             scopes: vec![Scope::Admin],
             models: vec![],
+            routing: Default::default(),
             created_at: OffsetDateTime::now_utc(),
             revoked_at: None,
             last_used_at: None,

@@ -326,7 +326,66 @@ pub struct AccountView {
     pub limits: Option<CustomLimits>,
     /// Modalities the plan entitles.
     pub entitlements: Vec<Modality>,
+    /// Regions its requests may be served in; absent: anywhere.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<String>,
+    /// PII protection before upstreams.
+    #[serde(default)]
+    pub pii: PiiMode,
+    /// Whether PII protection applies to local engines too.
+    #[serde(default)]
+    pub pii_local: bool,
     pub created_at: String,
+}
+
+/// What happens to personal data (e-mail addresses, phone and card numbers,
+/// IBANs, SSNs, IP addresses, keys) in a request bound for an upstream:
+/// sent as is, replaced by typed placeholders (restored in the answer), or
+/// the request refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PiiMode {
+    #[default]
+    Off,
+    Redact,
+    Block,
+}
+
+impl PiiMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PiiMode::Off => "off",
+            PiiMode::Redact => "redact",
+            PiiMode::Block => "block",
+        }
+    }
+}
+
+impl PiiMode {
+    pub const NAMES: &'static [&'static str] = &["off", "redact", "block"];
+}
+
+impl std::str::FromStr for PiiMode {
+    type Err = UnknownValue;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "off" => Ok(PiiMode::Off),
+            "redact" => Ok(PiiMode::Redact),
+            "block" => Ok(PiiMode::Block),
+            _ => Err(UnknownValue {
+                kind: "PII mode",
+                value: s.to_owned(),
+                allowed: Self::NAMES,
+            }),
+        }
+    }
+}
+
+impl fmt::Display for PiiMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Usage figures of one key (metadata only, never content).
@@ -350,6 +409,12 @@ pub struct KeyView {
     pub mode: String,
     pub scopes: Vec<Scope>,
     pub models: Vec<String>,
+    /// Regions within the account's that this key's requests may be served in.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<String>,
+    /// PII protection for this key, over the account's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pii: Option<PiiMode>,
     pub created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<String>,

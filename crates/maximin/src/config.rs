@@ -4,7 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+
 use maximin_core::catalog::ModelSpec;
+use maximin_core::routing::{RoutingConfig, UpstreamConfig};
 use serde::Deserialize;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -35,6 +38,15 @@ pub struct FileConfig {
     /// Durable tasks.
     #[serde(default)]
     pub tasks: TaskConfig,
+    /// The region this install runs in (free text such as `eu-west`): local
+    /// engines count as this region for accounts pinned to regions.
+    pub region: Option<String>,
+    /// Servers maximin forwards to (`[upstreams.NAME]`).
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, UpstreamConfig>,
+    /// Retries, fallbacks and deadlines across deployments.
+    #[serde(default)]
+    pub routing: RoutingConfig,
 }
 
 /// `models` in maximin.toml: either an array of catalog entries
@@ -139,6 +151,9 @@ pub struct Config {
     pub engines: EngineConfig,
     pub public_url: Option<String>,
     pub tasks: TaskConfig,
+    pub region: Option<String>,
+    pub upstreams: BTreeMap<String, UpstreamConfig>,
+    pub routing: RoutingConfig,
     pub source: Option<PathBuf>,
 }
 
@@ -184,6 +199,10 @@ impl Config {
                 "listen address '{listen}' must be HOST:PORT, e.g. 127.0.0.1:8080"
             ));
         }
+        for (name, up) in &file.upstreams {
+            up.validate(name)?;
+        }
+        file.routing.validate()?;
         Ok(Config {
             listen,
             data_dir: data_dir
@@ -198,6 +217,9 @@ impl Config {
             },
             public_url: file.public_url,
             tasks: file.tasks,
+            region: file.region,
+            upstreams: file.upstreams,
+            routing: file.routing,
             source,
         })
     }
@@ -255,5 +277,48 @@ mod tests {
 
         let e = toml::from_str::<FileConfig>("[models]\npull_on_strat = false").expect_err("typo");
         assert!(e.to_string().contains("pull_on_strat"), "{e}");
+    }
+
+    #[test]
+    fn upstreams_and_deployments_are_read_and_checked() {
+        let text = r#"
+region = "eu-west"
+[upstreams.minimax]
+kind = "minimax"
+base_url = "https://api.minimax.io"
+api_key_env = "MINIMAX_API_KEY"
+[upstreams.vllm]
+kind = "openai"
+base_url = "http://10.0.0.5:8000/v1"
+region = "eu-west"
+max_concurrency = 32
+[upstreams.vllm.headers]
+X-Team = "ml"
+[routing]
+deadline_s = 30
+[[models]]
+id = "pool"
+modality = "text"
+context_window = 8192
+fallbacks = ["gemma-3-270m"]
+[[models.deployments]]
+upstream = "vllm"
+model = "meta-llama/Llama-3.1-8B-Instruct"
+weight = 3
+[[models.deployments]]
+engine = "llama.cpp"
+model = "gemma-3-270m"
+"#;
+        let file: FileConfig = toml::from_str(text).expect("toml");
+        let c = Config::layer(file, None, None, None, None, None).expect("layer");
+        assert_eq!(c.region.as_deref(), Some("eu-west"));
+        assert_eq!(c.upstreams.len(), 2);
+        assert_eq!(c.upstreams["vllm"].headers["X-Team"], "ml");
+        assert_eq!(c.models[0].deployments.len(), 2);
+        assert_eq!(c.models[0].deployments[0].weight, 3);
+        let bad = "[upstreams.x]\nkind = \"openai\"\nbase_url = \"localhost:8000\"";
+        let file: FileConfig = toml::from_str(bad).expect("toml");
+        let e = Config::layer(file, None, None, None, None, None).expect_err("no scheme");
+        assert!(e.contains("[upstreams.x]") && e.contains("base_url"), "{e}");
     }
 }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use maximin_core::engines::EmbedEngine;
+use maximin_core::engines::EmbedProvider;
 use maximin_engine_bert::{BertEngine, BATCH_SIZE, MAX_INPUTS};
 use maximin_types::ErrorCode;
 

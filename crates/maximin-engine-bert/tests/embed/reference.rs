@@ -1,7 +1,7 @@
 //! Vectors against sentence-transformers' own (tests/fixtures/minilm_reference.json,
 //! made by tests/fixtures/make_reference.py).
 
-use maximin_core::engines::EmbedEngine;
+use maximin_core::engines::EmbedProvider;
 use serde::Deserialize;
 
 use crate::support::{cosine, engine, max_abs_diff, spec, weights};

@@ -59,6 +59,8 @@ impl Modify for BearerAuth {
         routes::models::list_models,
         routes::models::get_model,
         routes::account::get_account,
+        routes::account::update_account,
+        routes::upstreams::list_upstreams,
         routes::account::list_keys,
         routes::account::create_key,
         routes::account::get_key,

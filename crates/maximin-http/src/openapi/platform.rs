@@ -14,6 +14,9 @@ pub struct Meta {
     pub request_id: String,
     pub model: Option<String>,
     pub usage: Option<TokenUsage>,
+    /// The deployment that answered (`NAME:MODEL` or `local:ENGINE`), also
+    /// in the `X-Maximin-Upstream` header.
+    pub upstream: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -51,6 +54,10 @@ envelope!(KeyResponse, KeyView);
 envelope!(KeyCreatedResponse, KeyCreated);
 envelope!(ActivityResponse, Vec<ActivityEntry>);
 envelope!(UsageResponse, AccountUsage);
+envelope!(
+    UpstreamListResponse,
+    Vec<crate::routes::upstreams::UpstreamView>
+);
 envelope!(ChatCompletionResponse, ChatCompletion);
 envelope!(EmbeddingsResponseEnvelope, EmbeddingsResponse);
 

@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use maximin_core::clock::parse_iso8601;
 use maximin_core::{Error, NewKey};
-use maximin_types::Scope;
+use maximin_types::{PiiMode, Scope};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
@@ -42,6 +42,50 @@ pub struct CreateKeyRequest {
     /// Catalog ids or aliases the key may use; empty for all.
     #[serde(default)]
     pub models: Vec<String>,
+    /// Regions within the account's that its requests may be served in.
+    #[serde(default)]
+    pub regions: Vec<String>,
+    /// PII protection before upstreams for this key (default: the account's).
+    #[serde(default)]
+    pub pii: Option<PiiMode>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"regions": ["eu-west", "eu-central"], "pii": "redact"}))]
+pub struct UpdateAccountRequest {
+    /// Regions its requests may be served in; `[]` lifts the limit.
+    #[serde(default)]
+    pub regions: Option<Vec<String>>,
+    /// PII before upstreams: `off`, `redact` or `block`.
+    #[serde(default)]
+    pub pii: Option<PiiMode>,
+    /// Protect content bound for local engines too.
+    #[serde(default)]
+    pub pii_local: Option<bool>,
+}
+
+/// Change the account's routing limits: regions and PII protection.
+#[utoipa::path(patch, path = "/v1/account", tag = "account", security(("bearer" = [])),
+    request_body = UpdateAccountRequest,
+    responses((status = 200, description = "`data` is the account as changed", body = crate::openapi::AccountResponse),
+              (status = 400, description = "`invalid_request`: a region name or PII mode is not valid", body = crate::openapi::ErrorResponse)))]
+pub async fn update_account(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    ApiJson(body): ApiJson<UpdateAccountRequest>,
+) -> Result<Response, ApiError> {
+    Ok(ctx.ok(app
+        .platform
+        .update_account_routing(
+            &ctx.caller.account.id,
+            maximin_core::RoutingUpdate {
+                regions: body.regions,
+                pii: body.pii,
+                pii_local: body.pii_local,
+            },
+        )
+        .await?))
 }
 
 /// Create a key. The secret is in `data.secret`, shown this once.
@@ -65,6 +109,8 @@ pub async fn create_key(
                 test: body.test,
                 scopes: body.scopes,
                 models: body.models,
+                regions: body.regions,
+                pii: body.pii,
             },
         )
         .await?;

@@ -15,9 +15,10 @@ use maximin_types::inference::{
 };
 use serde_json::{json, Value};
 
+use crate::ctx::mark_deployment;
 use crate::ctx::{ApiJson, Ctx, StreamMeter, UsageReport};
 use crate::error::ApiError;
-use crate::routes::inference::{finish_chat, start_chat, ChatEvents};
+use crate::routes::inference::{broken_report, start_chat, ChatEvents};
 use crate::AppState;
 
 fn invalid(field: &str, msg: impl Into<String>) -> ApiError {
@@ -277,12 +278,15 @@ pub async fn messages(
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
     let req = to_chat(&body)?;
-    let (spec, mut events) = start_chat(&app, &ctx, &req).await?;
+    let mut run = start_chat(&app, &ctx, &req).await?;
+    let spec = run.spec.clone();
     let id = secrets::new_id("msg");
     if req.stream {
-        return Ok(stream(events, id, spec.id.clone()));
+        let mut resp = stream(run.events, id, spec.id.clone());
+        mark_deployment(&mut resp, &run.deployment);
+        return Ok(resp);
     }
-    let out = finish_chat(&mut events).await?;
+    let out = run.finish().await?;
     let body = json!({
         "id": id,
         "type": "message",
@@ -298,6 +302,7 @@ pub async fn messages(
         model: Some(spec.id.clone()),
         usage: Some(out.usage),
     });
+    mark_deployment(&mut resp, &run.deployment);
     Ok(resp)
 }
 
@@ -400,6 +405,14 @@ fn stream(events: ChatEvents, id: String, model: String) -> Response {
                 out.push((
                     "error".to_owned(),
                     crate::error::anthropic_body(&e, &st.id).to_string(),
+                ));
+            }
+            Some(ChatEvent::Broken { error, delivered }) => {
+                st.done = true;
+                st.meter.report(broken_report(&st.model, delivered));
+                out.push((
+                    "error".to_owned(),
+                    crate::error::anthropic_body(&error, &st.id).to_string(),
                 ));
             }
             None => {

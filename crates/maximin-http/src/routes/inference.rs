@@ -5,155 +5,30 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use maximin_core::catalog::ModelSpec;
 use maximin_core::clock::iso8601;
 use maximin_core::engines::ChatEvent;
-use maximin_core::{secrets, Error};
+use maximin_core::inference::{ChatRun, EmbedRun};
+use maximin_core::secrets;
 use maximin_types::inference::{
     ChatChoice, ChatCompletion, ChatCompletionRequest, Embedding, EmbeddingInput,
-    EmbeddingsRequest, EmbeddingsResponse, Role,
+    EmbeddingsRequest, EmbeddingsResponse,
 };
-use maximin_types::{ErrorCode, Modality, TokenUsage};
+use maximin_types::TokenUsage;
 use serde_json::json;
 
-use crate::ctx::{ApiJson, Ctx, StreamMeter, UsageReport};
+use crate::ctx::{mark_deployment, ApiJson, Ctx, StreamMeter, UsageReport};
 use crate::error::ApiError;
 use crate::AppState;
 
-/// Most inputs one embeddings request may carry (seed 002).
-pub const MAX_EMBEDDING_INPUTS: usize = 2048;
+pub use maximin_core::inference::{validate_chat, MAX_EMBEDDING_INPUTS};
 
-fn modality_mismatch(spec: &ModelSpec, wanted: Modality) -> Error {
-    Error::invalid(
-        "model",
-        format!(
-            "'{}' is a {} model; this endpoint needs a {wanted} model.",
-            spec.id, spec.modality
-        ),
-    )
-}
-
-fn engine_missing(spec: &ModelSpec) -> Error {
-    Error::new(
-        ErrorCode::ModelUnavailable,
-        format!(
-            "No engine serves '{}' ({}) in this install.",
-            spec.id, spec.engine
-        ),
-    )
-    .with("model", spec.id.as_str())
-}
-
-pub fn validate_chat(req: &ChatCompletionRequest) -> Result<(), Error> {
-    if req.messages.is_empty() {
-        return Err(Error::invalid(
-            "messages",
-            "'messages' must hold at least one message.",
-        ));
-    }
-    for (i, m) in req.messages.iter().enumerate() {
-        if m.role == Role::Tool && m.tool_call_id.as_deref().unwrap_or("").is_empty() {
-            return Err(Error::invalid(
-                &format!("messages[{i}].tool_call_id"),
-                "A 'tool' message needs the 'tool_call_id' of the call it answers.",
-            ));
-        }
-        if m.content.is_none() && m.tool_calls.as_ref().is_none_or(|c| c.is_empty()) {
-            return Err(Error::invalid(
-                &format!("messages[{i}].content"),
-                "A message needs 'content' (or, from the assistant, 'tool_calls').",
-            ));
-        }
-    }
-    if let Some(t) = req.temperature {
-        if !(0.0..=2.0).contains(&t) {
-            return Err(Error::invalid(
-                "temperature",
-                "'temperature' must be between 0 and 2.",
-            ));
-        }
-    }
-    if let Some(p) = req.top_p {
-        if !(p > 0.0 && p <= 1.0) {
-            return Err(Error::invalid(
-                "top_p",
-                "'top_p' must be greater than 0 and at most 1.",
-            ));
-        }
-    }
-    if req.max_tokens == Some(0) {
-        return Err(Error::invalid(
-            "max_tokens",
-            "'max_tokens' must be at least 1.",
-        ));
-    }
-    if let Some(stop) = &req.stop {
-        let stops = stop.to_vec();
-        if stops.len() > 4 || stops.iter().any(|s| s.is_empty()) {
-            return Err(Error::invalid(
-                "stop",
-                "'stop' takes up to 4 non-empty strings.",
-            ));
-        }
-        // As in messages: the engines take text without NUL.
-        if stops.iter().any(|s| s.contains('\0')) {
-            return Err(Error::invalid(
-                "stop",
-                "'stop' strings may not contain NUL characters.",
-            ));
-        }
-    }
-    if let Some(rf) = &req.response_format {
-        match rf.get("type").and_then(|t| t.as_str()) {
-            Some("text") | Some("json_object") => {}
-            Some("json_schema") => {
-                if !rf["json_schema"]["schema"].is_object() {
-                    return Err(Error::invalid(
-                        "response_format.json_schema.schema",
-                        "'response_format.json_schema.schema' must be a JSON schema object.",
-                    ));
-                }
-            }
-            _ => {
-                return Err(Error::invalid(
-                    "response_format",
-                    "'response_format.type' is text, json_object or json_schema.",
-                ))
-            }
-        }
-    }
-    for (i, t) in req.tools.iter().enumerate() {
-        if t.kind != "function" || t.function.name.is_empty() {
-            return Err(Error::invalid(
-                &format!("tools[{i}]"),
-                "Each tool must be {\"type\":\"function\",\"function\":{\"name\":…}}.",
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// The shared start of every chat surface: checks, the caller's model, its
-/// engine; the engine's event stream.
+/// The shared start of every chat surface: the core's routed answer.
 pub(crate) async fn start_chat(
     app: &AppState,
     ctx: &Ctx,
     req: &ChatCompletionRequest,
-) -> Result<(ModelSpec, ChatEvents), ApiError> {
-    validate_chat(req)?;
-    let p = &app.platform;
-    let spec = p.model_for(&ctx.caller, &req.model)?;
-    if spec.modality != Modality::Text {
-        return Err(modality_mismatch(spec, Modality::Text).into());
-    }
-    let engine = p
-        .engines
-        .chat
-        .get(&spec.engine)
-        .ok_or_else(|| engine_missing(spec))?;
-    let weights = spec.weights_path(&p.installed.models_dir);
-    let events = engine.start(spec, weights.as_deref(), req).await?;
-    Ok((spec.clone(), events))
+) -> Result<ChatRun, ApiError> {
+    Ok(app.platform.start_chat(&ctx.caller, req).await?)
 }
 
 /// Tool calls as streamed deltas carry them: with their `index`.
@@ -169,53 +44,26 @@ pub(crate) fn indexed_calls(
 
 pub(crate) type ChatEvents = tokio::sync::mpsc::UnboundedReceiver<ChatEvent>;
 
-/// Waits for the whole reply.
-pub(crate) async fn finish_chat(
-    events: &mut ChatEvents,
-) -> Result<maximin_core::engines::ChatOutput, ApiError> {
-    loop {
-        match events.recv().await {
-            Some(ChatEvent::Delta(_)) => {}
-            Some(ChatEvent::Done(out)) => return Ok(out),
-            Some(ChatEvent::Failed(e)) => return Err(e.into()),
-            None => return Err(Error::internal("the engine stopped without finishing").into()),
-        }
-    }
-}
-
-/// The shared start of every embeddings surface: checks, the caller's model,
-/// its engine; the vectors in input order and the prompt tokens.
+/// The shared start of every embeddings surface: the core's routed call.
 pub(crate) async fn run_embeddings(
     app: &AppState,
     ctx: &Ctx,
     model: &str,
-    (field, inputs): (&str, &[String]),
+    input: (&str, &[String]),
     truncate: bool,
-) -> Result<(ModelSpec, maximin_core::engines::EmbedOutput), ApiError> {
-    if inputs.is_empty() || inputs.len() > MAX_EMBEDDING_INPUTS {
-        return Err(ApiError(
-            Error::invalid(
-                field,
-                format!("'{field}' takes 1 to {MAX_EMBEDDING_INPUTS} strings."),
-            )
-            .with("limit", MAX_EMBEDDING_INPUTS),
-        ));
+) -> Result<EmbedRun, ApiError> {
+    Ok(app
+        .platform
+        .embed(&ctx.caller, model, input, truncate)
+        .await?)
+}
+
+/// The usage a broken stream is metered for: what was delivered.
+pub(crate) fn broken_report(model: &str, delivered: TokenUsage) -> UsageReport {
+    UsageReport {
+        model: Some(model.to_owned()),
+        usage: Some(delivered),
     }
-    let p = &app.platform;
-    let spec = p.model_for(&ctx.caller, model)?;
-    if spec.modality != Modality::Embeddings {
-        return Err(modality_mismatch(spec, Modality::Embeddings).into());
-    }
-    let engine = p
-        .engines
-        .embed
-        .get(&spec.engine)
-        .ok_or_else(|| engine_missing(spec))?;
-    let weights = spec.weights_path(&p.installed.models_dir);
-    let out = engine
-        .embed(spec, weights.as_deref(), inputs, truncate)
-        .await?;
-    Ok((spec.clone(), out))
 }
 
 /// Generate the next assistant message.
@@ -230,15 +78,18 @@ pub async fn create_chat_completion(
     ctx: Ctx,
     ApiJson(req): ApiJson<ChatCompletionRequest>,
 ) -> Result<Response, ApiError> {
-    let (spec, mut events) = start_chat(&app, &ctx, &req).await?;
+    let mut run = start_chat(&app, &ctx, &req).await?;
     let p = &app.platform;
-    let spec = &spec;
+    let spec = run.spec.clone();
     let id = secrets::new_id("chatcmpl");
     let created = iso8601(p.clock.now());
     if req.stream {
-        return Ok(stream_chat(ctx, events, id, created, spec.id.clone()));
+        let deployment = run.deployment.clone();
+        let mut resp = stream_chat(ctx, run.events, id, created, spec.id.clone(), &deployment);
+        mark_deployment(&mut resp, &deployment);
+        return Ok(resp);
     }
-    let out = finish_chat(&mut events).await?;
+    let out = run.finish().await?;
     let usage = out.usage;
     let completion = ChatCompletion {
         id,
@@ -252,13 +103,14 @@ pub async fn create_chat_completion(
         }],
         usage,
     };
-    Ok(ctx.respond(
+    Ok(ctx.respond_from(
         StatusCode::OK,
         completion,
         UsageReport {
             model: Some(spec.id.clone()),
             usage: Some(usage),
         },
+        Some(&run.deployment),
     ))
 }
 
@@ -270,6 +122,7 @@ fn stream_chat(
     id: String,
     created: String,
     model: String,
+    deployment: &str,
 ) -> Response {
     let meter = StreamMeter::new();
     let chunk = {
@@ -286,6 +139,7 @@ fn stream_chat(
         chunk: F,
         meter: std::sync::Arc<StreamMeter>,
         model: String,
+        deployment: String,
         request_id: String,
         first: bool,
         done: bool,
@@ -295,6 +149,7 @@ fn stream_chat(
         chunk,
         meter: meter.clone(),
         model,
+        deployment: deployment.to_owned(),
         request_id: ctx.request_id.clone(),
         first: true,
         done: false,
@@ -329,14 +184,27 @@ fn stream_chat(
                 }
                 let mut last = (st.chunk)(json!({}), Some(out.finish_reason.as_str()));
                 last["usage"] = json!(out.usage);
-                last["meta"] =
-                    json!({"request_id": st.request_id, "model": st.model, "usage": out.usage});
+                last["meta"] = json!({"request_id": st.request_id, "model": st.model,
+                                      "usage": out.usage, "upstream": st.deployment});
                 frames.push(last.to_string());
                 frames.push("[DONE]".to_owned());
                 frames
             }
             Some(ChatEvent::Failed(e)) => {
                 st.done = true;
+                vec![
+                    json!({"error": {"code": e.code.as_str(), "message": e.message, "details": e.details},
+                           "meta": {"request_id": st.request_id}})
+                    .to_string(),
+                    "[DONE]".to_owned(),
+                ]
+            }
+            Some(ChatEvent::Broken {
+                error: e,
+                delivered,
+            }) => {
+                st.done = true;
+                st.meter.report(broken_report(&st.model, delivered));
                 vec![
                     json!({"error": {"code": e.code.as_str(), "message": e.message, "details": e.details},
                            "meta": {"request_id": st.request_id}})
@@ -377,9 +245,8 @@ pub async fn create_embeddings(
         EmbeddingInput::One(s) => vec![s],
         EmbeddingInput::Many(v) => v,
     };
-    let (spec, out) =
-        run_embeddings(&app, &ctx, &req.model, ("input", &inputs), req.truncate).await?;
-    let spec = &spec;
+    let run = run_embeddings(&app, &ctx, &req.model, ("input", &inputs), req.truncate).await?;
+    let (spec, out) = (&run.spec, run.output);
     let usage = TokenUsage {
         prompt_tokens: out.prompt_tokens,
         completion_tokens: 0,
@@ -397,12 +264,13 @@ pub async fn create_embeddings(
             })
             .collect(),
     };
-    Ok(ctx.respond(
+    Ok(ctx.respond_from(
         StatusCode::OK,
         body,
         UsageReport {
             model: Some(spec.id.clone()),
             usage: Some(usage),
         },
+        Some(&run.deployment),
     ))
 }

@@ -11,4 +11,5 @@ pub mod speech;
 pub mod speech_async;
 pub mod speech_ws;
 pub mod system;
+pub mod upstreams;
 pub mod voices;

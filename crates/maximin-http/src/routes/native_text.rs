@@ -12,10 +12,10 @@ use maximin_types::TokenUsage;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::ctx::{ApiJson, Ctx, StreamMeter, UsageReport};
+use crate::ctx::{mark_deployment, ApiJson, Ctx, StreamMeter, UsageReport};
 use crate::error::{ApiError, Surface, SurfaceOverride};
 use crate::routes::inference::{
-    finish_chat, indexed_calls, run_embeddings, start_chat, ChatEvents,
+    broken_report, indexed_calls, run_embeddings, start_chat, ChatEvents,
 };
 use crate::AppState;
 
@@ -86,13 +86,16 @@ pub async fn chatcompletion_v2(
         }
     }
     let req: ChatCompletionRequest = crate::ctx::parse_value(body)?;
-    let (spec, mut events) = start_chat(&app, &ctx, &req).await?;
+    let mut run = start_chat(&app, &ctx, &req).await?;
+    let spec = run.spec.clone();
     let id = secrets::new_id("chatcmpl");
     let created = app.platform.clock.now().unix_timestamp();
     if req.stream {
-        return Ok(stream(events, id, created, spec.id.clone()));
+        let mut resp = stream(run.events, id, created, spec.id.clone());
+        mark_deployment(&mut resp, &run.deployment);
+        return Ok(resp);
     }
-    let out = finish_chat(&mut events).await?;
+    let out = run.finish().await?;
     let body = with_sensitive(json!({
         "id": id,
         "choices": [{"finish_reason": out.finish_reason, "index": 0, "message": message_json(&out)}],
@@ -107,6 +110,7 @@ pub async fn chatcompletion_v2(
         model: Some(spec.id.clone()),
         usage: Some(out.usage),
     });
+    mark_deployment(&mut resp, &run.deployment);
     Ok(resp)
 }
 
@@ -177,6 +181,11 @@ fn stream(events: ChatEvents, id: String, created: i64, model: String) -> Respon
                 st.done = true;
                 out.push(json!({"base_resp": crate::error::native_base_resp(&e)}).to_string());
             }
+            Some(ChatEvent::Broken { error, delivered }) => {
+                st.done = true;
+                st.meter.report(broken_report(&st.model, delivered));
+                out.push(json!({"base_resp": crate::error::native_base_resp(&error)}).to_string());
+            }
             None => {
                 st.done = true;
                 out.push("[DONE]".to_owned());
@@ -206,8 +215,8 @@ pub(crate) async fn embeddings(app: AppState, ctx: Ctx, body: Value) -> Response
                 "'type' is db (texts to store) or query (search queries).",
             )));
         }
-        let (spec, out) =
-            run_embeddings(&app, &ctx, &req.model, ("texts", &req.texts), true).await?;
+        let run = run_embeddings(&app, &ctx, &req.model, ("texts", &req.texts), true).await?;
+        let (spec, out) = (&run.spec, &run.output);
         let usage = TokenUsage {
             prompt_tokens: out.prompt_tokens,
             completion_tokens: 0,
@@ -222,6 +231,7 @@ pub(crate) async fn embeddings(app: AppState, ctx: Ctx, body: Value) -> Response
             model: Some(spec.id.clone()),
             usage: Some(usage),
         });
+        mark_deployment(&mut resp, &run.deployment);
         Ok::<_, ApiError>(resp)
     }
     .await;

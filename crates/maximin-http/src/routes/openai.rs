@@ -15,10 +15,10 @@ use maximin_types::{Modality, TokenUsage};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::ctx::{ApiJson, Ctx, StreamMeter, UsageReport};
+use crate::ctx::{mark_deployment, ApiJson, Ctx, StreamMeter, UsageReport};
 use crate::error::ApiError;
 use crate::routes::inference::{
-    finish_chat, indexed_calls, run_embeddings, start_chat, ChatEvents,
+    broken_report, indexed_calls, run_embeddings, start_chat, ChatEvents,
 };
 use crate::AppState;
 
@@ -90,14 +90,17 @@ pub async fn chat_completions(
         .into());
     }
     let req: ChatCompletionRequest = crate::ctx::parse_value(body)?;
-    let (spec, mut events) = start_chat(&app, &ctx, &req).await?;
+    let mut run = start_chat(&app, &ctx, &req).await?;
+    let spec = run.spec.clone();
     let id = secrets::new_id("chatcmpl");
     let created = app.platform.clock.now().unix_timestamp();
     if req.stream {
         let include_usage = extras.stream_options.is_some_and(|o| o.include_usage);
-        return Ok(stream(events, id, created, spec.id.clone(), include_usage));
+        let mut resp = stream(run.events, id, created, spec.id.clone(), include_usage);
+        mark_deployment(&mut resp, &run.deployment);
+        return Ok(resp);
     }
-    let out = finish_chat(&mut events).await?;
+    let out = run.finish().await?;
     let body = json!({
         "id": id,
         "object": "chat.completion",
@@ -111,13 +114,15 @@ pub async fn chat_completions(
         }],
         "usage": usage_json(out.usage),
     });
-    Ok(json_response(
+    let mut resp = json_response(
         body,
         UsageReport {
             model: Some(spec.id.clone()),
             usage: Some(out.usage),
         },
-    ))
+    );
+    mark_deployment(&mut resp, &run.deployment);
+    Ok(resp)
 }
 
 /// `chat.completion.chunk` events: the role first, the text as decoded, tool
@@ -203,6 +208,12 @@ fn stream(
                 frames.push(crate::error::openai_body(&e).to_string());
                 frames.push("[DONE]".to_owned());
             }
+            Some(ChatEvent::Broken { error, delivered }) => {
+                st.done = true;
+                st.meter.report(broken_report(&st.model, delivered));
+                frames.push(crate::error::openai_body(&error).to_string());
+                frames.push("[DONE]".to_owned());
+            }
             None => {
                 st.done = true;
                 frames.push("[DONE]".to_owned());
@@ -249,7 +260,8 @@ pub async fn embeddings(
         EmbeddingInput::One(s) => vec![s],
         EmbeddingInput::Many(v) => v,
     };
-    let (spec, out) = run_embeddings(&app, &ctx, &req.model, ("input", &inputs), true).await?;
+    let run = run_embeddings(&app, &ctx, &req.model, ("input", &inputs), true).await?;
+    let (spec, out) = (&run.spec, &run.output);
     if let Some(d) = req.dimensions {
         let native = out.vectors.first().map_or(0, Vec::len);
         if d != native {
@@ -281,7 +293,7 @@ pub async fn embeddings(
         prompt_tokens: out.prompt_tokens,
         completion_tokens: 0,
     };
-    Ok(json_response(
+    let mut resp = json_response(
         json!({
             "object": "list",
             "data": data,
@@ -292,7 +304,9 @@ pub async fn embeddings(
             model: Some(spec.id.clone()),
             usage: Some(usage),
         },
-    ))
+    );
+    mark_deployment(&mut resp, &run.deployment);
+    Ok(resp)
 }
 
 #[utoipa::path(get, path = "/openai/v1/models", tag = "openai", security(("bearer" = [])),

@@ -50,7 +50,7 @@ pub async fn get_readyz(State(app): State<AppState>) -> Response {
 pub async fn get_metrics(State(app): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render(),
+        app.metrics.render() + &crate::metrics::render_routing(&app.platform.router),
     )
         .into_response()
 }

@@ -199,15 +199,52 @@ pub(super) async fn accounts(p: &Platform, cmd: AccountsCmd, out: &Out) -> Resul
         }
         AccountsCmd::Get { id } => {
             let a = p.account_view(&id).await?;
-            out.print(&a, || {
-                format!(
-                    "{}  {}  plan {}  created {}",
-                    a.id, a.email, a.plan, a.created_at
-                )
+            out.print(&a, || account_line(&a));
+        }
+        AccountsCmd::Update {
+            id,
+            regions,
+            pii,
+            pii_local,
+        } => {
+            let regions = regions.map(|r| {
+                if r.len() == 1 && (r[0] == "any" || r[0].is_empty()) {
+                    Vec::new()
+                } else {
+                    r
+                }
             });
+            let a = p
+                .update_account_routing(
+                    &id,
+                    maximin_core::RoutingUpdate {
+                        regions,
+                        pii,
+                        pii_local,
+                    },
+                )
+                .await?;
+            out.print(&a, || format!("updated {}", account_line(&a)));
         }
     }
     Ok(())
+}
+
+fn account_line(a: &maximin_types::AccountView) -> String {
+    let regions = if a.regions.is_empty() {
+        "any".to_owned()
+    } else {
+        a.regions.join(",")
+    };
+    format!(
+        "{}  {}  plan {}  regions {regions}  pii {}{}  created {}",
+        a.id,
+        a.email,
+        a.plan,
+        a.pii.as_str(),
+        if a.pii_local { " (local too)" } else { "" },
+        a.created_at
+    )
 }
 
 pub(super) async fn keys(p: &Platform, cmd: KeysCmd, out: &Out) -> Result<(), Failure> {
@@ -218,6 +255,8 @@ pub(super) async fn keys(p: &Platform, cmd: KeysCmd, out: &Out) -> Result<(), Fa
             test,
             scopes,
             models,
+            regions,
+            pii,
         } => {
             let k = p
                 .create_key(
@@ -227,6 +266,8 @@ pub(super) async fn keys(p: &Platform, cmd: KeysCmd, out: &Out) -> Result<(), Fa
                         test,
                         scopes,
                         models,
+                        regions,
+                        pii,
                     },
                 )
                 .await?;

@@ -154,6 +154,7 @@ pub(super) async fn first_key(
                 test: false,
                 scopes: vec![Scope::Admin],
                 models: Vec::new(),
+                ..NewKey::default()
             },
         )
         .await?;

@@ -23,7 +23,7 @@ use maximin_core::files::Vault;
 use maximin_core::ratelimit::InProcessLimiter;
 use maximin_core::{Error, Platform};
 use maximin_store::{load_master_keys, DiskBlobs, SqliteStore};
-use maximin_types::{Plan, Scope};
+use maximin_types::{PiiMode, Plan, Scope};
 use serde::Serialize;
 
 use crate::config::{load_file, Config, LogFormat};
@@ -128,6 +128,22 @@ pub enum AccountsCmd {
     List,
     /// Show one account.
     Get { id: String },
+    /// Change where an account's requests may go and how its content is
+    /// protected before upstreams.
+    Update {
+        id: String,
+        /// Regions its requests may be served in, comma-separated
+        /// (eu-west,eu-central); `any` lifts the limit.
+        #[arg(long, value_delimiter = ',')]
+        regions: Option<Vec<String>>,
+        /// PII before upstreams: off, redact (typed placeholders, restored in
+        /// the answer) or block (the request is refused).
+        #[arg(long)]
+        pii: Option<PiiMode>,
+        /// Protect content bound for local engines too.
+        #[arg(long)]
+        pii_local: Option<bool>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -147,6 +163,12 @@ pub enum KeysCmd {
         /// Restrict the key to a model (catalog id or alias); repeat for several.
         #[arg(long = "model")]
         models: Vec<String>,
+        /// Regions within the account's, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        regions: Vec<String>,
+        /// PII before upstreams for this key: off, redact or block (default: the account's).
+        #[arg(long)]
+        pii: Option<PiiMode>,
     },
     /// List an account's keys with their usage figures.
     List {
@@ -303,15 +325,22 @@ async fn open_platform(config: &Config, engines: Engines) -> Result<Arc<Platform
     installed
         .engines
         .extend(built_in_engines().map(str::to_owned));
-    Ok(Arc::new(Platform::new(
-        Arc::new(store),
-        Arc::new(InProcessLimiter::default()),
-        clock()?,
-        catalog,
-        engines,
-        installed,
-        vault,
-    )))
+    Ok(Arc::new(
+        Platform::new(
+            Arc::new(store),
+            Arc::new(InProcessLimiter::default()),
+            clock()?,
+            catalog,
+            engines,
+            installed,
+            vault,
+        )
+        .with_upstreams(
+            &config.upstreams,
+            config.routing.clone(),
+            config.region.clone(),
+        ),
+    ))
 }
 
 /// The local engines compiled into this binary, by catalog engine name.

@@ -89,13 +89,65 @@ fn engines(
     engines
 }
 
+/// The providers of every `[upstreams.NAME]`, registered as
+/// `upstream:NAME` beside the local engines. A table whose key variable is
+/// unset stops the start with its name (never the key).
+fn upstreams(
+    config: &Config,
+    engines: &mut Engines,
+) -> Result<Vec<Arc<maximin_upstream::Client>>, Failure> {
+    let mut clients = Vec::new();
+    for (name, cfg) in &config.upstreams {
+        let p = maximin_upstream::build(name, cfg).map_err(Failure::Setup)?;
+        let key = format!("upstream:{name}");
+        engines.chat.insert(key.clone(), p.chat);
+        if let Some(embed) = p.embed {
+            engines.embed.insert(key, embed);
+        }
+        tracing::info!(upstream = %name, kind = cfg.kind.as_str(), region = cfg.region.as_deref().unwrap_or("-"), "upstream configured");
+        clients.push(p.client);
+    }
+    Ok(clients)
+}
+
+/// One active health check per upstream that asks for it
+/// (`health_check_path`): a failing probe takes it out of rotation until
+/// one succeeds.
+fn health_checks(
+    platform: &Arc<Platform>,
+    clients: Vec<Arc<maximin_upstream::Client>>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut out = Vec::new();
+    for client in clients {
+        let Some(up) = platform.router.upstream(&client.name).cloned() else {
+            continue;
+        };
+        if up.config.health_check_path.is_none() {
+            continue;
+        }
+        out.push(tokio::spawn(async move {
+            let every = Duration::from_secs_f64(up.config.health_check_interval_s);
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let ok = client.probe(up.config.timeout().min(every)).await.is_ok();
+                up.set_healthy(ok);
+            }
+        }));
+    }
+    out
+}
+
 /// `maximin serve`: the engines, the first start (default models fetched
 /// while the server answers, the owner's first key), the task runners, the
 /// retention sweeper and the HTTP server until a shutdown signal.
 pub(super) async fn serve(config: &Config) -> Result<(), Failure> {
     let models_dir = config.data_dir.join("models");
     let pulling = config.pull_on_start;
-    let platform = open_platform(config, engines(&config.engines, &models_dir, pulling)).await?;
+    let mut engines = engines(&config.engines, &models_dir, pulling);
+    let clients = upstreams(config, &mut engines)?;
+    let platform = open_platform(config, engines).await?;
+    let health = health_checks(&platform, clients);
     // Marked before the socket opens, so `/readyz` is never ready before
     // the models are checked.
     let pulls = if pulling {
@@ -146,6 +198,9 @@ pub(super) async fn serve(config: &Config) -> Result<(), Failure> {
     ));
     let result = app.run_until_stopped(shutdown_signal()).await;
     sweeper.abort();
+    for h in health {
+        h.abort();
+    }
     puller.abort();
     // A task cut off here is claimed again after its lease (30 s) by the next start.
     stop_tasks.notify_waiters();

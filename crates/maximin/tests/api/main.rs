@@ -25,3 +25,4 @@ mod speech_voices;
 mod speech_whole;
 mod speech_ws;
 mod system;
+mod upstream;

@@ -25,7 +25,7 @@ fn script(name: &str) -> PathBuf {
 }
 
 /// Runs one case of an SDK script against the server; its JSON output.
-fn sdk(s: &Server, key: &str, file: &str, case: &str, env: &[(&str, &str)]) -> Value {
+pub(crate) fn sdk(s: &Server, key: &str, file: &str, case: &str, env: &[(&str, &str)]) -> Value {
     let out = Command::new(python())
         .arg(script(file))
         .arg(case)
@@ -53,7 +53,7 @@ fn sdk(s: &Server, key: &str, file: &str, case: &str, env: &[(&str, &str)]) -> V
 }
 
 /// The (prompt, completion) tokens the SDK cases reported (`spent`).
-fn sum_spent(cases: &[&Value]) -> (u64, u64) {
+pub(crate) fn sum_spent(cases: &[&Value]) -> (u64, u64) {
     cases.iter().fold((0, 0), |(p, c), v| {
         (
             p + v["spent"][0].as_u64().unwrap_or(0),
@@ -63,7 +63,7 @@ fn sum_spent(cases: &[&Value]) -> (u64, u64) {
 }
 
 /// The key's usage of one model: (requests, prompt tokens, completion tokens).
-async fn usage_of(s: &Server, key: &str, model: &str) -> (u64, u64, u64) {
+pub(crate) async fn usage_of(s: &Server, key: &str, model: &str) -> (u64, u64, u64) {
     let u = s.get("/v1/account/usage", key).await;
     let by_model = u.assert_ok(200)["by_model"]
         .as_array()

@@ -98,5 +98,26 @@ def rate_limit():
     return out
 
 
+def gateway():
+    """The same as openai_sdk.py's gateway case, through the Anthropic SDK."""
+    c = client()
+    tools = [{"name": "lookup", "description": "Looks a thing up",
+              "input_schema": {"type": "object", "properties": {"echo": {"type": "string"}}}}]
+    kw = dict(model=CHAT, max_tokens=32, system="Be brief.", messages=[{"role": "user", "content": "Hello there"}])
+    m = c.messages.create(**kw)
+    with c.messages.stream(**kw) as s:
+        final = s.get_final_message()
+    ask = dict(model=CHAT, max_tokens=32, tools=tools, messages=[{"role": "user", "content": "please call_tool now"}])
+    t = c.messages.create(**ask)
+    use = [b for b in t.content if b.type == "tool_use"][0]
+    with c.messages.stream(**ask) as s:
+        streamed = s.get_final_message()
+    suse = [b for b in streamed.content if b.type == "tool_use"][0]
+    return {"text": m.content[0].text, "usage": m.usage.model_dump(),
+            "stream_text": "".join(b.text for b in final.content if b.type == "text"),
+            "stream_usage": final.usage.model_dump(), "stop": t.stop_reason, "tool": use.name,
+            "args": use.input, "stream_tool": suse.name, "stream_args": suse.input}
+
+
 if __name__ == "__main__":
     print(json.dumps(globals()[sys.argv[1]]()))

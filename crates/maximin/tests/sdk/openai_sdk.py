@@ -183,5 +183,37 @@ def speech():
     return {"bytes": len(r.content)}
 
 
+def gateway():
+    """Chat and a tool call, whole and streamed, through a gateway model
+    (MAXIMIN_CHAT) whose upstream echoes: what the SDK got back."""
+    c = client()
+    tools = [{"type": "function", "function": {"name": "lookup", "description": "Looks a thing up",
+                                                "parameters": {"type": "object", "properties": {"echo": {"type": "string"}}}}}]
+    say = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello there"}]
+    r = c.chat.completions.create(model=CHAT, messages=say, max_tokens=32)
+    parts, usage = [], None
+    for ch in c.chat.completions.create(model=CHAT, messages=say, max_tokens=32, stream=True,
+                                        stream_options={"include_usage": True}):
+        if ch.choices:
+            parts.append(ch.choices[0].delta.content or "")
+        if ch.usage:
+            usage = ch.usage.model_dump()
+    ask = [{"role": "user", "content": "please call_tool now"}]
+    t = c.chat.completions.create(model=CHAT, messages=ask, tools=tools, max_tokens=32)
+    call = t.choices[0].message.tool_calls[0]
+    names, args = [], ""
+    for ch in c.chat.completions.create(model=CHAT, messages=ask, tools=tools, max_tokens=32, stream=True):
+        for tc in (ch.choices[0].delta.tool_calls or []) if ch.choices else []:
+            if tc.function and tc.function.name:
+                names.append(tc.function.name)
+            if tc.function and tc.function.arguments:
+                args += tc.function.arguments
+    return {"text": r.choices[0].message.content, "usage": r.usage.model_dump(),
+            "stream_text": "".join(parts), "stream_usage": usage,
+            "finish": t.choices[0].finish_reason, "tool": call.function.name,
+            "args": json.loads(call.function.arguments), "stream_tools": names,
+            "stream_args": json.loads(args) if args else None}
+
+
 if __name__ == "__main__":
     print(json.dumps(globals()[sys.argv[1]]()))

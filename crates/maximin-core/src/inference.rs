@@ -1,0 +1,415 @@
+//! The chat and embeddings use-cases every surface shares: checks, the
+//! caller's model, routing to a provider (local or upstream, through
+//! [`crate::routing`]), PII protection, and the answer's event stream.
+//! Surfaces only translate shapes around these calls.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use maximin_types::inference::{ChatCompletionRequest, Role};
+use maximin_types::{ErrorCode, Modality, TokenUsage};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+
+use crate::catalog::ModelSpec;
+use crate::engines::{ChatEvent, ChatOutput, EmbedOutput};
+use crate::pii::{self, PiiMode, Redactor};
+use crate::routing::{Lease, Policy, Target};
+use crate::{Caller, Error, Platform, Result};
+
+/// Most inputs one embeddings request may carry (seed 002).
+pub const MAX_EMBEDDING_INPUTS: usize = 2048;
+
+/// A chat answer under way: the catalog model asked for, the deployment
+/// that answers, and its events (deltas, then `Done`, `Failed` or `Broken`).
+pub struct ChatRun {
+    pub spec: ModelSpec,
+    /// The deployment's label (`X-Maximin-Upstream`): `NAME:MODEL` or `local:ENGINE`.
+    pub deployment: String,
+    pub events: UnboundedReceiver<ChatEvent>,
+}
+
+impl ChatRun {
+    /// Waits for the whole answer.
+    pub async fn finish(&mut self) -> Result<ChatOutput> {
+        loop {
+            match self.events.recv().await {
+                Some(ChatEvent::Delta(_)) => {}
+                Some(ChatEvent::Done(out)) => return Ok(out),
+                Some(ChatEvent::Failed(e)) | Some(ChatEvent::Broken { error: e, .. }) => {
+                    return Err(e)
+                }
+                None => return Err(Error::internal("the provider stopped without finishing")),
+            }
+        }
+    }
+}
+
+/// Embeddings from the deployment that answered.
+pub struct EmbedRun {
+    pub spec: ModelSpec,
+    pub deployment: String,
+    pub output: EmbedOutput,
+}
+
+fn modality_mismatch(spec: &ModelSpec, wanted: Modality) -> Error {
+    Error::invalid(
+        "model",
+        format!(
+            "'{}' is a {} model; this endpoint needs a {wanted} model.",
+            spec.id, spec.modality
+        ),
+    )
+}
+
+fn provider_missing(target: &Target) -> Error {
+    Error::new(
+        ErrorCode::ModelUnavailable,
+        format!(
+            "No provider serves '{}' ({}) in this install.",
+            target.spec.id, target.provider
+        ),
+    )
+    .with("model", target.spec.id.as_str())
+}
+
+/// Checks a chat request's fields; errors name the wire field.
+pub fn validate_chat(req: &ChatCompletionRequest) -> Result<()> {
+    if req.messages.is_empty() {
+        return Err(Error::invalid(
+            "messages",
+            "'messages' must hold at least one message.",
+        ));
+    }
+    for (i, m) in req.messages.iter().enumerate() {
+        if m.role == Role::Tool && m.tool_call_id.as_deref().unwrap_or("").is_empty() {
+            return Err(Error::invalid(
+                &format!("messages[{i}].tool_call_id"),
+                "A 'tool' message needs the 'tool_call_id' of the call it answers.",
+            ));
+        }
+        if m.content.is_none() && m.tool_calls.as_ref().is_none_or(|c| c.is_empty()) {
+            return Err(Error::invalid(
+                &format!("messages[{i}].content"),
+                "A message needs 'content' (or, from the assistant, 'tool_calls').",
+            ));
+        }
+    }
+    if let Some(t) = req.temperature {
+        if !(0.0..=2.0).contains(&t) {
+            return Err(Error::invalid(
+                "temperature",
+                "'temperature' must be between 0 and 2.",
+            ));
+        }
+    }
+    if let Some(p) = req.top_p {
+        if !(p > 0.0 && p <= 1.0) {
+            return Err(Error::invalid(
+                "top_p",
+                "'top_p' must be greater than 0 and at most 1.",
+            ));
+        }
+    }
+    if req.max_tokens == Some(0) {
+        return Err(Error::invalid(
+            "max_tokens",
+            "'max_tokens' must be at least 1.",
+        ));
+    }
+    if let Some(stop) = &req.stop {
+        let stops = stop.to_vec();
+        if stops.len() > 4 || stops.iter().any(|s| s.is_empty()) {
+            return Err(Error::invalid(
+                "stop",
+                "'stop' takes up to 4 non-empty strings.",
+            ));
+        }
+        // As in messages: the engines take text without NUL.
+        if stops.iter().any(|s| s.contains('\0')) {
+            return Err(Error::invalid(
+                "stop",
+                "'stop' strings may not contain NUL characters.",
+            ));
+        }
+    }
+    if let Some(rf) = &req.response_format {
+        match rf.get("type").and_then(|t| t.as_str()) {
+            Some("text") | Some("json_object") => {}
+            Some("json_schema") => {
+                if !rf["json_schema"]["schema"].is_object() {
+                    return Err(Error::invalid(
+                        "response_format.json_schema.schema",
+                        "'response_format.json_schema.schema' must be a JSON schema object.",
+                    ));
+                }
+            }
+            _ => {
+                return Err(Error::invalid(
+                    "response_format",
+                    "'response_format.type' is text, json_object or json_schema.",
+                ))
+            }
+        }
+    }
+    for (i, t) in req.tools.iter().enumerate() {
+        if t.kind != "function" || t.function.name.is_empty() {
+            return Err(Error::invalid(
+                &format!("tools[{i}]"),
+                "Each tool must be {\"type\":\"function\",\"function\":{\"name\":…}}.",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether content bound for `target` is protected, and how.
+fn pii_mode(policy: &Policy, target: &Target) -> PiiMode {
+    if target.is_local() && !policy.pii_local {
+        PiiMode::Off
+    } else {
+        policy.pii
+    }
+}
+
+/// A rough count of the prompt's tokens (four characters each), for a
+/// stream that broke before the provider reported its usage.
+fn estimate_prompt_tokens(req: &ChatCompletionRequest) -> u64 {
+    let chars: usize = req
+        .messages
+        .iter()
+        .map(|m| m.content.as_deref().map_or(0, str::len))
+        .sum();
+    (chars as u64).div_ceil(4).max(1)
+}
+
+impl Platform {
+    /// The routing policy of a caller: the account's regions narrowed by
+    /// the key's, the key's PII mode over the account's.
+    pub fn policy(&self, caller: &Caller) -> Policy {
+        let a = &caller.account.routing;
+        let k = &caller.key.routing;
+        let regions = match (a.regions.is_empty(), k.regions.is_empty()) {
+            (true, _) => k.regions.clone(),
+            (false, true) => a.regions.clone(),
+            (false, false) => a
+                .regions
+                .iter()
+                .filter(|r| k.regions.contains(r))
+                .cloned()
+                .collect(),
+        };
+        // Both pinned, with nothing in common: nowhere, which refuses.
+        let regions = if !a.regions.is_empty() && !k.regions.is_empty() && regions.is_empty() {
+            vec!["(none: the account's and the key's regions do not overlap)".to_owned()]
+        } else {
+            regions
+        };
+        Policy {
+            regions,
+            sandbox: caller.key.test,
+            pii: k.pii.or(a.pii).unwrap_or_default(),
+            pii_local: a.pii_local,
+        }
+    }
+
+    /// Starts a chat answer: checks, the caller's model, a deployment.
+    /// Returns once the answer has started (its first event), so every
+    /// failure before that could still be retried elsewhere.
+    pub async fn start_chat(
+        &self,
+        caller: &Caller,
+        req: &ChatCompletionRequest,
+    ) -> Result<ChatRun> {
+        validate_chat(req)?;
+        let spec = self.model_for(caller, &req.model)?;
+        if spec.modality != Modality::Text {
+            return Err(modality_mismatch(spec, Modality::Text));
+        }
+        let policy = self.policy(caller);
+        let models_dir = &self.installed.models_dir;
+        let ((first, rx, redactor), lease) =
+            self.router
+                .route(&self.catalog, spec, &policy, |target: Arc<Target>| {
+                    let policy = &policy;
+                    async move {
+                        let provider = self
+                            .engines
+                            .chat
+                            .get(&target.provider)
+                            .ok_or_else(|| provider_missing(&target))?
+                            .clone();
+                        let mut req = req.clone();
+                        let redactor = pii::protect_chat(&mut req, pii_mode(policy, &target))?;
+                        let weights = target.spec.weights_path(models_dir);
+                        let mut rx = provider
+                            .start(&target.spec, weights.as_deref(), &req)
+                            .await?;
+                        match rx.recv().await {
+                            Some(ChatEvent::Failed(e))
+                            | Some(ChatEvent::Broken { error: e, .. }) => Err(e),
+                            None => Err(Error::new(
+                                ErrorCode::UpstreamError,
+                                "The provider closed the answer before it started.",
+                            )
+                            .with("reason", "closed")),
+                            Some(first) => Ok((first, rx, redactor)),
+                        }
+                    }
+                })
+                .await?;
+        let deployment = lease.target().label.clone();
+        let idle = lease.target().upstream.as_ref().map(|u| u.config.timeout());
+        let prompt_estimate = estimate_prompt_tokens(req);
+        let events = forward(first, rx, lease, redactor, idle, prompt_estimate);
+        Ok(ChatRun {
+            spec: spec.clone(),
+            deployment,
+            events,
+        })
+    }
+
+    /// Embeds `inputs` (named `field` on the wire) with the caller's model.
+    pub async fn embed(
+        &self,
+        caller: &Caller,
+        model: &str,
+        (field, inputs): (&str, &[String]),
+        truncate: bool,
+    ) -> Result<EmbedRun> {
+        if inputs.is_empty() || inputs.len() > MAX_EMBEDDING_INPUTS {
+            return Err(Error::invalid(
+                field,
+                format!("'{field}' takes 1 to {MAX_EMBEDDING_INPUTS} strings."),
+            )
+            .with("limit", MAX_EMBEDDING_INPUTS));
+        }
+        let spec = self.model_for(caller, model)?;
+        if spec.modality != Modality::Embeddings {
+            return Err(modality_mismatch(spec, Modality::Embeddings));
+        }
+        let policy = self.policy(caller);
+        let models_dir = &self.installed.models_dir;
+        let (output, lease) = self
+            .router
+            .route(&self.catalog, spec, &policy, |target: Arc<Target>| {
+                let policy = &policy;
+                async move {
+                    let provider = self
+                        .engines
+                        .embed
+                        .get(&target.provider)
+                        .ok_or_else(|| provider_missing(&target))?
+                        .clone();
+                    let mut texts = inputs.to_vec();
+                    pii::protect_texts(&mut texts, field, pii_mode(policy, &target))?;
+                    let weights = target.spec.weights_path(models_dir);
+                    provider
+                        .embed(&target.spec, weights.as_deref(), &texts, truncate)
+                        .await
+                }
+            })
+            .await?;
+        Ok(EmbedRun {
+            spec: spec.clone(),
+            deployment: lease.target().label.clone(),
+            output,
+        })
+    }
+}
+
+/// Passes the provider's events on, restoring PII placeholders (across
+/// delta boundaries), holding the lease until the answer ends, cutting a
+/// stream that goes quiet for longer than `idle`, and turning a failure
+/// after the start into `Broken` with what was delivered. A caller that
+/// leaves (drops its receiver) ends the provider's stream too.
+fn forward(
+    first: ChatEvent,
+    mut rx: UnboundedReceiver<ChatEvent>,
+    lease: Lease,
+    redactor: Option<Redactor>,
+    idle: Option<Duration>,
+    prompt_estimate: u64,
+) -> UnboundedReceiver<ChatEvent> {
+    let (tx, out) = unbounded_channel();
+    tokio::spawn(async move {
+        let mut restorer = redactor.as_ref().map(Redactor::restorer);
+        let mut delivered = 0u64;
+        let mut next = Some(first);
+        loop {
+            let event = match next.take() {
+                Some(e) => e,
+                None => {
+                    let wait = async {
+                        match idle {
+                            Some(limit) => tokio::time::timeout(limit, rx.recv())
+                                .await
+                                .unwrap_or_else(|_| {
+                                    Some(ChatEvent::Failed(
+                                        Error::new(
+                                            ErrorCode::UpstreamError,
+                                            format!(
+                                                "The upstream '{}' went quiet for {:.0} s in the middle of the answer.",
+                                                lease.target().label,
+                                                limit.as_secs_f64()
+                                            ),
+                                        )
+                                        .with("reason", "timeout"),
+                                    ))
+                                }),
+                            None => rx.recv().await,
+                        }
+                    };
+                    tokio::select! {
+                        _ = tx.closed() => return,
+                        e = wait => e.unwrap_or_else(|| ChatEvent::Failed(Error::new(
+                            ErrorCode::UpstreamError,
+                            "The provider closed the answer before it finished.",
+                        ).with("reason", "closed"))),
+                    }
+                }
+            };
+            let (event, end) = match event {
+                ChatEvent::Delta(text) => {
+                    delivered += 1;
+                    let text = match restorer.as_mut() {
+                        Some(r) => r.push(&text),
+                        None => text,
+                    };
+                    if text.is_empty() {
+                        continue;
+                    }
+                    (ChatEvent::Delta(text), false)
+                }
+                ChatEvent::Done(mut out) => {
+                    if let Some(r) = restorer.as_mut() {
+                        let rest = r.finish();
+                        if !rest.is_empty() && tx.send(ChatEvent::Delta(rest)).is_err() {
+                            return;
+                        }
+                    }
+                    if let Some(r) = &redactor {
+                        pii::restore_message(r, &mut out.message);
+                    }
+                    (ChatEvent::Done(out), true)
+                }
+                ChatEvent::Failed(error) | ChatEvent::Broken { error, .. } => {
+                    lease.broke();
+                    (
+                        ChatEvent::Broken {
+                            error,
+                            delivered: TokenUsage {
+                                prompt_tokens: prompt_estimate,
+                                completion_tokens: delivered,
+                            },
+                        },
+                        true,
+                    )
+                }
+            };
+            if tx.send(event).is_err() || end {
+                return;
+            }
+        }
+    });
+    out
+}
