@@ -25,3 +25,5 @@ mod speech_voices;
 mod speech_whole;
 mod speech_ws;
 mod system;
+mod upstream_mock;
+mod upstream_mock_selftest;
