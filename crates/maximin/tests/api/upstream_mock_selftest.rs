@@ -495,7 +495,20 @@ async fn upstream_mock_dies_mid_stream() {
 
         // Not streamed: half a body, then the cut.
         let resp = post(&url, chat_body(USER, false)).await;
-        assert!(resp.json::<Value>().await.is_err());
+        let promised = resp.content_length().expect("content-length");
+        let mut stream = resp.bytes_stream();
+        let mut got = 0;
+        let mut broke = false;
+        while let Some(piece) = stream.next().await {
+            match piece {
+                Ok(b) => got += b.len() as u64,
+                Err(_) => broke = true,
+            }
+        }
+        assert!(
+            broke && got == promised / 2,
+            "{kind:?}: {got} of {promised}"
+        );
     }
 }
 
