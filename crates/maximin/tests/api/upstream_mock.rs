@@ -268,6 +268,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         .unwrap_or_default();
     let path = parts.uri.path().to_owned();
     let health = parts.method == Method::GET && path == "/health";
+    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     shared.received.lock().expect("mock state").push(Received {
         method: parts.method.to_string(),
         path: path.clone(),
@@ -282,7 +283,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
                 )
             })
             .collect(),
-        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        body: body.clone(),
         at: Instant::now(),
     });
 
@@ -336,7 +337,6 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         }
     }
 
-    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     let post = parts.method == Method::POST;
     let reply = match (kind, post, path.as_str()) {
         (MockKind::OpenAi, true, "/v1/chat/completions")
