@@ -258,6 +258,7 @@ pub async fn create_chat_completion(
         UsageReport {
             model: Some(spec.id.clone()),
             usage: Some(usage),
+            characters: 0,
         },
     ))
 }
@@ -318,6 +319,7 @@ fn stream_chat(
                 st.meter.report(UsageReport {
                     model: Some(st.model.clone()),
                     usage: Some(out.usage),
+                    characters: 0,
                 });
                 let mut frames = Vec::new();
                 if let Some(calls) = &out.message.tool_calls {
@@ -403,6 +405,7 @@ pub async fn create_embeddings(
         UsageReport {
             model: Some(spec.id.clone()),
             usage: Some(usage),
+            characters: 0,
         },
     ))
 }

@@ -116,6 +116,7 @@ pub async fn chat_completions(
         UsageReport {
             model: Some(spec.id.clone()),
             usage: Some(out.usage),
+            characters: 0,
         },
     ))
 }
@@ -179,6 +180,7 @@ fn stream(
                 st.meter.report(UsageReport {
                     model: Some(st.model.clone()),
                     usage: Some(out.usage),
+                    characters: 0,
                 });
                 if let Some(calls) = &out.message.tool_calls {
                     let calls = indexed_calls(calls);
@@ -291,6 +293,7 @@ pub async fn embeddings(
         UsageReport {
             model: Some(spec.id.clone()),
             usage: Some(usage),
+            characters: 0,
         },
     ))
 }
@@ -404,12 +407,7 @@ pub async fn audio_speech(
     let mut resp = (StatusCode::OK, audio).into_response();
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    resp.extensions_mut().insert(UsageReport {
-        model: Some(model),
-        usage: Some(TokenUsage {
-            prompt_tokens: chars,
-            completion_tokens: 0,
-        }),
-    });
+    resp.extensions_mut()
+        .insert(UsageReport::characters(model, chars));
     Ok(resp)
 }

@@ -20,7 +20,7 @@ use maximin_core::{Error, Platform};
 use maximin_types::speech::{
     BaseResp, T2aData, T2aExtraInfo, T2aRequest, T2aResponse, VoiceSetting,
 };
-use maximin_types::{Modality, TokenUsage};
+use maximin_types::Modality;
 use serde_json::json;
 
 use crate::ctx::{ApiJson, Ctx, StreamMeter, UsageReport};
@@ -953,13 +953,6 @@ fn audio_error(e: maximin_audio::AudioError) -> Error {
     }
 }
 
-pub(crate) fn usage(chars: u64) -> TokenUsage {
-    TokenUsage {
-        prompt_tokens: chars,
-        completion_tokens: 0,
-    }
-}
-
 fn native(ctx: &Ctx, body: T2aResponse, report: UsageReport) -> Response {
     let mut resp = axum::Json(body).into_response();
     if let Ok(v) = axum::http::HeaderValue::from_str(&ctx.request_id) {
@@ -1033,11 +1026,7 @@ pub async fn t2a_v2(
         trace_id: ctx.request_id.clone(),
         base_resp: BaseResp::success(),
     };
-    let report = UsageReport {
-        model: Some(model),
-        usage: Some(usage(chars)),
-    };
-    Ok(native(&ctx, body, report))
+    Ok(native(&ctx, body, UsageReport::characters(model, chars)))
 }
 
 /// A whole request's audio, for surfaces that return bytes (OpenAI's
@@ -1213,10 +1202,8 @@ fn stream(
                     false => None,
                 };
                 st.all.extend(&tail);
-                st.meter.report(UsageReport {
-                    model: Some(st.model.clone()),
-                    usage: Some(usage(chars)),
-                });
+                st.meter
+                    .report(UsageReport::characters(st.model.clone(), chars));
                 // The encoder's tail (the last MP3 frames, FLAC's end) is part
                 // of the stream: send it as its own chunk before the summary.
                 let mut frames = Vec::new();

@@ -28,7 +28,7 @@ use crate::ctx::{ApiQuery, Ctx, Param, QueryParams, UsageReport};
 use crate::error::ApiError;
 use crate::routes::files::opt_id_from_json;
 use crate::routes::speech::{
-    check_text_within, own_voices, plan_voice, usage, voice_ids, Subtitle, Synth,
+    check_text_within, own_voices, plan_voice, voice_ids, Subtitle, Synth,
 };
 use crate::AppState;
 
@@ -261,10 +261,8 @@ pub async fn t2a_async_v2(
         "base_resp": {"status_code": 0, "status_msg": "success"},
     });
     let mut resp = axum::Json(body).into_response();
-    resp.extensions_mut().insert(UsageReport {
-        model: Some(model),
-        usage: Some(usage(usage_characters)),
-    });
+    resp.extensions_mut()
+        .insert(UsageReport::characters(model, usage_characters));
     Ok(resp)
 }
 

@@ -26,14 +26,14 @@ use axum::response::Response;
 use axum::Extension;
 use maximin_core::Error;
 use maximin_types::speech::{BaseResp, T2aRequest};
-use maximin_types::{ErrorCode, TokenUsage};
+use maximin_types::ErrorCode;
 use serde_json::{json, Value};
 
 use crate::ctx::{Ctx, StreamMeter, UsageReport};
 use crate::error::native_base_resp;
 use crate::pipeline::Units;
 use crate::routes::speech::{
-    check_text, mark_used, own_voices, plan_voice, usage, voice_ids, OwnVoices, Plan, Synth,
+    check_text, mark_used, own_voices, plan_voice, voice_ids, OwnVoices, Plan, Synth,
     MAX_T2A_CHARS,
 };
 use crate::AppState;
@@ -253,7 +253,7 @@ impl Session {
         // characters were metered with each task_continue.
         self.meter.report(UsageReport {
             model: self.model.clone(),
-            usage: None,
+            ..UsageReport::default()
         });
     }
 
@@ -318,13 +318,19 @@ impl Session {
                     .unwrap_or("")
                     .to_owned();
                 let (next, outcome) = self.speak(plan, text).await;
+                let chars = *outcome.as_ref().unwrap_or(&0);
+                let report = UsageReport {
+                    model: self.model.clone(),
+                    usage: None,
+                    characters: chars,
+                };
                 self.units.finish(
                     &self.app,
                     &self.ctx.caller,
                     UNIT,
                     started,
-                    self.model.clone(),
-                    outcome.as_ref().copied(),
+                    report,
+                    outcome.as_ref().map(|_| ()),
                 );
                 next
             }
@@ -378,12 +384,8 @@ impl Session {
 
     /// Synthesises one `task_continue`'s text, sending each sentence as soon
     /// as it is encoded. Also says how the unit ended, for metering: its
-    /// characters, or the error.
-    async fn speak(
-        &mut self,
-        plan: Plan,
-        text: String,
-    ) -> (Next, Result<Option<TokenUsage>, Error>) {
+    /// characters (0 when the client left before the end), or the error.
+    async fn speak(&mut self, plan: Plan, text: String) -> (Next, Result<u64, Error>) {
         if text.trim().is_empty() {
             return self
                 .skip(EMPTY_TEXT, "The text is empty: nothing was synthesised.")
@@ -405,7 +407,7 @@ impl Session {
                 Ok(b) => {
                     let chunk = self.continued(Some(&b), None, false);
                     if let Next::Gone = self.send_or_close(chunk).await {
-                        return (Next::Gone, Ok(None));
+                        return (Next::Gone, Ok(0));
                     }
                 }
                 Err(e) => return (self.failed_with(&e).await, Err(e)),
@@ -417,7 +419,7 @@ impl Session {
                 let info = serde_json::to_value(info).unwrap_or(Value::Null);
                 let last =
                     self.continued((!tail.is_empty()).then_some(&tail[..]), Some(info), true);
-                (self.send_or_close(last).await, Ok(Some(usage(chars))))
+                (self.send_or_close(last).await, Ok(chars))
             }
             Err(e) => (self.failed_with(&e).await, Err(e)),
         }
@@ -425,7 +427,7 @@ impl Session {
 
     /// A `task_continue` that was skipped: a final `task_continued` with no
     /// audio and the reason; the task goes on.
-    async fn skip(&mut self, code: i64, msg: &str) -> (Next, Result<Option<TokenUsage>, Error>) {
+    async fn skip(&mut self, code: i64, msg: &str) -> (Next, Result<u64, Error>) {
         let mut ev = self.event(
             "task_continued",
             json!({"status_code": code, "status_msg": msg}),

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 
 use crate::ctx::{ApiJson, Ctx, UsageReport};
 use crate::error::{ApiError, NATIVE_CODE};
-use crate::routes::speech::{is_system_voice, preview, usage, OwnVoices, ESPEAK_PREFIX};
+use crate::routes::speech::{is_system_voice, preview, OwnVoices, ESPEAK_PREFIX};
 use crate::AppState;
 
 /// Ids of MiniMax's documented voice list that resolve by their language
@@ -160,10 +160,8 @@ fn success(mut body: Value) -> Value {
 
 fn with_report(body: Value, model: String, chars: u64) -> Response {
     let mut resp = axum::Json(body).into_response();
-    resp.extensions_mut().insert(UsageReport {
-        model: Some(model),
-        usage: Some(usage(chars)),
-    });
+    resp.extensions_mut()
+        .insert(UsageReport::characters(model, chars));
     resp
 }
 
