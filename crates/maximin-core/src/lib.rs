@@ -14,6 +14,7 @@ pub mod error;
 pub mod files;
 pub mod idempotency;
 pub mod meter;
+pub mod providers;
 pub mod ratelimit;
 pub mod readiness;
 pub mod secrets;

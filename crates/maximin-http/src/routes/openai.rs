@@ -402,12 +402,11 @@ pub async fn audio_speech(
         )
         .into());
     }
-    let (audio, chars, model) =
-        crate::routes::speech::synthesize_request(p, &ctx.caller, &t2a).await?;
-    let mut resp = (StatusCode::OK, audio).into_response();
+    let spoken = maximin_speech::speak_whole(p, &ctx.caller, &t2a).await?;
+    let mut resp = (StatusCode::OK, spoken.whole.audio).into_response();
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp.extensions_mut()
-        .insert(UsageReport::characters(model, chars));
+        .insert(UsageReport::characters(spoken.model, spoken.whole.chars));
     Ok(resp)
 }

@@ -25,6 +25,7 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::Extension;
 use maximin_core::Error;
+use maximin_speech::{check_text, Plan, Synth, MAX_T2A_CHARS};
 use maximin_types::speech::{BaseResp, T2aRequest};
 use maximin_types::ErrorCode;
 use serde_json::{json, Value};
@@ -32,10 +33,6 @@ use serde_json::{json, Value};
 use crate::ctx::{Ctx, StreamMeter, UsageReport};
 use crate::error::native_base_resp;
 use crate::pipeline::Units;
-use crate::routes::speech::{
-    check_text, mark_used, own_voices, plan_voice, voice_ids, OwnVoices, Plan, Synth,
-    MAX_T2A_CHARS,
-};
 use crate::AppState;
 
 /// A connection with no message from the client for this long is closed
@@ -81,7 +78,6 @@ pub async fn t2a_ws(
                 meter: session_meter,
                 session_id: maximin_core::secrets::new_id("session"),
                 model: None,
-                own: OwnVoices::new(),
             }
             .run()
             .await;
@@ -99,8 +95,6 @@ struct Session {
     meter: std::sync::Arc<StreamMeter>,
     session_id: String,
     model: Option<String>,
-    /// The caller's own voices the task uses.
-    own: OwnVoices,
 }
 
 /// The `base_resp` of success.
@@ -371,14 +365,8 @@ impl Session {
                 format!("task_start is not valid: {e}"),
             )
         })?;
-        let p = &self.app.platform;
-        self.own = own_voices(p, &self.ctx.caller.account.id, voice_ids(&req))
-            .await
-            .map_err(|e| e.0)?;
-        let (plan, model) = plan_voice(p, &self.ctx.caller, &self.own, &req, None)
-            .await
-            .map_err(|e| e.0)?;
-        self.model = Some(model);
+        let plan = maximin_speech::plan(&self.app.platform, &self.ctx.caller, &req, None).await?;
+        self.model = Some(plan.model().to_owned());
         Ok(plan)
     }
 
@@ -398,8 +386,9 @@ impl Session {
         }
         let ratio = match check_text(&text) {
             Ok(r) => r,
-            Err(e) => return (self.failed_with(&e.0).await, Err(e.0)),
+            Err(e) => return (self.failed_with(&e).await, Err(e)),
         };
+        let used = plan.used_voices();
         let mut synth = Synth::new(plan.with_text(text, ratio));
         while let Some(bytes) = synth.next().await {
             match bytes {
@@ -415,7 +404,7 @@ impl Session {
         }
         match synth.finish() {
             Ok((tail, info, chars)) => {
-                mark_used(&self.app.platform, &self.ctx.caller.account.id, &self.own).await;
+                used.mark(&self.app.platform).await;
                 let info = serde_json::to_value(info).unwrap_or(Value::Null);
                 let last =
                     self.continued((!tail.is_empty()).then_some(&tail[..]), Some(info), true);
