@@ -24,6 +24,10 @@ pub mod subtitles;
 pub mod synth;
 mod tar;
 pub mod task;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+#[cfg(test)]
+mod upstream_tests;
 pub mod voice;
 pub mod voices;
 
