@@ -11,6 +11,7 @@ use maximin_types::inference::{ChatCompletionRequest, ChatMessage};
 use maximin_types::TokenUsage;
 
 use crate::catalog::ModelSpec;
+use crate::providers::speech::SpeechProvider;
 use crate::Result;
 
 /// The output of one chat completion.
@@ -119,9 +120,11 @@ pub struct SpeechAudio {
     pub sample_rate: u32,
 }
 
-/// A speech engine: text (a sentence or a few) to mono samples with one of
-/// its voices. Callers split long text and call once per piece, which is what
-/// streams audio out sentence by sentence.
+/// A local speech engine: text (a sentence or a few) to mono samples with
+/// one of its voices. Callers split long text and call once per piece, which
+/// is what streams audio out sentence by sentence. The speech service
+/// reaches it through a [`SpeechProvider`] that wraps it
+/// (`maximin_speech::LocalSpeech`).
 #[async_trait]
 pub trait SpeechEngine: Send + Sync + 'static {
     fn voices(&self) -> Vec<EngineVoice>;
@@ -172,18 +175,20 @@ pub trait SpeechEngine: Send + Sync + 'static {
 }
 
 /// Engines built into this binary, by the name catalog entries use.
+/// Speech is reached through providers ([`SpeechProvider`]): a local engine
+/// wrapped, under its name, or an upstream, under `upstream:NAME`.
 #[derive(Default, Clone)]
 pub struct Engines {
     pub chat: HashMap<String, Arc<dyn ChatProvider>>,
     pub embed: HashMap<String, Arc<dyn EmbedProvider>>,
-    pub speech: HashMap<String, Arc<dyn SpeechEngine>>,
+    pub speech: HashMap<String, Arc<dyn SpeechProvider>>,
 }
 
 impl Engines {
     /// Lets every engine see models installed since it was built.
     pub fn refresh(&self) {
-        for engine in self.speech.values() {
-            engine.refresh();
+        for provider in self.speech.values() {
+            provider.refresh();
         }
     }
 

@@ -17,6 +17,10 @@ pub struct Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A detail key an error may carry to pick a more specific MiniMax-native
+/// `base_resp.status_code` than its code's (e.g. 1042 for illegal characters).
+pub const NATIVE_CODE: &str = "native_status_code";
+
 impl Error {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Error {

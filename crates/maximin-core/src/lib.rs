@@ -16,6 +16,7 @@ pub mod idempotency;
 pub mod inference;
 pub mod meter;
 pub mod pii;
+pub mod providers;
 pub mod ratelimit;
 pub mod readiness;
 pub mod routing;
@@ -552,6 +553,7 @@ impl Platform {
             total.errors += u.errors;
             total.prompt_tokens += u.prompt_tokens;
             total.completion_tokens += u.completion_tokens;
+            total.characters += u.characters;
         }
         Ok(AccountUsage {
             since: iso8601(since),
@@ -642,6 +644,7 @@ fn activity_entry(e: UsageEvent) -> ActivityEntry {
         model: e.model,
         prompt_tokens: e.prompt_tokens,
         completion_tokens: e.completion_tokens,
+        characters: e.characters,
         latency_ms: e.latency_us as f64 / 1000.0,
         error_code: e.error_code,
         client_ip: e.client_ip,

@@ -68,6 +68,8 @@ pub struct UsageEvent {
     pub model: Option<String>,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+    /// Characters billed by a speech request (text requests count tokens).
+    pub characters: u64,
     pub latency_us: u64,
     pub error_code: Option<String>,
     pub client_ip: Option<String>,

@@ -33,11 +33,32 @@ pub fn mark_deployment(resp: &mut Response, deployment: &str) {
     }
 }
 
-/// Model and token counts a handler reports for metering and `meta`.
+/// The model a handler used and what it counts, for metering and `meta`:
+/// tokens for text models, characters for speech.
 #[derive(Debug, Clone, Default)]
 pub struct UsageReport {
     pub model: Option<String>,
     pub usage: Option<TokenUsage>,
+    /// Characters billed by a speech model (0 for text).
+    pub characters: u64,
+}
+
+impl UsageReport {
+    /// What a speech request reports: the characters `model` billed.
+    pub fn characters(model: String, characters: u64) -> Self {
+        UsageReport {
+            model: Some(model),
+            usage: None,
+            characters,
+        }
+    }
+
+    /// Sets the event's counts to this report's.
+    pub(crate) fn count_into(&self, event: &mut maximin_core::store::UsageEvent) {
+        event.prompt_tokens = self.usage.map_or(0, |u| u.prompt_tokens);
+        event.completion_tokens = self.usage.map_or(0, |u| u.completion_tokens);
+        event.characters = self.characters;
+    }
 }
 
 /// The per-request context handed to handlers.
@@ -488,9 +509,8 @@ impl Drop for StreamMeter {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone();
-            if let Some(u) = report.usage {
-                event.prompt_tokens = u.prompt_tokens;
-                event.completion_tokens = u.completion_tokens;
+            if report.usage.is_some() || report.characters > 0 {
+                report.count_into(&mut event);
             }
             event.model = report.model.or(event.model);
             if let Some(started) = self.started.get() {

@@ -80,9 +80,7 @@ const NATIVE_PATHS: &[&str] = &[
     "/ws/v1/",
 ];
 
-/// A detail key an error may carry to pick a more specific native
-/// `status_code` than its code's (e.g. 1042 for illegal characters).
-pub const NATIVE_CODE: &str = "native_status_code";
+pub use maximin_core::error::NATIVE_CODE;
 
 impl Surface {
     pub fn of_path(path: &str) -> Surface {

@@ -16,8 +16,6 @@ pub mod openapi;
 pub mod pipeline;
 pub mod routes;
 
-pub use routes::speech_async::task_handlers;
-
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -17,7 +17,6 @@ use maximin_core::idempotency::{Begin, StoredResponse};
 use maximin_core::ratelimit::Decision;
 use maximin_core::store::UsageEvent;
 use maximin_core::{Caller, EndpointSpec, Error};
-use maximin_types::TokenUsage;
 
 use crate::ctx::{read_body, RequestId, StreamMeter, UsageReport, MAX_JSON_BODY};
 use crate::error::{ApiError, PendingError};
@@ -125,26 +124,26 @@ impl Units {
             platform.recheck(caller, &self.spec).await
         };
         if let Err(e) = &result {
-            self.finish(app, caller, unit, started, None, Err(e));
+            self.finish(app, caller, unit, started, UsageReport::default(), Err(e));
         }
         result
     }
 
-    /// Meters and logs one unit of work that ran: status 200 with its usage,
-    /// or its error's status and code.
+    /// Meters and logs one unit of work that ran: status 200 with what
+    /// `report` counts, or its error's status and code (and no counts).
     pub fn finish(
         &self,
         app: &AppState,
         caller: &Caller,
         unit: &str,
         started: Instant,
-        model: Option<String>,
-        outcome: Result<Option<TokenUsage>, &Error>,
+        report: UsageReport,
+        outcome: Result<(), &Error>,
     ) {
         let elapsed = started.elapsed();
-        let (status, usage, code) = match outcome {
-            Ok(usage) => (200, usage, None),
-            Err(e) => (e.code.http_status(), None, Some(e.code)),
+        let (status, code) = match outcome {
+            Ok(()) => (200, None),
+            Err(e) => (e.code.http_status(), Some(e.code)),
         };
         app.metrics
             .observe(&self.meta.endpoint, unit, status, elapsed);
@@ -157,7 +156,7 @@ impl Units {
             code = code.map(|c| c.as_str()).unwrap_or(""),
             "unit"
         );
-        app.platform.record(UsageEvent {
+        let mut event = UsageEvent {
             at: app.platform.clock.now(),
             account_id: caller.account.id.clone(),
             key_id: caller.key.id.clone(),
@@ -165,13 +164,18 @@ impl Units {
             method: unit.to_owned(),
             endpoint: self.meta.endpoint.clone(),
             status,
-            model,
-            prompt_tokens: usage.map_or(0, |u| u.prompt_tokens),
-            completion_tokens: usage.map_or(0, |u| u.completion_tokens),
+            model: report.model.clone(),
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            characters: 0,
             latency_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
             error_code: code.map(|c| c.as_str().to_owned()),
             client_ip: self.meta.client_ip.clone(),
-        });
+        };
+        if code.is_none() {
+            report.count_into(&mut event);
+        }
+        app.platform.record(event);
     }
 }
 
@@ -349,8 +353,7 @@ fn meter(rc: &RouteCtx, caller: &Caller, meta: &RequestMeta, resp: &Response, st
         .cloned()
         .unwrap_or_default();
     let replayed = resp.extensions().get::<Replayed>().is_some();
-    let usage = if replayed { None } else { report.usage };
-    let event = UsageEvent {
+    let mut event = UsageEvent {
         at: rc.app.platform.clock.now(),
         account_id: caller.account.id.clone(),
         key_id: caller.key.id.clone(),
@@ -358,9 +361,10 @@ fn meter(rc: &RouteCtx, caller: &Caller, meta: &RequestMeta, resp: &Response, st
         method: meta.method.clone(),
         endpoint: meta.endpoint.clone(),
         status: resp.status().as_u16(),
-        model: report.model,
-        prompt_tokens: usage.map_or(0, |u| u.prompt_tokens),
-        completion_tokens: usage.map_or(0, |u| u.completion_tokens),
+        model: report.model.clone(),
+        prompt_tokens: 0,
+        completion_tokens: 0,
+        characters: 0,
         latency_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
         error_code: resp
             .extensions()
@@ -368,6 +372,10 @@ fn meter(rc: &RouteCtx, caller: &Caller, meta: &RequestMeta, resp: &Response, st
             .map(|p| p.0.code.as_str().to_owned()),
         client_ip: meta.client_ip.clone(),
     };
+    // A replay did no work: the first response was metered.
+    if !replayed {
+        report.count_into(&mut event);
+    }
     match resp.extensions().get::<Arc<StreamMeter>>() {
         // A stream: recorded with its token counts once it ends.
         Some(stream) => stream.arm(event, rc.app.platform.clone()),

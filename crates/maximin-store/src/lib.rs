@@ -7,6 +7,8 @@
 
 mod blobs;
 mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use blobs::{add_master_key, ensure_private_dir, load_master_keys, DiskBlobs};
 pub use sqlite::SqliteStore;

@@ -34,6 +34,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "routing",
         include_str!("../migrations/sqlite/0003_routing.sql"),
     ),
+    (
+        4,
+        "usage_characters",
+        include_str!("../migrations/sqlite/0004_usage_characters.sql"),
+    ),
 ];
 
 #[derive(Clone)]
@@ -272,12 +277,7 @@ fn key_from(row: &SqliteRow) -> Result<ApiKey> {
         created_at: from_ms(row.get("created_at")),
         revoked_at: row.get::<Option<i64>, _>("revoked_at").map(from_ms),
         last_used_at: row.get::<Option<i64>, _>("last_used_at").map(from_ms),
-        usage: UsageFigures {
-            requests: u(row.get("requests")),
-            errors: u(row.get("errors")),
-            prompt_tokens: u(row.get("prompt_tokens")),
-            completion_tokens: u(row.get("completion_tokens")),
-        },
+        usage: figures_from(row),
     })
 }
 
@@ -293,6 +293,7 @@ fn event_from(row: &SqliteRow) -> UsageEvent {
         model: row.get("model"),
         prompt_tokens: u(row.get("prompt_tokens")),
         completion_tokens: u(row.get("completion_tokens")),
+        characters: u(row.get("characters")),
         latency_us: u(row.get("latency_us")),
         error_code: row.get("error_code"),
         client_ip: row.get("client_ip"),
@@ -305,10 +306,11 @@ fn figures_from(row: &SqliteRow) -> UsageFigures {
         errors: u(row.get("errors")),
         prompt_tokens: u(row.get("prompt_tokens")),
         completion_tokens: u(row.get("completion_tokens")),
+        characters: u(row.get("characters")),
     }
 }
 
-const KEY_COLUMNS: &str = "id, account_id, name, prefix, hash, test, scopes, models, created_at, revoked_at, last_used_at, requests, errors, prompt_tokens, completion_tokens, routing";
+const KEY_COLUMNS: &str = "id, account_id, name, prefix, hash, test, scopes, models, created_at, revoked_at, last_used_at, requests, errors, prompt_tokens, completion_tokens, characters, routing";
 
 const FILE_COLUMNS: &str =
     "id, account_id, purpose, filename, kind, bytes, key_id, wrapped_key, created_at, expires_at";
@@ -498,8 +500,9 @@ impl Store for SqliteStore {
     async fn key_by_hash(&self, hash: &str) -> Result<Option<(ApiKey, Account)>> {
         let row = sqlx::query(
             "SELECT k.id, k.account_id, k.name, k.prefix, k.hash, k.test, k.scopes, k.models, k.created_at, \
-             k.revoked_at, k.last_used_at, k.requests, k.errors, k.prompt_tokens, k.completion_tokens, k.routing, \
-             a.email, a.plan, a.rpm, a.burst, a.routing AS account_routing, a.created_at AS account_created_at \
+             k.revoked_at, k.last_used_at, k.requests, k.errors, k.prompt_tokens, k.completion_tokens, \
+             k.characters, k.routing, a.email, a.plan, a.rpm, a.burst, a.routing AS account_routing, \
+             a.created_at AS account_created_at \
              FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.hash = ?",
         )
         .bind(hash)
@@ -573,8 +576,8 @@ impl Store for SqliteStore {
         for e in events {
             sqlx::query(
                 "INSERT INTO usage_events (at, account_id, key_id, request_id, method, endpoint, status, model, \
-                 prompt_tokens, completion_tokens, latency_us, error_code, client_ip) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 prompt_tokens, completion_tokens, characters, latency_us, error_code, client_ip) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(ms(e.at))
             .bind(&e.account_id)
@@ -586,6 +589,7 @@ impl Store for SqliteStore {
             .bind(&e.model)
             .bind(i(e.prompt_tokens))
             .bind(i(e.completion_tokens))
+            .bind(i(e.characters))
             .bind(i(e.latency_us))
             .bind(&e.error_code)
             .bind(&e.client_ip)
@@ -597,12 +601,14 @@ impl Store for SqliteStore {
             f.errors += u64::from(e.status >= 400);
             f.prompt_tokens += e.prompt_tokens;
             f.completion_tokens += e.completion_tokens;
+            f.characters += e.characters;
             *last = (*last).max(ms(e.at));
         }
         for (key_id, (f, last)) in per_key {
             sqlx::query(
                 "UPDATE api_keys SET requests = requests + ?, errors = errors + ?, \
                  prompt_tokens = prompt_tokens + ?, completion_tokens = completion_tokens + ?, \
+                 characters = characters + ?, \
                  last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < ? THEN ? ELSE last_used_at END \
                  WHERE id = ?",
             )
@@ -610,6 +616,7 @@ impl Store for SqliteStore {
             .bind(i(f.errors))
             .bind(i(f.prompt_tokens))
             .bind(i(f.completion_tokens))
+            .bind(i(f.characters))
             .bind(last)
             .bind(last)
             .bind(key_id)
@@ -623,7 +630,7 @@ impl Store for SqliteStore {
     async fn activity(&self, key_id: &str, limit: u32) -> Result<Vec<UsageEvent>> {
         Ok(sqlx::query(
             "SELECT at, account_id, key_id, request_id, method, endpoint, status, model, prompt_tokens, \
-             completion_tokens, latency_us, error_code, client_ip FROM usage_events \
+             completion_tokens, characters, latency_us, error_code, client_ip FROM usage_events \
              WHERE key_id = ? ORDER BY at DESC, id DESC LIMIT ?",
         )
         .bind(key_id)
@@ -643,7 +650,8 @@ impl Store for SqliteStore {
         until: OffsetDateTime,
     ) -> Result<UsageSummary> {
         const SUMS: &str = "COUNT(*) AS requests, SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END) AS errors, \
-             COALESCE(SUM(prompt_tokens), 0) AS prompt_tokens, COALESCE(SUM(completion_tokens), 0) AS completion_tokens";
+             COALESCE(SUM(prompt_tokens), 0) AS prompt_tokens, COALESCE(SUM(completion_tokens), 0) AS completion_tokens, \
+             COALESCE(SUM(characters), 0) AS characters";
         let by_key = sqlx::query(&format!(
             "SELECT key_id AS name, {SUMS} FROM usage_events WHERE account_id = ? AND at >= ? AND at <= ? \
              GROUP BY key_id ORDER BY key_id"
@@ -1167,25 +1175,37 @@ mod tests {
             model: Some("m".into()),
             prompt_tokens: tokens,
             completion_tokens: 1,
+            characters: 0,
             latency_us: 10,
             error_code: None,
             client_ip: Some("127.0.0.1".into()),
         };
-        s.record_usage(&[ev(200, 5), ev(429, 0)])
+        let speech = UsageEvent {
+            endpoint: "/v1/t2a_v2".into(),
+            model: Some("speech".into()),
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            characters: 12,
+            ..ev(200, 0)
+        };
+        s.record_usage(&[ev(200, 5), ev(429, 0), speech])
             .await
             .expect("usage");
         let k = s.key("k2").await.expect("get").expect("some");
         assert_eq!(
             k.usage,
             UsageFigures {
-                requests: 2,
+                requests: 3,
                 errors: 1,
                 prompt_tokens: 5,
-                completion_tokens: 2
+                completion_tokens: 2,
+                characters: 12,
             }
         );
         assert!(k.last_used_at.is_some());
-        assert_eq!(s.activity("k2", 10).await.expect("activity").len(), 2);
+        let log = s.activity("k2", 10).await.expect("activity");
+        assert_eq!(log.len(), 3);
+        assert_eq!(log.iter().map(|e| e.characters).sum::<u64>(), 12);
         let sum = s
             .usage_summary(
                 "a1",
@@ -1195,6 +1215,14 @@ mod tests {
             .await
             .expect("summary");
         assert_eq!(sum.by_model[0].1.requests, 2);
+        assert_eq!(sum.by_model[1].0, "speech");
+        assert_eq!(
+            (
+                sum.by_model[1].1.prompt_tokens,
+                sum.by_model[1].1.characters
+            ),
+            (0, 12)
+        );
 
         let exp = now + time::Duration::hours(24);
         assert_eq!(
@@ -1231,6 +1259,63 @@ mod tests {
                 .expect("sweep")
                 >= 1
         );
+    }
+
+    #[tokio::test]
+    async fn speech_usage_recorded_as_tokens_moves_to_characters() {
+        // A database as the version before characters left it: a speech
+        // request's characters in prompt_tokens, beside a chat request.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        let opts = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true);
+        let pool = SqlitePool::connect_with(opts).await.expect("pool");
+        sqlx::raw_sql(
+            "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+        )
+        .execute(&pool)
+        .await
+        .expect("table");
+        for (version, name, sql) in &MIGRATIONS[..2] {
+            sqlx::raw_sql(sql).execute(&pool).await.expect("migration");
+            sqlx::query("INSERT INTO schema_migrations VALUES (?, ?, 0)")
+                .bind(version)
+                .bind(name)
+                .execute(&pool)
+                .await
+                .expect("applied");
+        }
+        sqlx::raw_sql(
+            "INSERT INTO accounts VALUES ('a1', 'a@x.io', 'payg', NULL, NULL, 0);
+             INSERT INTO api_keys (id, account_id, name, prefix, hash, test, scopes, models, created_at,
+                 requests, errors, prompt_tokens, completion_tokens)
+                 VALUES ('k1', 'a1', 'k', 'p', 'h', 0, '[]', '[]', 0, 2, 0, 19, 3);
+             INSERT INTO usage_events (at, account_id, key_id, request_id, method, endpoint, status, model,
+                 prompt_tokens, completion_tokens, latency_us) VALUES
+                 (1, 'a1', 'k1', 'r1', 'POST', '/v1/t2a_v2', 200, 'speech-2.8-hd', 12, 0, 5),
+                 (2, 'a1', 'k1', 'r2', 'POST', '/v1/chat/completions', 200, 'gemma', 7, 3, 5);",
+        )
+        .execute(&pool)
+        .await
+        .expect("old rows");
+        pool.close().await;
+
+        let s = SqliteStore::open(&path).await.expect("migrated");
+        let k = s.key("k1").await.expect("get").expect("some");
+        assert_eq!(
+            (
+                k.usage.prompt_tokens,
+                k.usage.completion_tokens,
+                k.usage.characters
+            ),
+            (7, 3, 12)
+        );
+        let log = s.activity("k1", 10).await.expect("activity");
+        let speech = log.iter().find(|e| e.request_id == "r1").expect("r1");
+        assert_eq!((speech.prompt_tokens, speech.characters), (0, 12));
+        let chat = log.iter().find(|e| e.request_id == "r2").expect("r2");
+        assert_eq!((chat.prompt_tokens, chat.characters), (7, 0));
     }
 
     fn task(id: i64, at: OffsetDateTime) -> TaskRecord {

@@ -393,8 +393,14 @@ impl fmt::Display for PiiMode {
 pub struct UsageFigures {
     pub requests: u64,
     pub errors: u64,
+    /// Tokens read by text models (chat, embeddings).
     pub prompt_tokens: u64,
+    /// Tokens written by chat models.
     pub completion_tokens: u64,
+    /// Characters billed by speech models (MiniMax's rule: every character
+    /// but whitespace and control characters).
+    #[serde(default)]
+    pub characters: u64,
 }
 
 /// An API key as listed; the secret is never part of it.
@@ -443,6 +449,9 @@ pub struct ActivityEntry {
     pub model: Option<String>,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+    /// Characters billed (speech requests).
+    #[serde(default)]
+    pub characters: u64,
     pub latency_ms: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,

@@ -23,6 +23,7 @@ impl Modify for Errors {
                 ("GET", item.get.as_mut()),
                 ("POST", item.post.as_mut()),
                 ("DELETE", item.delete.as_mut()),
+                ("PATCH", item.patch.as_mut()),
             ];
             for (method, op) in ops {
                 if let Some(op) = op {
@@ -88,9 +89,12 @@ fn complete(path: &str, method: &str, op: &mut Operation) {
             statuses.push("400");
         }
         if writes {
+            statuses.push("413");
+        }
+        if method == "POST" || method == "DELETE" {
             // The request path reads the body of every POST and DELETE with
             // an Idempotency-Key, and stores the first response.
-            statuses.extend(["409", "413"]);
+            statuses.push("409");
             add_idempotency_key(op);
         }
     }

@@ -301,6 +301,7 @@ pub async fn messages(
     resp.extensions_mut().insert(UsageReport {
         model: Some(spec.id.clone()),
         usage: Some(out.usage),
+        characters: 0,
     });
     mark_deployment(&mut resp, &run.deployment);
     Ok(resp)
@@ -366,6 +367,7 @@ fn stream(events: ChatEvents, id: String, model: String) -> Response {
                 st.meter.report(UsageReport {
                     model: Some(st.model.clone()),
                     usage: Some(done.usage),
+                    characters: 0,
                 });
                 let mut index = 0;
                 if st.text_open {

@@ -63,6 +63,7 @@ pub(crate) fn broken_report(model: &str, delivered: TokenUsage) -> UsageReport {
     UsageReport {
         model: Some(model.to_owned()),
         usage: Some(delivered),
+        characters: 0,
     }
 }
 
@@ -109,6 +110,7 @@ pub async fn create_chat_completion(
         UsageReport {
             model: Some(spec.id.clone()),
             usage: Some(usage),
+            characters: 0,
         },
         Some(&run.deployment),
     ))
@@ -173,6 +175,7 @@ fn stream_chat(
                 st.meter.report(UsageReport {
                     model: Some(st.model.clone()),
                     usage: Some(out.usage),
+                    characters: 0,
                 });
                 let mut frames = Vec::new();
                 if let Some(calls) = &out.message.tool_calls {
@@ -270,6 +273,7 @@ pub async fn create_embeddings(
         UsageReport {
             model: Some(spec.id.clone()),
             usage: Some(usage),
+            characters: 0,
         },
         Some(&run.deployment),
     ))

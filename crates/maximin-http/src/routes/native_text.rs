@@ -109,6 +109,7 @@ pub async fn chatcompletion_v2(
     resp.extensions_mut().insert(UsageReport {
         model: Some(spec.id.clone()),
         usage: Some(out.usage),
+        characters: 0,
     });
     mark_deployment(&mut resp, &run.deployment);
     Ok(resp)
@@ -160,6 +161,7 @@ fn stream(events: ChatEvents, id: String, created: i64, model: String) -> Respon
                 st.meter.report(UsageReport {
                     model: Some(st.model.clone()),
                     usage: Some(done.usage),
+                    characters: 0,
                 });
                 let mut delta = json!({"role": "assistant", "content": ""});
                 if let Some(calls) = message_json(&done).get("tool_calls") {
@@ -230,6 +232,7 @@ pub(crate) async fn embeddings(app: AppState, ctx: Ctx, body: Value) -> Response
         resp.extensions_mut().insert(UsageReport {
             model: Some(spec.id.clone()),
             usage: Some(usage),
+            characters: 0,
         });
         mark_deployment(&mut resp, &run.deployment);
         Ok::<_, ApiError>(resp)

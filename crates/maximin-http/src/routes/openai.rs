@@ -119,6 +119,7 @@ pub async fn chat_completions(
         UsageReport {
             model: Some(spec.id.clone()),
             usage: Some(out.usage),
+            characters: 0,
         },
     );
     mark_deployment(&mut resp, &run.deployment);
@@ -184,6 +185,7 @@ fn stream(
                 st.meter.report(UsageReport {
                     model: Some(st.model.clone()),
                     usage: Some(out.usage),
+                    characters: 0,
                 });
                 if let Some(calls) = &out.message.tool_calls {
                     let calls = indexed_calls(calls);
@@ -303,6 +305,7 @@ pub async fn embeddings(
         UsageReport {
             model: Some(spec.id.clone()),
             usage: Some(usage),
+            characters: 0,
         },
     );
     mark_deployment(&mut resp, &run.deployment);
@@ -413,17 +416,11 @@ pub async fn audio_speech(
         )
         .into());
     }
-    let (audio, chars, model) =
-        crate::routes::speech::synthesize_request(p, &ctx.caller, &t2a).await?;
-    let mut resp = (StatusCode::OK, audio).into_response();
+    let spoken = maximin_speech::speak_whole(p, &ctx.caller, &t2a).await?;
+    let mut resp = (StatusCode::OK, spoken.whole.audio).into_response();
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    resp.extensions_mut().insert(UsageReport {
-        model: Some(model),
-        usage: Some(TokenUsage {
-            prompt_tokens: chars,
-            completion_tokens: 0,
-        }),
-    });
+    resp.extensions_mut()
+        .insert(UsageReport::characters(spoken.model, spoken.whole.chars));
     Ok(resp)
 }

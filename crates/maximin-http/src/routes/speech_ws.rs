@@ -25,17 +25,14 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::Extension;
 use maximin_core::Error;
+use maximin_speech::{check_text, Plan, Synth, MAX_T2A_CHARS};
 use maximin_types::speech::{BaseResp, T2aRequest};
-use maximin_types::{ErrorCode, TokenUsage};
+use maximin_types::ErrorCode;
 use serde_json::{json, Value};
 
 use crate::ctx::{Ctx, StreamMeter, UsageReport};
 use crate::error::native_base_resp;
 use crate::pipeline::Units;
-use crate::routes::speech::{
-    check_text, mark_used, own_voices, plan_voice, usage, voice_ids, OwnVoices, Plan, Synth,
-    MAX_T2A_CHARS,
-};
 use crate::AppState;
 
 /// A connection with no message from the client for this long is closed
@@ -81,7 +78,6 @@ pub async fn t2a_ws(
                 meter: session_meter,
                 session_id: maximin_core::secrets::new_id("session"),
                 model: None,
-                own: OwnVoices::new(),
             }
             .run()
             .await;
@@ -99,8 +95,6 @@ struct Session {
     meter: std::sync::Arc<StreamMeter>,
     session_id: String,
     model: Option<String>,
-    /// The caller's own voices the task uses.
-    own: OwnVoices,
 }
 
 /// The `base_resp` of success.
@@ -253,7 +247,7 @@ impl Session {
         // characters were metered with each task_continue.
         self.meter.report(UsageReport {
             model: self.model.clone(),
-            usage: None,
+            ..UsageReport::default()
         });
     }
 
@@ -318,13 +312,19 @@ impl Session {
                     .unwrap_or("")
                     .to_owned();
                 let (next, outcome) = self.speak(plan, text).await;
+                let chars = *outcome.as_ref().unwrap_or(&0);
+                let report = UsageReport {
+                    model: self.model.clone(),
+                    usage: None,
+                    characters: chars,
+                };
                 self.units.finish(
                     &self.app,
                     &self.ctx.caller,
                     UNIT,
                     started,
-                    self.model.clone(),
-                    outcome.as_ref().copied(),
+                    report,
+                    outcome.as_ref().map(|_| ()),
                 );
                 next
             }
@@ -365,25 +365,15 @@ impl Session {
                 format!("task_start is not valid: {e}"),
             )
         })?;
-        let p = &self.app.platform;
-        self.own = own_voices(p, &self.ctx.caller.account.id, voice_ids(&req))
-            .await
-            .map_err(|e| e.0)?;
-        let (plan, model) = plan_voice(p, &self.ctx.caller, &self.own, &req, None)
-            .await
-            .map_err(|e| e.0)?;
-        self.model = Some(model);
+        let plan = maximin_speech::plan(&self.app.platform, &self.ctx.caller, &req, None).await?;
+        self.model = Some(plan.model().to_owned());
         Ok(plan)
     }
 
     /// Synthesises one `task_continue`'s text, sending each sentence as soon
     /// as it is encoded. Also says how the unit ended, for metering: its
-    /// characters, or the error.
-    async fn speak(
-        &mut self,
-        plan: Plan,
-        text: String,
-    ) -> (Next, Result<Option<TokenUsage>, Error>) {
+    /// characters (0 when the client left before the end), or the error.
+    async fn speak(&mut self, plan: Plan, text: String) -> (Next, Result<u64, Error>) {
         if text.trim().is_empty() {
             return self
                 .skip(EMPTY_TEXT, "The text is empty: nothing was synthesised.")
@@ -396,8 +386,9 @@ impl Session {
         }
         let ratio = match check_text(&text) {
             Ok(r) => r,
-            Err(e) => return (self.failed_with(&e.0).await, Err(e.0)),
+            Err(e) => return (self.failed_with(&e).await, Err(e)),
         };
+        let used = plan.used_voices();
         let mut synth = Synth::new(plan.with_text(text, ratio));
         while let Some(bytes) = synth.next().await {
             match bytes {
@@ -405,7 +396,7 @@ impl Session {
                 Ok(b) => {
                     let chunk = self.continued(Some(&b), None, false);
                     if let Next::Gone = self.send_or_close(chunk).await {
-                        return (Next::Gone, Ok(None));
+                        return (Next::Gone, Ok(0));
                     }
                 }
                 Err(e) => return (self.failed_with(&e).await, Err(e)),
@@ -413,11 +404,11 @@ impl Session {
         }
         match synth.finish() {
             Ok((tail, info, chars)) => {
-                mark_used(&self.app.platform, &self.ctx.caller.account.id, &self.own).await;
+                used.mark(&self.app.platform).await;
                 let info = serde_json::to_value(info).unwrap_or(Value::Null);
                 let last =
                     self.continued((!tail.is_empty()).then_some(&tail[..]), Some(info), true);
-                (self.send_or_close(last).await, Ok(Some(usage(chars))))
+                (self.send_or_close(last).await, Ok(chars))
             }
             Err(e) => (self.failed_with(&e).await, Err(e)),
         }
@@ -425,7 +416,7 @@ impl Session {
 
     /// A `task_continue` that was skipped: a final `task_continued` with no
     /// audio and the reason; the task goes on.
-    async fn skip(&mut self, code: i64, msg: &str) -> (Next, Result<Option<TokenUsage>, Error>) {
+    async fn skip(&mut self, code: i64, msg: &str) -> (Next, Result<u64, Error>) {
         let mut ev = self.event(
             "task_continued",
             json!({"status_code": code, "status_msg": msg}),

@@ -1,100 +1,23 @@
-//! `POST /v1/get_voice`: the voices a caller can speak with (spec §5.4).
-//!
-//! System voices are every installed Piper voice, every espeak-ng language
-//! (`espeak_<language>`; append `+<variant>` for another timbre), and the
-//! MiniMax system voice ids this server resolves to a local voice of the same
-//! language and gender. Designed and cloned voices are the account's own.
+//! The voice routes: `POST /v1/get_voice` (spec §5.4: system voices and the
+//! account's own), `/v1/voice_design`, `/v1/voice_clone` and
+//! `/v1/delete_voice`. The voices and their previews are
+//! `maximin_speech::voices`'; these handlers check the wire fields and
+//! render.
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use maximin_audio::Pcm;
-use maximin_core::engines::{EngineVoice, Gender};
 use maximin_core::speech;
-use maximin_core::store::VoiceRecord;
-use maximin_core::voices::{self, VoiceProfile};
-use maximin_core::{Error, Platform};
+use maximin_core::voices;
+use maximin_core::Error;
+use maximin_speech::voices::{check_new_id, clone_profile, insert_voice, preview, system_voices};
+use maximin_speech::{Outputs, OwnVoices};
 use maximin_types::speech::{BaseResp, GetVoiceRequest, GetVoiceResponse, VoiceEntry};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::ctx::{ApiJson, Ctx, UsageReport};
 use crate::error::{ApiError, NATIVE_CODE};
-use crate::routes::speech::{is_system_voice, preview, usage, OwnVoices, ESPEAK_PREFIX};
 use crate::AppState;
-
-/// Ids of MiniMax's documented voice list that resolve by their language
-/// prefix; listed as examples of the form beside the ids known by name.
-const PREFIXED_EXAMPLES: &[&str] = &[
-    "English_expressive_narrator",
-    "Chinese (Mandarin)_Reliable_Executive",
-    "Japanese_Whisper_Belle",
-    "Cantonese_GentleLady",
-];
-
-const SYSTEM_TIME: &str = "1970-01-01";
-
-fn gender_word(g: Option<Gender>) -> &'static str {
-    match g {
-        Some(Gender::Female) => "female",
-        Some(Gender::Male) => "male",
-        None => "any",
-    }
-}
-
-fn system(id: String, name: String, description: String) -> VoiceEntry {
-    VoiceEntry {
-        voice_id: id,
-        voice_name: Some(name),
-        description: vec![description],
-        created_time: SYSTEM_TIME.to_owned(),
-    }
-}
-
-fn system_voices(app: &AppState) -> Vec<VoiceEntry> {
-    let engines = &app.platform.engines.speech;
-    let mut out = Vec::new();
-    if let Some(piper) = engines.get("piper") {
-        for v in piper.voices() {
-            let desc = format!(
-                "Neural voice (Piper), language {}, {} — spoken by the *-hd models.",
-                v.language,
-                gender_word(v.gender)
-            );
-            out.push(system(v.id.clone(), v.name.clone(), desc));
-        }
-    }
-    let espeak_voices: Vec<EngineVoice> = engines
-        .get("espeak-ng")
-        .map(|e| e.voices())
-        .unwrap_or_default();
-    for v in &espeak_voices {
-        let desc = format!(
-            "espeak-ng voice, language {}; append +f1…+f5, +m1…+m7 or another espeak-ng variant for another timbre.",
-            v.language
-        );
-        out.push(system(
-            format!("{ESPEAK_PREFIX}{}", v.id),
-            v.name.clone(),
-            desc,
-        ));
-    }
-    if !espeak_voices.is_empty() || engines.get("piper").is_some() {
-        let known = speech::minimax_voices().map(|(id, k)| (id, Some(k)));
-        let prefixed = PREFIXED_EXAMPLES
-            .iter()
-            .map(|&id| (id, speech::minimax_voice_kind(id)));
-        for (id, kind) in known.chain(prefixed) {
-            let Some(kind) = kind else { continue };
-            let desc = format!(
-                "MiniMax system voice id, spoken by a local {} voice of language {}.",
-                gender_word(Some(kind.gender)),
-                kind.language
-            );
-            out.push(system(id.to_owned(), id.replace('_', " "), desc));
-        }
-    }
-    out
-}
 
 #[utoipa::path(post, path = "/v1/get_voice", tag = "speech", security(("bearer" = [])),
     request_body = GetVoiceRequest,
@@ -141,7 +64,7 @@ pub async fn get_voice(
             .collect()
     };
     let body = GetVoiceResponse {
-        system_voice: system_wanted.then(|| system_voices(&app)),
+        system_voice: system_wanted.then(|| system_voices(&app.platform)),
         voice_cloning: cloning.then(|| of_kind(voices::CLONED)),
         voice_generation: generation.then(|| of_kind(voices::DESIGNED)),
         base_resp: BaseResp::success(),
@@ -160,56 +83,13 @@ fn success(mut body: Value) -> Value {
 
 fn with_report(body: Value, model: String, chars: u64) -> Response {
     let mut resp = axum::Json(body).into_response();
-    resp.extensions_mut().insert(UsageReport {
-        model: Some(model),
-        usage: Some(usage(chars)),
-    });
+    resp.extensions_mut()
+        .insert(UsageReport::characters(model, chars));
     resp
 }
 
 /// The model that speaks previews of designed voices.
 const PREVIEW_MODEL: &str = "speech-2.8-hd";
-
-/// A user-chosen id for a new voice: the id rules, and not a system voice.
-fn check_new_id(app: &AppState, id: &str) -> Result<(), ApiError> {
-    voices::check_voice_id(id)?;
-    if is_system_voice(&app.platform, id) {
-        return Err(
-            Error::invalid("voice_id", format!("'{id}' is a system voice id."))
-                .with(NATIVE_CODE, 2039)
-                .into(),
-        );
-    }
-    Ok(())
-}
-
-async fn insert_voice(
-    app: &AppState,
-    account: &str,
-    id: &str,
-    kind: &str,
-    profile: &VoiceProfile,
-) -> Result<(), ApiError> {
-    let p = &app.platform;
-    let rec = VoiceRecord {
-        account_id: account.to_owned(),
-        voice_id: id.to_owned(),
-        kind: kind.to_owned(),
-        profile: serde_json::to_string(profile).map_err(Error::internal)?,
-        created_at: p.clock.now(),
-        used_at: None,
-        deleted_at: None,
-    };
-    if !p.store.insert_voice(&rec).await? {
-        return Err(Error::invalid(
-            "voice_id",
-            format!("The voice id '{id}' is taken (a deleted id is never reused)."),
-        )
-        .with(NATIVE_CODE, 2039)
-        .into());
-    }
-    Ok(())
-}
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"prompt": "a calm, deep older male voice, slow", "preview_text": "Good evening."}))]
@@ -250,21 +130,20 @@ pub async fn voice_design(
     let profile = voices::design(&req.prompt)?;
     let id = match req.voice_id.as_deref().filter(|v| !v.is_empty()) {
         Some(id) => {
-            check_new_id(&app, id)?;
+            check_new_id(p, id)?;
             id.to_owned()
         }
         None => voices::designed_voice_id(p.clock.now()),
     };
     // The trial first: a voice whose preview fails is not kept.
     let own: OwnVoices = [(id.clone(), profile.clone())].into_iter().collect();
-    let (audio, _, chars, model) =
-        preview(p, &ctx.caller, &own, PREVIEW_MODEL, &req.preview_text, &id).await?;
-    insert_voice(&app, &account, &id, voices::DESIGNED, &profile).await?;
+    let trial = preview(p, &ctx.caller, &own, PREVIEW_MODEL, &req.preview_text, &id).await?;
+    insert_voice(p, &account, &id, voices::DESIGNED, &profile).await?;
     let body = success(json!({
         "voice_id": id,
-        "trial_audio": hex::encode(audio),
+        "trial_audio": hex::encode(trial.audio),
     }));
-    Ok(with_report(body, model, chars))
+    Ok(with_report(body, trial.model, trial.chars))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -306,40 +185,6 @@ pub struct VoiceCloneRequest {
     pub aigc_watermark: Option<bool>,
 }
 
-/// Largest clip read for cloning (spec: 20 MB).
-const MAX_CLIP_BYTES: u64 = 20 * 1024 * 1024;
-
-async fn clip(
-    p: &Platform,
-    account: &str,
-    id: i64,
-    purpose: &str,
-    field: &str,
-) -> Result<Pcm, ApiError> {
-    let f = p
-        .files
-        .get(account, id)
-        .await
-        .map_err(|e| e.with("field", field))?;
-    if f.purpose != purpose {
-        return Err(Error::invalid(
-            field,
-            format!(
-                "File {id} has purpose '{}'; upload the clip with purpose '{purpose}'.",
-                f.purpose
-            ),
-        )
-        .with(NATIVE_CODE, 20132)
-        .into());
-    }
-    let bytes = p.files.read_all(&f, MAX_CLIP_BYTES).await?;
-    maximin_audio::decode(&bytes).map_err(|e| {
-        Error::invalid(field, format!("The clip cannot be decoded: {e}"))
-            .with(NATIVE_CODE, 20132)
-            .into()
-    })
-}
-
 #[utoipa::path(post, path = "/v1/voice_clone", tag = "speech", security(("bearer" = [])),
     request_body = VoiceCloneRequest,
     responses((status = 200, description = "The voice is the account's own and expires after 168 hours unless used in synthesis", body = crate::openapi::VoiceCloneResponse),
@@ -352,7 +197,7 @@ pub async fn voice_clone(
 ) -> Result<Response, ApiError> {
     let p = &app.platform;
     let account = ctx.caller.account.id.clone();
-    check_new_id(&app, &req.voice_id)?;
+    check_new_id(p, &req.voice_id)?;
     if let Some(a) = req.accuracy {
         if !(0.0..=1.0).contains(&a) {
             return Err(Error::invalid("accuracy", "'accuracy' must be between 0 and 1.").into());
@@ -382,53 +227,8 @@ pub async fn voice_clone(
         })?,
         None => "en-us",
     };
-    let pcm = clip(p, &account, req.file_id, "voice_clone", "file_id").await?;
-    let secs = pcm.duration_secs();
-    if !(10.0..=300.0).contains(&secs) {
-        return Err(Error::invalid(
-            "file_id",
-            format!("The clip is {secs:.1} s long; cloning needs 10 seconds to 5 minutes."),
-        )
-        .with(NATIVE_CODE, 2037)
-        .into());
-    }
-    if let Some(cp) = &req.clone_prompt {
-        let prompt = clip(
-            p,
-            &account,
-            cp.prompt_audio,
-            "prompt_audio",
-            "clone_prompt.prompt_audio",
-        )
-        .await?;
-        if prompt.duration_secs() >= 8.0 {
-            return Err(Error::invalid(
-                "clone_prompt.prompt_audio",
-                "The prompt audio must be shorter than 8 seconds.",
-            )
-            .with(NATIVE_CODE, 2048)
-            .into());
-        }
-    }
-    let stats = tokio::task::spawn_blocking(move || maximin_audio::analysis::voice_stats(&pcm))
-        .await
-        .map_err(Error::internal)?;
-    let (Some(median), Some(p10), Some(p90)) =
-        (stats.f0_median_hz, stats.f0_p10_hz, stats.f0_p90_hz)
-    else {
-        return Err(Error::invalid("file_id", "No voice was found in the clip.")
-            .with(NATIVE_CODE, 20132)
-            .into());
-    };
-    let profile = voices::clone_profile(
-        voices::SpeakerStats {
-            f0_median_hz: median,
-            f0_p10_hz: p10,
-            f0_p90_hz: p90,
-            syllables_per_s: stats.syllable_rate_per_s,
-        },
-        language,
-    );
+    let prompt_audio = req.clone_prompt.as_ref().map(|c| c.prompt_audio);
+    let profile = clone_profile(p, &account, req.file_id, prompt_audio, language).await?;
     let mut body = json!({
         "input_sensitive": false,
         "input_sensitive_type": 0,
@@ -439,30 +239,14 @@ pub async fn voice_clone(
         let own: OwnVoices = [(req.voice_id.clone(), profile.clone())]
             .into_iter()
             .collect();
-        let (audio, info, chars, model) =
-            preview(p, &ctx.caller, &own, model, text, &req.voice_id).await?;
+        let demo = preview(p, &ctx.caller, &own, model, text, &req.voice_id).await?;
         let base = crate::routes::files::base_url(&app, &headers);
-        let expires = p.clock.now() + time::Duration::hours(24);
-        let rec = p
-            .files
-            .write_output(
-                &maximin_core::files::Output {
-                    account_id: &account,
-                    purpose: "t2a_output",
-                    filename: "demo.mp3",
-                    kind: "mp3",
-                    id: None,
-                    expires_at: Some(expires),
-                },
-                &audio,
-            )
-            .await?;
-        p.files.record(&rec).await?;
-        body["demo_audio"] = json!(p.files.link(&base, &rec, time::Duration::hours(24)));
-        body["extra_info"] = serde_json::to_value(info).map_err(Error::internal)?;
-        report = Some((model, chars));
+        let outputs = Outputs::new(p.clone(), base, account.clone());
+        body["demo_audio"] = json!(outputs.put("demo.mp3", "mp3", &demo.audio).await?);
+        body["extra_info"] = serde_json::to_value(demo.info).map_err(Error::internal)?;
+        report = Some((demo.model, demo.chars));
     }
-    insert_voice(&app, &account, &req.voice_id, voices::CLONED, &profile).await?;
+    insert_voice(p, &account, &req.voice_id, voices::CLONED, &profile).await?;
     let body = success(body);
     Ok(match report {
         Some((model, chars)) => with_report(body, model, chars),

@@ -284,7 +284,7 @@ pub(super) async fn keys(p: &Platform, cmd: KeysCmd, out: &Out) -> Result<(), Fa
                 list.iter()
                     .map(|k| {
                         format!(
-                            "{}  {}…  {:<20} {:<8} requests {} errors {} tokens {}/{}",
+                            "{}  {}…  {:<20} {:<8} requests {} errors {} tokens {}/{} characters {}",
                             k.id,
                             k.prefix,
                             k.name,
@@ -296,7 +296,8 @@ pub(super) async fn keys(p: &Platform, cmd: KeysCmd, out: &Out) -> Result<(), Fa
                             k.usage.requests,
                             k.usage.errors,
                             k.usage.prompt_tokens,
-                            k.usage.completion_tokens
+                            k.usage.completion_tokens,
+                            k.usage.characters
                         )
                     })
                     .collect::<Vec<_>>()

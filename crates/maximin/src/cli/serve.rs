@@ -7,6 +7,8 @@ use std::time::Duration;
 use maximin_core::engines::Engines;
 use maximin_core::Platform;
 use maximin_http::{AppState, Application};
+#[cfg(feature = "espeak")]
+use maximin_speech::LocalSpeech;
 
 use super::{first_start, open_platform, Failure};
 use crate::config::Config;
@@ -75,12 +77,12 @@ fn engines(
                 }
                 engines.speech.insert(
                     maximin_engine_piper::ENGINE_NAME.to_owned(),
-                    Arc::new(piper),
+                    Arc::new(LocalSpeech::new(Arc::new(piper))),
                 );
             }
             engines.speech.insert(
                 maximin_engine_espeak::ENGINE_NAME.to_owned(),
-                Arc::new(espeak),
+                Arc::new(LocalSpeech::new(Arc::new(espeak))),
             );
         }
         Err(e) => tracing::warn!(error = %e.message, "espeak-ng is unavailable; speech is off"),
@@ -168,7 +170,7 @@ pub(super) async fn serve(config: &Config) -> Result<(), Failure> {
     let workers = config.tasks.workers.unwrap_or(1);
     let runners = platform.tasks.start(
         platform.files.clone(),
-        maximin_http::task_handlers(platform.clone()),
+        maximin_speech::task_handlers(platform.clone()),
         workers,
         stop_tasks.clone(),
     );

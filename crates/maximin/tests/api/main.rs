@@ -26,6 +26,6 @@ mod speech_whole;
 mod speech_ws;
 mod system;
 mod upstream;
+mod upstream_faults;
 mod upstream_mock;
 mod upstream_mock_selftest;
-mod upstream_faults;

@@ -398,7 +398,8 @@ async fn speech_is_metered_in_characters() {
         .iter()
         .find(|m| m["model"] == "speech-2.8-turbo")
         .expect("speech usage, under the catalog id");
-    assert_eq!(speech["prompt_tokens"], 12, "characters billed: {speech}");
+    assert_eq!(speech["characters"], 12, "characters billed: {speech}");
+    assert_eq!(speech["prompt_tokens"], 0, "speech is no tokens: {speech}");
 }
 
 #[tokio::test]

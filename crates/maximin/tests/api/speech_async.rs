@@ -180,6 +180,10 @@ async fn a_task_speaks_text_and_files_audio_with_subtitles() {
     let usage = s.get("/v1/account/usage", &key).await;
     let by_model = usage.body["data"]["by_model"].to_string();
     assert!(by_model.contains("speech-2.8-hd"), "{by_model}");
+    assert_eq!(
+        usage.body["data"]["total"]["characters"], created["usage_characters"],
+        "{by_model}"
+    );
 }
 
 #[tokio::test]

@@ -197,7 +197,7 @@ async fn a_task_streams_audio_per_text_and_is_metered() {
             .into_iter()
             .flatten()
             .find(|m| m["model"] == "speech-2.8-hd")
-            .and_then(|m| m["prompt_tokens"].as_u64())
+            .and_then(|m| m["characters"].as_u64())
             .unwrap_or(0);
         if found == billed {
             break;
@@ -359,7 +359,8 @@ async fn a_revoked_keys_session_fails_at_its_next_message() {
     assert!(
         log.iter().any(|e| e["method"] == "WS"
             && e["status"] == 200
-            && e["prompt_tokens"] == billed("Still here.")),
+            && e["characters"] == billed("Still here.")
+            && e["prompt_tokens"] == 0),
         "{log:?}"
     );
 }

@@ -35,7 +35,9 @@ async fn rig() -> Rig {
         )
     };
     let model = |id: &str, modality: &str, body: &str| {
-        format!("[[models]]\nid = \"{id}\"\nmodality = \"{modality}\"\ncontext_window = 4096\n{body}\n")
+        format!(
+            "[[models]]\nid = \"{id}\"\nmodality = \"{modality}\"\ncontext_window = 4096\n{body}\n"
+        )
     };
     let config = [
         upstream("eu", "openai", &format!("{}/v1", eu.url), "eu-west"),
@@ -104,15 +106,28 @@ async fn both_sdks_reach_the_minimax_cloud_wire() {
         .find(|g| g.path == "/v1/text/chatcompletion_v2")
         .expect("native chat");
     assert_eq!(first.body["model"], "MiniMax-M2");
-    assert_eq!(first.header("authorization"), Some("Bearer mm-provider-key-123"));
+    assert_eq!(
+        first.header("authorization"),
+        Some("Bearer mm-provider-key-123")
+    );
     assert!(!r.gw.output().contains("mm-provider-key-123"));
 
-    let e = r
-        .gw
-        .post("/v1/embeddings", &key, json!({"model": "mm-embed", "input": ["one two", "three"]}))
+    let e =
+        r.gw.post(
+            "/v1/embeddings",
+            &key,
+            json!({"model": "mm-embed", "input": ["one two", "three"]}),
+        )
         .await;
-    assert_eq!(e.assert_ok(200)["embeddings"].as_array().map(Vec::len), Some(2));
-    let emb = r.mm.received().into_iter().rfind(|g| g.path == "/v1/embeddings").expect("embeddings");
+    assert_eq!(
+        e.assert_ok(200)["embeddings"].as_array().map(Vec::len),
+        Some(2)
+    );
+    let emb =
+        r.mm.received()
+            .into_iter()
+            .rfind(|g| g.path == "/v1/embeddings")
+            .expect("embeddings");
     assert_eq!(emb.body["texts"], json!(["one two", "three"]));
 }
 
@@ -121,44 +136,98 @@ async fn a_429_is_retried_after_its_retry_after_and_5xx_opens_then_closes_the_br
     let r = rig().await;
     let (_, key) = r.gw.admin("enterprise");
 
-    r.eu.behave(Behaviour::Fail { status: 429, retry_after: Some(1), times: 1 });
+    r.eu.behave(Behaviour::Fail {
+        status: 429,
+        retry_after: Some(1),
+        times: 1,
+    });
     let started = Instant::now();
-    let ok = r.gw.post("/v1/chat/completions", &key, chat("solo", "hi")).await;
-    assert_eq!(ok.assert_ok(200)["choices"][0]["message"]["content"], "echo: hi");
-    assert_eq!(ok.header("x-maximin-upstream"), Some("eu:s-eu"), "the same deployment, after waiting");
-    let tries: Vec<_> = r.eu.received().into_iter().filter(|g| g.path == "/v1/chat/completions").collect();
+    let ok =
+        r.gw.post("/v1/chat/completions", &key, chat("solo", "hi"))
+            .await;
+    assert_eq!(
+        ok.assert_ok(200)["choices"][0]["message"]["content"],
+        "echo: hi"
+    );
+    assert_eq!(
+        ok.header("x-maximin-upstream"),
+        Some("eu:s-eu"),
+        "the same deployment, after waiting"
+    );
+    let tries: Vec<_> =
+        r.eu.received()
+            .into_iter()
+            .filter(|g| g.path == "/v1/chat/completions")
+            .collect();
     assert_eq!(tries.len(), 2);
-    assert!(tries[1].at.duration_since(tries[0].at) >= Duration::from_millis(950), "Retry-After honoured");
+    assert!(
+        tries[1].at.duration_since(tries[0].at) >= Duration::from_millis(950),
+        "Retry-After honoured"
+    );
     assert!(started.elapsed() < Duration::from_secs(5));
 
     // 500s: each request fails over to the fallback model, until the breaker
     // opens and the failing deployment is not tried at all.
-    r.eu.behave(Behaviour::Fail { status: 500, retry_after: None, times: 1000 });
+    r.eu.behave(Behaviour::Fail {
+        status: 500,
+        retry_after: None,
+        times: 1000,
+    });
     for _ in 0..3 {
-        let ok = r.gw.post("/v1/chat/completions", &key, chat("solo", "hi")).await;
+        let ok =
+            r.gw.post("/v1/chat/completions", &key, chat("solo", "hi"))
+                .await;
         ok.assert_ok(200);
-        assert_eq!(ok.header("x-maximin-upstream"), Some("us:b-us"), "the fallback answered");
+        assert_eq!(
+            ok.header("x-maximin-upstream"),
+            Some("us:b-us"),
+            "the fallback answered"
+        );
     }
     let breaker = |list: &Value| {
-        list["data"].as_array().expect("list").iter()
+        list["data"]
+            .as_array()
+            .expect("list")
+            .iter()
             .flat_map(|u| u["deployments"].as_array().cloned().unwrap_or_default())
             .find(|d| d["model"] == "solo")
             .map(|d| d["breaker"].as_str().unwrap_or("").to_owned())
     };
     let list = r.gw.get("/v1/upstreams", &key).await;
-    assert_eq!(breaker(&list.body).as_deref(), Some("open"), "{}", list.body);
+    assert_eq!(
+        breaker(&list.body).as_deref(),
+        Some("open"),
+        "{}",
+        list.body
+    );
     let before = r.eu.hits_on("/v1/chat/completions");
-    let ok = r.gw.post("/v1/chat/completions", &key, chat("solo", "hi")).await;
+    let ok =
+        r.gw.post("/v1/chat/completions", &key, chat("solo", "hi"))
+            .await;
     assert_eq!(ok.header("x-maximin-upstream"), Some("us:b-us"));
-    assert_eq!(r.eu.hits_on("/v1/chat/completions"), before, "an open breaker is not tried");
-    let metrics = r.gw.http.get(r.gw.url("/metrics")).send().await.expect("m").text().await.expect("t");
+    assert_eq!(
+        r.eu.hits_on("/v1/chat/completions"),
+        before,
+        "an open breaker is not tried"
+    );
+    let metrics =
+        r.gw.http
+            .get(r.gw.url("/metrics"))
+            .send()
+            .await
+            .expect("m")
+            .text()
+            .await
+            .expect("t");
     assert!(metrics.contains("maximin_upstream_breaker_state{upstream=\"eu\",model=\"solo\",deployment=\"eu:s-eu\"} 2"), "{metrics}");
     assert!(metrics.contains("class=\"server_error\""), "{metrics}");
 
     // Recovered: after the cool-down one probe goes through and closes it.
     r.eu.behave(Behaviour::Normal);
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let ok = r.gw.post("/v1/chat/completions", &key, chat("solo", "hi")).await;
+    let ok =
+        r.gw.post("/v1/chat/completions", &key, chat("solo", "hi"))
+            .await;
     assert_eq!(ok.header("x-maximin-upstream"), Some("eu:s-eu"));
     let list = r.gw.get("/v1/upstreams", &key).await;
     assert_eq!(breaker(&list.body).as_deref(), Some("closed"));
@@ -172,15 +241,26 @@ async fn a_hanging_deployment_times_out_and_the_other_answers() {
     r.us.behave(Behaviour::Normal);
     for _ in 0..3 {
         let started = Instant::now();
-        let ok = r.gw.post("/v1/chat/completions", &key, chat("pair", "hi")).await;
-        assert_eq!(ok.assert_ok(200)["choices"][0]["message"]["content"], "echo: hi");
+        let ok =
+            r.gw.post("/v1/chat/completions", &key, chat("pair", "hi"))
+                .await;
+        assert_eq!(
+            ok.assert_ok(200)["choices"][0]["message"]["content"],
+            "echo: hi"
+        );
         assert_eq!(ok.header("x-maximin-upstream"), Some("us:p-us"));
-        assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
     }
     // Both hanging: the answer is an upstream error, within the bounds.
     r.us.behave(Behaviour::Hang);
     let started = Instant::now();
-    let e = r.gw.post("/v1/chat/completions", &key, chat("pair", "hi")).await;
+    let e =
+        r.gw.post("/v1/chat/completions", &key, chat("pair", "hi"))
+            .await;
     e.assert_error(502, "upstream_error");
     assert_eq!(e.detail("reason"), "timeout");
     assert!(started.elapsed() < Duration::from_secs(10));
@@ -193,47 +273,92 @@ async fn a_stream_broken_mid_way_ends_with_the_surfaces_error_and_is_not_retried
     r.eu.behave(Behaviour::DieMidStream { chunks: 3 });
     let body = json!({"model": "solo", "stream": true, "max_tokens": 32,
                       "messages": [{"role": "user", "content": "a fairly long sentence to echo back"}]});
-    let (status, text) = stream_text(&r.gw, "/openai/v1/chat/completions", &key, body.clone()).await;
+    let (status, text) =
+        stream_text(&r.gw, "/openai/v1/chat/completions", &key, body.clone()).await;
     assert_eq!(status, 200);
     assert!(text.contains("\"delta\""), "some text arrived: {text}");
-    assert!(text.contains("\"error\""), "the OpenAI error object ends it: {text}");
+    assert!(
+        text.contains("\"error\""),
+        "the OpenAI error object ends it: {text}"
+    );
     let (_, text) = stream_text(&r.gw, "/anthropic/v1/messages", &key, body.clone()).await;
     assert!(text.contains("event: error"), "{text}");
     let (_, text) = stream_text(&r.gw, "/v1/text/chatcompletion_v2", &key, body.clone()).await;
-    assert!(text.contains("\"status_code\":1013") || text.contains("\"base_resp\""), "{text}");
-    assert_eq!(r.eu.hits_on("/v1/chat/completions"), 3, "one try each, never retried after the first byte");
-    assert_eq!(r.us.hits_on("/v1/chat/completions"), 0, "no failover after the first byte");
+    assert!(
+        text.contains("\"status_code\":1013") || text.contains("\"base_resp\""),
+        "{text}"
+    );
+    assert_eq!(
+        r.eu.hits_on("/v1/chat/completions"),
+        3,
+        "one try each, never retried after the first byte"
+    );
+    assert_eq!(
+        r.us.hits_on("/v1/chat/completions"),
+        0,
+        "no failover after the first byte"
+    );
     // Metered for what was delivered.
     tokio::time::sleep(Duration::from_millis(600)).await;
     let u = r.gw.get("/v1/account/usage", &key).await;
-    let by_model = u.assert_ok(200)["by_model"].as_array().expect("by_model").clone();
-    let solo = by_model.iter().find(|m| m["model"] == "solo").expect("solo metered");
+    let by_model = u.assert_ok(200)["by_model"]
+        .as_array()
+        .expect("by_model")
+        .clone();
+    let solo = by_model
+        .iter()
+        .find(|m| m["model"] == "solo")
+        .expect("solo metered");
     assert_eq!(solo["requests"], 3);
-    assert!(solo["completion_tokens"].as_u64().unwrap_or(0) >= 3, "{solo}");
+    assert!(
+        solo["completion_tokens"].as_u64().unwrap_or(0) >= 3,
+        "{solo}"
+    );
 }
 
 #[tokio::test]
 async fn a_region_pinned_account_never_reaches_another_region() {
     let r = rig().await;
     let (account, key) = r.gw.admin("enterprise");
-    r.gw.cli(&["accounts", "update", &account, "--regions", "eu-west"]).expect("pin");
+    r.gw.cli(&["accounts", "update", &account, "--regions", "eu-west"])
+        .expect("pin");
     for _ in 0..6 {
-        let ok = r.gw.post("/v1/chat/completions", &key, chat("pair", "hi")).await;
+        let ok =
+            r.gw.post("/v1/chat/completions", &key, chat("pair", "hi"))
+                .await;
         assert_eq!(ok.header("x-maximin-upstream"), Some("eu:p-eu"));
     }
-    r.eu.behave(Behaviour::Fail { status: 503, retry_after: None, times: 1000 });
-    let e = r.gw.post("/v1/chat/completions", &key, chat("pair", "hi")).await;
+    r.eu.behave(Behaviour::Fail {
+        status: 503,
+        retry_after: None,
+        times: 1000,
+    });
+    let e =
+        r.gw.post("/v1/chat/completions", &key, chat("pair", "hi"))
+            .await;
     e.assert_error(502, "upstream_error");
     assert_eq!(r.us.hits(), 0, "the us-east deployment received nothing");
     // A fallback outside the regions is not a way out either.
-    let e = r.gw.post("/v1/chat/completions", &key, chat("solo", "hi")).await;
+    let e =
+        r.gw.post("/v1/chat/completions", &key, chat("solo", "hi"))
+            .await;
     assert!(e.status >= 500, "{}", e.body);
     assert_eq!(r.us.hits(), 0);
 
-    r.gw.cli(&["accounts", "update", &account, "--regions", "ap-south"]).expect("pin");
-    let e = r.gw.post("/v1/chat/completions", &key, chat("pair", "hi")).await;
+    r.gw.cli(&["accounts", "update", &account, "--regions", "ap-south"])
+        .expect("pin");
+    let e =
+        r.gw.post("/v1/chat/completions", &key, chat("pair", "hi"))
+            .await;
     e.assert_error(503, "model_unavailable");
-    assert!(e.body["error"]["message"].as_str().unwrap_or("").contains("ap-south"), "{}", e.body);
+    assert!(
+        e.body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("ap-south"),
+        "{}",
+        e.body
+    );
     assert_eq!(r.us.hits(), 0);
 }
 
@@ -241,10 +366,16 @@ async fn a_region_pinned_account_never_reaches_another_region() {
 async fn pii_leaves_only_as_placeholders_and_comes_back_restored() {
     let r = rig().await;
     let (account, key) = r.gw.admin("enterprise");
-    r.gw.cli(&["accounts", "update", &account, "--pii", "redact"]).expect("redact");
+    r.gw.cli(&["accounts", "update", &account, "--pii", "redact"])
+        .expect("redact");
     let canary = "mail jane.doe@example.com card 4111 1111 1111 1111 thanks";
-    let ok = r.gw.post("/v1/chat/completions", &key, chat("solo", canary)).await;
-    assert_eq!(ok.assert_ok(200)["choices"][0]["message"]["content"], format!("echo: {canary}"));
+    let ok =
+        r.gw.post("/v1/chat/completions", &key, chat("solo", canary))
+            .await;
+    assert_eq!(
+        ok.assert_ok(200)["choices"][0]["message"]["content"],
+        format!("echo: {canary}")
+    );
     let (_, streamed) = stream_text(
         &r.gw,
         "/openai/v1/chat/completions",
@@ -256,18 +387,35 @@ async fn pii_leaves_only_as_placeholders_and_comes_back_restored() {
         .lines()
         .filter_map(|l| l.strip_prefix("data: "))
         .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-        .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(str::to_owned))
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
         .collect();
-    assert_eq!(text, format!("echo: {canary}"), "restored across chunk boundaries");
+    assert_eq!(
+        text,
+        format!("echo: {canary}"),
+        "restored across chunk boundaries"
+    );
     for got in r.eu.received() {
         let sent = got.body.to_string();
-        assert!(!sent.contains("jane.doe@example.com") && !sent.contains("4111"), "{sent}");
-        assert!(sent.contains("[EMAIL_1]") && sent.contains("[CARD_1]"), "{sent}");
+        assert!(
+            !sent.contains("jane.doe@example.com") && !sent.contains("4111"),
+            "{sent}"
+        );
+        assert!(
+            sent.contains("[EMAIL_1]") && sent.contains("[CARD_1]"),
+            "{sent}"
+        );
     }
 
-    r.gw.cli(&["accounts", "update", &account, "--pii", "block"]).expect("block");
+    r.gw.cli(&["accounts", "update", &account, "--pii", "block"])
+        .expect("block");
     let before = r.eu.hits();
-    let e = r.gw.post("/v1/chat/completions", &key, chat("solo", canary)).await;
+    let e =
+        r.gw.post("/v1/chat/completions", &key, chat("solo", canary))
+            .await;
     e.assert_error(400, "invalid_request");
     assert_eq!(e.detail("field"), "messages[0].content");
     assert_eq!(e.detail("category"), "email");
@@ -279,7 +427,9 @@ async fn sandbox_keys_never_reach_a_paid_upstream() {
     let r = rig().await;
     let account = r.gw.account("payg");
     let (_, test_key) = r.gw.key(&account, &["--test"]);
-    let e = r.gw.post("/v1/chat/completions", &test_key, chat("solo", "hi")).await;
+    let e =
+        r.gw.post("/v1/chat/completions", &test_key, chat("solo", "hi"))
+            .await;
     e.assert_error(503, "model_unavailable");
     assert_eq!(e.detail("reason"), "sandbox");
     assert_eq!(r.eu.hits() + r.us.hits(), 0);
