@@ -11,6 +11,7 @@ use maximin_audio::{AudioSettings, Format};
 use maximin_core::catalog::ModelSpec;
 use maximin_core::engines::Prosody;
 use maximin_core::error::NATIVE_CODE;
+use maximin_core::pii::PiiMode;
 use maximin_core::providers::speech::{
     AudioOutput, SpeechEvent, SpeechJob, SpeechProvider, VoiceSettings,
 };
@@ -27,6 +28,8 @@ pub const MAX_T2A_CHARS: usize = 10_000;
 #[derive(Clone)]
 pub struct Plan {
     pub(crate) provider: Arc<dyn SpeechProvider>,
+    /// PII protection of the text before the provider gets it.
+    pub(crate) pii: PiiMode,
     pub(crate) model: ModelSpec,
     /// The job without its text until [`Plan::with_text`].
     pub(crate) job: SpeechJob,
@@ -163,13 +166,22 @@ pub async fn plan_with(
     let (prosody, gain, asked) = check_voice_setting(&vs)?;
     let (prosody, gain) = wanted.profile.apply(prosody, gain);
     voice::boost_language(&mut wanted, req.language_boost.as_deref())?;
-    let (provider, voice) = voice::provider_for(p, spec, &wanted)?;
+    let policy = p.policy(caller);
+    let (provider, voice, target) = voice::provider_for(p, spec, &wanted, &policy)?;
+    // Content bound for an upstream (or, when the account asks, a local
+    // engine) is protected by the account's PII mode.
+    let pii = if target.upstream().is_some() || policy.pii_local {
+        policy.pii
+    } else {
+        PiiMode::Off
+    };
     // An upstream takes the volume as asked; the gain is for local samples.
     let gain = if spec.upstream().is_some() { 1.0 } else { gain };
     let pronunciation = pronunciation(req)?;
     let mut plan = Plan {
         provider,
-        model: spec.clone(),
+        pii,
+        model: target,
         job: SpeechJob {
             text: text.unwrap_or_default().to_owned(),
             pronunciation,

@@ -8,7 +8,7 @@
 use maximin_audio::{Encoder, Format, WholeEnd};
 use maximin_core::engines::SpeechAudio;
 use maximin_core::providers::speech::{SpeechDone, SpeechEvent, SpeechJob};
-use maximin_core::{speech, Caller, Error, Platform, Result};
+use maximin_core::{pii, speech, Caller, Error, Platform, Result};
 use maximin_types::speech::{T2aExtraInfo, T2aRequest};
 use tokio::sync::mpsc::Receiver;
 
@@ -114,10 +114,14 @@ impl Synth {
     pub async fn next(&mut self) -> Option<Result<Vec<u8>>> {
         if !self.started {
             self.started = true;
-            let job = SpeechJob {
+            let mut job = SpeechJob {
                 whole: self.whole,
                 ..self.plan.job.clone()
             };
+            // Redaction fails closed: an error refuses the job.
+            if let Err(e) = pii::protect_text(&mut job.text, "text", self.plan.pii) {
+                return Some(Err(e));
+            }
             match self.plan.provider.start(&self.plan.model, job).await {
                 Ok(events) => self.events = Some(events),
                 Err(e) => return Some(Err(e)),

@@ -15,6 +15,7 @@ use maximin_core::catalog::ModelSpec;
 use maximin_core::engines::{EngineVoice, Gender};
 use maximin_core::error::NATIVE_CODE;
 use maximin_core::providers::speech::{SpeechProvider, SpeechVoice};
+use maximin_core::routing::Policy;
 use maximin_core::speech;
 use maximin_core::voices::{self, VoiceProfile};
 use maximin_core::{Error, Platform, Result};
@@ -247,7 +248,8 @@ pub(crate) fn provider_for(
     p: &Platform,
     spec: &ModelSpec,
     wanted: &Wanted,
-) -> Result<(Arc<dyn SpeechProvider>, SpeechVoice)> {
+    policy: &Policy,
+) -> Result<(Arc<dyn SpeechProvider>, SpeechVoice, ModelSpec)> {
     let engines = &p.engines.speech;
     let voice = |id: String, mix: Vec<(String, u32)>| SpeechVoice {
         id,
@@ -258,16 +260,19 @@ pub(crate) fn provider_for(
     let unavailable = |what: String| {
         Error::new(ErrorCode::ModelUnavailable, what).with("model", spec.id.as_str())
     };
-    if spec.upstream().is_some() {
-        let provider = engines.get(&spec.engine).ok_or_else(|| {
+    if spec.upstream().is_some() || !spec.deployments.is_empty() {
+        // Regions, sandbox keys, breakers and health: the router's rules.
+        let target = p.router.eligible(spec, policy)?;
+        let provider = engines.get(&target.provider).ok_or_else(|| {
             unavailable(format!(
                 "'{}' has no speech provider for '{}' in this server.",
-                spec.engine, spec.id
+                target.provider, spec.id
             ))
         })?;
         return Ok((
             provider.clone(),
             voice(wanted.named.clone(), wanted.mix.clone()),
+            target.spec.clone(),
         ));
     }
     // Neural for *-hd where the language has a voice.
@@ -279,7 +284,7 @@ pub(crate) fn provider_for(
                     .map(|v| v.id.clone()),
             };
             if let Some(v) = v {
-                return Ok((piper.clone(), voice(v, Vec::new())));
+                return Ok((piper.clone(), voice(v, Vec::new()), spec.clone()));
             }
         }
     }
@@ -299,7 +304,7 @@ pub(crate) fn provider_for(
             format!("No installed voice speaks '{}'.", wanted.language),
         )
     })?;
-    Ok((espeak.clone(), voice(v, Vec::new())))
+    Ok((espeak.clone(), voice(v, Vec::new()), spec.clone()))
 }
 
 /// The espeak-ng voice for a language and gender: the language's voice, with

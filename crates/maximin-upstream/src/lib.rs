@@ -18,12 +18,14 @@
 
 mod anthropic;
 mod openai;
+mod speech;
 mod sse;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use maximin_core::engines::{ChatEvent, ChatProvider, EmbedProvider};
+use maximin_core::providers::speech::SpeechProvider;
 use maximin_core::routing::{UpstreamConfig, UpstreamKind};
 use maximin_core::{Error, Result};
 use maximin_types::ErrorCode;
@@ -36,6 +38,8 @@ pub struct Providers {
     pub chat: Arc<dyn ChatProvider>,
     /// Embeddings, where the wire has them (not Anthropic).
     pub embed: Option<Arc<dyn EmbedProvider>>,
+    /// Speech, where the wire has it: MiniMax `t2a_v2`, OpenAI `/audio/speech`.
+    pub speech: Option<Arc<dyn SpeechProvider>>,
     pub client: Arc<Client>,
 }
 
@@ -93,21 +97,34 @@ pub fn build(name: &str, config: &UpstreamConfig) -> std::result::Result<Provide
         http,
         health_path: config.health_check_path.clone(),
     });
-    let (chat, embed): (Arc<dyn ChatProvider>, Option<Arc<dyn EmbedProvider>>) = match config.kind {
-        UpstreamKind::Openai => {
-            let p = Arc::new(openai::OpenAi::new(client.clone(), openai::Wire::OpenAi));
-            (p.clone(), Some(p))
+    Ok(match config.kind {
+        UpstreamKind::Openai | UpstreamKind::Minimax => {
+            let (wire, speech): (openai::Wire, Arc<dyn SpeechProvider>) =
+                if config.kind == UpstreamKind::Openai {
+                    (
+                        openai::Wire::OpenAi,
+                        Arc::new(speech::OpenAiSpeech::new(client.clone())),
+                    )
+                } else {
+                    (
+                        openai::Wire::MiniMax,
+                        Arc::new(speech::MiniMaxSpeech::new(client.clone())),
+                    )
+                };
+            let p = Arc::new(openai::OpenAi::new(client.clone(), wire));
+            Providers {
+                chat: p.clone(),
+                embed: Some(p),
+                speech: Some(speech),
+                client,
+            }
         }
-        UpstreamKind::Minimax => {
-            let p = Arc::new(openai::OpenAi::new(client.clone(), openai::Wire::MiniMax));
-            (p.clone(), Some(p))
-        }
-        UpstreamKind::Anthropic => (Arc::new(anthropic::Anthropic::new(client.clone())), None),
-    };
-    Ok(Providers {
-        chat,
-        embed,
-        client,
+        UpstreamKind::Anthropic => Providers {
+            chat: Arc::new(anthropic::Anthropic::new(client.clone())),
+            embed: None,
+            speech: None,
+            client,
+        },
     })
 }
 

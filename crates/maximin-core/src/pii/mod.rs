@@ -573,6 +573,22 @@ pub fn protect_texts(
     }
 }
 
+/// [`protect_texts`] for one text that is the whole of wire field `field`
+/// (a speech request's `text`): a refusal names `field` itself.
+pub fn protect_text(
+    text: &mut String,
+    field: &str,
+    mode: PiiMode,
+) -> crate::Result<Option<Redactor>> {
+    if mode == PiiMode::Block {
+        return match first_in(text) {
+            Some(cat) => Err(refuse(field, cat)),
+            None => Ok(None),
+        };
+    }
+    protect_texts(std::slice::from_mut(text), field, mode)
+}
+
 /// Restores placeholders in a finished assistant message: its content and
 /// its tool calls' arguments.
 pub fn restore_message(r: &Redactor, msg: &mut ChatMessage) {

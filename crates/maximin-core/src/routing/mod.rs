@@ -318,7 +318,8 @@ impl Router {
     }
 
     /// Picks the next target among `pool`: the breaker and health check
-    /// allow it; not yet tried when an untried one is left; then two drawn
+    /// allow it; not yet tried when an untried one is left (a local one is
+    /// never tried twice); then two drawn
     /// at random by weight, and the one with fewer requests in flight for
     /// its weight (the power of two choices: traffic follows the weights
     /// when idle and shifts away from a deployment that falls behind).
@@ -334,7 +335,17 @@ impl Router {
             .copied()
             .filter(|i| !tried.contains(i))
             .collect();
-        let from = if fresh.is_empty() { usable } else { fresh };
+        // A target tried already is tried again only when it is an
+        // upstream: a local engine's refusal (its queue is full) is its own
+        // back-pressure, for the client to honour, not for us to wait out.
+        let from = if fresh.is_empty() {
+            usable
+                .into_iter()
+                .filter(|&i| !pool[i].is_local())
+                .collect()
+        } else {
+            fresh
+        };
         let total: u64 = from.iter().map(|&i| u64::from(pool[i].weight.max(1))).sum();
         if total == 0 {
             return None;
@@ -353,6 +364,50 @@ impl Router {
         let load = |i: usize| pool[i].in_flight() as f64 / f64::from(pool[i].weight.max(1));
         let (a, b) = (draw(), draw());
         Some(if load(b) < load(a) { b } else { a })
+    }
+
+    /// One target of `spec` this caller may use now (regions, sandbox,
+    /// breakers, health), for work that is not retried elsewhere once
+    /// started (speech). None left is `model_unavailable` with the reason.
+    pub fn eligible(&self, spec: &ModelSpec, policy: &Policy) -> Result<Arc<Target>> {
+        let mut refusals = Vec::new();
+        let pool: Vec<Arc<Target>> = self
+            .targets_of(&spec.id)
+            .iter()
+            .filter(|t| match self.refusal(t, policy) {
+                Some(why) => {
+                    refusals.push(why);
+                    false
+                }
+                None => true,
+            })
+            .cloned()
+            .collect();
+        if pool.is_empty() {
+            let reason = if refusals.is_empty() {
+                format!("No deployment serves '{}' in this install.", spec.id)
+            } else {
+                format!(
+                    "No deployment of '{}' may serve this request: {}.",
+                    spec.id,
+                    refusals.join("; ")
+                )
+            };
+            return Err(Error::new(ErrorCode::ModelUnavailable, reason)
+                .with("model", spec.id.as_str())
+                .with("reason", if policy.sandbox { "sandbox" } else { "routing" }));
+        }
+        match self.pick(&pool, &[], Instant::now()) {
+            Some(i) => Ok(pool[i].clone()),
+            None => Err(Error::new(
+                ErrorCode::UpstreamError,
+                format!(
+                    "Every deployment of '{}' is unavailable (circuit breakers open or health checks failing); try again shortly.",
+                    spec.id
+                ),
+            )
+            .with("model", spec.id.as_str())),
+        }
     }
 
     /// Runs `attempt` on the model's targets, then its fallbacks', until one

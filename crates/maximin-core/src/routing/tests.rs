@@ -233,3 +233,20 @@ async fn a_hanging_attempt_times_out_and_moves_on() {
     assert_eq!(out.expect("b"), "b:m-at-b");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn a_local_engine_that_refuses_is_not_asked_again() {
+    let mut local = model("l", &[], &[]);
+    local.engine = "llama.cpp".into();
+    let (r, c) = router(vec![local]);
+    let (out, tried) = run(&r, &c, "l", &Policy::default(), |_| {
+        Err(Error::new(ErrorCode::RateLimitExceeded, "queue full"))
+    })
+    .await;
+    assert_eq!(out.expect_err("full").code, ErrorCode::RateLimitExceeded);
+    assert_eq!(
+        tried,
+        ["local:llama.cpp"],
+        "its back-pressure goes to the client"
+    );
+}

@@ -104,7 +104,10 @@ fn upstreams(
         let key = format!("upstream:{name}");
         engines.chat.insert(key.clone(), p.chat);
         if let Some(embed) = p.embed {
-            engines.embed.insert(key, embed);
+            engines.embed.insert(key.clone(), embed);
+        }
+        if let Some(speech) = p.speech {
+            engines.speech.insert(key, speech);
         }
         tracing::info!(upstream = %name, kind = cfg.kind.as_str(), region = cfg.region.as_deref().unwrap_or("-"), "upstream configured");
         clients.push(p.client);

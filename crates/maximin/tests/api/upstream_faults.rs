@@ -52,6 +52,8 @@ async fn rig() -> Rig {
         model("backup", "text", "engine = \"upstream:us\"\nupstream_model = \"b-us\""),
         model("mm-chat", "text", "engine = \"upstream:mm\"\nupstream_model = \"MiniMax-M2\""),
         model("mm-embed", "embeddings", "engine = \"upstream:mm\"\nupstream_model = \"embo-01\""),
+        model("mm-speech", "speech", "engine = \"upstream:mm\"\nupstream_model = \"speech-2.8-hd\""),
+        model("oa-speech", "speech", "engine = \"upstream:eu\"\nupstream_model = \"tts-1\""),
     ]
     .join("\n");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -433,4 +435,212 @@ async fn sandbox_keys_never_reach_a_paid_upstream() {
     e.assert_error(503, "model_unavailable");
     assert_eq!(e.detail("reason"), "sandbox");
     assert_eq!(r.eu.hits() + r.us.hits(), 0);
+}
+
+/// A gateway over `eu` and `us` with `extra` added to eu's table; `pair`
+/// runs on both, `eu-only` on eu alone without retries.
+async fn pair_gateway(eu: &MockUpstream, us: &MockUpstream, extra: &str) -> Server {
+    let config = format!(
+        "[upstreams.eu]\nkind = \"openai\"\nbase_url = \"{}/v1\"\ntimeout_s = 1\n{extra}\n\
+         [upstreams.us]\nkind = \"openai\"\nbase_url = \"{}/v1\"\ntimeout_s = 1\n\
+         [[models]]\nid = \"pair\"\nmodality = \"text\"\ncontext_window = 4096\n\
+         [[models.deployments]]\nupstream = \"eu\"\n[[models.deployments]]\nupstream = \"us\"\n\
+         [[models]]\nid = \"eu-only\"\nmodality = \"text\"\ncontext_window = 4096\nengine = \"upstream:eu\"\nretries = 0\n",
+        eu.url, us.url
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("maximin.toml"), config).expect("config");
+    Server::start_with_env(dir, &[], &[]).await
+}
+
+async fn healthy(gw: &Server, key: &str, name: &str) -> bool {
+    let list = gw.get("/v1/upstreams", key).await;
+    list.assert_ok(200)
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|u| u["name"] == name)
+        .map(|u| u["healthy"] == true)
+        .expect("listed")
+}
+
+#[tokio::test]
+async fn an_active_health_check_takes_a_failing_upstream_out_of_rotation() {
+    let eu = MockUpstream::start(MockKind::OpenAi).await;
+    let us = MockUpstream::start(MockKind::OpenAi).await;
+    let gw = pair_gateway(
+        &eu,
+        &us,
+        "health_check_path = \"/models\"\nhealth_check_interval_s = 0.2",
+    )
+    .await;
+    let (_, key) = gw.admin("enterprise");
+    assert!(healthy(&gw, &key, "eu").await);
+    eu.behave(Behaviour::Fail {
+        status: 500,
+        retry_after: None,
+        times: 1000,
+    });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(!healthy(&gw, &key, "eu").await, "the probe failed");
+    for _ in 0..5 {
+        let ok = gw
+            .post("/v1/chat/completions", &key, chat("pair", "hi"))
+            .await;
+        assert_eq!(ok.header("x-maximin-upstream"), Some("us:pair"));
+    }
+    assert_eq!(
+        eu.hits_on("/v1/chat/completions"),
+        0,
+        "out of rotation: not even tried"
+    );
+    eu.behave(Behaviour::Normal);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(healthy(&gw, &key, "eu").await, "back once a probe passes");
+}
+
+#[tokio::test]
+async fn max_concurrency_makes_requests_wait_for_a_free_place() {
+    let eu = MockUpstream::start(MockKind::OpenAi).await;
+    let us = MockUpstream::start(MockKind::OpenAi).await;
+    let gw = pair_gateway(&eu, &us, "max_concurrency = 1").await;
+    let (_, key) = gw.admin("enterprise");
+    eu.behave(Behaviour::Hang);
+    let (a, b) = tokio::join!(
+        gw.post("/v1/chat/completions", &key, chat("eu-only", "one")),
+        gw.post("/v1/chat/completions", &key, chat("eu-only", "two")),
+    );
+    a.assert_error(502, "upstream_error");
+    b.assert_error(502, "upstream_error");
+    let got: Vec<_> = eu
+        .received()
+        .into_iter()
+        .filter(|g| g.path == "/v1/chat/completions")
+        .collect();
+    assert_eq!(got.len(), 2);
+    assert!(
+        got[1].at.duration_since(got[0].at) >= Duration::from_millis(900),
+        "the second waited until the first gave its place back"
+    );
+}
+
+#[tokio::test]
+async fn speech_reaches_the_minimax_cloud_and_an_openai_compatible_server() {
+    let r = rig().await;
+    let (account, key) = r.gw.admin("enterprise");
+    let text = "Hello from the cloud.";
+    // MiniMax t2a_v2, whole: the provider's bytes as hex, its character count.
+    let v =
+        r.gw.post(
+            "/v1/t2a_v2",
+            &key,
+            json!({"model": "mm-speech", "text": text,
+                   "voice_setting": {"voice_id": "male-qn-qingse", "speed": 1.2, "pitch": 2},
+                   "audio_setting": {"format": "mp3", "sample_rate": 32000}}),
+        )
+        .await;
+    assert_eq!(v.body["base_resp"]["status_code"], 0, "{}", v.body);
+    let audio = hex::decode(v.body["data"]["audio"].as_str().expect("hex")).expect("hex");
+    assert!(audio.len() > 500, "{} bytes", audio.len());
+    let sent =
+        r.mm.received()
+            .into_iter()
+            .rfind(|g| g.path == "/v1/t2a_v2")
+            .expect("t2a");
+    assert_eq!(sent.body["model"], "speech-2.8-hd");
+    assert_eq!(sent.body["voice_setting"]["voice_id"], "male-qn-qingse");
+    assert_eq!(sent.body["voice_setting"]["pitch"], 2);
+    assert_eq!(sent.body["audio_setting"]["format"], "mp3");
+    assert_eq!(
+        sent.header("authorization"),
+        Some("Bearer mm-provider-key-123")
+    );
+
+    // Streamed: hex chunks as SSE, as they came.
+    let (status, stream) = stream_text(
+        &r.gw,
+        "/v1/t2a_v2",
+        &key,
+        json!({"model": "mm-speech", "text": text, "stream": true,
+               "voice_setting": {"voice_id": "male-qn-qingse"}, "audio_setting": {"format": "mp3"}}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let chunks = stream
+        .lines()
+        .filter(|l| l.starts_with("data:") && l.contains("\"audio\""))
+        .count();
+    assert!(chunks >= 2, "{stream}");
+
+    // OpenAI-compatible /audio/speech: raw PCM from the provider, encoded
+    // here into the WAV the client asked for.
+    let resp = r
+        .gw
+        .http
+        .post(r.gw.url("/openai/v1/audio/speech"))
+        .bearer_auth(&key)
+        .json(&json!({"model": "oa-speech", "input": text, "voice": "alloy", "response_format": "wav"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 200);
+    let wav = resp.bytes().await.expect("body");
+    assert_eq!(&wav[..4], b"RIFF");
+    assert!(wav.len() > 10_000, "{} bytes", wav.len());
+    let sent =
+        r.eu.received()
+            .into_iter()
+            .rfind(|g| g.path == "/v1/audio/speech")
+            .expect("speech");
+    assert_eq!(sent.body["model"], "tts-1");
+    assert_eq!(sent.body["input"], text);
+    assert_eq!(sent.body["response_format"], "pcm");
+
+    // Metered in characters.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let u = r.gw.get("/v1/account/usage", &key).await;
+    let by_model = u.assert_ok(200)["by_model"]
+        .as_array()
+        .expect("by_model")
+        .clone();
+    let mm = by_model
+        .iter()
+        .find(|m| m["model"] == "mm-speech")
+        .expect("metered");
+    assert!(mm["characters"].as_u64().unwrap_or(0) > 0, "{mm}");
+
+    // The account's PII and region rules hold for speech too.
+    r.gw.cli(&["accounts", "update", &account, "--pii", "block"])
+        .expect("block");
+    let before = r.mm.hits();
+    let v =
+        r.gw.post(
+            "/v1/t2a_v2",
+            &key,
+            json!({"model": "mm-speech", "text": "Write to jane.doe@example.com today.",
+                                          "voice_setting": {"voice_id": "male-qn-qingse"}}),
+        )
+        .await;
+    assert_eq!(v.body["base_resp"]["status_code"], 2013, "{}", v.body);
+    assert_eq!(r.mm.hits(), before, "nothing left for the upstream");
+    r.gw.cli(&[
+        "accounts",
+        "update",
+        &account,
+        "--pii",
+        "off",
+        "--regions",
+        "us-east",
+    ])
+    .expect("pin");
+    let v =
+        r.gw.post(
+            "/v1/t2a_v2",
+            &key,
+            json!({"model": "mm-speech", "text": text,
+                                          "voice_setting": {"voice_id": "male-qn-qingse"}}),
+        )
+        .await;
+    assert_ne!(v.body["base_resp"]["status_code"], 0, "{}", v.body);
+    assert_eq!(r.mm.hits(), before, "eu-west is outside us-east");
 }
