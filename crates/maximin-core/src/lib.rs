@@ -253,6 +253,11 @@ impl Platform {
         self
     }
 
+    /// Whether storage answers (`/readyz`).
+    pub async fn ping(&self) -> Result<()> {
+        self.store.ping().await
+    }
+
     /// What `/readyz` reports: default models still fetching or missing.
     /// A missing model pulled by hand meanwhile leaves the report, and the
     /// engines are told to look for new files.

@@ -94,6 +94,30 @@ pub fn system_voices(p: &Platform) -> Vec<VoiceEntry> {
 }
 
 /// A user-chosen id for a new voice: the id rules, and not a system voice.
+/// Deletes one of the account's live voices of `kind`; its id stays taken.
+pub async fn delete(
+    p: &Platform,
+    account: &str,
+    voice_id: &str,
+    kind: &str,
+) -> Result<VoiceRecord> {
+    let now = p.clock.now();
+    let v = p
+        .store
+        .voice(account, voice_id)
+        .await?
+        .filter(|v| voices::is_live(v, now) && v.kind == kind)
+        .ok_or_else(|| {
+            Error::invalid(
+                "voice_id",
+                format!("You have no {kind} voice '{voice_id}'."),
+            )
+            .with(NATIVE_CODE, 20132)
+        })?;
+    p.store.delete_voice(account, &v.voice_id, now).await?;
+    Ok(v)
+}
+
 pub fn check_new_id(p: &Platform, id: &str) -> Result<()> {
     voices::check_voice_id(id)?;
     if is_system_voice(p, id) {

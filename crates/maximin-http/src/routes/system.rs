@@ -30,7 +30,7 @@ pub async fn get_readyz(State(app): State<AppState>) -> Response {
     if app.draining.load(Ordering::Relaxed) {
         return unavailable(json!({"status": "draining"}));
     }
-    if app.platform.store.ping().await.is_err() {
+    if app.platform.ping().await.is_err() {
         return unavailable(json!({"status": "storage unavailable"}));
     }
     let report = app.platform.readiness_report();

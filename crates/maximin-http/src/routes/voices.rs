@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::ctx::{ApiJson, Ctx, UsageReport};
-use crate::error::{ApiError, NATIVE_CODE};
+use crate::error::ApiError;
 use crate::AppState;
 
 #[utoipa::path(post, path = "/v1/get_voice", tag = "speech", security(("bearer" = [])),
@@ -276,24 +276,13 @@ pub async fn delete_voice(
         )
         .into());
     }
-    let p = &app.platform;
-    let account = &ctx.caller.account.id;
-    let now = p.clock.now();
-    let v = p
-        .store
-        .voice(account, &req.voice_id)
-        .await?
-        .filter(|v| voices::is_live(v, now) && v.kind == req.voice_type)
-        .ok_or_else(|| {
-            ApiError::from(
-                Error::invalid(
-                    "voice_id",
-                    format!("You have no {} voice '{}'.", req.voice_type, req.voice_id),
-                )
-                .with(NATIVE_CODE, 20132),
-            )
-        })?;
-    p.store.delete_voice(account, &v.voice_id, now).await?;
+    let v = maximin_speech::voices::delete(
+        &app.platform,
+        &ctx.caller.account.id,
+        &req.voice_id,
+        &req.voice_type,
+    )
+    .await?;
     Ok(axum::Json(success(json!({
         "voice_id": v.voice_id,
         "created_time": v.created_at.unix_timestamp().to_string(),
