@@ -74,7 +74,7 @@ fn enums(v: &serde_json::Value, at: &str, out: &mut Vec<(String, Vec<serde_json:
 #[test]
 fn every_enum_is_what_the_wire_carries() {
     use maximin_types::inference::Role;
-    use maximin_types::{ErrorCode, Modality, Plan, RateClass, Scope};
+    use maximin_types::{ErrorCode, Modality, PiiMode, Plan, RateClass, Scope};
     let mut scopes = vec![Scope::Read, Scope::Admin];
     scopes.extend(Modality::ALL.iter().copied().map(Scope::Modality));
     let known: Vec<(&str, Vec<serde_json::Value>)> = vec![
@@ -83,6 +83,10 @@ fn every_enum_is_what_the_wire_carries() {
         ("RateClass", wire(RateClass::ALL)),
         ("ErrorCode", wire(&ErrorCode::ALL)),
         ("Scope", wire(&scopes)),
+        (
+            "PiiMode",
+            wire(&[PiiMode::Off, PiiMode::Redact, PiiMode::Block]),
+        ),
         (
             "Role",
             wire(&[Role::System, Role::User, Role::Assistant, Role::Tool]),
@@ -166,7 +170,11 @@ fn every_operation_documents_its_errors_per_surface() {
             };
             let mut statuses = vec!["401", "403", "429", "500"];
             if method != "get" {
-                statuses.extend(["400", "409", "413"]);
+                statuses.extend(["400", "413"]);
+            }
+            // Idempotency-Key (and its 409) is for POST and DELETE.
+            if method == "post" || method == "delete" {
+                statuses.push("409");
             }
             for status in statuses {
                 assert!(
