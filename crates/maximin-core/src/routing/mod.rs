@@ -121,7 +121,9 @@ impl Lease {
 
     /// The answer broke after it had started: counts against the breaker.
     pub fn broke(&self) {
-        self.target.breaker.failure(Instant::now());
+        if !self.target.is_local() {
+            self.target.breaker.failure(Instant::now());
+        }
         self.target.stats.error("broken_stream");
     }
 }
@@ -535,7 +537,11 @@ impl Router {
                     Err(e) if retryable(&e) => {
                         let class = error_class(&e);
                         target.stats.error(class);
-                        if target.breaker.failure(Instant::now()) {
+                        // A local engine's refusal is back-pressure (a full
+                        // queue), not ill health: only upstreams trip breakers.
+                        if target.is_local() {
+                            target.breaker.release_probe();
+                        } else if target.breaker.failure(Instant::now()) {
                             tracing::warn!(deployment = %target.label, "circuit breaker opened");
                         }
                         tracing::info!(deployment = %target.label, class, "attempt failed");
