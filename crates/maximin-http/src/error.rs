@@ -66,37 +66,32 @@ pub enum Surface {
 #[derive(Debug, Clone, Copy)]
 pub struct SurfaceOverride(pub Surface);
 
-/// Paths of the MiniMax-native surface.
-const NATIVE_PATHS: &[&str] = &[
-    "/v1/t2a_v2",
-    "/v1/t2a_async_v2",
-    "/v1/query/t2a_async_query_v2",
-    "/v1/get_voice",
-    "/v1/voice_clone",
-    "/v1/voice_design",
-    "/v1/delete_voice",
-    "/v1/files/",
-    "/v1/text/chatcompletion_v2",
-    "/ws/v1/",
-];
-
 pub use maximin_core::error::NATIVE_CODE;
 
 impl Surface {
-    pub fn of_path(path: &str) -> Surface {
-        if path.starts_with("/openai/") {
-            return Surface::OpenAi;
+    /// The surface of a request: the one its route declares in
+    /// [`crate::table::ROUTES`], found by the template the router matched
+    /// (`MatchedPath`); a request no route matched takes the surface of the
+    /// route whose template is its path, else of its path's prefix
+    /// ([`crate::table::UNMATCHED_PREFIXES`]), else the platform's. A
+    /// response may still carry a [`SurfaceOverride`].
+    pub fn of_request(matched: Option<&str>, path: &str) -> Surface {
+        if let Some(s) = crate::table::surface_of_template(matched.unwrap_or(path)) {
+            return s;
         }
-        if path.starts_with("/anthropic/") {
-            return Surface::Anthropic;
-        }
-        if NATIVE_PATHS
+        crate::table::UNMATCHED_PREFIXES
             .iter()
-            .any(|p| path == p.trim_end_matches('/') || (p.ends_with('/') && path.starts_with(p)))
-        {
-            Surface::Native
-        } else {
-            Surface::Platform
+            .find(|(prefix, _)| path.starts_with(prefix))
+            .map_or(Surface::Platform, |(_, s)| *s)
+    }
+
+    /// The schema of this surface's errors in the OpenAPI document.
+    pub fn error_schema(self) -> &'static str {
+        match self {
+            Surface::Platform => "ErrorResponse",
+            Surface::Native => "NativeErrorResponse",
+            Surface::OpenAi => "OpenAiErrorResponse",
+            Surface::Anthropic => "AnthropicErrorResponse",
         }
     }
 

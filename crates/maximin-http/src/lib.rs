@@ -2,10 +2,12 @@
 //!
 //! - [`app`] builds the router from an [`AppState`] without a socket (tests can
 //!   call it directly); [`Application`] binds a listener and serves until stopped.
-//! - Every authenticated route is mounted through [`Api::route`] with the
-//!   [`EndpointSpec`] it requires; that attaches the shared request path
-//!   ([`pipeline`]) and records the route, so a test can check that the OpenAPI
-//!   document lists every mounted route.
+//! - Every route is an entry of [`table::ROUTES`]: method, path, surface,
+//!   access (open, or a key with its [`maximin_core::EndpointSpec`]), handler
+//!   and OpenAPI operation. `mount` mounts the table (an authenticated route
+//!   behind the shared request path, [`pipeline`]), [`openapi::document`]
+//!   documents it, and the edge renders errors in the surface of the route
+//!   the request matched.
 //! - The [`edge`] middleware wraps everything: request id, error rendering,
 //!   metrics, and one log line per request (metadata only).
 
@@ -15,6 +17,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod pipeline;
 pub mod routes;
+pub mod table;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,10 +28,10 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{from_fn, from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, MethodRouter};
+use axum::routing::MethodFilter;
 use axum::Router;
-use maximin_core::{EndpointSpec, Error, Platform};
-use maximin_types::{ErrorCode, Modality, RateClass};
+use maximin_core::{Error, Platform};
+use maximin_types::ErrorCode;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -36,6 +39,7 @@ use crate::ctx::RequestId;
 use crate::error::{render_body, ApiError, PendingError, Surface};
 use crate::metrics::Metrics;
 use crate::pipeline::{request_path, RouteCtx};
+use crate::table::{Access, Route};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -80,255 +84,32 @@ impl Api {
         }
     }
 
-    /// An authenticated route behind the shared request path.
-    fn route(
-        mut self,
-        method: Method,
-        path: &'static str,
-        spec: EndpointSpec,
-        handler: MethodRouter<AppState>,
-    ) -> Self {
-        let rc = RouteCtx {
-            app: self.state.clone(),
-            spec,
+    /// A route of the table: an authenticated one behind the shared request
+    /// path, an open one as it is.
+    fn route(mut self, route: &'static Route) -> Self {
+        let filter = MethodFilter::try_from(route.method.clone())
+            .unwrap_or_else(|_| panic!("{} {}: no such method", route.method, route.path));
+        let handler = (route.handler)(filter);
+        let handler = match route.access {
+            Access::Open => handler,
+            Access::Key(spec) => {
+                let rc = RouteCtx {
+                    app: self.state.clone(),
+                    spec,
+                    surface: route.surface,
+                };
+                handler.layer(from_fn_with_state(rc, request_path))
+            }
         };
-        self.router = self
-            .router
-            .route(path, handler.layer(from_fn_with_state(rc, request_path)));
-        self.mounted.push((method, path));
-        self
-    }
-
-    /// An unauthenticated operational route.
-    fn open(mut self, path: &'static str, handler: MethodRouter<AppState>) -> Self {
-        self.router = self.router.route(path, handler);
-        self.mounted.push((Method::GET, path));
+        self.router = self.router.route(route.path, handler);
+        self.mounted.push((route.method.clone(), route.path));
         self
     }
 }
 
-const fn spec(
-    class: RateClass,
-    modality: Option<Modality>,
-    read_only: bool,
-    admin: bool,
-) -> EndpointSpec {
-    EndpointSpec {
-        class,
-        modality,
-        read_only,
-        admin,
-    }
-}
-
-const READ: EndpointSpec = spec(RateClass::Read, None, true, false);
-const ACCOUNT_READ: EndpointSpec = spec(RateClass::Account, None, true, true);
-const ACCOUNT_WRITE: EndpointSpec = spec(RateClass::Account, None, false, true);
-
+/// Mounts every route of [`table::ROUTES`].
 fn mount(state: AppState) -> Api {
-    use axum::routing::{delete, post};
-    use routes::{account, inference, models, speech, system};
-    Api::new(state)
-        .open("/healthz", get(system::get_healthz))
-        .open("/readyz", get(system::get_readyz))
-        .open("/metrics", get(system::get_metrics))
-        .open("/v1/openapi.json", get(system::get_openapi))
-        .route(Method::GET, "/v1/models", READ, get(models::list_models))
-        .route(Method::GET, "/v1/models/{id}", READ, get(models::get_model))
-        .route(
-            Method::GET,
-            "/v1/account",
-            ACCOUNT_READ,
-            get(account::get_account),
-        )
-        .route(
-            Method::PATCH,
-            "/v1/account",
-            ACCOUNT_WRITE,
-            axum::routing::patch(account::update_account),
-        )
-        .route(
-            Method::GET,
-            "/v1/upstreams",
-            ACCOUNT_READ,
-            get(routes::upstreams::list_upstreams),
-        )
-        .route(
-            Method::GET,
-            "/v1/account/keys",
-            ACCOUNT_READ,
-            get(account::list_keys),
-        )
-        .route(
-            Method::POST,
-            "/v1/account/keys",
-            ACCOUNT_WRITE,
-            post(account::create_key),
-        )
-        .route(
-            Method::GET,
-            "/v1/account/keys/{id}",
-            ACCOUNT_READ,
-            get(account::get_key),
-        )
-        .route(
-            Method::DELETE,
-            "/v1/account/keys/{id}",
-            ACCOUNT_WRITE,
-            delete(account::revoke_key),
-        )
-        .route(
-            Method::GET,
-            "/v1/account/keys/{id}/activity",
-            ACCOUNT_READ,
-            get(account::list_key_activity),
-        )
-        .route(
-            Method::GET,
-            "/v1/account/usage",
-            ACCOUNT_READ,
-            get(account::get_usage),
-        )
-        .route(
-            Method::POST,
-            "/v1/chat/completions",
-            spec(RateClass::Chat, Some(Modality::Text), false, false),
-            post(inference::create_chat_completion),
-        )
-        .route(
-            Method::POST,
-            "/v1/t2a_v2",
-            spec(RateClass::Speech, Some(Modality::Speech), false, false),
-            post(speech::t2a_v2),
-        )
-        .route(
-            Method::GET,
-            "/ws/v1/t2a_v2",
-            spec(RateClass::Speech, Some(Modality::Speech), false, false),
-            axum::routing::get(routes::speech_ws::t2a_ws),
-        )
-        .route(
-            Method::POST,
-            "/v1/t2a_async_v2",
-            spec(RateClass::Speech, Some(Modality::Speech), false, false),
-            post(routes::speech_async::t2a_async_v2),
-        )
-        .route(
-            Method::GET,
-            "/v1/query/t2a_async_query_v2",
-            spec(RateClass::Read, Some(Modality::Speech), true, false),
-            get(routes::speech_async::query_t2a_async),
-        )
-        .route(
-            Method::POST,
-            "/v1/voice_design",
-            spec(RateClass::Speech, Some(Modality::Speech), false, false),
-            post(routes::voices::voice_design),
-        )
-        .route(
-            Method::POST,
-            "/v1/voice_clone",
-            spec(RateClass::Speech, Some(Modality::Speech), false, false),
-            post(routes::voices::voice_clone),
-        )
-        .route(
-            Method::POST,
-            "/v1/delete_voice",
-            spec(RateClass::Speech, Some(Modality::Speech), false, false),
-            post(routes::voices::delete_voice),
-        )
-        .route(
-            Method::POST,
-            "/v1/get_voice",
-            spec(RateClass::Read, Some(Modality::Speech), true, false),
-            post(routes::voices::get_voice),
-        )
-        .route(
-            Method::POST,
-            "/v1/files/upload",
-            spec(RateClass::FileUpload, Some(Modality::Files), false, false),
-            post(routes::files::upload_file).layer(axum::extract::DefaultBodyLimit::disable()),
-        )
-        .route(
-            Method::GET,
-            "/v1/files/list",
-            spec(RateClass::Read, Some(Modality::Files), true, false),
-            get(routes::files::list_files),
-        )
-        .route(
-            Method::GET,
-            "/v1/files/retrieve",
-            spec(RateClass::Read, Some(Modality::Files), true, false),
-            get(routes::files::retrieve_file),
-        )
-        .route(
-            Method::GET,
-            "/v1/files/retrieve_content",
-            spec(RateClass::Read, Some(Modality::Files), true, false),
-            get(routes::files::retrieve_file_content),
-        )
-        .route(
-            Method::POST,
-            "/v1/files/delete",
-            spec(RateClass::FileUpload, Some(Modality::Files), false, false),
-            post(routes::files::delete_file),
-        )
-        .open(
-            "/v1/files/download/{file_id}",
-            get(routes::files::download_file),
-        )
-        .route(
-            Method::POST,
-            "/openai/v1/chat/completions",
-            spec(RateClass::Chat, Some(Modality::Text), false, false),
-            post(routes::openai::chat_completions),
-        )
-        .route(
-            Method::POST,
-            "/openai/v1/embeddings",
-            spec(
-                RateClass::Embeddings,
-                Some(Modality::Embeddings),
-                false,
-                false,
-            ),
-            post(routes::openai::embeddings),
-        )
-        .route(
-            Method::GET,
-            "/openai/v1/models",
-            READ,
-            get(routes::openai::list_models),
-        )
-        .route(
-            Method::POST,
-            "/openai/v1/audio/speech",
-            spec(RateClass::Speech, Some(Modality::Speech), false, false),
-            post(routes::openai::audio_speech),
-        )
-        .route(
-            Method::POST,
-            "/anthropic/v1/messages",
-            spec(RateClass::Chat, Some(Modality::Text), false, false),
-            post(routes::anthropic::messages),
-        )
-        .route(
-            Method::POST,
-            "/v1/text/chatcompletion_v2",
-            spec(RateClass::Chat, Some(Modality::Text), false, false),
-            post(routes::native_text::chatcompletion_v2),
-        )
-        .route(
-            Method::POST,
-            "/v1/embeddings",
-            spec(
-                RateClass::Embeddings,
-                Some(Modality::Embeddings),
-                false,
-                false,
-            ),
-            post(inference::create_embeddings),
-        )
+    table::ROUTES.iter().fold(Api::new(state), Api::route)
 }
 
 /// Every (method, path) the router serves.
@@ -392,7 +173,12 @@ pub async fn edge(
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = req.method().clone();
-    let surface = Surface::of_path(req.uri().path());
+    let surface = Surface::of_request(
+        req.extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str),
+        req.uri().path(),
+    );
 
     let mut resp = next.run(req).await;
     let surface = resp

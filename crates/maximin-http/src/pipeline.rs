@@ -27,6 +27,8 @@ use crate::AppState;
 pub struct RouteCtx {
     pub app: AppState,
     pub spec: EndpointSpec,
+    /// The route's surface, for the errors it stores for a replay.
+    pub surface: crate::error::Surface,
 }
 
 /// Reads the key from `Authorization: Bearer …` or `x-api-key` (spec §0.2).
@@ -247,7 +249,7 @@ async fn run_idempotent(rc: &RouteCtx, caller: &Caller, req: Request, next: Next
             let surface = parts
                 .extensions
                 .get::<crate::error::SurfaceOverride>()
-                .map_or_else(|| crate::error::Surface::of_path(&path), |s| s.0);
+                .map_or(rc.surface, |s| s.0);
             let stored = StoredResponse {
                 status: match parts.extensions.get::<PendingError>() {
                     Some(p) => surface.status(&p.0).as_u16(),

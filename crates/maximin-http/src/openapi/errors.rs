@@ -1,38 +1,18 @@
-//! Completes every operation with what the shared request path and the edge
-//! do to it (see `pipeline.rs` and `lib.rs`): the error statuses, each in
+//! Completes each route's operation with what the shared request path and
+//! the edge do to it (see `pipeline.rs` and `lib.rs`): the error statuses, each in
 //! the shape of the route's surface (`error::Surface`), the headers, and the
 //! `Idempotency-Key` parameter.
 
 use std::collections::BTreeMap;
 
+use axum::http::Method;
 use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, Type};
 use utoipa::openapi::{Content, Header, Ref, RefOr, Required, Response};
-use utoipa::Modify;
 
 use crate::error::Surface;
-
-pub(super) struct Errors;
-
-impl Modify for Errors {
-    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        for (path, item) in doc.paths.paths.iter_mut() {
-            let ops = [
-                ("GET", item.get.as_mut()),
-                ("POST", item.post.as_mut()),
-                ("DELETE", item.delete.as_mut()),
-                ("PATCH", item.patch.as_mut()),
-            ];
-            for (method, op) in ops {
-                if let Some(op) = op {
-                    complete(path, method, op);
-                }
-            }
-        }
-    }
-}
 
 /// What each error status means, as the request path and handlers give it.
 fn meaning(status: &str) -> &'static str {
@@ -75,8 +55,9 @@ fn is_error(status: &str) -> bool {
     status.starts_with('4') || status.starts_with('5')
 }
 
-fn complete(path: &str, method: &str, op: &mut Operation) {
-    let surface = Surface::of_path(path);
+/// Completes the operation of a route of `surface` served at `method`.
+pub(super) fn complete(surface: Surface, method: &Method, op: &mut Operation) {
+    let method = method.as_str();
     let authenticated = op.security.as_ref().is_some_and(|s| !s.is_empty());
     let writes = method != "GET";
     let has_params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
@@ -105,12 +86,7 @@ fn complete(path: &str, method: &str, op: &mut Operation) {
             .or_insert_with(|| RefOr::T(Response::new("")));
     }
 
-    let error_schema = match surface {
-        Surface::Platform => "ErrorResponse",
-        Surface::Native => "NativeErrorResponse",
-        Surface::OpenAi => "OpenAiErrorResponse",
-        Surface::Anthropic => "AnthropicErrorResponse",
-    };
+    let error_schema = surface.error_schema();
     for (status, resp) in responses.iter_mut() {
         let RefOr::T(resp) = resp else { continue };
         // An error the handler lists without a body gets the surface's.

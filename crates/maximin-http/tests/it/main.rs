@@ -3,6 +3,7 @@
 mod edge;
 mod openapi;
 mod speech_upstream;
+mod table;
 
 use maximin_core::catalog::{Catalog, Installed};
 use maximin_core::engines::Engines;

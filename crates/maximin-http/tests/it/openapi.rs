@@ -146,8 +146,8 @@ fn every_operation_documents_its_errors_per_surface() {
             }
             checked += 1;
             let at = format!("{method} {path}");
-            let native =
-                maximin_http::error::Surface::of_path(path) == maximin_http::error::Surface::Native;
+            let native = maximin_http::table::surface_of_template(path)
+                == Some(maximin_http::error::Surface::Native);
             if native {
                 for status in op["responses"].as_object().expect("responses").keys() {
                     assert!(
