@@ -54,7 +54,7 @@ run() { # name path script connections
   rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-  non2xx=$(awk '/Non-2xx/ {print $4}' <<<"$out")
+  non2xx=$(awk '/Non-2xx/ {print $5}' <<<"$out")
   printf '%-34s c=%-3s %10s req/s   p50 %-9s p99 %-9s%s\n' "$1" "$4" "$rps" "$p50" "$p99" "${non2xx:+  (non-2xx: $non2xx)}"
 }
 

@@ -573,29 +573,33 @@ impl Store for SqliteStore {
     async fn record_usage(&self, events: &[UsageEvent]) -> Result<()> {
         let mut per_key: HashMap<&str, (UsageFigures, i64)> = HashMap::new();
         let mut tx = self.pool.begin().await.map_err(db_err)?;
-        for e in events {
-            sqlx::query(
+        // 64 rows to a statement (14 parameters each: 896, under SQLite's
+        // oldest limit of 999). A statement per row cost a round trip to
+        // SQLite's thread each: a sixth of a gateway request's CPU.
+        for chunk in events.chunks(64) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
                 "INSERT INTO usage_events (at, account_id, key_id, request_id, method, endpoint, status, model, \
-                 prompt_tokens, completion_tokens, characters, latency_us, error_code, client_ip) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(ms(e.at))
-            .bind(&e.account_id)
-            .bind(&e.key_id)
-            .bind(&e.request_id)
-            .bind(&e.method)
-            .bind(&e.endpoint)
-            .bind(i64::from(e.status))
-            .bind(&e.model)
-            .bind(i(e.prompt_tokens))
-            .bind(i(e.completion_tokens))
-            .bind(i(e.characters))
-            .bind(i(e.latency_us))
-            .bind(&e.error_code)
-            .bind(&e.client_ip)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+                 prompt_tokens, completion_tokens, characters, latency_us, error_code, client_ip) ",
+            );
+            q.push_values(chunk, |mut row, e| {
+                row.push_bind(ms(e.at))
+                    .push_bind(e.account_id.as_str())
+                    .push_bind(e.key_id.as_str())
+                    .push_bind(e.request_id.as_str())
+                    .push_bind(e.method.as_str())
+                    .push_bind(e.endpoint.as_str())
+                    .push_bind(i64::from(e.status))
+                    .push_bind(e.model.as_deref())
+                    .push_bind(i(e.prompt_tokens))
+                    .push_bind(i(e.completion_tokens))
+                    .push_bind(i(e.characters))
+                    .push_bind(i(e.latency_us))
+                    .push_bind(e.error_code.as_deref())
+                    .push_bind(e.client_ip.as_deref());
+            });
+            q.build().execute(&mut *tx).await.map_err(db_err)?;
+        }
+        for e in events {
             let (f, last) = per_key.entry(&e.key_id).or_default();
             f.requests += 1;
             f.errors += u64::from(e.status >= 400);
@@ -1223,6 +1227,12 @@ mod tests {
             ),
             (0, 12)
         );
+        // A batch over several multi-row statements (64 rows each) keeps every row.
+        let many: Vec<UsageEvent> = (0..130).map(|_| ev(200, 1)).collect();
+        s.record_usage(&many).await.expect("a large batch");
+        let k = s.key("k2").await.expect("get").expect("some");
+        assert_eq!((k.usage.requests, k.usage.prompt_tokens), (133, 135));
+        assert_eq!(s.activity("k2", 500).await.expect("activity").len(), 133);
 
         let exp = now + time::Duration::hours(24);
         assert_eq!(
