@@ -20,27 +20,89 @@ use crate::{Caller, Error, Platform, Result};
 pub const MAX_EMBEDDING_INPUTS: usize = 2048;
 
 /// A chat answer under way: the catalog model asked for, the deployment
-/// that answers, and its events (deltas, then `Done`, `Failed` or `Broken`).
+/// that answers, and its events (deltas, then `Done`, `Failed` or
+/// `Broken`), read whole ([`ChatRun::finish`], on the caller's task) or as
+/// a stream ([`ChatRun::into_events`], passed on by a task of its own).
 pub struct ChatRun {
     pub spec: ModelSpec,
     /// The deployment's label (`X-Maximin-Upstream`): `NAME:MODEL` or `local:ENGINE`.
     pub deployment: String,
-    pub events: UnboundedReceiver<ChatEvent>,
+    answer: Answer,
+}
+
+/// The provider's events as they came, with what reading them needs.
+struct Answer {
+    first: Option<ChatEvent>,
+    rx: UnboundedReceiver<ChatEvent>,
+    lease: Lease,
+    redactor: Option<Redactor>,
+    /// For an upstream: the longest quiet between events.
+    idle: Option<Duration>,
+    prompt_estimate: u64,
+}
+
+impl Answer {
+    /// The next event; a provider gone quiet past `idle` or gone is a failure.
+    async fn next(&mut self) -> ChatEvent {
+        if let Some(first) = self.first.take() {
+            return first;
+        }
+        let event = match self.idle {
+            Some(limit) => match tokio::time::timeout(limit, self.rx.recv()).await {
+                Ok(e) => e,
+                Err(_) => return ChatEvent::Failed(
+                    Error::new(
+                        ErrorCode::UpstreamError,
+                        format!(
+                            "The upstream '{}' went quiet for {:.0} s in the middle of the answer.",
+                            self.lease.target().label,
+                            limit.as_secs_f64()
+                        ),
+                    )
+                    .with("reason", "timeout"),
+                ),
+            },
+            None => self.rx.recv().await,
+        };
+        event.unwrap_or_else(|| {
+            ChatEvent::Failed(
+                Error::new(
+                    ErrorCode::UpstreamError,
+                    "The provider closed the answer before it finished.",
+                )
+                .with("reason", "closed"),
+            )
+        })
+    }
 }
 
 impl ChatRun {
-    /// Waits for the whole answer.
+    /// Waits for the whole answer, placeholders restored. No task of its
+    /// own: a non-streamed answer is read where it is awaited.
     pub async fn finish(&mut self) -> Result<ChatOutput> {
+        let a = &mut self.answer;
         loop {
-            match self.events.recv().await {
-                Some(ChatEvent::Delta(_)) => {}
-                Some(ChatEvent::Done(out)) => return Ok(out),
-                Some(ChatEvent::Failed(e)) | Some(ChatEvent::Broken { error: e, .. }) => {
-                    return Err(e)
+            match a.next().await {
+                ChatEvent::Delta(_) => {}
+                ChatEvent::Done(mut out) => {
+                    if let Some(r) = &a.redactor {
+                        pii::restore_message(r, &mut out.message);
+                    }
+                    return Ok(out);
                 }
-                None => return Err(Error::internal("the provider stopped without finishing")),
+                ChatEvent::Failed(e) | ChatEvent::Broken { error: e, .. } => {
+                    a.lease.broke();
+                    return Err(e);
+                }
             }
         }
+    }
+
+    /// The answer as a stream of events, passed on by a task that restores
+    /// placeholders across deltas, holds the deployment until the end and
+    /// stops the provider when the receiver is dropped.
+    pub fn into_events(self) -> UnboundedReceiver<ChatEvent> {
+        forward(self.answer)
     }
 }
 
@@ -259,12 +321,17 @@ impl Platform {
                 .await?;
         let deployment = lease.target().label.clone();
         let idle = lease.target().upstream.as_ref().map(|u| u.config.timeout());
-        let prompt_estimate = estimate_prompt_tokens(req);
-        let events = forward(first, rx, lease, redactor, idle, prompt_estimate);
         Ok(ChatRun {
             spec: spec.clone(),
             deployment,
-            events,
+            answer: Answer {
+                first: Some(first),
+                rx,
+                lease,
+                redactor,
+                idle,
+                prompt_estimate: estimate_prompt_tokens(req),
+            },
         })
     }
 
@@ -322,51 +389,15 @@ impl Platform {
 /// stream that goes quiet for longer than `idle`, and turning a failure
 /// after the start into `Broken` with what was delivered. A caller that
 /// leaves (drops its receiver) ends the provider's stream too.
-fn forward(
-    first: ChatEvent,
-    mut rx: UnboundedReceiver<ChatEvent>,
-    lease: Lease,
-    redactor: Option<Redactor>,
-    idle: Option<Duration>,
-    prompt_estimate: u64,
-) -> UnboundedReceiver<ChatEvent> {
+fn forward(mut answer: Answer) -> UnboundedReceiver<ChatEvent> {
     let (tx, out) = unbounded_channel();
     tokio::spawn(async move {
-        let mut restorer = redactor.as_ref().map(Redactor::restorer);
+        let mut restorer = answer.redactor.as_ref().map(Redactor::restorer);
         let mut delivered = 0u64;
-        let mut next = Some(first);
         loop {
-            let event = match next.take() {
-                Some(e) => e,
-                None => {
-                    let wait = async {
-                        match idle {
-                            Some(limit) => tokio::time::timeout(limit, rx.recv())
-                                .await
-                                .unwrap_or_else(|_| {
-                                    Some(ChatEvent::Failed(
-                                        Error::new(
-                                            ErrorCode::UpstreamError,
-                                            format!(
-                                                "The upstream '{}' went quiet for {:.0} s in the middle of the answer.",
-                                                lease.target().label,
-                                                limit.as_secs_f64()
-                                            ),
-                                        )
-                                        .with("reason", "timeout"),
-                                    ))
-                                }),
-                            None => rx.recv().await,
-                        }
-                    };
-                    tokio::select! {
-                        _ = tx.closed() => return,
-                        e = wait => e.unwrap_or_else(|| ChatEvent::Failed(Error::new(
-                            ErrorCode::UpstreamError,
-                            "The provider closed the answer before it finished.",
-                        ).with("reason", "closed"))),
-                    }
-                }
+            let event = tokio::select! {
+                _ = tx.closed() => return,
+                e = answer.next() => e,
             };
             let (event, end) = match event {
                 ChatEvent::Delta(text) => {
@@ -387,18 +418,18 @@ fn forward(
                             return;
                         }
                     }
-                    if let Some(r) = &redactor {
+                    if let Some(r) = &answer.redactor {
                         pii::restore_message(r, &mut out.message);
                     }
                     (ChatEvent::Done(out), true)
                 }
                 ChatEvent::Failed(error) | ChatEvent::Broken { error, .. } => {
-                    lease.broke();
+                    answer.lease.broke();
                     (
                         ChatEvent::Broken {
                             error,
                             delivered: TokenUsage {
-                                prompt_tokens: prompt_estimate,
+                                prompt_tokens: answer.prompt_estimate,
                                 completion_tokens: delivered,
                             },
                         },

@@ -282,8 +282,9 @@ pub async fn messages(
     let spec = run.spec.clone();
     let id = secrets::new_id("msg");
     if req.stream {
-        let mut resp = stream(run.events, id, spec.id.clone());
-        mark_deployment(&mut resp, &run.deployment);
+        let deployment = run.deployment.clone();
+        let mut resp = stream(run.into_events(), id, spec.id.clone());
+        mark_deployment(&mut resp, &deployment);
         return Ok(resp);
     }
     let out = run.finish().await?;

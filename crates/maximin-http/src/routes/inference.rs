@@ -86,7 +86,14 @@ pub async fn create_chat_completion(
     let created = iso8601(p.clock.now());
     if req.stream {
         let deployment = run.deployment.clone();
-        let mut resp = stream_chat(ctx, run.events, id, created, spec.id.clone(), &deployment);
+        let mut resp = stream_chat(
+            ctx,
+            run.into_events(),
+            id,
+            created,
+            spec.id.clone(),
+            &deployment,
+        );
         mark_deployment(&mut resp, &deployment);
         return Ok(resp);
     }

@@ -91,8 +91,9 @@ pub async fn chatcompletion_v2(
     let id = secrets::new_id("chatcmpl");
     let created = app.platform.clock.now().unix_timestamp();
     if req.stream {
-        let mut resp = stream(run.events, id, created, spec.id.clone());
-        mark_deployment(&mut resp, &run.deployment);
+        let deployment = run.deployment.clone();
+        let mut resp = stream(run.into_events(), id, created, spec.id.clone());
+        mark_deployment(&mut resp, &deployment);
         return Ok(resp);
     }
     let out = run.finish().await?;

@@ -96,8 +96,15 @@ pub async fn chat_completions(
     let created = app.platform.clock.now().unix_timestamp();
     if req.stream {
         let include_usage = extras.stream_options.is_some_and(|o| o.include_usage);
-        let mut resp = stream(run.events, id, created, spec.id.clone(), include_usage);
-        mark_deployment(&mut resp, &run.deployment);
+        let deployment = run.deployment.clone();
+        let mut resp = stream(
+            run.into_events(),
+            id,
+            created,
+            spec.id.clone(),
+            include_usage,
+        );
+        mark_deployment(&mut resp, &deployment);
         return Ok(resp);
     }
     let out = run.finish().await?;
