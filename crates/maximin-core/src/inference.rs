@@ -50,17 +50,19 @@ impl Answer {
         let event = match self.idle {
             Some(limit) => match tokio::time::timeout(limit, self.rx.recv()).await {
                 Ok(e) => e,
-                Err(_) => return ChatEvent::Failed(
-                    Error::new(
-                        ErrorCode::UpstreamError,
-                        format!(
+                Err(_) => {
+                    return ChatEvent::Failed(
+                        Error::new(
+                            ErrorCode::UpstreamError,
+                            format!(
                             "The upstream '{}' went quiet for {:.0} s in the middle of the answer.",
                             self.lease.target().label,
                             limit.as_secs_f64()
                         ),
+                        )
+                        .with("reason", "timeout"),
                     )
-                    .with("reason", "timeout"),
-                ),
+                }
             },
             None => self.rx.recv().await,
         };

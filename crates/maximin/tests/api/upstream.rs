@@ -352,3 +352,24 @@ async fn accounts_and_keys_take_regions_and_pii_modes() {
     assert_eq!(k["regions"], json!(["eu-west"]));
     assert_eq!(k["pii"], "off");
 }
+
+/// Local engines are outside PII protection unless the account asks
+/// (`--pii-local`): then a blocked category never reaches the local model.
+#[tokio::test]
+async fn pii_protection_reaches_local_engines_only_when_asked() {
+    let s = Server::with_models("").await;
+    let (account, key) = s.admin("enterprise");
+    s.cli(&["accounts", "update", &account, "--pii", "block"])
+        .expect("block");
+    let body = json!({"model": "gemma-3-270m", "max_tokens": 4,
+                      "messages": [{"role": "user", "content": "Mail jane.doe@example.com please."}]});
+    let r = s.post("/v1/chat/completions", &key, body.clone()).await;
+    r.assert_ok(200);
+    assert_eq!(r.header("x-maximin-upstream"), Some("local:llama.cpp"));
+    s.cli(&["accounts", "update", &account, "--pii-local", "true"])
+        .expect("local too");
+    let r = s.post("/v1/chat/completions", &key, body).await;
+    r.assert_error(400, "invalid_request");
+    assert_eq!(r.detail("field"), "messages[0].content");
+    assert_eq!(r.detail("category"), "email");
+}
