@@ -373,8 +373,24 @@ impl Router {
     /// started (speech). None left is `model_unavailable` with the reason.
     pub fn eligible(&self, spec: &ModelSpec, policy: &Policy) -> Result<Arc<Target>> {
         let mut refusals = Vec::new();
-        let pool: Vec<Arc<Target>> = self
-            .targets_of(&spec.id)
+        let pool = self.pool(spec, policy, &mut refusals);
+        if pool.is_empty() {
+            return Err(refused(spec, policy, &refusals));
+        }
+        match self.pick(&pool, &[], Instant::now()) {
+            Some(i) => Ok(pool[i].clone()),
+            None => Err(all_down(spec)),
+        }
+    }
+
+    /// The targets of `model` this caller may use; why the others not.
+    fn pool(
+        &self,
+        model: &ModelSpec,
+        policy: &Policy,
+        refusals: &mut Vec<String>,
+    ) -> Vec<Arc<Target>> {
+        self.targets_of(&model.id)
             .iter()
             .filter(|t| match self.refusal(t, policy) {
                 Some(why) => {
@@ -384,32 +400,7 @@ impl Router {
                 None => true,
             })
             .cloned()
-            .collect();
-        if pool.is_empty() {
-            let reason = if refusals.is_empty() {
-                format!("No deployment serves '{}' in this install.", spec.id)
-            } else {
-                format!(
-                    "No deployment of '{}' may serve this request: {}.",
-                    spec.id,
-                    refusals.join("; ")
-                )
-            };
-            return Err(Error::new(ErrorCode::ModelUnavailable, reason)
-                .with("model", spec.id.as_str())
-                .with("reason", if policy.sandbox { "sandbox" } else { "routing" }));
-        }
-        match self.pick(&pool, &[], Instant::now()) {
-            Some(i) => Ok(pool[i].clone()),
-            None => Err(Error::new(
-                ErrorCode::UpstreamError,
-                format!(
-                    "Every deployment of '{}' is unavailable (circuit breakers open or health checks failing); try again shortly.",
-                    spec.id
-                ),
-            )
-            .with("model", spec.id.as_str())),
-        }
+            .collect()
     }
 
     /// Runs `attempt` on the model's targets, then its fallbacks', until one
@@ -434,18 +425,7 @@ impl Router {
         let mut last_error: Option<Error> = None;
         let mut eligible_any = false;
         for model in chain {
-            let pool: Vec<Arc<Target>> = self
-                .targets_of(&model.id)
-                .iter()
-                .filter(|t| match self.refusal(t, policy) {
-                    Some(why) => {
-                        refusals.push(why);
-                        false
-                    }
-                    None => true,
-                })
-                .cloned()
-                .collect();
+            let pool = self.pool(model, policy, &mut refusals);
             if pool.is_empty() {
                 continue;
             }
@@ -559,30 +539,38 @@ impl Router {
             }
         }
         if !eligible_any {
-            let reason = if refusals.is_empty() {
-                format!("No deployment serves '{}' in this install.", spec.id)
-            } else {
-                format!(
-                    "No deployment of '{}' may serve this request: {}.",
-                    spec.id,
-                    refusals.join("; ")
-                )
-            };
-            return Err(Error::new(ErrorCode::ModelUnavailable, reason)
-                .with("model", spec.id.as_str())
-                .with("reason", if policy.sandbox { "sandbox" } else { "routing" }));
+            return Err(refused(spec, policy, &refusals));
         }
-        Err(last_error.unwrap_or_else(|| {
-            Error::new(
-                ErrorCode::UpstreamError,
-                format!(
-                    "Every deployment of '{}' is unavailable (circuit breakers open or health checks failing); try again shortly.",
-                    spec.id
-                ),
-            )
-            .with("model", spec.id.as_str())
-        }))
+        Err(last_error.unwrap_or_else(|| all_down(spec)))
     }
+}
+
+/// No target of `spec` may serve this caller: `model_unavailable`, why.
+fn refused(spec: &ModelSpec, policy: &Policy, refusals: &[String]) -> Error {
+    let reason = if refusals.is_empty() {
+        format!("No deployment serves '{}' in this install.", spec.id)
+    } else {
+        format!(
+            "No deployment of '{}' may serve this request: {}.",
+            spec.id,
+            refusals.join("; ")
+        )
+    };
+    Error::new(ErrorCode::ModelUnavailable, reason)
+        .with("model", spec.id.as_str())
+        .with("reason", if policy.sandbox { "sandbox" } else { "routing" })
+}
+
+/// Every target of `spec` is out: breakers open or health checks failing.
+fn all_down(spec: &ModelSpec) -> Error {
+    Error::new(
+        ErrorCode::UpstreamError,
+        format!(
+            "Every deployment of '{}' is unavailable (circuit breakers open or health checks failing); try again shortly.",
+            spec.id
+        ),
+    )
+    .with("model", spec.id.as_str())
 }
 
 #[cfg(test)]

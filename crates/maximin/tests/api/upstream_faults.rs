@@ -62,6 +62,18 @@ async fn rig() -> Rig {
     Rig { gw, eu, us, mm }
 }
 
+/// The key's usage of one model (`by_model` of `/v1/account/usage`).
+async fn usage_row(gw: &Server, key: &str, model: &str) -> Value {
+    let u = gw.get("/v1/account/usage", key).await;
+    u.assert_ok(200)["by_model"]
+        .as_array()
+        .expect("by_model")
+        .iter()
+        .find(|m| m["model"] == model)
+        .cloned()
+        .unwrap_or_else(|| panic!("{model} metered: {}", u.body))
+}
+
 fn chat(model: &str, text: &str) -> Value {
     json!({"model": model, "max_tokens": 32, "messages": [{"role": "user", "content": text}]})
 }
@@ -302,15 +314,7 @@ async fn a_stream_broken_mid_way_ends_with_the_surfaces_error_and_is_not_retried
     );
     // Metered for what was delivered.
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let u = r.gw.get("/v1/account/usage", &key).await;
-    let by_model = u.assert_ok(200)["by_model"]
-        .as_array()
-        .expect("by_model")
-        .clone();
-    let solo = by_model
-        .iter()
-        .find(|m| m["model"] == "solo")
-        .expect("solo metered");
+    let solo = usage_row(&r.gw, &key, "solo").await;
     assert_eq!(solo["requests"], 3);
     assert!(
         solo["completion_tokens"].as_u64().unwrap_or(0) >= 3,
@@ -598,15 +602,7 @@ async fn speech_reaches_the_minimax_cloud_and_an_openai_compatible_server() {
 
     // Metered in characters.
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let u = r.gw.get("/v1/account/usage", &key).await;
-    let by_model = u.assert_ok(200)["by_model"]
-        .as_array()
-        .expect("by_model")
-        .clone();
-    let mm = by_model
-        .iter()
-        .find(|m| m["model"] == "mm-speech")
-        .expect("metered");
+    let mm = usage_row(&r.gw, &key, "mm-speech").await;
     assert!(mm["characters"].as_u64().unwrap_or(0) > 0, "{mm}");
 
     // The account's PII and region rules hold for speech too.
