@@ -45,11 +45,43 @@ pub enum ChatEvent {
     },
 }
 
-/// A chat provider: a local engine or an upstream. `start` admits a request (or refuses it at once: bad input,
-/// context overflow, queue full) and returns the event stream; dropping the
-/// receiver cancels the generation and frees its slot. The channel is
-/// unbounded so a slow client never stalls the decode loop; what it can hold is
-/// bounded by the request's token budget.
+/// A provider's events as they come, read by whoever awaits the answer (the
+/// surface's response body): a local engine's channel from its decode
+/// thread, or an upstream's body parsed as it is polled, with no task in
+/// between (a hop between tasks per event showed as a large share of the
+/// streamed gateway path's CPU). Dropping it cancels the answer.
+pub enum ChatStream {
+    Channel(tokio::sync::mpsc::UnboundedReceiver<ChatEvent>),
+    Stream(std::pin::Pin<Box<dyn futures_util::Stream<Item = ChatEvent> + Send>>),
+}
+
+impl ChatStream {
+    /// An answer that is already whole.
+    pub fn once(event: ChatEvent) -> Self {
+        ChatStream::Stream(Box::pin(futures_util::stream::iter([event])))
+    }
+
+    /// The next event; `None` when the provider is gone.
+    pub async fn recv(&mut self) -> Option<ChatEvent> {
+        match self {
+            ChatStream::Channel(rx) => rx.recv().await,
+            ChatStream::Stream(s) => futures_util::StreamExt::next(s).await,
+        }
+    }
+}
+
+impl From<tokio::sync::mpsc::UnboundedReceiver<ChatEvent>> for ChatStream {
+    fn from(rx: tokio::sync::mpsc::UnboundedReceiver<ChatEvent>) -> Self {
+        ChatStream::Channel(rx)
+    }
+}
+
+/// A chat provider: a local engine or an upstream. `start` admits a request
+/// (or refuses it at once: bad input, context overflow, queue full) and
+/// returns the event stream; dropping it cancels the generation and frees
+/// its slot. A local engine's channel is unbounded so a slow client never
+/// stalls the decode loop; what it can hold is bounded by the request's
+/// token budget.
 #[async_trait]
 pub trait ChatProvider: Send + Sync + 'static {
     async fn start(
@@ -57,7 +89,7 @@ pub trait ChatProvider: Send + Sync + 'static {
         model: &ModelSpec,
         weights: Option<&Path>,
         request: &ChatCompletionRequest,
-    ) -> Result<tokio::sync::mpsc::UnboundedReceiver<ChatEvent>>;
+    ) -> Result<ChatStream>;
 }
 
 /// An embeddings provider: a local engine or an upstream.

@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use maximin_types::inference::{ChatCompletionRequest, Role};
 use maximin_types::{ErrorCode, Modality, TokenUsage};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 use crate::catalog::ModelSpec;
-use crate::engines::{ChatEvent, ChatOutput, EmbedOutput};
+use crate::engines::{ChatEvent, ChatOutput, ChatStream, EmbedOutput};
 use crate::pii::{self, PiiMode, Redactor};
 use crate::routing::{Lease, Policy, Target};
 use crate::{Caller, Error, Platform, Result};
@@ -22,7 +21,7 @@ pub const MAX_EMBEDDING_INPUTS: usize = 2048;
 /// A chat answer under way: the catalog model asked for, the deployment
 /// that answers, and its events (deltas, then `Done`, `Failed` or
 /// `Broken`), read whole ([`ChatRun::finish`], on the caller's task) or as
-/// a stream ([`ChatRun::into_events`], passed on by a task of its own).
+/// a stream ([`ChatRun::into_events`], read by the response body).
 pub struct ChatRun {
     pub spec: ModelSpec,
     /// The deployment's label (`X-Maximin-Upstream`): `NAME:MODEL` or `local:ENGINE`.
@@ -33,7 +32,7 @@ pub struct ChatRun {
 /// The provider's events as they came, with what reading them needs.
 struct Answer {
     first: Option<ChatEvent>,
-    rx: UnboundedReceiver<ChatEvent>,
+    rx: ChatStream,
     lease: Lease,
     redactor: Option<Redactor>,
     /// For an upstream: the longest quiet between events.
@@ -100,10 +99,8 @@ impl ChatRun {
         }
     }
 
-    /// The answer as a stream of events, passed on by a task that restores
-    /// placeholders across deltas, holds the deployment until the end and
-    /// stops the provider when the receiver is dropped.
-    pub fn into_events(self) -> UnboundedReceiver<ChatEvent> {
+    /// The answer as a stream of events (see [`ChatEvents`]).
+    pub fn into_events(self) -> ChatEvents {
         forward(self.answer)
     }
 }
@@ -391,58 +388,80 @@ impl Platform {
 /// stream that goes quiet for longer than `idle`, and turning a failure
 /// after the start into `Broken` with what was delivered. A caller that
 /// leaves (drops its receiver) ends the provider's stream too.
-fn forward(mut answer: Answer) -> UnboundedReceiver<ChatEvent> {
-    let (tx, out) = unbounded_channel();
-    tokio::spawn(async move {
-        let mut restorer = answer.redactor.as_ref().map(Redactor::restorer);
-        let mut delivered = 0u64;
+/// A streamed answer, read by the surface's response body: placeholders
+/// restored across deltas, a failure turned into `Broken` with what was
+/// delivered, the deployment held until the end. No task of its own (a hop
+/// between tasks per event showed as a third of the streamed gateway path's
+/// CPU): dropping it, as a client that goes away does, drops the provider's
+/// receiver, which stops the provider.
+pub struct ChatEvents {
+    answer: Answer,
+    restorer: Option<pii::StreamRestorer>,
+    delivered: u64,
+    /// The `Done` or `Broken` that follows the restorer's last delta.
+    held: Option<ChatEvent>,
+    ended: bool,
+}
+
+impl ChatEvents {
+    /// The next event; `None` once the answer ended.
+    pub async fn recv(&mut self) -> Option<ChatEvent> {
+        if let Some(e) = self.held.take() {
+            return Some(e);
+        }
+        if self.ended {
+            return None;
+        }
         loop {
-            let event = tokio::select! {
-                _ = tx.closed() => return,
-                e = answer.next() => e,
-            };
-            let (event, end) = match event {
+            match self.answer.next().await {
                 ChatEvent::Delta(text) => {
-                    delivered += 1;
-                    let text = match restorer.as_mut() {
+                    self.delivered += 1;
+                    let text = match self.restorer.as_mut() {
                         Some(r) => r.push(&text),
                         None => text,
                     };
-                    if text.is_empty() {
-                        continue;
+                    if !text.is_empty() {
+                        return Some(ChatEvent::Delta(text));
                     }
-                    (ChatEvent::Delta(text), false)
                 }
                 ChatEvent::Done(mut out) => {
-                    if let Some(r) = restorer.as_mut() {
-                        let rest = r.finish();
-                        if !rest.is_empty() && tx.send(ChatEvent::Delta(rest)).is_err() {
-                            return;
-                        }
-                    }
-                    if let Some(r) = &answer.redactor {
+                    self.ended = true;
+                    if let Some(r) = &self.answer.redactor {
                         pii::restore_message(r, &mut out.message);
                     }
-                    (ChatEvent::Done(out), true)
+                    let rest = self
+                        .restorer
+                        .as_mut()
+                        .map(|r| r.finish())
+                        .unwrap_or_default();
+                    if rest.is_empty() {
+                        return Some(ChatEvent::Done(out));
+                    }
+                    self.held = Some(ChatEvent::Done(out));
+                    return Some(ChatEvent::Delta(rest));
                 }
                 ChatEvent::Failed(error) | ChatEvent::Broken { error, .. } => {
-                    answer.lease.broke();
-                    (
-                        ChatEvent::Broken {
-                            error,
-                            delivered: TokenUsage {
-                                prompt_tokens: answer.prompt_estimate,
-                                completion_tokens: delivered,
-                            },
+                    self.ended = true;
+                    self.answer.lease.broke();
+                    return Some(ChatEvent::Broken {
+                        error,
+                        delivered: TokenUsage {
+                            prompt_tokens: self.answer.prompt_estimate,
+                            completion_tokens: self.delivered,
                         },
-                        true,
-                    )
+                    });
                 }
-            };
-            if tx.send(event).is_err() || end {
-                return;
             }
         }
-    });
-    out
+    }
+}
+
+fn forward(answer: Answer) -> ChatEvents {
+    ChatEvents {
+        restorer: answer.redactor.as_ref().map(Redactor::restorer),
+        answer,
+        delivered: 0,
+        held: None,
+        ended: false,
+    }
 }

@@ -16,15 +16,13 @@ const SECRET_BODY_LEN: usize = 40;
 const DISPLAY_BODY_LEN: usize = 4;
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
-/// `len` characters drawn uniformly from the OS generator. The bytes are read
-/// in one call per 64 (a call per character made ids a tenth of a gateway
-/// request's CPU: a system call each); bytes from 248 (4 × 62) up are
-/// dropped, so that every character is equally likely.
-fn base62(len: usize) -> String {
+/// `len` characters drawn uniformly from `rng`; bytes from 248 (4 × 62) up
+/// are dropped, so that every character is equally likely.
+fn base62_from(rng: &mut impl RngCore, len: usize) -> String {
     let mut out = String::with_capacity(len);
     let mut bytes = [0u8; 64];
     while out.len() < len {
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        rng.fill_bytes(&mut bytes);
         for b in bytes.iter().filter(|&&b| b < 248) {
             if out.len() == len {
                 break;
@@ -33,6 +31,13 @@ fn base62(len: usize) -> String {
         }
     }
     out
+}
+
+/// Characters for ids: from the thread's CSPRNG (ChaCha, seeded and
+/// reseeded from the OS). Reading the OS generator for every id cost a
+/// system call per id, two or three per request.
+fn base62(len: usize) -> String {
+    base62_from(&mut rand::thread_rng(), len)
 }
 
 /// A new random id such as `acct_3hF9…` (16 base62 characters after the prefix).
@@ -47,7 +52,10 @@ pub fn new_request_id() -> String {
 
 pub fn generate_secret(test: bool) -> String {
     let prefix = if test { TEST_PREFIX } else { LIVE_PREFIX };
-    format!("{prefix}{}", base62(SECRET_BODY_LEN))
+    format!(
+        "{prefix}{}",
+        base62_from(&mut rand::rngs::OsRng, SECRET_BODY_LEN)
+    )
 }
 
 /// Whether a bearer token has the shape of a maximin key. A token that does not is

@@ -372,7 +372,7 @@ impl ChatProvider for LlamaEngine {
         model: &ModelSpec,
         weights: Option<&Path>,
         request: &ChatCompletionRequest,
-    ) -> Result<tokio::sync::mpsc::UnboundedReceiver<ChatEvent>> {
+    ) -> Result<maximin_core::engines::ChatStream> {
         let path = weights.ok_or_else(|| {
             Error::new(
                 ErrorCode::ModelUnavailable,
@@ -405,6 +405,6 @@ impl ChatProvider for LlamaEngine {
                 Error::internal("the decode thread has stopped")
             }
         })?;
-        Ok(rx)
+        Ok(rx.into())
     }
 }

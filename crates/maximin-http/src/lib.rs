@@ -50,7 +50,7 @@ pub struct AppState {
     pub draining: Arc<AtomicBool>,
     /// The URL clients reach this server at, for links (`public_url`);
     /// `None`: the request's own host.
-    pub public_url: Option<String>,
+    pub public_url: Option<Arc<str>>,
 }
 
 impl AppState {

@@ -10,12 +10,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use maximin_core::catalog::ModelSpec;
-use maximin_core::engines::{ChatEvent, ChatOutput, ChatProvider};
+use maximin_core::engines::{ChatEvent, ChatOutput, ChatProvider, ChatStream};
 use maximin_core::{Error, Result};
 use maximin_types::inference::{ChatCompletionRequest, ChatMessage, FunctionCall, Role, ToolCall};
 use maximin_types::{ErrorCode, TokenUsage};
 use serde_json::{json, Value};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 use crate::openai::{pump, Step};
 use crate::{broke, Client};
@@ -296,40 +295,34 @@ impl ChatProvider for Anthropic {
         model: &ModelSpec,
         _weights: Option<&Path>,
         req: &ChatCompletionRequest,
-    ) -> Result<UnboundedReceiver<ChatEvent>> {
+    ) -> Result<ChatStream> {
         let name = model.upstream_model.as_deref().unwrap_or(&model.id);
         let body = messages_body(name, req, model.context_window);
         let res = self.client.post("/v1/messages", &body).await?;
-        let (tx, rx) = unbounded_channel();
         if !req.stream {
             let v: Value = res.json().await.map_err(|e| self.client.transport(e))?;
-            let _ = tx.send(ChatEvent::Done(parse_message(&v)?));
-            return Ok(rx);
+            return Ok(ChatStream::once(ChatEvent::Done(parse_message(&v)?)));
         }
         let upstream = self.client.name.clone();
-        tokio::spawn(async move {
-            let mut state = Some(StreamState::default());
-            pump(upstream.clone(), res, tx, move |event| {
-                let Some(st) = state.as_mut() else {
-                    return Step::Go(vec![]);
-                };
-                let Ok(v) = serde_json::from_str::<Value>(&event.data) else {
-                    return Step::Fail(broke(&upstream, "it sent an event that is not JSON"));
-                };
-                match v["type"].as_str() {
-                    Some("message_stop") => {
-                        let st = state.take().unwrap_or_default();
-                        Step::Done(ChatEvent::Done(st.output()))
-                    }
-                    Some("error") => {
-                        let msg = v["error"]["message"].as_str().unwrap_or("an error event");
-                        Step::Fail(broke(&upstream, &msg.chars().take(200).collect::<String>()))
-                    }
-                    _ => Step::Go(st.event(&v).map(ChatEvent::Delta).into_iter().collect()),
+        let mut state = Some(StreamState::default());
+        Ok(pump(upstream.clone(), res, move |event| {
+            let Some(st) = state.as_mut() else {
+                return Step::Go(vec![]);
+            };
+            let Ok(v) = serde_json::from_str::<Value>(&event.data) else {
+                return Step::Fail(broke(&upstream, "it sent an event that is not JSON"));
+            };
+            match v["type"].as_str() {
+                Some("message_stop") => {
+                    let st = state.take().unwrap_or_default();
+                    Step::Done(ChatEvent::Done(st.output()))
                 }
-            })
-            .await;
-        });
-        Ok(rx)
+                Some("error") => {
+                    let msg = v["error"]["message"].as_str().unwrap_or("an error event");
+                    Step::Fail(broke(&upstream, &msg.chars().take(200).collect::<String>()))
+                }
+                _ => Step::Go(st.event(&v).map(ChatEvent::Delta).into_iter().collect()),
+            }
+        }))
     }
 }

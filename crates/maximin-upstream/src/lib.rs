@@ -49,9 +49,23 @@ pub struct Client {
     pub name: String,
     pub kind: UpstreamKind,
     base_url: String,
+    /// The request URLs of the wire paths, parsed once: parsing one per
+    /// request showed in the gateway's profile.
+    urls: Vec<(&'static str, reqwest::Url)>,
     http: reqwest::Client,
     health_path: Option<String>,
 }
+
+/// Every path the providers post to, under `base_url`.
+const WIRE_PATHS: &[&str] = &[
+    "/chat/completions",
+    "/v1/text/chatcompletion_v2",
+    "/embeddings",
+    "/v1/embeddings",
+    "/v1/messages",
+    "/v1/t2a_v2",
+    "/audio/speech",
+];
 
 /// Builds the providers of `[upstreams.NAME]`. Fails when the table is
 /// invalid or its key variable is unset, so the operator learns at start.
@@ -88,12 +102,21 @@ pub fn build(name: &str, config: &UpstreamConfig) -> std::result::Result<Provide
         .tcp_nodelay(true)
         .tcp_keepalive(Duration::from_secs(30))
         .user_agent(concat!("maximin/", env!("CARGO_PKG_VERSION")))
+        // An upstream API does not redirect; following one would send the
+        // provider key to wherever it points.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| format!("[upstreams.{name}]: cannot build its HTTP client: {e}"))?;
+    let base_url = config.base_url.trim_end_matches('/').to_owned();
+    let urls = WIRE_PATHS
+        .iter()
+        .filter_map(|p| Some((*p, reqwest::Url::parse(&format!("{base_url}{p}")).ok()?)))
+        .collect();
     let client = Arc::new(Client {
         name: name.to_owned(),
         kind: config.kind,
-        base_url: config.base_url.trim_end_matches('/').to_owned(),
+        base_url,
+        urls,
         http,
         health_path: config.health_check_path.clone(),
     });
@@ -133,6 +156,14 @@ impl Client {
         format!("{}{path}", self.base_url)
     }
 
+    /// The parsed URL of a wire path (see [`WIRE_PATHS`]).
+    fn wire_url(&self, path: &str) -> std::result::Result<reqwest::Url, String> {
+        match self.urls.iter().find(|(p, _)| *p == path) {
+            Some((_, u)) => Ok(u.clone()),
+            None => Ok(reqwest::Url::parse(&self.url(path)).map_err(|e| e.to_string())?),
+        }
+    }
+
     /// The active health check: GET `health_check_path`, 2xx is healthy.
     pub async fn probe(&self, timeout: Duration) -> Result<()> {
         let Some(path) = &self.health_path else {
@@ -155,13 +186,15 @@ impl Client {
     /// POSTs JSON; a non-2xx answer becomes the matching error (with the
     /// upstream's `Retry-After`). Returns the response with its body unread.
     async fn post(&self, path: &str, body: &serde_json::Value) -> Result<reqwest::Response> {
-        let res = self
-            .http
-            .post(self.url(path))
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| self.transport(e))?;
+        let res =
+            self.http
+                .post(self.wire_url(path).map_err(|e| {
+                    Error::internal(format!("upstream '{}': bad URL: {e}", self.name))
+                })?)
+                .json(body)
+                .send()
+                .await
+                .map_err(|e| self.transport(e))?;
         let status = res.status().as_u16();
         if (200..300).contains(&status) {
             return Ok(res);

@@ -2,19 +2,20 @@
 //! same chat-completions shape, MiniMax adding `base_resp` (errors at HTTP
 //! 200) and a final aggregate event to its streams.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use maximin_core::catalog::ModelSpec;
-use maximin_core::engines::{ChatEvent, ChatOutput, ChatProvider, EmbedOutput, EmbedProvider};
+use maximin_core::engines::{
+    ChatEvent, ChatOutput, ChatProvider, ChatStream, EmbedOutput, EmbedProvider,
+};
 use maximin_core::{Error, Result};
 use maximin_types::inference::{ChatCompletionRequest, ChatMessage, FunctionCall, Role, ToolCall};
 use maximin_types::{ErrorCode, TokenUsage};
 use serde_json::{json, Value};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use crate::sse::SseParser;
 use crate::{broke, Client};
@@ -261,53 +262,72 @@ impl StreamState {
     }
 }
 
-/// Reads an SSE body into chat events until the answer ends, the body
-/// breaks, or the receiver goes away.
-pub(crate) async fn pump<F>(
-    name: String,
-    res: reqwest::Response,
-    tx: UnboundedSender<ChatEvent>,
-    mut on_event: F,
-) where
-    F: FnMut(&crate::sse::SseEvent) -> Step,
+/// An SSE body as chat events, parsed as the reader polls: until the answer
+/// ends or the body breaks. Dropping it closes the upstream connection.
+pub(crate) fn pump<F>(name: String, res: reqwest::Response, on_event: F) -> ChatStream
+where
+    F: FnMut(&crate::sse::SseEvent) -> Step + Send + 'static,
 {
-    let mut body = res.bytes_stream();
-    let mut parser = SseParser::default();
-    loop {
-        let next = tokio::select! {
-            _ = tx.closed() => return,
-            n = body.next() => n,
-        };
-        let events = match next {
-            Some(Ok(bytes)) => parser.push(&bytes),
-            Some(Err(_)) => {
-                let _ = tx.send(broke(&name, "the connection failed mid-stream"));
-                return;
+    struct St<B, F> {
+        name: String,
+        body: B,
+        parser: SseParser,
+        on_event: F,
+        queue: VecDeque<ChatEvent>,
+        ended: bool,
+        body_done: bool,
+    }
+    let st = St {
+        name,
+        body: Box::pin(res.bytes_stream()),
+        parser: SseParser::default(),
+        on_event,
+        queue: VecDeque::new(),
+        ended: false,
+        body_done: false,
+    };
+    let events = futures_util::stream::unfold(st, |mut st| async move {
+        loop {
+            if let Some(e) = st.queue.pop_front() {
+                return Some((e, st));
             }
-            None => match parser.finish() {
-                Some(last) => vec![last],
-                None => {
-                    let _ = tx.send(broke(&name, "the stream ended before the answer did"));
-                    return;
-                }
-            },
-        };
-        for event in &events {
-            match on_event(event) {
-                Step::Go(events) => {
-                    for e in events {
-                        if tx.send(e).is_err() {
-                            return;
-                        }
+            if st.ended {
+                return None;
+            }
+            let events = if st.body_done {
+                Vec::new()
+            } else {
+                match st.body.next().await {
+                    Some(Ok(bytes)) => st.parser.push(&bytes),
+                    Some(Err(_)) => {
+                        st.ended = true;
+                        let e = broke(&st.name, "the connection failed mid-stream");
+                        return Some((e, st));
+                    }
+                    None => {
+                        st.body_done = true;
+                        st.parser.finish().into_iter().collect()
                     }
                 }
-                Step::Done(last) | Step::Fail(last) => {
-                    let _ = tx.send(last);
-                    return;
+            };
+            for event in &events {
+                match (st.on_event)(event) {
+                    Step::Go(events) => st.queue.extend(events),
+                    Step::Done(last) | Step::Fail(last) => {
+                        st.queue.push_back(last);
+                        st.ended = true;
+                        break;
+                    }
                 }
             }
+            if st.body_done && !st.ended {
+                st.ended = true;
+                st.queue
+                    .push_back(broke(&st.name, "the stream ended before the answer did"));
+            }
         }
-    }
+    });
+    ChatStream::Stream(Box::pin(events))
 }
 
 /// What one SSE event leads to: events to pass on, the last one, or the
@@ -325,59 +345,48 @@ impl ChatProvider for OpenAi {
         model: &ModelSpec,
         _weights: Option<&Path>,
         req: &ChatCompletionRequest,
-    ) -> Result<UnboundedReceiver<ChatEvent>> {
+    ) -> Result<ChatStream> {
         let name = model.upstream_model.as_deref().unwrap_or(&model.id);
         let body = chat_body(name, req, self.wire);
         let res = self.client.post(self.chat_path(), &body).await?;
-        let (tx, rx) = unbounded_channel();
         if !req.stream {
             let v: Value = res.json().await.map_err(|e| self.client.transport(e))?;
             self.check_base_resp(&v)?;
-            let _ = tx.send(ChatEvent::Done(parse_completion(&v)?));
-            return Ok(rx);
+            return Ok(ChatStream::once(ChatEvent::Done(parse_completion(&v)?)));
         }
         let me = OpenAi {
             client: self.client.clone(),
             wire: self.wire,
         };
-        tokio::spawn(async move {
-            let mut state = Some(StreamState::default());
-            let upstream = me.client.name.clone();
-            pump(upstream.clone(), res, tx, move |event| {
-                let Some(st) = state.as_mut() else {
-                    return Step::Go(vec![]);
-                };
-                if event.data == "[DONE]" {
-                    let st = state.take().unwrap_or_default();
-                    return Step::Done(ChatEvent::Done(st.output()));
-                }
-                let v: Value = match serde_json::from_str(&event.data) {
-                    Ok(v) => v,
-                    Err(_) => {
-                        return Step::Fail(broke(&upstream, "it sent an event that is not JSON"))
-                    }
-                };
-                if let Some(e) = v.get("error").filter(|e| !e.is_null()) {
-                    let msg = e["message"].as_str().unwrap_or("an error event");
-                    return Step::Fail(broke(
-                        &upstream,
-                        &msg.chars().take(200).collect::<String>(),
-                    ));
-                }
-                if let Err(e) = me.check_base_resp(&v) {
-                    return Step::Fail(ChatEvent::Failed(e));
-                }
-                let delta = st.chunk(&v);
-                // MiniMax ends with its aggregate event (no [DONE] promised).
-                if me.wire == Wire::MiniMax && v["object"] == "chat.completion" {
-                    let st = state.take().unwrap_or_default();
-                    return Step::Done(ChatEvent::Done(st.output()));
-                }
-                Step::Go(delta.map(ChatEvent::Delta).into_iter().collect())
-            })
-            .await;
-        });
-        Ok(rx)
+        let mut state = Some(StreamState::default());
+        let upstream = me.client.name.clone();
+        Ok(pump(upstream.clone(), res, move |event| {
+            let Some(st) = state.as_mut() else {
+                return Step::Go(vec![]);
+            };
+            if event.data == "[DONE]" {
+                let st = state.take().unwrap_or_default();
+                return Step::Done(ChatEvent::Done(st.output()));
+            }
+            let v: Value = match serde_json::from_str(&event.data) {
+                Ok(v) => v,
+                Err(_) => return Step::Fail(broke(&upstream, "it sent an event that is not JSON")),
+            };
+            if let Some(e) = v.get("error").filter(|e| !e.is_null()) {
+                let msg = e["message"].as_str().unwrap_or("an error event");
+                return Step::Fail(broke(&upstream, &msg.chars().take(200).collect::<String>()));
+            }
+            if let Err(e) = me.check_base_resp(&v) {
+                return Step::Fail(ChatEvent::Failed(e));
+            }
+            let delta = st.chunk(&v);
+            // MiniMax ends with its aggregate event (no [DONE] promised).
+            if me.wire == Wire::MiniMax && v["object"] == "chat.completion" {
+                let st = state.take().unwrap_or_default();
+                return Step::Done(ChatEvent::Done(st.output()));
+            }
+            Step::Go(delta.map(ChatEvent::Delta).into_iter().collect())
+        }))
     }
 }
 

@@ -42,7 +42,7 @@ pub(crate) fn indexed_calls(
         .collect()
 }
 
-pub(crate) type ChatEvents = tokio::sync::mpsc::UnboundedReceiver<ChatEvent>;
+pub(crate) use maximin_core::inference::ChatEvents;
 
 /// The shared start of every embeddings surface: the core's routed call.
 pub(crate) async fn run_embeddings(
@@ -127,7 +127,7 @@ pub async fn create_chat_completion(
 /// it is decoded, a last chunk with `finish_reason` and `usage`, then `[DONE]`.
 fn stream_chat(
     ctx: Ctx,
-    events: tokio::sync::mpsc::UnboundedReceiver<ChatEvent>,
+    events: ChatEvents,
     id: String,
     created: String,
     model: String,
@@ -144,7 +144,7 @@ fn stream_chat(
         }
     };
     struct State<F> {
-        events: tokio::sync::mpsc::UnboundedReceiver<ChatEvent>,
+        events: ChatEvents,
         chunk: F,
         meter: std::sync::Arc<StreamMeter>,
         model: String,
