@@ -24,7 +24,7 @@ use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use maximin_core::catalog::ModelSpec;
-use maximin_core::engines::{ChatEvent, ChatProvider};
+use maximin_core::engines::{ChatProvider, ChatStream};
 use maximin_core::{Error, Result};
 use maximin_types::inference::ChatCompletionRequest;
 use maximin_types::ErrorCode;
@@ -372,7 +372,7 @@ impl ChatProvider for LlamaEngine {
         model: &ModelSpec,
         weights: Option<&Path>,
         request: &ChatCompletionRequest,
-    ) -> Result<maximin_core::engines::ChatStream> {
+    ) -> Result<ChatStream> {
         let path = weights.ok_or_else(|| {
             Error::new(
                 ErrorCode::ModelUnavailable,

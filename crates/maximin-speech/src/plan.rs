@@ -15,6 +15,7 @@ use maximin_core::pii::PiiMode;
 use maximin_core::providers::speech::{
     AudioOutput, SpeechEvent, SpeechJob, SpeechProvider, VoiceSettings,
 };
+use maximin_core::routing::Policy;
 use maximin_core::{speech, Caller, Error, Platform, Result};
 use maximin_types::speech::{T2aRequest, VoiceSetting};
 use maximin_types::Modality;
@@ -37,6 +38,10 @@ pub struct Plan {
     pub(crate) gain: f32,
     pub(crate) settings: AudioSettings,
     pub(crate) illegal_ratio: f64,
+    /// For a model served by upstreams or deployments: the catalog model and
+    /// the caller's policy, which the synthesis routes with (retries,
+    /// failover, fallbacks). `None`: the plan's own local engine speaks.
+    pub(crate) routed: Option<(ModelSpec, Policy)>,
     /// A cloned speaker's median pitch, to shift the engine voice to.
     target_f0: Option<f32>,
     /// The pitch offset the voice's profile put into the prosody.
@@ -177,6 +182,8 @@ pub async fn plan_with(
     };
     // An upstream takes the volume as asked; the gain is for local samples.
     let gain = if spec.upstream().is_some() { 1.0 } else { gain };
+    let routed = (spec.upstream().is_some() || !spec.deployments.is_empty())
+        .then(|| (spec.clone(), policy.clone()));
     let pronunciation = pronunciation(req)?;
     let mut plan = Plan {
         provider,
@@ -200,6 +207,7 @@ pub async fn plan_with(
         gain,
         settings,
         illegal_ratio: ratio,
+        routed,
         target_f0: wanted.profile.f0_hz,
         profile_pitch: wanted.profile.pitch,
         used: UsedVoices::default(),

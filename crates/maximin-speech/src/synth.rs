@@ -8,8 +8,13 @@
 use maximin_audio::{Encoder, Format, WholeEnd};
 use maximin_core::engines::SpeechAudio;
 use maximin_core::providers::speech::{SpeechDone, SpeechEvent, SpeechJob};
+use std::sync::Arc;
+
+use maximin_core::pii::PiiMode;
+use maximin_core::routing::{Lease, Target};
 use maximin_core::{pii, speech, Caller, Error, Platform, Result};
 use maximin_types::speech::{T2aExtraInfo, T2aRequest};
+use maximin_types::ErrorCode;
 use tokio::sync::mpsc::Receiver;
 
 use crate::plan::{self, Plan};
@@ -25,7 +30,14 @@ pub struct Synth {
     whole: bool,
     /// The provider's events, once started; `None` again at the end.
     events: Option<Receiver<SpeechEvent>>,
+    /// The provider's first event, read to know the job started.
+    first: Option<SpeechEvent>,
     started: bool,
+    /// The routed target that speaks, held until the end (in flight,
+    /// breaker); `None` for a plan's own local engine.
+    lease: Option<Lease>,
+    /// Which deployment speaks (`X-Maximin-Upstream`), once started.
+    deployment: Option<String>,
     done: Option<SpeechDone>,
     encoder: Option<Encoder>,
     /// Whether the provider sends encoded bytes, passed through.
@@ -69,7 +81,10 @@ impl Synth {
             plan,
             whole,
             events: None,
+            first: None,
             started: false,
+            lease: None,
+            deployment: None,
             done: None,
             encoder: None,
             passthrough: false,
@@ -88,7 +103,8 @@ impl Synth {
 
     /// Every piece at once: the whole file, its subtitles, extra_info and
     /// billed characters.
-    pub async fn whole_audio(mut self) -> Result<Whole> {
+    pub async fn whole_audio(mut self, p: &Platform) -> Result<Whole> {
+        self.start(p).await?;
         let mut audio = Vec::new();
         while let Some(bytes) = self.next().await {
             audio.extend(bytes?);
@@ -109,26 +125,90 @@ impl Synth {
         &self.subtitles
     }
 
+    /// Starts the synthesis: the plan's local engine, or for a routed model
+    /// the deployment the router picks, retried and failed over (another
+    /// deployment, a fallback model) until one has started speaking (its
+    /// first event), as chat is. Errors here come before any audio.
+    pub async fn start(&mut self, p: &Platform) -> Result<()> {
+        if self.started {
+            return Ok(());
+        }
+        self.started = true;
+        let job = SpeechJob {
+            whole: self.whole,
+            ..self.plan.job.clone()
+        };
+        let Some((spec, policy)) = self.plan.routed.clone() else {
+            let mut job = job;
+            // Redaction fails closed: an error refuses the job.
+            pii::protect_text(&mut job.text, "text", self.plan.pii)?;
+            let events = self.plan.provider.start(&self.plan.model, job).await?;
+            self.events = Some(events);
+            self.deployment = Some(format!("local:{}", self.plan.model.engine));
+            return Ok(());
+        };
+        let ((events, first), lease) = p
+            .router
+            .route(&p.catalog, &spec, &policy, |target: Arc<Target>| {
+                let (job, policy) = (&job, &policy);
+                async move {
+                    let provider = p.engines.speech.get(&target.provider).ok_or_else(|| {
+                        Error::new(
+                            ErrorCode::ModelUnavailable,
+                            format!(
+                                "'{}' has no speech provider for '{}' in this server.",
+                                target.provider, target.spec.id
+                            ),
+                        )
+                        .with("model", target.spec.id.as_str())
+                    })?;
+                    let mut job = job.clone();
+                    let mode = if !target.is_local() || policy.pii_local {
+                        policy.pii
+                    } else {
+                        PiiMode::Off
+                    };
+                    pii::protect_text(&mut job.text, "text", mode)?;
+                    let mut events = provider.start(&target.spec, job).await?;
+                    match events.recv().await {
+                        Some(SpeechEvent::Failed(e)) => Err(e),
+                        None => Err(Error::new(
+                            ErrorCode::UpstreamError,
+                            "The speech provider closed the answer before it started.",
+                        )
+                        .with("reason", "closed")),
+                        Some(first) => Ok((events, first)),
+                    }
+                }
+            })
+            .await?;
+        self.deployment = Some(lease.target().label.clone());
+        self.lease = Some(lease);
+        self.events = Some(events);
+        self.first = Some(first);
+        Ok(())
+    }
+
+    /// The deployment that speaks (`NAME:MODEL` or `local:ENGINE`), once
+    /// started.
+    pub fn deployment(&self) -> Option<&str> {
+        self.deployment.as_deref()
+    }
+
     /// The next bytes of the audio; `None` when the provider is done. After
-    /// an error there is nothing more.
+    /// an error there is nothing more. [`Synth::start`] comes first.
     pub async fn next(&mut self) -> Option<Result<Vec<u8>>> {
         if !self.started {
             self.started = true;
-            let mut job = SpeechJob {
-                whole: self.whole,
-                ..self.plan.job.clone()
-            };
-            // Redaction fails closed: an error refuses the job.
-            if let Err(e) = pii::protect_text(&mut job.text, "text", self.plan.pii) {
-                return Some(Err(e));
-            }
-            match self.plan.provider.start(&self.plan.model, job).await {
-                Ok(events) => self.events = Some(events),
-                Err(e) => return Some(Err(e)),
-            }
+            return Some(Err(Error::internal(
+                "a synthesis was read before it started",
+            )));
         }
         loop {
-            let event = self.events.as_mut()?.recv().await;
+            let event = match self.first.take() {
+                Some(first) => Some(first),
+                None => self.events.as_mut()?.recv().await,
+            };
             let out = match event {
                 None => Err(Error::internal(
                     "the speech provider stopped before its end",
@@ -148,7 +228,12 @@ impl Synth {
                     self.events = None;
                     return None;
                 }
-                Some(SpeechEvent::Failed(e)) => Err(e),
+                Some(SpeechEvent::Failed(e)) => {
+                    if let Some(lease) = &self.lease {
+                        lease.broke();
+                    }
+                    Err(e)
+                }
             };
             if out.is_err() {
                 self.events = None;
@@ -336,12 +421,16 @@ pub async fn speak_whole(p: &Platform, caller: &Caller, req: &T2aRequest) -> Res
         plan.settings().format,
         plan.used_voices(),
     );
-    let whole = Synth::whole(plan).whole_audio().await?;
+    let mut synth = Synth::whole(plan);
+    synth.start(p).await?;
+    let deployment = synth.deployment().unwrap_or_default().to_owned();
+    let whole = synth.whole_audio(p).await?;
     used.mark(p).await;
     Ok(Spoken {
         whole,
         model,
         format,
+        deployment,
     })
 }
 
@@ -351,4 +440,6 @@ pub struct Spoken {
     /// The catalog id of the model.
     pub model: String,
     pub format: Format,
+    /// The deployment that spoke (`X-Maximin-Upstream`).
+    pub deployment: String,
 }

@@ -156,6 +156,7 @@ impl TaskHandler for AsyncSpeech {
             for (i, input) in params.inputs.iter().enumerate() {
                 let ratio = speech::illegal_ratio(&input.text);
                 let mut synth = Synth::whole(plan.clone().with_text(input.text.clone(), ratio));
+                synth.start(p).await?;
                 let mut w = p
                     .files
                     .output_writer(&Output {

@@ -115,6 +115,8 @@ async fn an_upstreams_encoded_audio_streams_chunk_by_chunk() {
         .await
         .expect("plan");
     let mut synth = Synth::new(plan);
+    synth.start(&p).await.expect("start");
+    assert_eq!(synth.deployment(), Some("cloud:cloud-speech"));
     let mut chunks = Vec::new();
     while let Some(bytes) = synth.next().await {
         chunks.push(bytes.expect("chunk"));
@@ -153,4 +155,95 @@ async fn an_upstream_without_a_speech_provider_is_unavailable() {
     let Setup { p, caller, _dir } = setup(None).await;
     let err = refusal(&p, &caller, "male-qn-qingse").await;
     assert_eq!(err.code, ErrorCode::ModelUnavailable);
+}
+
+/// A provider that refuses every job as an upstream answering 503 does,
+/// counting the tries.
+#[derive(Default)]
+struct Down(std::sync::atomic::AtomicUsize);
+
+#[async_trait::async_trait]
+impl SpeechProvider for Down {
+    async fn start(
+        &self,
+        _model: &maximin_core::catalog::ModelSpec,
+        _job: maximin_core::providers::speech::SpeechJob,
+    ) -> maximin_core::Result<
+        tokio::sync::mpsc::Receiver<maximin_core::providers::speech::SpeechEvent>,
+    > {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Err(Error::new(
+            ErrorCode::UpstreamError,
+            "The upstream 'down' failed (HTTP 503).",
+        )
+        .with("reason", "status")
+        .with("upstream_status", 503))
+    }
+}
+
+#[tokio::test]
+async fn speech_fails_over_to_the_fallback_model_before_any_audio() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cloud = Arc::new(CannedUpstream::new(11));
+    let down = Arc::new(Down::default());
+    let (mut catalog_models, mut engines, mut installed) = (
+        Vec::new(),
+        maximin_core::engines::Engines::default(),
+        maximin_core::catalog::Installed::default(),
+    );
+    for m in [
+        json!({"id": "cloud-speech", "modality": "speech", "context_window": 10000, "engine": "upstream:cloud"}),
+        json!({"id": "flaky-speech", "modality": "speech", "context_window": 10000, "engine": "upstream:down",
+               "fallbacks": ["cloud-speech"]}),
+    ] {
+        catalog_models.push(serde_json::from_value(m).expect("model"));
+    }
+    let catalog = maximin_core::catalog::Catalog::with_overrides(catalog_models).expect("catalog");
+    engines
+        .speech
+        .insert("upstream:cloud".into(), cloud.clone());
+    engines.speech.insert("upstream:down".into(), down.clone());
+    installed.upstreams = ["cloud".to_owned(), "down".to_owned()].into();
+    let p = maximin_store::testing::platform(dir.path(), catalog, engines, installed).await;
+    let (_, secret) = speech_key(&p, "failover@example.com").await.expect("key");
+    let caller = p.authenticate(&secret).await.expect("caller");
+
+    // Whole: the fallback speaks, and says so.
+    let req = request(json!({
+        "model": "flaky-speech", "text": "Still here.",
+        "voice_setting": {"voice_id": "male-qn-qingse"},
+        "audio_setting": {"format": "mp3", "sample_rate": 24000},
+    }));
+    let spoken = speak_whole(&p, &caller, &req).await.expect("spoken");
+    assert_eq!(spoken.deployment, "cloud:cloud-speech");
+    assert_eq!(
+        spoken.whole.audio,
+        CannedUpstream::audio_for(&mp3_24k()).expect("canned")
+    );
+    assert_eq!(
+        down.0.load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "the first choice was tried"
+    );
+    assert_eq!(cloud.jobs().len(), 1);
+
+    // Streamed: the same, before the first chunk.
+    let req = request(json!({
+        "model": "flaky-speech", "text": "Streamed.", "stream": true,
+        "voice_setting": {"voice_id": "male-qn-qingse"},
+        "audio_setting": {"format": "pcm", "sample_rate": 16000},
+    }));
+    let mut synth = Synth::new(
+        plan(&p, &caller, &req, Some(&req.text))
+            .await
+            .expect("plan"),
+    );
+    synth.start(&p).await.expect("start");
+    assert_eq!(synth.deployment(), Some("cloud:cloud-speech"));
+    let mut audio = Vec::new();
+    while let Some(bytes) = synth.next().await {
+        audio.extend(bytes.expect("chunk"));
+    }
+    assert!(!audio.is_empty());
+    assert_eq!(down.0.load(std::sync::atomic::Ordering::Relaxed), 2);
 }

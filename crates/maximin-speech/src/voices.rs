@@ -185,7 +185,7 @@ pub async fn preview(
     .map_err(Error::internal)?;
     let plan = plan_with(p, caller, own, &req, Some(text)).await?;
     let model = plan.model().to_owned();
-    let whole = Synth::whole(plan).whole_audio().await?;
+    let whole = Synth::whole(plan).whole_audio(p).await?;
     Ok(Preview {
         audio: whole.audio,
         info: whole.info,

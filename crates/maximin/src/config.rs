@@ -114,9 +114,11 @@ pub struct TaskConfig {
     pub workers: Option<usize>,
 }
 
-/// `[engines]` in maximin.toml.
+/// `[engines]` in maximin.toml. The chat settings are accepted by every
+/// build (a config stays valid) and read only by one with llama.cpp.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(not(feature = "llama"), allow(dead_code))]
 pub struct EngineConfig {
     /// CPU threads for each local engine (default: the machine's cores).
     pub threads: Option<usize>,

@@ -429,5 +429,6 @@ pub async fn audio_speech(
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp.extensions_mut()
         .insert(UsageReport::characters(spoken.model, spoken.whole.chars));
+    mark_deployment(&mut resp, &spoken.deployment);
     Ok(resp)
 }

@@ -10,7 +10,7 @@ use maximin_speech::{Outputs, Synth, UsedVoices};
 use maximin_types::speech::{BaseResp, T2aData, T2aRequest, T2aResponse};
 use serde_json::json;
 
-use crate::ctx::{ApiJson, Ctx, StreamMeter, UsageReport};
+use crate::ctx::{mark_deployment, ApiJson, Ctx, StreamMeter, UsageReport};
 use crate::error::{native_base_resp, ApiError};
 use crate::AppState;
 
@@ -49,14 +49,21 @@ pub async fn t2a_v2(
             .is_some_and(|o| o.exclude_aggregated_audio);
         let model = plan.model().to_owned();
         let used = plan.used_voices();
-        return Ok(stream(
+        // Started before the response: a refusal or an upstream that fails
+        // before any audio is an HTTP error, and the header names who speaks.
+        let mut synth = Synth::new(plan);
+        synth.start(p).await?;
+        let deployment = synth.deployment().unwrap_or_default().to_owned();
+        let mut resp = stream(
             ctx,
-            Synth::new(plan),
+            synth,
             model,
             exclude,
             (outputs, req.subtitle_enable),
             used,
-        ));
+        );
+        mark_deployment(&mut resp, &deployment);
+        return Ok(resp);
     }
     let spoken = maximin_speech::speak_whole(p, &ctx.caller, &req).await?;
     let whole = spoken.whole;
@@ -82,7 +89,9 @@ pub async fn t2a_v2(
         base_resp: BaseResp::success(),
     };
     let report = UsageReport::characters(spoken.model, whole.chars);
-    Ok(native(&ctx, body, report))
+    let mut resp = native(&ctx, body, report);
+    mark_deployment(&mut resp, &spoken.deployment);
+    Ok(resp)
 }
 
 /// Most audio bytes in one streamed frame (a multiple of every sample size,

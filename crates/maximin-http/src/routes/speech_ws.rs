@@ -390,6 +390,9 @@ impl Session {
         };
         let used = plan.used_voices();
         let mut synth = Synth::new(plan.with_text(text, ratio));
+        if let Err(e) = synth.start(&self.app.platform).await {
+            return (self.failed_with(&e).await, Err(e));
+        }
         while let Some(bytes) = synth.next().await {
             match bytes {
                 Ok(b) if b.is_empty() => {}

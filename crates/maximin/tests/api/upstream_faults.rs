@@ -544,6 +544,13 @@ async fn speech_reaches_the_minimax_cloud_and_an_openai_compatible_server() {
         )
         .await;
     assert_eq!(v.body["base_resp"]["status_code"], 0, "{}", v.body);
+    // Which deployment spoke, as for chat.
+    assert_eq!(
+        v.headers
+            .get("x-maximin-upstream")
+            .and_then(|h| h.to_str().ok()),
+        Some("mm:speech-2.8-hd")
+    );
     let audio = hex::decode(v.body["data"]["audio"].as_str().expect("hex")).expect("hex");
     assert!(audio.len() > 500, "{} bytes", audio.len());
     let sent =
@@ -588,6 +595,12 @@ async fn speech_reaches_the_minimax_cloud_and_an_openai_compatible_server() {
         .await
         .expect("send");
     assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()
+            .get("x-maximin-upstream")
+            .and_then(|h| h.to_str().ok()),
+        Some("eu:tts-1")
+    );
     let wav = resp.bytes().await.expect("body");
     assert_eq!(&wav[..4], b"RIFF");
     assert!(wav.len() > 10_000, "{} bytes", wav.len());
