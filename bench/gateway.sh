@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Benchmark of maximin as an LLM gateway (issue 14), in one run on this machine:
 #
-#   nginx    a static mock of an OpenAI-compatible server, alone (the floor)
+#   nginx    a static mock of an OpenAI-compatible server, alone
+#   floor    the least a gateway on maximin's stack costs: a bare axum +
+#            reqwest forwarder (crates/maximin-upstream/examples/floor_proxy.rs;
+#            no auth, limits, parsing, routing or metering) in front of the mock
 #   maximin  in front of that mock, on /openai/v1/chat/completions with a bearer
 #            key: auth, rate limits (an enterprise account with a huge rpm, so
 #            every request is counted and none refused), routing and metering on
@@ -14,7 +17,7 @@
 #
 # Prints one table (req/s, p50, p99, non-2xx per target and scenario), then
 # maximin's p50 minus nginx's at 1 connection and the maximin/LiteLLM ratios.
-# The three run in turn within each scenario, so contention on a shared
+# The four run in turn within each scenario, so contention on a shared
 # machine falls on all of them alike.
 #
 # maximin is built with `--no-default-features`: the gateway path needs no
@@ -39,7 +42,9 @@ need wrk wrk
 need nginx nginx-light || need nginx nginx
 
 cargo build --release --locked -q -p maximin --no-default-features
+cargo build --release --locked -q -p maximin-upstream --example floor_proxy
 BIN=${CARGO_TARGET_DIR:-target}/release/maximin
+FLOOR_BIN=${CARGO_TARGET_DIR:-target}/release/examples/floor_proxy
 
 if [ "$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("litellm"))' 2>/dev/null)" != "$LITELLM_VERSION" ]; then
   python3 -m venv "$VENV"
@@ -108,6 +113,17 @@ PIDS+=($!)
 NGINX=http://127.0.0.1:$NGINX_PORT
 wait_http "$NGINX/v1/chat/completions" nginx -X POST -d '{}' || { cat "$DATA/nginx.log" >&2; exit 1; }
 
+# --- the floor: one forwarder per mock URL ------------------------------------
+declare -A FLOOR
+for mode in plain stream; do
+  path=/v1/chat/completions
+  [ $mode = stream ] && path=/stream/v1/chat/completions
+  "$FLOOR_BIN" "$NGINX$path" >"$DATA/floor-$mode.out" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 100); do grep -q listening "$DATA/floor-$mode.out" 2>/dev/null && break; sleep 0.1; done
+  FLOOR[$mode]=http://$(sed -n 's/^floor_proxy listening on //p' "$DATA/floor-$mode.out")/chat/completions
+done
+
 # --- maximin ------------------------------------------------------------------
 mkdir "$DATA/maximin"
 cat >"$DATA/maximin/maximin.toml" <<TOML
@@ -143,7 +159,10 @@ TOML
 MX=(--data-dir "$DATA/maximin/data" --config "$DATA/maximin/maximin.toml")
 ACCOUNT=$($BIN accounts create "${MX[@]}" --email bench@example.com --plan enterprise --rpm 100000000 --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["id"])')
 MX_KEY=$($BIN keys create "${MX[@]}" --account "$ACCOUNT" --name bench --scope text --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["secret"])')
-MAXIMIN_BOOTSTRAP=off RUST_LOG=${RUST_LOG:-info} $BIN serve "${MX[@]}" --no-pull --listen 127.0.0.1:0 \
+# Logging at warn: no access-log line per request, as nginx runs with
+# access_log off and LiteLLM at ERROR (RUST_LOG=info measures it with one;
+# the line costs about a tenth of the throughput here).
+MAXIMIN_BOOTSTRAP=off RUST_LOG=${RUST_LOG:-warn} $BIN serve "${MX[@]}" --no-pull --listen 127.0.0.1:0 \
   >"$DATA/maximin/stdout" 2>"$DATA/maximin/server.log" &
 PIDS+=($!)
 for _ in $(seq 300); do grep -q listening "$DATA/maximin/stdout" 2>/dev/null && break; sleep 0.1; done
@@ -175,12 +194,12 @@ LITELLM=http://127.0.0.1:$LITELLM_PORT
 wait_http "$LITELLM/health/liveliness" LiteLLM || { tail -50 "$DATA/litellm.log" >&2; exit 1; }
 
 # --- requests -----------------------------------------------------------------
-declare -A URL=([nginx]="$NGINX/v1/chat/completions" [maximin]="$MAXIMIN/openai/v1/chat/completions" [litellm]="$LITELLM/chat/completions")
-declare -A STREAM_URL=([nginx]="$NGINX/stream/v1/chat/completions" [maximin]="${URL[maximin]}" [litellm]="${URL[litellm]}")
-declare -A KEY=([nginx]="" [maximin]="$MX_KEY" [litellm]="$LL_KEY")
+declare -A URL=([nginx]="$NGINX/v1/chat/completions" [floor]="${FLOOR[plain]}" [maximin]="$MAXIMIN/openai/v1/chat/completions" [litellm]="$LITELLM/chat/completions")
+declare -A STREAM_URL=([nginx]="$NGINX/stream/v1/chat/completions" [floor]="${FLOOR[stream]}" [maximin]="${URL[maximin]}" [litellm]="${URL[litellm]}")
+declare -A KEY=([nginx]="" [floor]="" [maximin]="$MX_KEY" [litellm]="$LL_KEY")
 BODY_PLAIN='{"model":"mock-chat","messages":[{"role":"user","content":"hi"}],"max_tokens":8}'
 BODY_STREAM='{"model":"mock-stream","messages":[{"role":"user","content":"hi"}],"max_tokens":8,"stream":true}'
-TARGETS=(nginx maximin litellm)
+TARGETS=(nginx floor maximin litellm)
 for t in "${TARGETS[@]}"; do
   for mode in plain stream; do
     body=BODY_${mode^^}
@@ -265,6 +284,10 @@ for mode in plain stream; do
   d=$(awk -v a="${P50[maximin|1|$mode]}" -v b="${P50[nginx|1|$mode]}" 'BEGIN {printf "%.3f", a - b}')
   ok=$(awk -v d="$d" 'BEGIN {print (d <= 0.2) ? 1 : 0}')
   echo "maximin p50 - nginx p50, 1 conn, $mode: $d ms (target <= 0.2 ms: $(verdict "$ok"))"
+done
+for mode in plain stream; do
+  k="floor|64|$mode"
+  echo "floor (bare forwarder) 64 conn, $mode: ${RPS[$k]} req/s, p99 ${P99[$k]} ms: what the stack and machine allow without maximin's work"
 done
 for mode in plain stream; do
   k="maximin|64|$mode"

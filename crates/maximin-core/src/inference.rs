@@ -383,17 +383,13 @@ impl Platform {
     }
 }
 
-/// Passes the provider's events on, restoring PII placeholders (across
-/// delta boundaries), holding the lease until the answer ends, cutting a
-/// stream that goes quiet for longer than `idle`, and turning a failure
-/// after the start into `Broken` with what was delivered. A caller that
-/// leaves (drops its receiver) ends the provider's stream too.
-/// A streamed answer, read by the surface's response body: placeholders
-/// restored across deltas, a failure turned into `Broken` with what was
-/// delivered, the deployment held until the end. No task of its own (a hop
-/// between tasks per event showed as a third of the streamed gateway path's
-/// CPU): dropping it, as a client that goes away does, drops the provider's
-/// receiver, which stops the provider.
+/// A streamed answer, read by the surface's response body: PII placeholders
+/// restored across delta boundaries, a stream that goes quiet for longer
+/// than `idle` cut, a failure after the start turned into `Broken` with
+/// what was delivered, the deployment's lease held until the end. No task
+/// of its own (a hop between tasks per event showed as a third of the
+/// streamed gateway path's CPU): dropping it, as a client that goes away
+/// does, drops the provider's stream, which stops the provider.
 pub struct ChatEvents {
     answer: Answer,
     restorer: Option<pii::StreamRestorer>,

@@ -41,8 +41,19 @@ use crate::metrics::Metrics;
 use crate::pipeline::{request_path, RouteCtx};
 use crate::table::{Access, Route};
 
+/// What every handler shares; cloned per request (axum's `State`), so one
+/// reference count, not one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub platform: Arc<Platform>,
     pub metrics: Arc<Metrics>,
     pub openapi: axum::body::Bytes,
@@ -55,16 +66,21 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(platform: Arc<Platform>) -> Self {
+        AppState::with_public_url(platform, None)
+    }
+
+    /// With the URL clients reach this server at (`public_url`).
+    pub fn with_public_url(platform: Arc<Platform>, public_url: Option<Arc<str>>) -> Self {
         let doc = openapi::document()
             .to_json()
             .unwrap_or_else(|_| "{}".into());
-        AppState {
+        AppState(Arc::new(Shared {
             platform,
             metrics: Arc::default(),
             openapi: axum::body::Bytes::from(doc),
             draining: Arc::default(),
-            public_url: None,
-        }
+            public_url,
+        }))
     }
 }
 

@@ -180,8 +180,10 @@ pub(super) async fn serve(config: &Config) -> Result<(), Failure> {
     if workers == 0 {
         tracing::info!("task runners are off ([tasks] workers = 0): tasks queue until another process runs them");
     }
-    let mut state = AppState::new(platform.clone());
-    state.public_url = config.public_url.as_deref().map(Arc::from);
+    let state = AppState::with_public_url(
+        platform.clone(),
+        config.public_url.as_deref().map(Arc::from),
+    );
     let app = Application::build(&config.listen, state)
         .await
         .map_err(|e| Failure::Setup(format!("cannot listen on {}: {e}", config.listen)))?;
