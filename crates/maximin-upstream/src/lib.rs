@@ -17,6 +17,7 @@
 //! its key or the request's content.
 
 mod anthropic;
+pub mod guard;
 mod openai;
 mod speech;
 mod sse;
