@@ -101,7 +101,14 @@ impl ChatRun {
 
     /// The answer as a stream of events (see [`ChatEvents`]).
     pub fn into_events(self) -> ChatEvents {
-        forward(self.answer)
+        let answer = self.answer;
+        ChatEvents {
+            restorer: answer.redactor.as_ref().map(Redactor::restorer),
+            answer,
+            delivered: 0,
+            held: None,
+            ended: false,
+        }
     }
 }
 
@@ -449,15 +456,5 @@ impl ChatEvents {
                 }
             }
         }
-    }
-}
-
-fn forward(answer: Answer) -> ChatEvents {
-    ChatEvents {
-        restorer: answer.redactor.as_ref().map(Redactor::restorer),
-        answer,
-        delivered: 0,
-        held: None,
-        ended: false,
     }
 }

@@ -152,16 +152,11 @@ impl Synth {
             .route(&p.catalog, &spec, &policy, |target: Arc<Target>| {
                 let (job, policy) = (&job, &policy);
                 async move {
-                    let provider = p.engines.speech.get(&target.provider).ok_or_else(|| {
-                        Error::new(
-                            ErrorCode::ModelUnavailable,
-                            format!(
-                                "'{}' has no speech provider for '{}' in this server.",
-                                target.provider, target.spec.id
-                            ),
-                        )
-                        .with("model", target.spec.id.as_str())
-                    })?;
+                    let provider = p
+                        .engines
+                        .speech
+                        .get(&target.provider)
+                        .ok_or_else(|| crate::voice::no_speech_provider(&target))?;
                     let mut job = job.clone();
                     let mode = if !target.is_local() || policy.pii_local {
                         policy.pii

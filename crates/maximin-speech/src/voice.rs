@@ -15,7 +15,7 @@ use maximin_core::catalog::ModelSpec;
 use maximin_core::engines::{EngineVoice, Gender};
 use maximin_core::error::NATIVE_CODE;
 use maximin_core::providers::speech::{SpeechProvider, SpeechVoice};
-use maximin_core::routing::Policy;
+use maximin_core::routing::{Policy, Target};
 use maximin_core::speech;
 use maximin_core::voices::{self, VoiceProfile};
 use maximin_core::{Error, Platform, Result};
@@ -263,12 +263,9 @@ pub(crate) fn provider_for(
     if spec.upstream().is_some() || !spec.deployments.is_empty() {
         // Regions, sandbox keys, breakers and health: the router's rules.
         let target = p.router.eligible(spec, policy)?;
-        let provider = engines.get(&target.provider).ok_or_else(|| {
-            unavailable(format!(
-                "'{}' has no speech provider for '{}' in this server.",
-                target.provider, spec.id
-            ))
-        })?;
+        let provider = engines
+            .get(&target.provider)
+            .ok_or_else(|| no_speech_provider(&target))?;
         return Ok((
             provider.clone(),
             voice(wanted.named.clone(), wanted.mix.clone()),
@@ -305,6 +302,18 @@ pub(crate) fn provider_for(
         )
     })?;
     Ok((espeak.clone(), voice(v, Vec::new()), spec.clone()))
+}
+
+/// A routed target whose provider this server lacks.
+pub(crate) fn no_speech_provider(target: &Target) -> Error {
+    Error::new(
+        ErrorCode::ModelUnavailable,
+        format!(
+            "'{}' has no speech provider for '{}' in this server.",
+            target.provider, target.spec.id
+        ),
+    )
+    .with("model", target.spec.id.as_str())
 }
 
 /// The espeak-ng voice for a language and gender: the language's voice, with

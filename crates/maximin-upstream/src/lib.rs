@@ -157,11 +157,13 @@ impl Client {
         format!("{}{path}", self.base_url)
     }
 
-    /// The parsed URL of a wire path (see [`WIRE_PATHS`]).
-    fn wire_url(&self, path: &str) -> std::result::Result<reqwest::Url, String> {
+    /// The parsed URL of a wire path (see [`WIRE_PATHS`]; another path is
+    /// parsed as it comes).
+    fn wire_url(&self, path: &str) -> Result<reqwest::Url> {
         match self.urls.iter().find(|(p, _)| *p == path) {
             Some((_, u)) => Ok(u.clone()),
-            None => Ok(reqwest::Url::parse(&self.url(path)).map_err(|e| e.to_string())?),
+            None => reqwest::Url::parse(&self.url(path))
+                .map_err(|e| Error::internal(format!("upstream '{}': bad URL: {e}", self.name))),
         }
     }
 
