@@ -810,8 +810,9 @@ impl Composer<'_> {
         let lo = centre - 8;
         let hi = centre + 9;
         let shape = rng.below(3);
-        let amp = rng.range(3, 6) as f32;
+        let amp = rng.range(4, 7) as f32;
         let mut prev: Option<i32> = None;
+        let mut repeats = 0;
         let mut out = Vec::with_capacity(n);
         for i in 0..n {
             let (start_s, end_s, strong) = if squeeze {
@@ -820,7 +821,8 @@ impl Composer<'_> {
                 (s, s + d, i % 2 == 0)
             } else {
                 let u = onsets[i];
-                let strong = (u * unit_steps).is_multiple_of(8) || lens[i] * unit_steps >= 4;
+                // Beats one and three, and long notes, take chord tones.
+                let strong = (u * unit_steps).is_multiple_of(8) || lens[i] * unit_steps >= 8;
                 (time_of(u), time_of(u + lens[i]), strong)
             };
             let bar = ((start_s + 1e-4) / self.grid.bar_s).floor().max(0.0) as u32;
@@ -856,7 +858,7 @@ impl Composer<'_> {
                         cost += (leap - 7) as f32 * 2.0;
                     }
                     if leap == 0 {
-                        cost += 0.6;
+                        cost += 0.8 + 1.2 * repeats as f32;
                     }
                 }
                 if last && resolve {
@@ -871,6 +873,7 @@ impl Composer<'_> {
                     best = (cost, cand);
                 }
             }
+            repeats = if prev == Some(best.1) { repeats + 1 } else { 0 };
             prev = Some(best.1);
             out.push(PhraseNote {
                 start_s,

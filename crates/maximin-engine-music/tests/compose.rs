@@ -234,7 +234,11 @@ fn odd_inputs_compose_without_panicking() {
                     ..SongRequest::default()
                 });
                 assert!(a.duration_s.is_finite() && a.duration_s > 0.0);
-                assert!(a.duration_s <= maximin_engine_music::MAX_SECONDS + 120.0, "{}", a.duration_s);
+                assert!(
+                    a.duration_s <= maximin_engine_music::MAX_SECONDS + 120.0,
+                    "{}",
+                    a.duration_s
+                );
                 assert!(a.tempo_bpm >= 40.0 && a.tempo_bpm <= 240.0);
                 for t in &a.tracks {
                     for n in &t.notes {

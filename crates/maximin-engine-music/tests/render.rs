@@ -122,6 +122,13 @@ fn missing_soundfont_names_the_package() {
 }
 
 #[test]
+fn a_file_that_is_no_soundfont_is_refused() {
+    let not_sf2 = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let err = Synth::load(&not_sf2).expect_err("not a soundfont");
+    assert!(matches!(err, MusicError::SoundfontLoad { .. }), "{err}");
+}
+
+#[test]
 fn soundfont_is_installed() {
     // CI installs fluid-soundfont-gm; without it this fails with the message.
     let found = Synth::default_soundfont();
@@ -182,7 +189,11 @@ fn sings_over_the_band() {
         "progress goes back"
     );
     assert_eq!(progress.last().copied(), Some(1.0));
-    assert!(progress.len() > 20 && progress.len() <= 202, "{} reports", progress.len());
+    assert!(
+        progress.len() > 20 && progress.len() <= 202,
+        "{} reports",
+        progress.len()
+    );
 
     // The voice: sung where the lyrics are, loud in the vocal band.
     assert!(!song.vocal_spans.is_empty());
