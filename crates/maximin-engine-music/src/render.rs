@@ -19,6 +19,8 @@ const PEAK: f32 = 0.891;
 const DUCK: f32 = 0.75;
 /// The voice's RMS over the instruments' where it sings.
 const VOCAL_OVER: f32 = 1.6;
+/// Level of the voice's reverb against the dry voice.
+const VOCAL_WET: f32 = 0.22;
 /// Share of the progress each stage reports.
 const VOCAL_SHARE: f32 = 0.3;
 const SYNTH_SHARE: f32 = 0.6;
@@ -255,9 +257,12 @@ fn mix(mut inst: Vec<f32>, vocal: &[f32], spans: &[(f32, f32)], rate: u32) -> Ve
         } else {
             1.0
         };
+        // A little room on the voice, so it sits with the instruments'
+        // reverb rather than on top of it.
+        let (wet_l, wet_r) = room(vocal, rate);
         for (i, v) in vocal.iter().enumerate().take(frames) {
-            inst[2 * i] += v * gain;
-            inst[2 * i + 1] += v * gain;
+            inst[2 * i] += (v + VOCAL_WET * wet_l[i]) * gain;
+            inst[2 * i + 1] += (v + VOCAL_WET * wet_r[i]) * gain;
         }
     }
     let peak = inst.iter().fold(0.0f32, |a, v| a.max(v.abs()));
@@ -275,4 +280,41 @@ fn mix(mut inst: Vec<f32>, vocal: &[f32], spans: &[(f32, f32)], rate: u32) -> Ve
         inst[2 * f + 1] *= g;
     }
     inst
+}
+
+/// A small stereo room (Schroeder: four damped combs and two all-passes per
+/// side, the right side's delays slightly longer), same length as `x`.
+fn room(x: &[f32], rate: u32) -> (Vec<f32>, Vec<f32>) {
+    let sr = rate as f32;
+    let side = |spread_ms: f32| -> Vec<f32> {
+        let mut out = vec![0.0f32; x.len()];
+        for ms in [29.7f32, 37.1, 41.1, 43.7] {
+            let d = (((ms + spread_ms) * 0.001 * sr) as usize).max(1);
+            let mut buf = vec![0.0f32; d];
+            let mut idx = 0;
+            let mut lp = 0.0f32;
+            for (o, v) in out.iter_mut().zip(x) {
+                let y = buf[idx];
+                lp = y * 0.7 + lp * 0.3;
+                buf[idx] = v + lp * 0.78;
+                idx = (idx + 1) % d;
+                *o += y * 0.25;
+            }
+        }
+        for ms in [5.0f32, 1.7] {
+            let d = (((ms + spread_ms * 0.3) * 0.001 * sr) as usize).max(1);
+            let mut buf = vec![0.0f32; d];
+            let mut idx = 0;
+            for o in out.iter_mut() {
+                let delayed = buf[idx];
+                let input = *o;
+                let y = delayed - 0.5 * input;
+                buf[idx] = input + 0.5 * y;
+                idx = (idx + 1) % d;
+                *o = y;
+            }
+        }
+        out
+    };
+    (side(0.0), side(1.3))
 }
