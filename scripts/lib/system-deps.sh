@@ -5,7 +5,9 @@
 #
 # Without arguments it covers the release build: cmake and libclang for
 # llama.cpp (built from source by the llama-cpp-2 crate), libespeak-ng for
-# speech. The test suite adds `python3-venv` (the SDK and schemathesis venvs).
+# speech, the General MIDI soundfont for music (FluidLite itself is built
+# from the fluidlite-sys crate's bundled source). The test suite adds
+# `python3-venv` (the SDK and schemathesis venvs).
 
 # Prints the packages the default build needs that are not installed.
 missing_build_packages() {
@@ -15,6 +17,8 @@ missing_build_packages() {
     /usr/lib/*/libclang.so* /usr/lib/*/libclang-[0-9]*.so* >/dev/null 2>&1 || echo libclang-dev
   # Speech: espeak-ng's library, headers and data (the espeak and piper features).
   [ -e /usr/include/espeak-ng/speak_lib.h ] || echo libespeak-ng-dev
+  # Music: the soundfont maximin-engine-music renders with (its tests fail without it).
+  [ -e /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || echo fluid-soundfont-gm
   # A C++ compiler for llama.cpp and the linker's C runtime.
   command -v c++ >/dev/null || echo g++
 }
