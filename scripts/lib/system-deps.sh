@@ -19,6 +19,9 @@ missing_build_packages() {
   [ -e /usr/include/espeak-ng/speak_lib.h ] || echo libespeak-ng-dev
   # Music: the soundfont maximin-engine-music renders with (its tests fail without it).
   [ -e /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || echo fluid-soundfont-gm
+  # OpenH264's x86 assembly (maximin-video): without nasm it builds plain C,
+  # 2.3x slower at encoding.
+  command -v nasm >/dev/null || echo nasm
   # A C++ compiler for llama.cpp and the linker's C runtime.
   command -v c++ >/dev/null || echo g++
 }

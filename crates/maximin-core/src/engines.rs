@@ -11,6 +11,7 @@ use maximin_types::inference::{ChatCompletionRequest, ChatMessage};
 use maximin_types::TokenUsage;
 
 use crate::catalog::ModelSpec;
+use crate::providers::media::{ImageProvider, MusicProvider, VideoProvider};
 use crate::providers::speech::SpeechProvider;
 use crate::Result;
 
@@ -214,12 +215,21 @@ pub struct Engines {
     pub chat: HashMap<String, Arc<dyn ChatProvider>>,
     pub embed: HashMap<String, Arc<dyn EmbedProvider>>,
     pub speech: HashMap<String, Arc<dyn SpeechProvider>>,
+    pub image: HashMap<String, Arc<dyn ImageProvider>>,
+    pub video: HashMap<String, Arc<dyn VideoProvider>>,
+    pub music: HashMap<String, Arc<dyn MusicProvider>>,
 }
 
 impl Engines {
     /// Lets every engine see models installed since it was built.
     pub fn refresh(&self) {
         for provider in self.speech.values() {
+            provider.refresh();
+        }
+        for provider in self.image.values() {
+            provider.refresh();
+        }
+        for provider in self.video.values() {
             provider.refresh();
         }
     }
@@ -229,6 +239,9 @@ impl Engines {
             .keys()
             .chain(self.embed.keys())
             .chain(self.speech.keys())
+            .chain(self.image.keys())
+            .chain(self.video.keys())
+            .chain(self.music.keys())
             .cloned()
             .collect()
     }

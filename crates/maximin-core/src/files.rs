@@ -65,7 +65,13 @@ pub const UPLOAD_PURPOSES: &[(&str, &[&str])] = &[
 const AUDIO: &[&str] = &["mp3", "m4a", "wav", "flac", "ogg"];
 const DOCUMENTS: &[&str] = &["pdf", "docx", "txt", "jsonl"];
 /// Purposes of files the server makes; they can be listed, fetched and deleted.
-pub const OUTPUT_PURPOSES: &[&str] = &["t2a_async", "t2a_output"];
+pub const OUTPUT_PURPOSES: &[&str] = &[
+    "t2a_async",
+    "t2a_output",
+    "video_generation",
+    "image_generation",
+    "music_generation",
+];
 
 /// The kinds of content an upload purpose takes; an unknown purpose is an
 /// error naming the ones there are.
@@ -102,7 +108,18 @@ pub fn sniff(head: &[u8], complete: bool) -> Option<&'static str> {
     if starts(b"OggS") {
         return Some("ogg");
     }
+    if starts(b"\x89PNG\r\n\x1a\n") {
+        return Some("png");
+    }
+    if starts(b"\xff\xd8\xff") {
+        return Some("jpeg");
+    }
+    if starts(b"RIFF") && head.get(8..12) == Some(b"WEBP") {
+        return Some("webp");
+    }
     if head.get(4..8) == Some(b"ftyp") {
+        // ISO media: read as audio (m4a), what uploads take; the server
+        // names the kind of the videos it makes itself.
         return Some("m4a");
     }
     if starts(b"ID3") || (head.len() > 2 && head[0] == 0xff && head[1] & 0xe0 == 0xe0) {
@@ -153,6 +170,10 @@ pub fn content_type(kind: &str) -> &'static str {
         "json" => "application/json",
         "jsonl" => "application/jsonl",
         "txt" => "text/plain; charset=utf-8",
+        "png" => "image/png",
+        "jpeg" => "image/jpeg",
+        "webp" => "image/webp",
+        "mp4" => "video/mp4",
         _ => "application/octet-stream",
     }
 }
@@ -598,6 +619,8 @@ mod tests {
         assert_eq!(sniff(b"ID3\x04\0\0\0\0\0\0", true), Some("mp3"));
         assert_eq!(sniff(&[0xff, 0xfb, 0x90, 0x64], true), Some("mp3"));
         assert_eq!(sniff(b"\0\0\0\x20ftypM4A \0\0\0\0", true), Some("m4a"));
+        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n\0\0", true), Some("png"));
+        assert_eq!(sniff(b"\xff\xd8\xff\xe0\0\x10JFIF", true), Some("jpeg"));
         assert_eq!(
             sniff(b"PK\x03\x04....word/document.xml", true),
             Some("docx")

@@ -139,7 +139,7 @@ fn payg_rpm(class: RateClass) -> u32 {
     match class {
         // Speech is inference like chat and embeddings (DESIGN.md §3 has no row for it).
         RateClass::Chat | RateClass::Embeddings | RateClass::Speech => 600,
-        RateClass::VideoSubmit => 120,
+        RateClass::VideoSubmit | RateClass::Media => 120,
         RateClass::Read => 300,
         RateClass::FileUpload => 60,
         RateClass::FineTuneCreate => 30,

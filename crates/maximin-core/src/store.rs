@@ -162,6 +162,8 @@ pub struct TaskRecord {
     pub error_message: Option<String>,
     pub attempts: u32,
     pub lease_until: Option<OffsetDateTime>,
+    /// How far a running task has come, percent (its runner reports it).
+    pub progress: u32,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
@@ -277,7 +279,15 @@ pub trait Store: Send + Sync + 'static {
         lease_until: OffsetDateTime,
     ) -> Result<Option<TaskRecord>>;
     /// Extends the lease of attempt `attempt`; false when the task moved on.
-    async fn renew_task(&self, id: i64, attempt: u32, lease_until: OffsetDateTime) -> Result<bool>;
+    /// Extends a running task's lease and records its progress (percent);
+    /// false when the attempt no longer owns the task.
+    async fn renew_task(
+        &self,
+        id: i64,
+        attempt: u32,
+        lease_until: OffsetDateTime,
+        progress: u32,
+    ) -> Result<bool>;
     /// Ends attempt `attempt` (and records its output file) in one
     /// transaction; false, with nothing written, when another attempt owns the
     /// task now or it already ended.

@@ -17,13 +17,14 @@ use tokio::sync::Notify;
 use crate::clock::Clock;
 use crate::crypto::MasterKeys;
 use crate::files::{new_id, Files};
+use crate::providers::media::Work;
 use crate::store::{FileRecord, Store, TaskEnd, TaskRecord, TaskStatus};
 use crate::{Error, Result};
 
 /// A claim lasts this long unless renewed.
 const LEASE: time::Duration = time::Duration::seconds(30);
-/// How often a working runner renews its lease.
-const RENEW_EVERY: Duration = Duration::from_secs(10);
+/// How often a working runner renews its lease and records its progress.
+const RENEW_EVERY: Duration = Duration::from_secs(2);
 /// How often an idle runner looks for work another process queued.
 const POLL_EVERY: Duration = Duration::from_secs(5);
 
@@ -39,9 +40,18 @@ pub struct TaskOutput {
 /// Runs the tasks of one kind.
 #[async_trait]
 pub trait TaskHandler: Send + Sync + 'static {
-    /// Does the work. `params` is the opened input. An `Err` fails the task
-    /// with that error's code and message.
-    async fn run(&self, task: &TaskRecord, params: Vec<u8>) -> Result<TaskOutput>;
+    /// Does the work. `params` is the opened input; progress reported on
+    /// `work` is recorded in the task, and `work` is cancelled when the
+    /// runner stops waiting (the task was taken over, the server stops).
+    /// An `Err` fails the task with that error's code and message.
+    async fn run(&self, task: &TaskRecord, params: Vec<u8>, work: &Work) -> Result<TaskOutput>;
+
+    /// Called when this runner has claimed the task, before `run`.
+    async fn started(&self, _task: &TaskRecord, _params: &[u8]) {}
+
+    /// Called once the task's end is recorded, by the runner that recorded
+    /// it (never for an attempt that lost the task).
+    async fn ended(&self, _task: &TaskRecord, _params: &[u8], _end: &TaskEnd) {}
 }
 
 fn aad(id: i64) -> Vec<u8> {
@@ -89,6 +99,7 @@ impl Tasks {
             error_message: None,
             attempts: 0,
             lease_until: None,
+            progress: 0,
             created_at: now,
             updated_at: now,
         };
@@ -164,18 +175,32 @@ impl Tasks {
             .clone();
         tracing::info!(task_id = task.id, kind = %task.kind, attempt = task.attempts, "task started");
         let params = self.keys.open_value(&task.params, &aad(task.id));
-        let work = async {
+        let opened: Vec<u8> = params.as_ref().ok().cloned().unwrap_or_default();
+        if params.is_ok() {
+            handler.started(&task, &opened).await;
+        }
+        let work = Work::new();
+        let run = async {
             match params {
-                Ok(p) => handler.run(&task, p).await,
+                Ok(p) => {
+                    let guard = work.cancel_on_drop();
+                    let out = handler.run(&task, p, &work).await;
+                    guard.disarm();
+                    out
+                }
                 Err(e) => Err(e),
             }
         };
-        // Renew the lease while the work runs.
+        // Renew the lease, with the progress, while the work runs.
         let renew = async {
             loop {
                 tokio::time::sleep(RENEW_EVERY).await;
                 let until = self.clock.now() + LEASE;
-                match self.store.renew_task(task.id, task.attempts, until).await {
+                match self
+                    .store
+                    .renew_task(task.id, task.attempts, until, work.percent())
+                    .await
+                {
                     Ok(true) => {}
                     Ok(false) => return,
                     Err(e) => tracing::warn!(code = %e.code, "renewing a task lease failed"),
@@ -183,7 +208,7 @@ impl Tasks {
             }
         };
         let outcome = tokio::select! {
-            r = work => Some(r),
+            r = run => Some(r),
             () = renew => None,
         };
         let Some(outcome) = outcome else {
@@ -210,11 +235,11 @@ impl Tasks {
             .store
             .end_task(task.id, task.attempts, &end, self.clock.now())
             .await?;
-        if !written {
-            if let Some(f) = &end.file {
-                // Another attempt owns the task: this output is not its result.
-                let _ = files.discard(f).await;
-            }
+        if written {
+            handler.ended(&task, &opened, &end).await;
+        } else if let Some(f) = &end.file {
+            // Another attempt owns the task: this output is not its result.
+            let _ = files.discard(f).await;
         }
         tracing::info!(
             task_id = task.id,

@@ -62,6 +62,10 @@ pub struct Shared {
     /// The URL clients reach this server at, for links (`public_url`);
     /// `None`: the request's own host.
     pub public_url: Option<Arc<str>>,
+    /// `[media]`: whether caller-named URLs may be private.
+    pub media: maximin_media::MediaConfig,
+    /// Signs and sends task webhooks.
+    pub webhooks: Arc<maximin_media::webhook::Webhooks>,
 }
 
 impl AppState {
@@ -71,6 +75,26 @@ impl AppState {
 
     /// With the URL clients reach this server at (`public_url`).
     pub fn with_public_url(platform: Arc<Platform>, public_url: Option<Arc<str>>) -> Self {
+        let webhooks = Arc::new(maximin_media::webhook::Webhooks::new(
+            platform.files.keys(),
+            false,
+        ));
+        AppState::build(
+            platform,
+            public_url,
+            maximin_media::MediaConfig::default(),
+            webhooks,
+        )
+    }
+
+    /// With the public URL, the `[media]` settings and the webhook sender
+    /// the task runners share.
+    pub fn build(
+        platform: Arc<Platform>,
+        public_url: Option<Arc<str>>,
+        media: maximin_media::MediaConfig,
+        webhooks: Arc<maximin_media::webhook::Webhooks>,
+    ) -> Self {
         let doc = openapi::document()
             .to_json()
             .unwrap_or_else(|_| "{}".into());
@@ -80,6 +104,8 @@ impl AppState {
             openapi: axum::body::Bytes::from(doc),
             draining: Arc::default(),
             public_url,
+            media,
+            webhooks,
         }))
     }
 }

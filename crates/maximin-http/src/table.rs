@@ -16,7 +16,7 @@ use utoipa::openapi::RefOr;
 
 use crate::error::Surface;
 use crate::routes::{
-    account, anthropic, files, inference, models, native_text, openai, speech, speech_async,
+    account, anthropic, files, inference, media, models, native_text, openai, speech, speech_async,
     speech_ws, system, upstreams, voices,
 };
 use crate::AppState;
@@ -123,6 +123,11 @@ const EMBED: Access = spec(
 );
 const SPEECH: Access = spec(RateClass::Speech, Some(Modality::Speech), false, false);
 const SPEECH_READ: Access = spec(RateClass::Read, Some(Modality::Speech), true, false);
+const VIDEO_SUBMIT: Access = spec(RateClass::VideoSubmit, Some(Modality::Video), false, false);
+const VIDEO_READ: Access = spec(RateClass::Read, Some(Modality::Video), true, false);
+const IMAGE: Access = spec(RateClass::Media, Some(Modality::Image), false, false);
+const MUSIC: Access = spec(RateClass::Media, Some(Modality::Music), false, false);
+const LYRICS: Access = spec(RateClass::Chat, Some(Modality::Music), false, false);
 const FILES_WRITE: Access = spec(RateClass::FileUpload, Some(Modality::Files), false, false);
 const FILES_READ: Access = spec(RateClass::Read, Some(Modality::Files), true, false);
 
@@ -157,6 +162,7 @@ pub static ROUTES: &[Route] = &[
     route!(GET "/v1/models/{id}", Platform, READ, models::get_model, models::__path_get_model),
     route!(GET "/v1/account", Platform, ACCOUNT_READ, account::get_account, account::__path_get_account),
     route!(PATCH "/v1/account", Platform, ACCOUNT_WRITE, account::update_account, account::__path_update_account),
+    route!(GET "/v1/account/webhook_secret", Platform, ACCOUNT_READ, account::get_webhook_secret, account::__path_get_webhook_secret),
     route!(GET "/v1/upstreams", Platform, ACCOUNT_READ, upstreams::list_upstreams, upstreams::__path_list_upstreams),
     route!(GET "/v1/account/keys", Platform, ACCOUNT_READ, account::list_keys, account::__path_list_keys),
     route!(POST "/v1/account/keys", Platform, ACCOUNT_WRITE, account::create_key, account::__path_create_key),
@@ -174,6 +180,13 @@ pub static ROUTES: &[Route] = &[
     route!(POST "/v1/voice_clone", Native, SPEECH, voices::voice_clone, voices::__path_voice_clone),
     route!(POST "/v1/delete_voice", Native, SPEECH, voices::delete_voice, voices::__path_delete_voice),
     route!(POST "/v1/get_voice", Native, SPEECH_READ, voices::get_voice, voices::__path_get_voice),
+    route!(POST "/v1/image_generation", Native, IMAGE, media::image_generation, media::__path_image_generation),
+    route!(POST "/v1/video_generation", Native, VIDEO_SUBMIT, media::video_generation, media::__path_video_generation),
+    route!(GET "/v1/query/video_generation", Native, VIDEO_READ, media::query_video_generation, media::__path_query_video_generation),
+    route!(POST "/v1/video_template_generation", Native, VIDEO_SUBMIT, media::video_template_generation, media::__path_video_template_generation),
+    route!(GET "/v1/query/video_template_generation", Native, VIDEO_READ, media::query_video_template_generation, media::__path_query_video_template_generation),
+    route!(POST "/v1/music_generation", Native, MUSIC, media::music_generation, media::__path_music_generation),
+    route!(POST "/v1/lyrics_generation", Native, LYRICS, media::lyrics_generation, media::__path_lyrics_generation),
     route!(POST "/v1/files/upload", Native, FILES_WRITE, files::upload_file, files::__path_upload_file
         => axum::extract::DefaultBodyLimit::disable()),
     route!(GET "/v1/files/list", Native, FILES_READ, files::list_files, files::__path_list_files),
@@ -185,6 +198,7 @@ pub static ROUTES: &[Route] = &[
     route!(POST "/openai/v1/chat/completions", OpenAi, CHAT, openai::chat_completions, openai::__path_chat_completions),
     route!(POST "/openai/v1/embeddings", OpenAi, EMBED, openai::embeddings, openai::__path_embeddings),
     route!(GET "/openai/v1/models", OpenAi, READ, openai::list_models, openai::__path_list_models),
+    route!(POST "/openai/v1/images/generations", OpenAi, IMAGE, media::openai_images_generations, media::__path_openai_images_generations),
     route!(POST "/openai/v1/audio/speech", OpenAi, SPEECH, openai::audio_speech, openai::__path_audio_speech),
     // Anthropic-compatible.
     route!(POST "/anthropic/v1/messages", Anthropic, CHAT, anthropic::messages, anthropic::__path_messages),

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use maximin_core::files::Output;
+use maximin_core::providers::media::Work;
 use maximin_core::speech;
 use maximin_core::store::TaskRecord;
 use maximin_core::tasks::{TaskHandler, TaskOutput};
@@ -123,7 +124,7 @@ struct AsyncSpeech {
 
 #[async_trait]
 impl TaskHandler for AsyncSpeech {
-    async fn run(&self, task: &TaskRecord, params: Vec<u8>) -> Result<TaskOutput> {
+    async fn run(&self, task: &TaskRecord, params: Vec<u8>, work: &Work) -> Result<TaskOutput> {
         let p = &self.platform;
         let params: Params = serde_json::from_slice(&params).map_err(Error::internal)?;
         let req = t2a_request(&params.request)?;
@@ -182,6 +183,7 @@ impl TaskHandler for AsyncSpeech {
                 parts.push((format!("{}.{ext}", input.name), part));
                 parts.push((format!("{}.subtitle.json", input.name), Part::Bytes(subs)));
                 parts.push((format!("{}.extra.json", input.name), Part::Bytes(info)));
+                work.progress(i as u64 + 1, params.inputs.len() as u64 + 1);
             }
             write_tar(&p.files, task, &parts).await
         }

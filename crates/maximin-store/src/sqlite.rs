@@ -39,6 +39,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "usage_characters",
         include_str!("../migrations/sqlite/0004_usage_characters.sql"),
     ),
+    (
+        5,
+        "task_progress",
+        include_str!("../migrations/sqlite/0005_task_progress.sql"),
+    ),
 ];
 
 #[derive(Clone)]
@@ -330,7 +335,7 @@ fn file_from(row: &SqliteRow) -> FileRecord {
     }
 }
 
-const TASK_COLUMNS: &str = "id, account_id, key_id, kind, status, params, file_id, result, error_code, error_message, attempts, lease_until, created_at, updated_at";
+const TASK_COLUMNS: &str = "id, account_id, key_id, kind, status, params, file_id, result, error_code, error_message, attempts, lease_until, progress, created_at, updated_at";
 
 fn task_from(row: &SqliteRow) -> Result<TaskRecord> {
     let status: String = row.get("status");
@@ -348,6 +353,7 @@ fn task_from(row: &SqliteRow) -> Result<TaskRecord> {
         error_message: row.get("error_message"),
         attempts: u32::try_from(row.get::<i64, _>("attempts")).unwrap_or(u32::MAX),
         lease_until: row.get::<Option<i64>, _>("lease_until").map(from_ms),
+        progress: u32::try_from(row.get::<i64, _>("progress")).unwrap_or(0),
         created_at: from_ms(row.get("created_at")),
         updated_at: from_ms(row.get("updated_at")),
     })
@@ -840,7 +846,7 @@ impl Store for SqliteStore {
 
     async fn insert_task(&self, t: &TaskRecord) -> Result<()> {
         sqlx::query(&format!(
-            "INSERT INTO tasks ({TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO tasks ({TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ))
         .bind(t.id)
         .bind(&t.account_id)
@@ -854,6 +860,7 @@ impl Store for SqliteStore {
         .bind(&t.error_message)
         .bind(i64::from(t.attempts))
         .bind(t.lease_until.map(ms))
+        .bind(i64::from(t.progress))
         .bind(ms(t.created_at))
         .bind(ms(t.updated_at))
         .execute(&self.pool)
@@ -904,11 +911,18 @@ impl Store for SqliteStore {
             .transpose()
     }
 
-    async fn renew_task(&self, id: i64, attempt: u32, lease_until: OffsetDateTime) -> Result<bool> {
+    async fn renew_task(
+        &self,
+        id: i64,
+        attempt: u32,
+        lease_until: OffsetDateTime,
+        progress: u32,
+    ) -> Result<bool> {
         Ok(sqlx::query(
-            "UPDATE tasks SET lease_until = ? WHERE id = ? AND attempts = ? AND status = 'processing'",
+            "UPDATE tasks SET lease_until = ?, progress = ? WHERE id = ? AND attempts = ? AND status = 'processing'",
         )
         .bind(ms(lease_until))
+        .bind(i64::from(progress.min(100)))
         .bind(id)
         .bind(i64::from(attempt))
         .execute(&self.pool)
@@ -1342,6 +1356,7 @@ mod tests {
             error_message: None,
             attempts: 0,
             lease_until: None,
+            progress: 0,
             created_at: at,
             updated_at: at,
         }

@@ -199,6 +199,7 @@ string_enum!(
         Embeddings => "embeddings",
         Speech => "speech",
         VideoSubmit => "video_submit",
+        Media => "media",
         Read => "read",
         FileUpload => "file_upload",
         FineTuneCreate => "fine_tune_create",

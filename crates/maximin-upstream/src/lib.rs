@@ -18,6 +18,7 @@
 
 mod anthropic;
 pub mod guard;
+pub mod media;
 mod openai;
 mod speech;
 mod sse;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use maximin_core::engines::{ChatEvent, ChatProvider, EmbedProvider};
+use maximin_core::providers::media::{ImageProvider, MusicProvider, VideoProvider};
 use maximin_core::providers::speech::SpeechProvider;
 use maximin_core::routing::{UpstreamConfig, UpstreamKind};
 use maximin_core::{Error, Result};
@@ -41,6 +43,10 @@ pub struct Providers {
     pub embed: Option<Arc<dyn EmbedProvider>>,
     /// Speech, where the wire has it: MiniMax `t2a_v2`, OpenAI `/audio/speech`.
     pub speech: Option<Arc<dyn SpeechProvider>>,
+    /// Image, video and music, where the wire has them (MiniMax).
+    pub image: Option<Arc<dyn ImageProvider>>,
+    pub video: Option<Arc<dyn VideoProvider>>,
+    pub music: Option<Arc<dyn MusicProvider>>,
     pub client: Arc<Client>,
 }
 
@@ -136,10 +142,15 @@ pub fn build(name: &str, config: &UpstreamConfig) -> std::result::Result<Provide
                     )
                 };
             let p = Arc::new(openai::OpenAi::new(client.clone(), wire));
+            let media = (config.kind == UpstreamKind::Minimax)
+                .then(|| Arc::new(media::MiniMaxMedia::new(client.clone())));
             Providers {
                 chat: p.clone(),
                 embed: Some(p),
                 speech: Some(speech),
+                image: media.clone().map(|m| m as Arc<dyn ImageProvider>),
+                video: media.clone().map(|m| m as Arc<dyn VideoProvider>),
+                music: media.map(|m| m as Arc<dyn MusicProvider>),
                 client,
             }
         }
@@ -147,6 +158,9 @@ pub fn build(name: &str, config: &UpstreamConfig) -> std::result::Result<Provide
             chat: Arc::new(anthropic::Anthropic::new(client.clone())),
             embed: None,
             speech: None,
+            image: None,
+            video: None,
+            music: None,
             client,
         },
     })

@@ -47,6 +47,9 @@ pub struct FileConfig {
     /// Retries, fallbacks and deadlines across deployments.
     #[serde(default)]
     pub routing: RoutingConfig,
+    /// Image, video and music (`allow_private_urls`).
+    #[serde(default)]
+    pub media: maximin_media::MediaConfig,
 }
 
 /// `models` in maximin.toml: either an array of catalog entries
@@ -156,6 +159,7 @@ pub struct Config {
     pub region: Option<String>,
     pub upstreams: BTreeMap<String, UpstreamConfig>,
     pub routing: RoutingConfig,
+    pub media: maximin_media::MediaConfig,
     pub source: Option<PathBuf>,
 }
 
@@ -222,6 +226,7 @@ impl Config {
             region: file.region,
             upstreams: file.upstreams,
             routing: file.routing,
+            media: file.media,
             source,
         })
     }

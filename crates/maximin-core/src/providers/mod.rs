@@ -4,4 +4,5 @@
 //! registry maps a catalog `engine` name to a provider: a local engine's
 //! name, or `upstream:NAME`.
 
+pub mod media;
 pub mod speech;

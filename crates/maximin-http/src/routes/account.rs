@@ -217,3 +217,21 @@ pub async fn get_usage(
         .usage(&ctx.caller.account.id, since, until)
         .await?))
 }
+
+/// The account's webhook signing secret: task webhooks carry
+/// `X-Maximin-Signature: v1=HEX`, the HMAC-SHA256 under this secret of
+/// `TIMESTAMP.BODY`, with the timestamp in `X-Maximin-Timestamp`.
+#[utoipa::path(get, path = "/v1/account/webhook_secret", tag = "account", security(("bearer" = [])),
+    responses((status = 200, description = "`data.secret` (`whsec_…`) and `data.algorithm`", body = Object),
+              (status = 403, description = "`permission_denied`: the key lacks the admin scope", body = crate::openapi::ErrorResponse)))]
+pub async fn get_webhook_secret(
+    State(app): State<AppState>,
+    ctx: Ctx,
+) -> Result<Response, ApiError> {
+    Ok(ctx.ok(serde_json::json!({
+        "secret": app.webhooks.secret(&ctx.caller.account.id),
+        "algorithm": "HMAC-SHA256 of TIMESTAMP.BODY, hex, as v1=…",
+        "signature_header": "X-Maximin-Signature",
+        "timestamp_header": "X-Maximin-Timestamp",
+    })))
+}

@@ -4,6 +4,7 @@ pub mod account;
 pub mod anthropic;
 pub mod files;
 pub mod inference;
+pub mod media;
 pub mod models;
 pub mod native_text;
 pub mod openai;

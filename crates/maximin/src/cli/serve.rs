@@ -80,6 +80,11 @@ fn engines(
                     Arc::new(LocalSpeech::new(Arc::new(piper))),
                 );
             }
+            #[cfg(feature = "music")]
+            music_engine(
+                &mut engines,
+                Some((Arc::new(espeak.clone()) as _, "en-us".to_owned())),
+            );
             engines.speech.insert(
                 maximin_engine_espeak::ENGINE_NAME.to_owned(),
                 Arc::new(LocalSpeech::new(Arc::new(espeak))),
@@ -89,6 +94,22 @@ fn engines(
     }
     let _ = (cfg, models_dir, pulling);
     engines
+}
+
+/// The composer, singing with `voice` (a local speech engine and its voice id).
+#[cfg(feature = "music")]
+fn music_engine(
+    engines: &mut Engines,
+    voice: Option<(Arc<dyn maximin_core::engines::SpeechEngine>, String)>,
+) {
+    match maximin_media::composer::Composer::load(None, voice) {
+        Ok(c) => {
+            engines
+                .music
+                .insert(maximin_media::composer::ENGINE.to_owned(), Arc::new(c));
+        }
+        Err(why) => tracing::warn!("the local music engine is off: {why}"),
+    }
 }
 
 /// The providers of every `[upstreams.NAME]`, registered as
@@ -107,7 +128,16 @@ fn upstreams(
             engines.embed.insert(key.clone(), embed);
         }
         if let Some(speech) = p.speech {
-            engines.speech.insert(key, speech);
+            engines.speech.insert(key.clone(), speech);
+        }
+        if let Some(image) = p.image {
+            engines.image.insert(key.clone(), image);
+        }
+        if let Some(video) = p.video {
+            engines.video.insert(key.clone(), video);
+        }
+        if let Some(music) = p.music {
+            engines.music.insert(key, music);
         }
         tracing::info!(upstream = %name, kind = cfg.kind.as_str(), region = cfg.region.as_deref().unwrap_or("-"), "upstream configured");
         clients.push(p.client);
@@ -171,18 +201,30 @@ pub(super) async fn serve(config: &Config) -> Result<(), Failure> {
     let sweeper = tokio::spawn(sweep_loop(platform.clone()));
     let stop_tasks = Arc::new(tokio::sync::Notify::new());
     let workers = config.tasks.workers.unwrap_or(1);
+    let webhooks = Arc::new(maximin_media::webhook::Webhooks::new(
+        platform.files.keys(),
+        config.media.allow_private_urls,
+    ));
+    let mut handlers = maximin_speech::task_handlers(platform.clone());
+    handlers.extend(maximin_media::task_handlers(
+        platform.clone(),
+        webhooks.clone(),
+        config.media.clone(),
+    ));
     let runners = platform.tasks.start(
         platform.files.clone(),
-        maximin_speech::task_handlers(platform.clone()),
+        handlers,
         workers,
         stop_tasks.clone(),
     );
     if workers == 0 {
         tracing::info!("task runners are off ([tasks] workers = 0): tasks queue until another process runs them");
     }
-    let state = AppState::with_public_url(
+    let state = AppState::build(
         platform.clone(),
         config.public_url.as_deref().map(Arc::from),
+        config.media.clone(),
+        webhooks,
     );
     let app = Application::build(&config.listen, state)
         .await

@@ -13,6 +13,7 @@ mod errors;
 mod files;
 mod first_start;
 mod idempotency;
+mod media;
 mod models;
 mod models_pull;
 mod openapi_conformance;

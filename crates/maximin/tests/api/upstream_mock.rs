@@ -344,6 +344,23 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         (_, true, "/v1/embeddings") => embeddings(kind, &body),
         (MockKind::OpenAi, true, "/v1/audio/speech") => openai_speech(&body),
         (MockKind::MiniMax, true, "/v1/t2a_v2") => t2a(&shared, &body),
+        (MockKind::MiniMax, true, "/v1/image_generation") => image_generation(&body),
+        (MockKind::MiniMax, true, "/v1/video_generation") => video_generation(&shared, &body),
+        (MockKind::MiniMax, false, "/v1/query/video_generation") => {
+            video_query(parts.uri.query().unwrap_or(""))
+        }
+        (MockKind::MiniMax, false, "/v1/files/retrieve") => {
+            let host = parts
+                .headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("127.0.0.1");
+            file_retrieve(host, parts.uri.query().unwrap_or(""))
+        }
+        (MockKind::MiniMax, false, p) if p.starts_with("/download/") => {
+            Reply::Bytes("video/mp4", mock_video())
+        }
+        (MockKind::MiniMax, true, "/v1/music_generation") => music_generation(&body),
         (_, false, "/v1/models") if parts.method == Method::GET => Reply::Json(
             StatusCode::OK,
             json!({"object": "list", "data": [
@@ -866,6 +883,105 @@ fn openai_speech(body: &Value) -> Reply {
     let audio =
         encode_whole(&settings, &Pcm::mono(tone(input, 24000), 24000)).expect("mock encode");
     Reply::Bytes(content_type, audio)
+}
+
+/// The mock's images: solid PNGs of the asked size, the colour from the seed.
+fn image_generation(body: &Value) -> Reply {
+    let kind = MockKind::MiniMax;
+    if body.get("prompt").and_then(Value::as_str).is_none() {
+        return invalid(kind, "prompt", "prompt is required");
+    }
+    let (w, h) = (
+        body["width"].as_u64().unwrap_or(64) as u32,
+        body["height"].as_u64().unwrap_or(64) as u32,
+    );
+    let seed = body["seed"].as_u64().unwrap_or(0);
+    let n = body["n"].as_u64().unwrap_or(1);
+    let images: Vec<String> = (0..n)
+        .map(|i| {
+            let c = ((seed + i) % 255) as u8;
+            let mut out = Vec::new();
+            {
+                let mut e = png::Encoder::new(&mut out, w, h);
+                e.set_color(png::ColorType::Rgb);
+                e.set_depth(png::BitDepth::Eight);
+                let mut wr = e.write_header().expect("png header");
+                let px: Vec<u8> = (0..w * h).flat_map(|_| [c, 255 - c, 128]).collect();
+                wr.write_image_data(&px).expect("png data");
+            }
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, out)
+        })
+        .collect();
+    Reply::Json(
+        StatusCode::OK,
+        json!({"id": "mock", "data": {"image_urls": null, "image_base64": images},
+               "metadata": {"success_count": n, "failed_count": 0}, "base_resp": base_resp_ok()}),
+    )
+}
+
+fn base_resp_ok() -> Value {
+    json!({"status_code": 0, "status_msg": "success"})
+}
+
+/// A video task: its id carries the size asked, so the query can say it.
+fn video_generation(shared: &Shared, body: &Value) -> Reply {
+    let n = shared.seq.fetch_add(1, Ordering::Relaxed);
+    let res = body["resolution"].as_str().unwrap_or("768P");
+    Reply::Json(
+        StatusCode::OK,
+        json!({"task_id": format!("{}{n}", res.trim_end_matches('P')), "base_resp": base_resp_ok()}),
+    )
+}
+
+fn video_query(query: &str) -> Reply {
+    let id = query.strip_prefix("task_id=").unwrap_or("");
+    Reply::Json(
+        StatusCode::OK,
+        json!({"task_id": id, "status": "Success", "file_id": format!("9{id}"),
+               "video_width": 64, "video_height": 48, "base_resp": base_resp_ok()}),
+    )
+}
+
+fn file_retrieve(host: &str, query: &str) -> Reply {
+    let id = query.strip_prefix("file_id=").unwrap_or("");
+    Reply::Json(
+        StatusCode::OK,
+        json!({"file": {"file_id": id, "bytes": 0, "created_at": CREATED, "filename": "output_aigc.mp4",
+                        "purpose": "video_generation", "download_url": format!("http://{host}/download/{id}")},
+               "base_resp": base_resp_ok()}),
+    )
+}
+
+/// Two seconds of a 64×48 clip.
+fn mock_video() -> Vec<u8> {
+    maximin_video::sandbox_clip(64, 48, 2, 24, 1).expect("mock clip")
+}
+
+/// Music: a tone of one second per lyric line, hex, with `extra_info`.
+fn music_generation(body: &Value) -> Reply {
+    let lines = body["lyrics"]
+        .as_str()
+        .map_or(4, |l| l.lines().count().max(1));
+    let rate = body["audio_setting"]["sample_rate"]
+        .as_u64()
+        .unwrap_or(44_100) as u32;
+    let samples: Vec<f32> = (0..rate as usize * lines)
+        .map(|i| 0.3 * (i as f32 * 440.0 * std::f32::consts::TAU / rate as f32).sin())
+        .collect();
+    let settings = AudioSettings {
+        format: Format::Mp3,
+        sample_rate: rate,
+        bitrate: 128_000,
+        channels: 1,
+    };
+    let mp3 = encode_whole(&settings, &Pcm::new(samples, rate, 1)).expect("mp3");
+    Reply::Json(
+        StatusCode::OK,
+        json!({"data": {"audio": hex::encode(&mp3), "status": 2}, "trace_id": "mock",
+               "extra_info": {"music_duration": lines * 1000, "music_sample_rate": rate, "music_channel": 1,
+                              "bitrate": 128_000, "music_size": mp3.len()},
+               "base_resp": base_resp_ok()}),
+    )
 }
 
 fn t2a(shared: &Shared, body: &Value) -> Reply {

@@ -215,5 +215,22 @@ def gateway():
             "stream_args": json.loads(args) if args else None}
 
 
+def images():
+    import base64
+    c = client()
+    r = c.images.generate(model="image-01", prompt="a lighthouse", size="768x512", n=2,
+                          response_format="b64_json", extra_body={"seed": 5})
+    pngs = [base64.b64decode(d.b64_json) for d in r.data]
+    sizes = [[int.from_bytes(p[16:20], "big"), int.from_bytes(p[20:24], "big")] for p in pngs]
+    u = c.images.generate(model="image-01", prompt="a lighthouse", size="512x512")
+    try:
+        c.images.generate(model="image-01", prompt="a lighthouse", size="256x256")
+        small = None
+    except openai.BadRequestError as e:
+        small = e.body
+    return {"count": len(r.data), "sizes": sizes, "png": all(p[:4] == b"\x89PNG" for p in pngs),
+            "distinct": pngs[0] != pngs[1], "url": u.data[0].url, "small": small}
+
+
 if __name__ == "__main__":
     print(json.dumps(globals()[sys.argv[1]]()))

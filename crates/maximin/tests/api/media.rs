@@ -1,0 +1,615 @@
+//! Media (issue 15) over HTTP: images, video tasks and templates, music,
+//! lyrics; the sandbox for `mmx_test_` keys; webhooks signed and verified
+//! by a receiver in the test; tasks that outlive a restart.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+use crate::helpers::Server;
+
+/// A sandbox key on a fresh payg account: (account id, secret).
+fn sandbox(s: &Server) -> (String, String) {
+    let a = s.account("payg");
+    let (_, secret) = s.key(&a, &["--test"]);
+    (a, secret)
+}
+
+fn png_size(bytes: &[u8]) -> (u32, u32) {
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "a PNG");
+    let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    (be(&bytes[16..20]), be(&bytes[20..24]))
+}
+
+/// Polls a video query until the task ends.
+async fn wait_video(s: &Server, key: &str, path: &str, task_id: &str) -> Value {
+    let start = Instant::now();
+    loop {
+        let r = s.get(&format!("{path}?task_id={task_id}"), key).await;
+        assert_eq!(r.status, 200);
+        let st = r.body["status"].as_str().unwrap_or_default().to_owned();
+        if st == "Success" || st == "Fail" || start.elapsed() > Duration::from_secs(120) {
+            return r.body;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn data_url(bytes: &[u8]) -> String {
+    format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    )
+}
+
+/// A small PNG of one colour.
+fn solid_png(w: u32, h: u32, rgb: [u8; 3]) -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut e = png::Encoder::new(&mut out, w, h);
+        e.set_color(png::ColorType::Rgb);
+        e.set_depth(png::BitDepth::Eight);
+        let mut wr = e.write_header().expect("header");
+        let px: Vec<u8> = (0..w * h).flat_map(|_| rgb).collect();
+        wr.write_image_data(&px).expect("data");
+    }
+    out
+}
+
+#[tokio::test]
+async fn sandbox_images_match_the_request_and_the_seed() {
+    let s = Server::start().await;
+    let (_, key) = sandbox(&s);
+    let body = |seed: u64, fmt: &str| {
+        json!({"model": "image-01", "prompt": "a red lighthouse at dusk", "width": 768, "height": 512,
+               "n": 2, "seed": seed, "response_format": fmt})
+    };
+    let a = s
+        .post("/v1/image_generation", &key, body(42, "base64"))
+        .await;
+    assert_eq!(a.body["base_resp"]["status_code"], 0, "{}", a.body);
+    assert_eq!(a.body["metadata"]["sandbox"], true);
+    assert_eq!(a.body["metadata"]["success_count"], 2);
+    assert_eq!(a.header("x-maximin-upstream"), Some("sandbox"));
+    let decode = |v: &Value| {
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().expect("base64"))
+            .expect("decodes")
+    };
+    let first = decode(&a.body["data"]["image_base64"][0]);
+    assert_eq!(png_size(&first), (768, 512));
+    let again = s
+        .post("/v1/image_generation", &key, body(42, "base64"))
+        .await;
+    assert_eq!(
+        decode(&again.body["data"]["image_base64"][0]),
+        first,
+        "same seed, same image"
+    );
+    let other = s
+        .post("/v1/image_generation", &key, body(43, "base64"))
+        .await;
+    assert_ne!(decode(&other.body["data"]["image_base64"][0]), first);
+
+    // Links by default, readable without a key until they expire.
+    let linked = s.post("/v1/image_generation", &key, body(42, "url")).await;
+    assert!(linked.body["data"]["image_base64"].is_null());
+    let url = linked.body["data"]["image_urls"][0].as_str().expect("url");
+    let (status, bytes) = s.get_bytes(url, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(bytes, first);
+
+    // The aspect ratio wins over width and height.
+    let wide = s
+        .post("/v1/image_generation", &key, json!({"model": "image-01", "prompt": "x", "aspect_ratio": "16:9", "width": 512, "height": 512, "response_format": "base64"}))
+        .await;
+    assert_eq!(
+        png_size(&decode(&wide.body["data"]["image_base64"][0])),
+        (1280, 720)
+    );
+}
+
+#[tokio::test]
+async fn image_mistakes_name_the_field_and_missing_weights_say_what_to_bring() {
+    let s = Server::start().await;
+    let (_, key) = s.admin("payg");
+    let r = s
+        .post(
+            "/v1/image_generation",
+            &key,
+            json!({"model": "image-01", "prompt": "x", "width": 500, "height": 512}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["base_resp"]["status_code"], 2013);
+    assert!(r.body["base_resp"]["status_msg"]
+        .as_str()
+        .unwrap_or("")
+        .contains("width"));
+    // A live key on an install without image weights: the model is unavailable, and the message says how to mend it.
+    let r = s
+        .post(
+            "/v1/image_generation",
+            &key,
+            json!({"model": "image-01", "prompt": "a cat"}),
+        )
+        .await;
+    let msg = r.body["base_resp"]["status_msg"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    assert_eq!(r.body["base_resp"]["status_code"], 2061, "{}", r.body);
+    assert!(msg.contains("maximin models pull image-01"), "{msg}");
+    let m = s.get("/v1/models/image-01", &key).await;
+    assert_eq!(m.body["data"]["available"], false);
+    assert!(m.body["data"]["setup_hint"]
+        .as_str()
+        .unwrap_or("")
+        .contains("diffusers"));
+}
+
+#[tokio::test]
+async fn sandbox_video_tasks_end_in_mp4s_of_the_asked_size_and_length() {
+    let s = Server::start().await;
+    let (_, key) = sandbox(&s);
+    let r = s
+        .post("/v1/video_generation", &key, json!({"model": "MiniMax-Hailuo-02", "prompt": "waves [Pan left]", "duration": 6, "resolution": "768P"}))
+        .await;
+    assert_eq!(r.body["base_resp"]["status_code"], 0, "{}", r.body);
+    let task = r.body["task_id"]
+        .as_str()
+        .expect("task_id is a string")
+        .to_owned();
+    let done = wait_video(&s, &key, "/v1/query/video_generation", &task).await;
+    assert_eq!(done["status"], "Success", "{done}");
+    assert_eq!(done["sandbox"], true);
+    assert_eq!(
+        (done["video_width"].clone(), done["video_height"].clone()),
+        (json!(1366), json!(768))
+    );
+    let file_id = done["file_id"].as_str().expect("file_id is a string");
+    let f = s
+        .get(&format!("/v1/files/retrieve?file_id={file_id}"), &key)
+        .await;
+    assert_eq!(f.body["file"]["purpose"], "video_generation");
+    let url = f.body["file"]["download_url"].as_str().expect("link");
+    let (status, mp4) = s.get_bytes(url, None).await;
+    assert_eq!(status, 200);
+    let info = maximin_video::probe(&mp4).expect("an MP4");
+    assert_eq!((info.width, info.height), (1366, 768));
+    assert!((info.duration_s - 6.0).abs() < 0.05, "{}", info.duration_s);
+
+    // First and last frame: Hailuo-02 only.
+    let frame = data_url(&solid_png(320, 320, [200, 30, 30]));
+    let r = s
+        .post("/v1/video_generation", &key, json!({"model": "MiniMax-Hailuo-2.3", "first_frame_image": frame, "last_frame_image": frame}))
+        .await;
+    assert_eq!(r.body["base_resp"]["status_code"], 2013);
+    assert!(r.body["base_resp"]["status_msg"]
+        .as_str()
+        .unwrap_or("")
+        .contains("MiniMax-Hailuo-02"));
+    // Durations the model does not take are refused with what it takes.
+    let r = s
+        .post("/v1/video_generation", &key, json!({"model": "MiniMax-Hailuo-02", "prompt": "x", "resolution": "1080P", "duration": 10}))
+        .await;
+    assert_eq!(r.body["base_resp"]["status_code"], 2013);
+    assert!(
+        r.body["base_resp"]["status_msg"]
+            .as_str()
+            .unwrap_or("")
+            .contains("6s"),
+        "{}",
+        r.body
+    );
+    // Another account's task is not there.
+    let (_, stranger) = sandbox(&s);
+    let q = s
+        .get(
+            &format!("/v1/query/video_generation?task_id={task}"),
+            &stranger,
+        )
+        .await;
+    assert_ne!(q.body["base_resp"]["status_code"], 0);
+}
+
+#[tokio::test]
+async fn templates_need_their_inputs() {
+    let s = Server::start().await;
+    let (_, key) = sandbox(&s);
+    let r = s
+        .post(
+            "/v1/video_template_generation",
+            &key,
+            json!({"template_id": "393769180141805569", "text_inputs": [{"value": "Lion"}]}),
+        )
+        .await;
+    assert_eq!(r.body["base_resp"]["status_code"], 2013, "{}", r.body);
+    assert!(r.body["base_resp"]["status_msg"]
+        .as_str()
+        .unwrap_or("")
+        .contains("media_inputs"));
+    let photo = data_url(&solid_png(320, 320, [20, 120, 220]));
+    let r = s
+        .post(
+            "/v1/video_template_generation",
+            &key,
+            json!({"template_id": "393769180141805569", "media_inputs": [{"value": photo}]}),
+        )
+        .await;
+    assert!(
+        r.body["base_resp"]["status_msg"]
+            .as_str()
+            .unwrap_or("")
+            .contains("text_inputs"),
+        "{}",
+        r.body
+    );
+    let r = s
+        .post("/v1/video_template_generation", &key, json!({"template_id": "393769180141805569", "media_inputs": [{"value": photo}], "text_inputs": [{"value": "Lion"}]}))
+        .await;
+    assert_eq!(r.body["base_resp"]["status_code"], 0, "{}", r.body);
+    let task = r.body["task_id"].as_str().expect("task_id").to_owned();
+    let done = wait_video(&s, &key, "/v1/query/video_template_generation", &task).await;
+    assert_eq!(done["status"], "Success", "{done}");
+    let (status, mp4) = s
+        .get_bytes(done["video_url"].as_str().expect("video_url"), None)
+        .await;
+    assert_eq!(status, 200);
+    assert!(maximin_video::probe(&mp4).is_ok());
+}
+
+#[tokio::test]
+async fn sandbox_music_decodes_to_its_stated_length() {
+    let s = Server::start().await;
+    let (_, key) = sandbox(&s);
+    let lyrics = "[Verse]\nMorning light on the water\nWe walk the long way home\n[Chorus]\nSing it loud\nSing it clear";
+    let r = s
+        .post(
+            "/v1/music_generation",
+            &key,
+            json!({"model": "music-2.0", "prompt": "upbeat pop", "lyrics": lyrics}),
+        )
+        .await;
+    assert_eq!(r.body["base_resp"]["status_code"], 0, "{}", r.body);
+    assert_eq!(r.body["data"]["status"], 2);
+    assert_eq!(r.body["extra_info"]["sandbox"], true);
+    let mp3 = hex::decode(r.body["data"]["audio"].as_str().expect("hex")).expect("hex decodes");
+    assert_eq!(r.body["extra_info"]["music_size"], mp3.len());
+    let pcm = maximin_audio::decode(&mp3).expect("an MP3");
+    let stated = r.body["extra_info"]["music_duration"].as_f64().expect("ms") / 1000.0;
+    assert!(
+        (pcm.duration_secs() - stated).abs() < 0.1,
+        "{} vs {stated}",
+        pcm.duration_secs()
+    );
+    assert_eq!(pcm.sample_rate, 44_100);
+
+    let r = s
+        .post("/v1/music_generation", &key, json!({"model": "music-2.0", "prompt": "calm", "lyrics": lyrics, "output_format": "url", "audio_setting": {"format": "wav", "sample_rate": 24000}}))
+        .await;
+    assert_eq!(r.body["data"]["audio"], r.body["data"]["audio_url"]);
+    let (status, wav) = s
+        .get_bytes(r.body["data"]["audio"].as_str().expect("url"), None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(&wav[..4], b"RIFF");
+    let r = s
+        .post(
+            "/v1/music_generation",
+            &key,
+            json!({"model": "music-2.0", "prompt": "pop"}),
+        )
+        .await;
+    assert_eq!(r.body["base_resp"]["status_code"], 2013);
+}
+
+/// A webhook receiver: answers the handshake, records the signed posts.
+async fn receiver() -> (String, Arc<Mutex<Vec<(String, String, Value)>>>) {
+    use axum::routing::post;
+    let seen: Arc<Mutex<Vec<(String, String, Value)>>> = Arc::default();
+    let record = seen.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |headers: axum::http::HeaderMap, body: String| {
+            let record = record.clone();
+            async move {
+                let v: Value = serde_json::from_str(&body).unwrap_or_default();
+                if let Some(c) = v.get("challenge") {
+                    return axum::Json(json!({"challenge": c}));
+                }
+                let h = |n: &str| {
+                    headers
+                        .get(n)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                let signed = format!("{}|{}", h("x-maximin-timestamp"), h("x-maximin-signature"));
+                record.lock().expect("lock").push((signed, body, v));
+                axum::Json(json!({}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}/hook"), seen)
+}
+
+fn hmac_hex(secret: &str, msg: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(msg);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+#[tokio::test]
+async fn webhooks_are_verified_signed_and_sent_once_per_status() {
+    let s = Server::with_models("[media]\nallow_private_urls = true\n").await;
+    let (account, key) = sandbox(&s);
+    let (_, admin) = s.key(&account, &["--scope", "admin"]);
+    let secret = s.get("/v1/account/webhook_secret", &admin).await;
+    let secret = secret.body["data"]["secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
+    let (hook, seen) = receiver().await;
+    let r = s
+        .post(
+            "/v1/video_generation",
+            &key,
+            json!({"model": "T2V-01", "prompt": "a kite", "callback_url": hook}),
+        )
+        .await;
+    assert_eq!(r.body["base_resp"]["status_code"], 0, "{}", r.body);
+    let task = r.body["task_id"].as_str().expect("task").to_owned();
+    let done = wait_video(&s, &key, "/v1/query/video_generation", &task).await;
+    assert_eq!(done["status"], "Success");
+    let start = Instant::now();
+    while seen.lock().expect("lock").len() < 2 && start.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seen = seen.lock().expect("lock").clone();
+    let statuses: Vec<&str> = seen
+        .iter()
+        .map(|(_, _, v)| v["status"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(statuses, ["processing", "success"], "each status once");
+    for (signed, body, v) in &seen {
+        let (ts, sig) = signed.split_once('|').expect("headers");
+        assert_eq!(
+            *sig,
+            format!(
+                "v1={}",
+                hmac_hex(&secret, format!("{ts}.{body}").as_bytes())
+            )
+        );
+        assert_eq!(v["task_id"], task.as_str());
+    }
+    assert_eq!(seen[1].2["file_id"], done["file_id"]);
+
+    // A receiver that does not echo the challenge: no task.
+    let r = s
+        .post(
+            "/v1/video_generation",
+            &key,
+            json!({"model": "T2V-01", "prompt": "a kite", "callback_url": s.url("/healthz")}),
+        )
+        .await;
+    assert_eq!(r.body["base_resp"]["status_code"], 2013, "{}", r.body);
+    assert!(r.body["base_resp"]["status_msg"]
+        .as_str()
+        .unwrap_or("")
+        .contains("callback_url"));
+}
+
+#[tokio::test]
+async fn loopback_webhooks_are_refused_unless_the_operator_allows_them() {
+    let s = Server::start().await;
+    let (_, key) = sandbox(&s);
+    let (hook, seen) = receiver().await;
+    let r = s
+        .post(
+            "/v1/video_generation",
+            &key,
+            json!({"model": "T2V-01", "prompt": "a kite", "callback_url": hook}),
+        )
+        .await;
+    assert_eq!(r.body["base_resp"]["status_code"], 2013, "{}", r.body);
+    assert!(r.body["base_resp"]["status_msg"]
+        .as_str()
+        .unwrap_or("")
+        .contains("callback_url"));
+    assert!(seen.lock().expect("lock").is_empty(), "nothing was sent");
+}
+
+#[tokio::test]
+async fn a_video_task_queued_before_a_restart_finishes_after_it() {
+    let s = Server::with_models("[tasks]\nworkers = 0\n").await;
+    let (_, key) = sandbox(&s);
+    let r = s
+        .post(
+            "/v1/video_generation",
+            &key,
+            json!({"model": "T2V-01", "prompt": "snow"}),
+        )
+        .await;
+    let task = r.body["task_id"].as_str().expect("task").to_owned();
+    let q = s
+        .get(&format!("/v1/query/video_generation?task_id={task}"), &key)
+        .await;
+    assert_eq!(q.body["status"], "Queueing");
+    let s = s.restart("[tasks]\nworkers = 1\n", &[]).await;
+    let done = wait_video(&s, &key, "/v1/query/video_generation", &task).await;
+    assert_eq!(done["status"], "Success", "{done}");
+    assert_eq!(done["video_width"], 1280);
+}
+
+#[tokio::test]
+async fn lyrics_come_with_section_tags_from_the_local_chat_model() {
+    let s = Server::with_models("").await;
+    let (_, key) = s.admin("payg");
+    let r = s
+        .post(
+            "/v1/lyrics_generation",
+            &key,
+            json!({"mode": "write_full_song", "prompt": "a happy pop song about the sea"}),
+        )
+        .await;
+    assert_eq!(r.body["base_resp"]["status_code"], 0, "{}", r.body);
+    let lyrics = r.body["lyrics"].as_str().expect("lyrics");
+    let tags = lyrics
+        .lines()
+        .filter(|l| l.starts_with('[') && l.ends_with(']'))
+        .count();
+    assert!(tags >= 3, "{lyrics}");
+    assert!(!r.body["song_title"].as_str().unwrap_or("").is_empty());
+    assert!(r.body["style_tags"].as_str().unwrap_or("").contains("Pop"));
+    let r = s
+        .post("/v1/lyrics_generation", &key, json!({"mode": "edit"}))
+        .await;
+    assert_eq!(r.body["base_resp"]["status_code"], 2013);
+}
+
+#[tokio::test]
+async fn the_minimax_cloud_makes_images_videos_and_songs_kept_in_our_file_store() {
+    use crate::upstream_mock::{MockKind, MockUpstream};
+    let mock = MockUpstream::start(MockKind::MiniMax).await;
+    mock.expect_key("cloud-key");
+    let config = format!(
+        r#"
+[upstreams.mm]
+kind = "minimax"
+base_url = "{base}"
+api_key_env = "MM_KEY"
+paid = true
+
+[[models]]
+id = "image-01"
+modality = "image"
+context_window = 0
+engine = "upstream:mm"
+capabilities = ["text-to-image", "image-to-image"]
+
+[[models]]
+id = "MiniMax-Hailuo-02"
+modality = "video"
+context_window = 0
+engine = "upstream:mm"
+capabilities = ["text-to-video", "image-to-video", "first-last-frame"]
+
+[[models]]
+id = "music-2.0"
+modality = "music"
+context_window = 0
+engine = "upstream:mm"
+capabilities = ["music"]
+"#,
+        base = mock.url
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("maximin.toml"), config).expect("config");
+    let s = Server::start_with_env(
+        dir,
+        &[],
+        &[("MM_KEY", "cloud-key"), ("MAXIMIN_MEDIA_POLL_MS", "50")],
+    )
+    .await;
+    let (_, key) = s.admin("payg");
+
+    let r = s
+        .post("/v1/image_generation", &key, json!({"model": "image-01", "prompt": "a boat", "width": 512, "height": 512, "seed": 3, "response_format": "base64"}))
+        .await;
+    assert_eq!(r.body["base_resp"]["status_code"], 0, "{}", r.body);
+    assert_eq!(r.header("x-maximin-upstream"), Some("mm:image-01"));
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(r.body["data"]["image_base64"][0].as_str().expect("b64"))
+        .expect("decodes");
+    assert_eq!(png_size(&png), (512, 512));
+    assert!(r.body["metadata"].get("sandbox").is_none());
+
+    let r = s
+        .post(
+            "/v1/video_generation",
+            &key,
+            json!({"model": "MiniMax-Hailuo-02", "prompt": "a boat"}),
+        )
+        .await;
+    let task = r.body["task_id"].as_str().expect("task").to_owned();
+    let done = wait_video(&s, &key, "/v1/query/video_generation", &task).await;
+    assert_eq!(done["status"], "Success", "{done}");
+    // The video lives in maximin's store: our file id, our link.
+    let file_id = done["file_id"].as_str().expect("file");
+    let f = s
+        .get(&format!("/v1/files/retrieve?file_id={file_id}"), &key)
+        .await;
+    let url = f.body["file"]["download_url"]
+        .as_str()
+        .expect("link")
+        .to_owned();
+    assert!(url.starts_with(&s.base), "{url}");
+    let (_, mp4) = s.get_bytes(&url, None).await;
+    assert_eq!(
+        mp4,
+        maximin_video::sandbox_clip(64, 48, 2, 24, 1).expect("clip")
+    );
+    // The cloud's download URL was fetched without the key.
+    let dl = mock
+        .received()
+        .into_iter()
+        .find(|r| r.path.starts_with("/download/"))
+        .expect("fetched");
+    assert!(dl.header("authorization").is_none());
+
+    let r = s
+        .post(
+            "/v1/music_generation",
+            &key,
+            json!({"model": "music-2.0", "prompt": "folk", "lyrics": "[Verse]\none\ntwo\nthree"}),
+        )
+        .await;
+    assert_eq!(r.body["base_resp"]["status_code"], 0, "{}", r.body);
+    let mp3 = hex::decode(r.body["data"]["audio"].as_str().expect("hex")).expect("hex");
+    let pcm = maximin_audio::decode(&mp3).expect("mp3");
+    assert!(
+        (pcm.duration_secs() - 4.0).abs() < 0.2,
+        "{}",
+        pcm.duration_secs()
+    );
+
+    // Sandbox keys never reach the cloud.
+    let before = mock.hits();
+    let (_, test_key) = sandbox(&s);
+    let r = s
+        .post(
+            "/v1/image_generation",
+            &test_key,
+            json!({"model": "image-01", "prompt": "a boat", "response_format": "base64"}),
+        )
+        .await;
+    assert_eq!(r.body["metadata"]["sandbox"], true);
+    assert_eq!(mock.hits(), before);
+}
+
+#[tokio::test]
+async fn the_openai_sdk_generates_images() {
+    let s = Server::start().await;
+    let (_, key) = sandbox(&s);
+    let out = crate::sdk::sdk(&s, &key, "openai_sdk.py", "images", &[]);
+    assert_eq!(out["count"], 2, "{out}");
+    assert_eq!(out["sizes"], json!([[768, 512], [768, 512]]));
+    assert_eq!(out["png"], true);
+    assert_eq!(out["distinct"], true);
+    let (status, bytes) = s.get_bytes(out["url"].as_str().expect("url"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(png_size(&bytes), (512, 512));
+    assert_eq!(out["small"]["param"], "size", "{out}");
+}
