@@ -28,7 +28,8 @@ fn main() {
 fn run() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
     let mut dir: Option<PathBuf> = None;
-    let (mut width, mut height, mut images, mut threads, mut seed) = (512u32, 512u32, 3usize, 0usize, 1u64);
+    let (mut width, mut height, mut images, mut threads, mut seed) =
+        (512u32, 512u32, 3usize, 0usize, 1u64);
     let mut steps: Option<u32> = None;
     let mut guidance: Option<f32> = None;
     let mut prompt = "a photo of an astronaut riding a horse on the moon".to_string();
@@ -37,14 +38,40 @@ fn run() -> Result<(), String> {
     while let Some(a) = args.next() {
         let mut val = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
         match a.as_str() {
-            "--width" => width = val("--width")?.parse().map_err(|e| format!("--width: {e}"))?,
-            "--height" => height = val("--height")?.parse().map_err(|e| format!("--height: {e}"))?,
-            "--steps" => steps = Some(val("--steps")?.parse().map_err(|e| format!("--steps: {e}"))?),
-            "--guidance" => {
-                guidance = Some(val("--guidance")?.parse().map_err(|e| format!("--guidance: {e}"))?)
+            "--width" => {
+                width = val("--width")?
+                    .parse()
+                    .map_err(|e| format!("--width: {e}"))?
             }
-            "--images" => images = val("--images")?.parse().map_err(|e| format!("--images: {e}"))?,
-            "--threads" => threads = val("--threads")?.parse().map_err(|e| format!("--threads: {e}"))?,
+            "--height" => {
+                height = val("--height")?
+                    .parse()
+                    .map_err(|e| format!("--height: {e}"))?
+            }
+            "--steps" => {
+                steps = Some(
+                    val("--steps")?
+                        .parse()
+                        .map_err(|e| format!("--steps: {e}"))?,
+                )
+            }
+            "--guidance" => {
+                guidance = Some(
+                    val("--guidance")?
+                        .parse()
+                        .map_err(|e| format!("--guidance: {e}"))?,
+                )
+            }
+            "--images" => {
+                images = val("--images")?
+                    .parse()
+                    .map_err(|e| format!("--images: {e}"))?
+            }
+            "--threads" => {
+                threads = val("--threads")?
+                    .parse()
+                    .map_err(|e| format!("--threads: {e}"))?
+            }
             "--seed" => seed = val("--seed")?.parse().map_err(|e| format!("--seed: {e}"))?,
             "--prompt" => prompt = val("--prompt")?,
             "--out" => out = Some(PathBuf::from(val("--out")?)),

@@ -51,7 +51,10 @@ impl TextEncoder {
                 .iter()
                 .map(|p| linear(c.hidden_size, c.hidden_size, a.pp(*p)))
                 .collect::<Result<Vec<_>>>()?;
-            let w = Tensor::cat(&parts.iter().map(|p| p.weight().clone()).collect::<Vec<_>>(), 0)?;
+            let w = Tensor::cat(
+                &parts.iter().map(|p| p.weight().clone()).collect::<Vec<_>>(),
+                0,
+            )?;
             let b = parts
                 .iter()
                 .map(|p| p.bias().cloned())

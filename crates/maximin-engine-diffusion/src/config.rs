@@ -96,7 +96,10 @@ impl<'a> Cfg<'a> {
     pub(crate) fn f64_opt(&self, key: &str) -> Result<Option<f64>, DiffusionError> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => v.as_f64().map(Some).ok_or_else(|| self.err(key, "a number")),
+            Some(v) => v
+                .as_f64()
+                .map(Some)
+                .ok_or_else(|| self.err(key, "a number")),
         }
     }
 
@@ -110,7 +113,10 @@ impl<'a> Cfg<'a> {
     pub(crate) fn str_opt(&self, key: &str) -> Result<Option<&'a str>, DiffusionError> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => v.as_str().map(Some).ok_or_else(|| self.err(key, "a string")),
+            Some(v) => v
+                .as_str()
+                .map(Some)
+                .ok_or_else(|| self.err(key, "a string")),
         }
     }
 
@@ -120,7 +126,11 @@ impl<'a> Cfg<'a> {
             None => Err(bad(self.path, &format!("`{key}` is missing"))),
             Some(Value::Array(items)) if !items.is_empty() => items
                 .iter()
-                .map(|v| v.as_u64().map(|n| n as usize).ok_or_else(|| self.err(key, want)))
+                .map(|v| {
+                    v.as_u64()
+                        .map(|n| n as usize)
+                        .ok_or_else(|| self.err(key, want))
+                })
                 .collect(),
             Some(_) => Err(self.err(key, want)),
         }
@@ -238,11 +248,17 @@ pub(crate) fn clip_config(path: &Path, map: &Json) -> Result<ClipConfig, Diffusi
         hidden_act,
         layer_norm_eps: c.f64_or("layer_norm_eps", 1e-5)?,
     };
-    if cfg.num_attention_heads == 0 || cfg.hidden_size % cfg.num_attention_heads != 0 {
-        return Err(bad(path, "hidden_size is not a multiple of num_attention_heads"));
+    if cfg.num_attention_heads == 0 || !cfg.hidden_size.is_multiple_of(cfg.num_attention_heads) {
+        return Err(bad(
+            path,
+            "hidden_size is not a multiple of num_attention_heads",
+        ));
     }
     if cfg.max_position_embeddings < 2 || cfg.num_hidden_layers == 0 {
-        return Err(bad(path, "max_position_embeddings and num_hidden_layers are too small"));
+        return Err(bad(
+            path,
+            "max_position_embeddings and num_hidden_layers are too small",
+        ));
     }
     Ok(cfg)
 }
@@ -277,7 +293,25 @@ pub(crate) fn unet_config(path: &Path, map: &Json) -> Result<UnetConfig, Diffusi
     c.only("mid_block_type", &["UNetMidBlock2DCrossAttn"])?;
     c.only("dual_cross_attention", &["false"])?;
     c.only("only_cross_attention", &["false"])?;
-    for key in ["time_cond_proj_dim", "encoder_hid_dim", "projection_class_embeddings_input_dim"] {
+    c.only("attention_type", &["default"])?;
+    c.only("resnet_skip_time_act", &["false"])?;
+    c.only("class_embeddings_concat", &["false"])?;
+    if c.f64_or("resnet_out_scale_factor", 1.0)? != 1.0 {
+        return Err(DiffusionError::Unsupported(format!(
+            "{}: `resnet_out_scale_factor` other than 1",
+            path.display()
+        )));
+    }
+    for key in [
+        "time_cond_proj_dim",
+        "encoder_hid_dim",
+        "projection_class_embeddings_input_dim",
+        "num_class_embeds",
+        "time_embedding_dim",
+        "time_embedding_act_fn",
+        "timestep_post_act",
+        "cross_attention_norm",
+    ] {
         if c.get(key).is_some() {
             return Err(DiffusionError::Unsupported(format!(
                 "{}: `{key}` is not supported",
@@ -299,7 +333,10 @@ pub(crate) fn unet_config(path: &Path, map: &Json) -> Result<UnetConfig, Diffusi
     let down = c.str_list_req("down_block_types")?;
     let up = c.str_list_req("up_block_types")?;
     if down.len() != n || up.len() != n {
-        return Err(bad(path, "down/up_block_types and block_out_channels differ in length"));
+        return Err(bad(
+            path,
+            "down/up_block_types and block_out_channels differ in length",
+        ));
     }
     let mut cross = Vec::with_capacity(n);
     for (i, kind) in down.iter().enumerate() {
@@ -343,7 +380,11 @@ pub(crate) fn unet_config(path: &Path, map: &Json) -> Result<UnetConfig, Diffusi
     }
     let norm_num_groups = c.usize_or("norm_num_groups", 32)?;
     for (i, (&ch, &h)) in channels.iter().zip(&heads).enumerate() {
-        if h == 0 || ch % h != 0 || norm_num_groups == 0 || ch % norm_num_groups != 0 {
+        if h == 0
+            || !ch.is_multiple_of(h)
+            || norm_num_groups == 0
+            || !ch.is_multiple_of(norm_num_groups)
+        {
             return Err(bad(
                 path,
                 &format!("block {i}: {ch} channels do not divide into the heads or norm groups"),
@@ -419,8 +460,12 @@ impl VaeConfig {
     /// How many pixels one latent cell covers along each side.
     pub(crate) fn downscale(&self) -> usize {
         let levels = match &self.kind {
-            VaeKind::Kl { block_out_channels, .. } => block_out_channels.len(),
-            VaeKind::Tiny { encoder_channels, .. } => encoder_channels.len(),
+            VaeKind::Kl {
+                block_out_channels, ..
+            } => block_out_channels.len(),
+            VaeKind::Tiny {
+                encoder_channels, ..
+            } => encoder_channels.len(),
         };
         1 << (levels.saturating_sub(1))
     }
@@ -442,9 +487,15 @@ pub(crate) fn vae_config(path: &Path, map: &Json) -> Result<VaeConfig, Diffusion
         "AutoencoderKL" => {
             let block_out_channels = c.usize_list_req("block_out_channels")?;
             let norm_num_groups = c.usize_or("norm_num_groups", 32)?;
-            if norm_num_groups == 0 || block_out_channels.iter().any(|ch| ch % norm_num_groups != 0)
+            if norm_num_groups == 0
+                || block_out_channels
+                    .iter()
+                    .any(|ch| !ch.is_multiple_of(norm_num_groups))
             {
-                return Err(bad(path, "block_out_channels do not divide into norm_num_groups"));
+                return Err(bad(
+                    path,
+                    "block_out_channels do not divide into norm_num_groups",
+                ));
             }
             for key in ["down_block_types", "up_block_types"] {
                 if c.get(key).is_some() {
@@ -493,7 +544,10 @@ pub(crate) fn vae_config(path: &Path, map: &Json) -> Result<VaeConfig, Diffusion
             if encoder_blocks.len() != encoder_channels.len()
                 || decoder_blocks.len() != decoder_channels.len()
             {
-                return Err(bad(path, "block counts and block channels differ in length"));
+                return Err(bad(
+                    path,
+                    "block counts and block channels differ in length",
+                ));
             }
             VaeKind::Tiny {
                 encoder_channels,
@@ -509,7 +563,11 @@ pub(crate) fn vae_config(path: &Path, map: &Json) -> Result<VaeConfig, Diffusion
             )))
         }
     };
-    let default_scale = if class == "AutoencoderTiny" { 1.0 } else { 0.18215 };
+    let default_scale = if class == "AutoencoderTiny" {
+        1.0
+    } else {
+        0.18215
+    };
     Ok(VaeConfig {
         kind,
         in_channels,

@@ -59,7 +59,10 @@ pub fn encode_jpeg(img: &RgbImage, quality: u8) -> Vec<u8> {
 pub fn decode_image(bytes: &[u8]) -> Result<RgbImage, DiffusionError> {
     let format = image::guess_format(bytes)
         .map_err(|_| DiffusionError::Image("not a PNG, JPEG or WebP image".into()))?;
-    if !matches!(format, ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::WebP) {
+    if !matches!(
+        format,
+        ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::WebP
+    ) {
         return Err(DiffusionError::Image(format!(
             "{format:?} images are not accepted (PNG, JPEG or WebP)"
         )));
@@ -77,13 +80,20 @@ pub fn decode_image(bytes: &[u8]) -> Result<RgbImage, DiffusionError> {
 /// Scales the image to cover `width × height` and crops the centre.
 pub(crate) fn fit(img: &RgbImage, width: u32, height: u32) -> Result<RgbImage, DiffusionError> {
     if img.width == 0 || img.height == 0 {
-        return Err(DiffusionError::InvalidRequest("the init image is empty".into()));
+        return Err(DiffusionError::InvalidRequest(
+            "the init image is empty".into(),
+        ));
     }
-    if img.width == width && img.height == height && img.pixels.len() == (width * height * 3) as usize {
+    if img.width == width
+        && img.height == height
+        && img.pixels.len() == (width * height * 3) as usize
+    {
         return Ok(img.clone());
     }
     let buf = image::RgbImage::from_raw(img.width, img.height, exact_pixels(img).into_owned())
-        .ok_or_else(|| DiffusionError::InvalidRequest("the init image's pixels do not match its size".into()))?;
+        .ok_or_else(|| {
+            DiffusionError::InvalidRequest("the init image's pixels do not match its size".into())
+        })?;
     let out = image::DynamicImage::ImageRgb8(buf)
         .resize_to_fill(width, height, FilterType::Triangle)
         .to_rgb8();

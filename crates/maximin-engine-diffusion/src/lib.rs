@@ -35,9 +35,14 @@
 //! every forward pass inside its own pool of `threads` threads. Element-wise
 //! operations use candle's own global pool (`CANDLE_NUM_THREADS`).
 
+// The real models' configs in the tests are long `json!` literals.
+#![recursion_limit = "256"]
+
 mod clip;
 mod config;
 mod image_io;
+#[cfg(test)]
+mod real_configs;
 mod rng;
 mod scheduler;
 pub mod testing;
@@ -154,7 +159,10 @@ pub struct DiffusionModel {
     description: String,
 }
 
-fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T, DiffusionError>) -> Result<T, DiffusionError> {
+fn guarded<T>(
+    what: &str,
+    f: impl FnOnce() -> Result<T, DiffusionError>,
+) -> Result<T, DiffusionError> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(p) => {
@@ -200,7 +208,9 @@ impl DiffusionModel {
         let index_path = dir.join("model_index.json");
         let index = read_json(&index_path)?;
         let idx = Cfg::new(&index_path, &index);
-        let pipeline = idx.str_opt("_class_name")?.unwrap_or("StableDiffusionPipeline");
+        let pipeline = idx
+            .str_opt("_class_name")?
+            .unwrap_or("StableDiffusionPipeline");
         if index.contains_key("text_encoder_2") || pipeline.contains("XL") {
             return Err(DiffusionError::Unsupported(format!(
                 "{pipeline}: SDXL pipelines (two text encoders) are not supported"
@@ -290,11 +300,22 @@ impl DiffusionModel {
             vae::Vae::new(vb, &vae_cfg).map_err(weights_err(&vae_weights))
         })?;
 
-        let hint = |key: &str| hints.as_ref().and_then(|h| h.get(key)).and_then(Value::as_f64);
+        let hint = |key: &str| {
+            hints
+                .as_ref()
+                .and_then(|h| h.get(key))
+                .and_then(Value::as_f64)
+        };
         let name = idx
             .str_opt("_name_or_path")?
             .map(str::to_string)
-            .or_else(|| hints.as_ref().and_then(|h| h.get("name")).and_then(Value::as_str).map(str::to_string))
+            .or_else(|| {
+                hints
+                    .as_ref()
+                    .and_then(|h| h.get("name"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
             .unwrap_or_else(|| {
                 dir.file_name()
                     .map(|n| n.to_string_lossy().into_owned())
@@ -313,7 +334,8 @@ impl DiffusionModel {
             None if few_step => 0.0,
             None => 7.5,
         };
-        let description = format!(
+        let description =
+            format!(
             "{name}: {pipeline}, UNet {:?}, text encoder {}x{}, {} autoencoder (/{}), {} sampler",
             unet_cfg.candle.blocks.iter().map(|b| b.out_channels).collect::<Vec<_>>(),
             clip_cfg.num_hidden_layers,
@@ -486,7 +508,11 @@ impl DiffusionModel {
             let scale = run.input_scale(i) as f32;
             let input: Vec<f32> = x.iter().map(|v| v * scale).collect();
             let input = Tensor::from_vec(input, shape, &self.device)?;
-            let input = if cfg { Tensor::cat(&[&input, &input], 0)? } else { input };
+            let input = if cfg {
+                Tensor::cat(&[&input, &input], 0)?
+            } else {
+                input
+            };
             let out = self
                 .pool
                 .install(|| self.unet.forward(&input, t, &context))?
@@ -494,7 +520,10 @@ impl DiffusionModel {
                 .to_vec1::<f32>()?;
             let eps: Vec<f32> = if cfg {
                 let (u, c) = out.split_at(n);
-                u.iter().zip(c).map(|(&u, &c)| u + guidance * (c - u)).collect()
+                u.iter()
+                    .zip(c)
+                    .map(|(&u, &c)| u + guidance * (c - u))
+                    .collect()
             } else {
                 out
             };
@@ -523,22 +552,38 @@ impl DiffusionModel {
             Some(std) => {
                 let std = std.flatten_all()?.to_vec1::<f32>()?;
                 let noise = rng.normals(mean.len());
-                mean.iter().zip(&std).zip(noise).map(|((&m, &s), n)| m + s * n).collect()
+                mean.iter()
+                    .zip(&std)
+                    .zip(noise)
+                    .map(|((&m, &s), n)| m + s * n)
+                    .collect()
             }
             None => mean,
         };
-        let (shift, scale) = (self.vae_cfg.shift_factor as f32, self.vae_cfg.scaling_factor as f32);
+        let (shift, scale) = (
+            self.vae_cfg.shift_factor as f32,
+            self.vae_cfg.scaling_factor as f32,
+        );
         Ok(sample.into_iter().map(|v| (v - shift) * scale).collect())
     }
 
-    fn decode(&self, x: Vec<f32>, shape: (usize, usize, usize, usize)) -> Result<RgbImage, DiffusionError> {
-        let (shift, scale) = (self.vae_cfg.shift_factor as f32, self.vae_cfg.scaling_factor as f32);
+    fn decode(
+        &self,
+        x: Vec<f32>,
+        shape: (usize, usize, usize, usize),
+    ) -> Result<RgbImage, DiffusionError> {
+        let (shift, scale) = (
+            self.vae_cfg.shift_factor as f32,
+            self.vae_cfg.scaling_factor as f32,
+        );
         let x: Vec<f32> = x.into_iter().map(|v| v / scale + shift).collect();
         let x = Tensor::from_vec(x, shape, &self.device)?;
         let img = self.pool.install(|| self.vae.decode(&x))?;
         let (_, c, h, w) = img.dims4()?;
         if c != 3 {
-            return Err(DiffusionError::Model(format!("the decoder gave {c} channels")));
+            return Err(DiffusionError::Model(format!(
+                "the decoder gave {c} channels"
+            )));
         }
         let img = ((img.clamp(-1f32, 1f32)? + 1.0)? * 127.5)?
             .round()?
@@ -547,7 +592,9 @@ impl DiffusionModel {
             .flatten_all()?
             .to_vec1::<f32>()?;
         if img.iter().any(|v| !v.is_finite()) {
-            return Err(DiffusionError::Model("the decoded image is not finite".into()));
+            return Err(DiffusionError::Model(
+                "the decoded image is not finite".into(),
+            ));
         }
         Ok(RgbImage {
             width: w as u32,

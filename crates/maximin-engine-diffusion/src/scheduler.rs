@@ -24,7 +24,8 @@ pub(crate) enum Sampler {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Prediction {
     Epsilon,
-    VPrediction,
+    /// `v_prediction`
+    V,
     Sample,
 }
 
@@ -50,16 +51,25 @@ pub(crate) struct SchedulerConfig {
 
 pub(crate) fn scheduler_config(path: &Path, map: &Json) -> Result<SchedulerConfig, DiffusionError> {
     let c = Cfg::new(path, map);
-    let class_name = c.str_opt("_class_name")?.unwrap_or("DDIMScheduler").to_string();
+    let class_name = c
+        .str_opt("_class_name")?
+        .unwrap_or("DDIMScheduler")
+        .to_string();
     let sampler = match class_name.as_str() {
         "EulerDiscreteScheduler" => Sampler::Euler,
         "EulerAncestralDiscreteScheduler" => Sampler::EulerAncestral,
-        "DDIMScheduler" | "PNDMScheduler" | "DDPMScheduler" | "LMSDiscreteScheduler"
-        | "DPMSolverMultistepScheduler" | "DPMSolverSinglestepScheduler"
-        | "UniPCMultistepScheduler" | "HeunDiscreteScheduler" | "LCMScheduler"
-        | "KDPM2DiscreteScheduler" | "KDPM2AncestralDiscreteScheduler" | "DEISMultistepScheduler" => {
-            Sampler::Ddim
-        }
+        "DDIMScheduler"
+        | "PNDMScheduler"
+        | "DDPMScheduler"
+        | "LMSDiscreteScheduler"
+        | "DPMSolverMultistepScheduler"
+        | "DPMSolverSinglestepScheduler"
+        | "UniPCMultistepScheduler"
+        | "HeunDiscreteScheduler"
+        | "LCMScheduler"
+        | "KDPM2DiscreteScheduler"
+        | "KDPM2AncestralDiscreteScheduler"
+        | "DEISMultistepScheduler" => Sampler::Ddim,
         other => {
             return Err(DiffusionError::Unsupported(format!(
                 "{}: scheduler `{other}`",
@@ -69,7 +79,7 @@ pub(crate) fn scheduler_config(path: &Path, map: &Json) -> Result<SchedulerConfi
     };
     let prediction = match c.str_opt("prediction_type")?.unwrap_or("epsilon") {
         "epsilon" => Prediction::Epsilon,
-        "v_prediction" => Prediction::VPrediction,
+        "v_prediction" => Prediction::V,
         "sample" => Prediction::Sample,
         other => return Err(bad(path, &format!("unknown prediction_type `{other}`"))),
     };
@@ -93,7 +103,11 @@ pub(crate) fn scheduler_config(path: &Path, map: &Json) -> Result<SchedulerConfi
             .collect(),
         "squaredcos_cap_v2" => (0..train)
             .map(|i| {
-                let f = |t: f64| ((t + 0.008) / 1.008 * std::f64::consts::FRAC_PI_2).cos().powi(2);
+                let f = |t: f64| {
+                    ((t + 0.008) / 1.008 * std::f64::consts::FRAC_PI_2)
+                        .cos()
+                        .powi(2)
+                };
                 let t1 = i as f64 / train as f64;
                 let t2 = (i + 1) as f64 / train as f64;
                 (1.0 - f(t2) / f(t1)).min(0.999)
@@ -147,7 +161,11 @@ impl SchedulerConfig {
         let n = n.clamp(1, train);
         // One step from anywhere but the end of the training schedule
         // cannot produce an image: a one-step schedule always starts there.
-        let spacing = if n == 1 { Spacing::Trailing } else { self.spacing };
+        let spacing = if n == 1 {
+            Spacing::Trailing
+        } else {
+            self.spacing
+        };
         let mut ts: Vec<f64> = match spacing {
             Spacing::Leading => {
                 let ratio = train / n;
@@ -162,7 +180,10 @@ impl SchedulerConfig {
                     .map(|i| ((train as f64 - i as f64 * ratio).round() - 1.0).max(0.0))
                     .collect()
             }
-            Spacing::Linspace => linspace(0.0, (train - 1) as f64, n).into_iter().rev().collect(),
+            Spacing::Linspace => linspace(0.0, (train - 1) as f64, n)
+                .into_iter()
+                .rev()
+                .collect(),
         };
         // DDIM and the DDPM-style samplers run on integer timesteps.
         if self.sampler == Sampler::Ddim {
@@ -257,7 +278,10 @@ impl Run {
             Sampler::Ddim => {
                 let a = self.cfg.alpha_at(self.timesteps[i]);
                 let (sa, sb) = (a.sqrt() as f32, (1.0 - a).sqrt() as f32);
-                x0.iter().zip(noise).map(|(&x, &n)| sa * x + sb * n).collect()
+                x0.iter()
+                    .zip(noise)
+                    .map(|(&x, &n)| sa * x + sb * n)
+                    .collect()
             }
             _ => {
                 let s = self.sigmas[i] as f32;
@@ -274,7 +298,13 @@ impl Run {
 
     /// One step: from the model's output at step `i` to the latents of step
     /// `i + 1`. `noise` (same length) is used only by ancestral sampling.
-    pub(crate) fn step(&self, i: usize, x: &[f32], out: &[f32], noise: &mut dyn FnMut() -> Vec<f32>) -> Vec<f32> {
+    pub(crate) fn step(
+        &self,
+        i: usize,
+        x: &[f32],
+        out: &[f32],
+        noise: &mut dyn FnMut() -> Vec<f32>,
+    ) -> Vec<f32> {
         match self.cfg.sampler {
             Sampler::Ddim => self.ddim_step(i, x, out),
             Sampler::Euler | Sampler::EulerAncestral => {
@@ -291,8 +321,11 @@ impl Run {
                 };
                 // x + d * (down - sigma) with d = (x - x0) / sigma.
                 let k = ((down - sigma) / sigma) as f32;
-                let mut res: Vec<f32> =
-                    x.iter().zip(&x0).map(|(&xv, &x0v)| xv + (xv - x0v) * k).collect();
+                let mut res: Vec<f32> = x
+                    .iter()
+                    .zip(&x0)
+                    .map(|(&xv, &x0v)| xv + (xv - x0v) * k)
+                    .collect();
                 if up > 0.0 {
                     let n = noise();
                     let up = up as f32;
@@ -311,10 +344,13 @@ impl Run {
                 let s = sigma as f32;
                 x.iter().zip(out).map(|(&xv, &o)| xv - s * o).collect()
             }
-            Prediction::VPrediction => {
+            Prediction::V => {
                 let c_out = (-sigma / (sigma * sigma + 1.0).sqrt()) as f32;
                 let c_skip = (1.0 / (sigma * sigma + 1.0)) as f32;
-                x.iter().zip(out).map(|(&xv, &o)| o * c_out + xv * c_skip).collect()
+                x.iter()
+                    .zip(out)
+                    .map(|(&xv, &o)| o * c_out + xv * c_skip)
+                    .collect()
             }
             Prediction::Sample => out.to_vec(),
         }
@@ -329,16 +365,28 @@ impl Run {
         let (sa, sb) = (a.sqrt() as f32, (1.0 - a).sqrt() as f32);
         let (mut x0, eps): (Vec<f32>, Vec<f32>) = match self.cfg.prediction {
             Prediction::Epsilon => (
-                x.iter().zip(out).map(|(&xv, &e)| (xv - sb * e) / sa).collect(),
+                x.iter()
+                    .zip(out)
+                    .map(|(&xv, &e)| (xv - sb * e) / sa)
+                    .collect(),
                 out.to_vec(),
             ),
-            Prediction::VPrediction => (
-                x.iter().zip(out).map(|(&xv, &v)| sa * xv - sb * v).collect(),
-                x.iter().zip(out).map(|(&xv, &v)| sa * v + sb * xv).collect(),
+            Prediction::V => (
+                x.iter()
+                    .zip(out)
+                    .map(|(&xv, &v)| sa * xv - sb * v)
+                    .collect(),
+                x.iter()
+                    .zip(out)
+                    .map(|(&xv, &v)| sa * v + sb * xv)
+                    .collect(),
             ),
             Prediction::Sample => (
                 out.to_vec(),
-                x.iter().zip(out).map(|(&xv, &x0)| (xv - sa * x0) / sb.max(1e-8)).collect(),
+                x.iter()
+                    .zip(out)
+                    .map(|(&xv, &x0)| (xv - sa * x0) / sb.max(1e-8))
+                    .collect(),
             ),
         };
         if let Some(r) = self.cfg.clip_sample {
@@ -348,7 +396,10 @@ impl Run {
             }
         }
         let (pa, pb) = (a_prev.sqrt() as f32, (1.0 - a_prev).max(0.0).sqrt() as f32);
-        x0.iter().zip(&eps).map(|(&x0v, &e)| pa * x0v + pb * e).collect()
+        x0.iter()
+            .zip(&eps)
+            .map(|(&x0v, &e)| pa * x0v + pb * e)
+            .collect()
     }
 }
 
@@ -367,23 +418,30 @@ mod tests {
 
     #[test]
     fn spacings_match_diffusers() {
-        let euler = cfg(json!({"_class_name": "EulerDiscreteScheduler", "timestep_spacing": "trailing"}));
+        let euler =
+            cfg(json!({"_class_name": "EulerDiscreteScheduler", "timestep_spacing": "trailing"}));
         assert_eq!(euler.timesteps(1), vec![999.0]);
         assert_eq!(euler.timesteps(4), vec![999.0, 749.0, 499.0, 249.0]);
         let ddim = cfg(json!({"_class_name": "DDIMScheduler", "steps_offset": 1}));
         assert_eq!(ddim.timesteps(4), vec![751.0, 501.0, 251.0, 1.0]);
         // One step always starts at the end of the training schedule.
         assert_eq!(ddim.timesteps(1), vec![999.0]);
-        let lin = cfg(json!({"_class_name": "EulerDiscreteScheduler", "timestep_spacing": "linspace"}));
+        let lin =
+            cfg(json!({"_class_name": "EulerDiscreteScheduler", "timestep_spacing": "linspace"}));
         assert_eq!(lin.timesteps(2), vec![999.0, 0.0]);
     }
 
     #[test]
     fn sd_turbo_sigma_and_one_step_recover_x0() {
-        let euler = cfg(json!({"_class_name": "EulerDiscreteScheduler", "timestep_spacing": "trailing"}));
+        let euler =
+            cfg(json!({"_class_name": "EulerDiscreteScheduler", "timestep_spacing": "trailing"}));
         let run = euler.run(euler.timesteps(1), 999.0);
         // diffusers: sigma_max of the SD schedule is 14.6146...
-        assert!((run.init_sigma - 14.6146).abs() < 1e-3, "{}", run.init_sigma);
+        assert!(
+            (run.init_sigma - 14.6146).abs() < 1e-3,
+            "{}",
+            run.init_sigma
+        );
         // A perfect epsilon prediction lands on x0 in one step.
         let x0 = [0.3f32, -0.7];
         let eps = [1.2f32, 0.4];
@@ -396,7 +454,9 @@ mod tests {
 
     #[test]
     fn ddim_perfect_prediction_recovers_x0() {
-        let ddim = cfg(json!({"_class_name": "DDIMScheduler", "timestep_spacing": "trailing", "prediction_type": "v_prediction"}));
+        let ddim = cfg(
+            json!({"_class_name": "DDIMScheduler", "timestep_spacing": "trailing", "prediction_type": "v_prediction"}),
+        );
         let run = ddim.run(ddim.timesteps(1), 999.0);
         let x0 = [0.5f32, -0.25];
         let eps = [0.9f32, -1.1];

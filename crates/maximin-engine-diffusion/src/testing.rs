@@ -26,11 +26,50 @@ use crate::rng::Rng;
 use crate::{clip, vae};
 
 const WORDS: &[&str] = &[
-    "a", "an", "the", "of", "in", "on", "and", "with", "photo", "painting", "portrait",
-    "landscape", "cat", "dog", "horse", "robot", "astronaut", "riding", "red", "green", "blue",
-    "white", "black", "yellow", "orange", "purple", "sky", "sea", "tree", "house", "city",
-    "night", "sunset", "mountain", "river", "bright", "dark", "beautiful", "detailed",
-    "high", "quality", "colour", "color", "solid",
+    "a",
+    "an",
+    "the",
+    "of",
+    "in",
+    "on",
+    "and",
+    "with",
+    "photo",
+    "painting",
+    "portrait",
+    "landscape",
+    "cat",
+    "dog",
+    "horse",
+    "robot",
+    "astronaut",
+    "riding",
+    "red",
+    "green",
+    "blue",
+    "white",
+    "black",
+    "yellow",
+    "orange",
+    "purple",
+    "sky",
+    "sea",
+    "tree",
+    "house",
+    "city",
+    "night",
+    "sunset",
+    "mountain",
+    "river",
+    "bright",
+    "dark",
+    "beautiful",
+    "detailed",
+    "high",
+    "quality",
+    "colour",
+    "color",
+    "solid",
 ];
 
 /// GPT-2/CLIP's byte → printable character table.
@@ -59,7 +98,10 @@ fn tiny_vocab() -> (Vec<String>, Vec<(String, String)>) {
     vocab.extend(table.iter().map(|c| format!("{c}</w>")));
     let mut merges: Vec<(String, String)> = Vec::new();
     for word in WORDS {
-        let chars: Vec<String> = word.bytes().map(|b| table[b as usize].to_string()).collect();
+        let chars: Vec<String> = word
+            .bytes()
+            .map(|b| table[b as usize].to_string())
+            .collect();
         let mut syms = chars.clone();
         if let Some(last) = syms.last_mut() {
             last.push_str("</w>");
@@ -112,7 +154,7 @@ const REF: f32 = 2.0;
 /// SiLU is nearly the identity around 6.
 const SHIFT: f32 = 6.0;
 /// silu(SHIFT), which the convolutions after those normalisations take off.
-const SILU_SHIFT: f32 = 5.985_164_3;
+const SILU_SHIFT: f32 = 5.985_164;
 /// The colour channels (the rest carry reference values or noise).
 const RGB: usize = 3;
 
@@ -217,8 +259,16 @@ impl Generator {
 
     fn vae_matrix(&self, name: &str, dims: &[usize], v: &mut [f32]) {
         let (out, inp) = (dims[0], dims[1]);
-        let k = if dims.len() == 4 { dims[2] * dims[3] } else { 1 };
-        let center = if dims.len() == 4 { (dims[2] / 2) * dims[3] + dims[3] / 2 } else { 0 };
+        let k = if dims.len() == 4 {
+            dims[2] * dims[3]
+        } else {
+            1
+        };
+        let center = if dims.len() == 4 {
+            (dims[2] / 2) * dims[3] + dims[3] / 2
+        } else {
+            0
+        };
         let row = inp * k;
         // An identity on the first `channels` channels: those rows exactly,
         // the other rows random and damped.
@@ -293,7 +343,12 @@ impl SimpleBackend for Generator {
         t.to_dtype(dtype)
     }
 
-    fn get_unchecked(&self, name: &str, dtype: DType, _dev: &Device) -> candle_core::Result<Tensor> {
+    fn get_unchecked(
+        &self,
+        name: &str,
+        dtype: DType,
+        _dev: &Device,
+    ) -> candle_core::Result<Tensor> {
         let map = self
             .tensors
             .lock()
@@ -307,7 +362,11 @@ impl SimpleBackend for Generator {
     fn contains_tensor(&self, name: &str) -> bool {
         // Attention blocks look for diffusers' current names.
         name.ends_with("to_q.weight")
-            || self.tensors.lock().map(|m| m.contains_key(name)).unwrap_or(false)
+            || self
+                .tensors
+                .lock()
+                .map(|m| m.contains_key(name))
+                .unwrap_or(false)
     }
 }
 
@@ -350,7 +409,10 @@ pub fn write_tiny_model(dir: &Path, seed: u64) -> io::Result<()> {
         .enumerate()
         .map(|(i, t)| (t.clone(), Value::from(i as u64)))
         .collect();
-    write_json(&dir.join("tokenizer/vocab.json"), &Value::Object(vocab_json))?;
+    write_json(
+        &dir.join("tokenizer/vocab.json"),
+        &Value::Object(vocab_json),
+    )?;
     let mut merges_txt = String::from("#version: 0.2\n");
     for (a, b) in &merges {
         merges_txt.push_str(&format!("{a} {b}\n"));
@@ -477,8 +539,14 @@ pub fn write_tiny_model(dir: &Path, seed: u64) -> io::Result<()> {
     let gen = Generator::new(seed ^ 2, Part::Unet);
     {
         let vb = VarBuilder::from_backend(Box::new(&gen), DType::F32, dev.clone());
-        UNet2DConditionModel::new(vb, unet.in_channels, unet.out_channels, false, unet.candle.clone())
-            .map_err(to_io)?;
+        UNet2DConditionModel::new(
+            vb,
+            unet.in_channels,
+            unet.out_channels,
+            false,
+            unet.candle.clone(),
+        )
+        .map_err(to_io)?;
     }
     save(gen, &dir.join("unet/diffusion_pytorch_model.safetensors"))?;
 
@@ -492,8 +560,59 @@ pub fn write_tiny_model(dir: &Path, seed: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// [`write_tiny_model`] with the autoencoder swapped for a tiny
+/// `AutoencoderTiny` (TAESD's architecture, as SDXS ships it; random
+/// weights) and named like an SDXS model (one step, no guidance by default).
+#[doc(hidden)]
+pub fn write_tiny_sdxs_like_model(dir: &Path, seed: u64) -> io::Result<()> {
+    write_tiny_model(dir, seed)?;
+    let vae_cfg = json!({
+        "_class_name": "AutoencoderTiny",
+        "_diffusers_version": "0.27.0",
+        "act_fn": "relu",
+        "decoder_block_out_channels": [16, 16, 16, 16],
+        "encoder_block_out_channels": [16, 16, 16, 16],
+        "force_upcast": false,
+        "in_channels": 3,
+        "latent_channels": 4,
+        "latent_magnitude": 3,
+        "latent_shift": 0.5,
+        "num_decoder_blocks": [1, 1, 1, 1],
+        "num_encoder_blocks": [1, 1, 1, 1],
+        "out_channels": 3,
+        "scaling_factor": 1.0,
+        "upsampling_scaling_factor": 2,
+    });
+    let vae_cfg_path = dir.join("vae/config.json");
+    write_json(&vae_cfg_path, &vae_cfg)?;
+    let vae = vae_config(&vae_cfg_path, &as_map(&vae_cfg)?).map_err(to_io)?;
+    let gen = Generator::new(seed ^ 4, Part::Unet);
+    {
+        let vb = VarBuilder::from_backend(Box::new(&gen), DType::F32, Device::Cpu);
+        vae::Vae::new(vb, &vae).map_err(to_io)?;
+    }
+    save(gen, &dir.join("vae/diffusion_pytorch_model.safetensors"))?;
+    let index_path = dir.join("model_index.json");
+    let mut index: Value = serde_json::from_slice(&std::fs::read(&index_path)?).map_err(to_io)?;
+    index["_name_or_path"] = json!("maximin-tiny-sdxs");
+    index["vae"] = json!(["diffusers", "AutoencoderTiny"]);
+    write_json(&index_path, &index)?;
+    let sched_path = dir.join("scheduler/scheduler_config.json");
+    let mut sched: Value = serde_json::from_slice(&std::fs::read(&sched_path)?).map_err(to_io)?;
+    sched["_class_name"] = json!("DDPMScheduler");
+    sched["timestep_spacing"] = json!("trailing");
+    write_json(&sched_path, &sched)
+}
+
 impl SimpleBackend for &Generator {
-    fn get(&self, s: Shape, name: &str, h: Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+    fn get(
+        &self,
+        s: Shape,
+        name: &str,
+        h: Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
         (**self).get(s, name, h, dtype, dev)
     }
     fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {

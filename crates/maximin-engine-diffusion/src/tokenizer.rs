@@ -19,7 +19,8 @@ use crate::DiffusionError;
 
 pub(crate) const BOS: &str = "<|startoftext|>";
 pub(crate) const EOS: &str = "<|endoftext|>";
-const CLIP_PATTERN: &str = r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+";
+const CLIP_PATTERN: &str =
+    r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+";
 
 pub(crate) struct ClipTokenizer {
     inner: Tokenizer,
@@ -44,9 +45,9 @@ impl ClipTokenizer {
             build_clip_bpe(&vocab, &merges)?
         };
         let id = |tok: &str| {
-            inner.token_to_id(tok).ok_or_else(|| {
-                bad(dir, &format!("the tokenizer's vocabulary has no `{tok}`"))
-            })
+            inner
+                .token_to_id(tok)
+                .ok_or_else(|| bad(dir, &format!("the tokenizer's vocabulary has no `{tok}`")))
         };
         let bos = id(BOS)?;
         let eos = id(EOS)?;
@@ -54,7 +55,12 @@ impl ClipTokenizer {
             Some(p) => id(&p)?,
             None => eos,
         };
-        Ok(ClipTokenizer { inner, bos, eos, pad })
+        Ok(ClipTokenizer {
+            inner,
+            bos,
+            eos,
+            pad,
+        })
     }
 
     /// `<|startoftext|>` text `<|endoftext|>`, cut to `len` and padded to it.
@@ -86,11 +92,19 @@ fn build_clip_bpe(vocab: &Path, merges: &Path) -> Result<Tokenizer, DiffusionErr
         .build()
         .map_err(|e| bad(vocab, &format!("with merges.txt: {e}")))?;
     let mut tok = Tokenizer::new(bpe);
-    let internal = |e: tokenizers::Error| DiffusionError::Model(format!("building the tokenizer: {e}"));
-    let replace = Replace::new(tokenizers::normalizers::replace::ReplacePattern::Regex(r"\s+".into()), " ")
-        .map_err(internal)?;
-    tok.with_normalizer(Some(NormSeq::new(vec![NFC.into(), replace.into(), Lowercase.into()])))
-        .map_err(internal)?;
+    let internal =
+        |e: tokenizers::Error| DiffusionError::Model(format!("building the tokenizer: {e}"));
+    let replace = Replace::new(
+        tokenizers::normalizers::replace::ReplacePattern::Regex(r"\s+".into()),
+        " ",
+    )
+    .map_err(internal)?;
+    tok.with_normalizer(Some(NormSeq::new(vec![
+        NFC.into(),
+        replace.into(),
+        Lowercase.into(),
+    ])))
+    .map_err(internal)?;
     let split = Split::new(
         SplitPattern::Regex(CLIP_PATTERN.into()),
         SplitDelimiterBehavior::Removed,
@@ -112,8 +126,8 @@ fn pad_token(dir: &Path) -> Result<Option<String>, DiffusionError> {
         if !path.is_file() {
             continue;
         }
-        let v: Value = serde_json::from_slice(&read_file(&path)?)
-            .map_err(|e| bad(&path, &e.to_string()))?;
+        let v: Value =
+            serde_json::from_slice(&read_file(&path)?).map_err(|e| bad(&path, &e.to_string()))?;
         match v.get("pad_token") {
             Some(Value::String(s)) => return Ok(Some(s.clone())),
             Some(Value::Object(o)) => {
@@ -125,4 +139,103 @@ fn pad_token(dir: &Path) -> Result<Option<String>, DiffusionError> {
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> (
+        tempfile::TempDir,
+        ClipTokenizer,
+        std::collections::HashMap<String, u32>,
+    ) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        crate::testing::write_tiny_model(dir.path(), 1).expect("write");
+        let tok = ClipTokenizer::load(&dir.path().join("tokenizer")).expect("load");
+        let vocab: std::collections::HashMap<String, u32> = serde_json::from_slice(
+            &std::fs::read(dir.path().join("tokenizer/vocab.json")).expect("read"),
+        )
+        .expect("vocab");
+        (dir, tok, vocab)
+    }
+
+    #[test]
+    fn clip_bpe_from_vocab_and_merges() {
+        let (_dir, tok, vocab) = tiny();
+        let id = |t: &str| vocab[t];
+        let ids = tok.encode("A  photo of\tthe CAT!", 12).expect("encode");
+        let want = [
+            id(BOS),
+            id("a</w>"),
+            id("photo</w>"),
+            id("of</w>"),
+            id("the</w>"),
+            id("cat</w>"),
+            id("!</w>"),
+            id(EOS),
+            id(EOS),
+            id(EOS),
+            id(EOS),
+            id(EOS),
+        ];
+        assert_eq!(ids, want);
+        // A word outside the merges falls back to its letters.
+        let ids = tok.encode("zq", 5).expect("encode");
+        assert_eq!(ids, [id(BOS), id("z"), id("q</w>"), id(EOS), id(EOS)]);
+        // Long prompts are cut, the end token kept.
+        let ids = tok.encode(&"red ".repeat(100), 77).expect("encode");
+        assert_eq!(ids.len(), 77);
+        assert_eq!(ids[76], id(EOS));
+        assert!(ids[1..76].iter().all(|&i| i == id("red</w>")));
+    }
+
+    #[test]
+    fn tokenizer_json_reads_the_same() {
+        let (dir, tok, _) = tiny();
+        let json_dir = dir.path().join("json-tokenizer");
+        std::fs::create_dir_all(&json_dir).expect("mkdir");
+        tok.save_json(&json_dir.join("tokenizer.json"))
+            .expect("save");
+        std::fs::copy(
+            dir.path().join("tokenizer/special_tokens_map.json"),
+            json_dir.join("special_tokens_map.json"),
+        )
+        .expect("copy");
+        let from_json = ClipTokenizer::load(&json_dir).expect("load tokenizer.json");
+        for text in [
+            "a photo of the cat",
+            "Sunset over a RIVER, detailed",
+            "zebra 42 ünïcode",
+        ] {
+            assert_eq!(
+                tok.encode(text, 77).expect("a"),
+                from_json.encode(text, 77).expect("b")
+            );
+        }
+    }
+
+    #[test]
+    fn pad_token_from_the_tokenizer_config() {
+        let (dir, _, vocab) = tiny();
+        let t = dir.path().join("tokenizer");
+        std::fs::remove_file(t.join("special_tokens_map.json")).expect("rm");
+        std::fs::write(
+            t.join("tokenizer_config.json"),
+            r#"{"pad_token": {"content": "!", "lstrip": false}}"#,
+        )
+        .expect("write");
+        let tok = ClipTokenizer::load(&t).expect("load");
+        let ids = tok.encode("cat", 5).expect("encode");
+        assert_eq!(
+            ids,
+            [
+                vocab[BOS],
+                vocab["cat</w>"],
+                vocab[EOS],
+                vocab["!"],
+                vocab["!"]
+            ]
+        );
+    }
 }

@@ -22,7 +22,7 @@ const PAD1: Conv2dConfig = Conv2dConfig {
 };
 
 pub(crate) enum Vae {
-    Kl(Kl),
+    Kl(Box<Kl>),
     Tiny(Tiny),
 }
 
@@ -35,7 +35,7 @@ impl Vae {
                 norm_num_groups,
                 use_quant_conv,
                 use_post_quant_conv,
-            } => Vae::Kl(Kl::new(
+            } => Vae::Kl(Box::new(Kl::new(
                 vb,
                 cfg,
                 block_out_channels,
@@ -43,7 +43,7 @@ impl Vae {
                 *norm_num_groups,
                 *use_quant_conv,
                 *use_post_quant_conv,
-            )?),
+            )?)),
             VaeKind::Tiny {
                 encoder_channels,
                 decoder_channels,
@@ -128,7 +128,12 @@ impl Kl {
                 add_downsample: i + 1 < channels.len(),
                 downsample_padding: 0,
             };
-            down.push(DownEncoderBlock2D::new(e.pp("down_blocks").pp(i.to_string()), inp, out, c)?);
+            down.push(DownEncoderBlock2D::new(
+                e.pp("down_blocks").pp(i.to_string()),
+                inp,
+                out,
+                c,
+            )?);
         }
         let enc_mid = UNetMidBlock2D::new(e.pp("mid_block"), last, None, mid_cfg)?;
         let enc_norm = group_norm(groups, last, 1e-6, e.pp("conv_norm_out"))?;
@@ -148,7 +153,12 @@ impl Kl {
                 output_scale_factor: 1.0,
                 add_upsample: i + 1 < rev.len(),
             };
-            up.push(UpDecoderBlock2D::new(d.pp("up_blocks").pp(i.to_string()), inp, out, c)?);
+            up.push(UpDecoderBlock2D::new(
+                d.pp("up_blocks").pp(i.to_string()),
+                inp,
+                out,
+                c,
+            )?);
         }
         let dec_norm = group_norm(groups, first, 1e-6, d.pp("conv_norm_out"))?;
         let dec_out = conv2d(first, cfg.out_channels, 3, PAD1, d.pp("conv_out"))?;
@@ -266,10 +276,7 @@ impl Tiny {
         enc_blocks: &[usize],
         dec_blocks: &[usize],
     ) -> Result<Self> {
-        let stride2 = Conv2dConfig {
-            stride: 2,
-            ..PAD1
-        };
+        let stride2 = Conv2dConfig { stride: 2, ..PAD1 };
         let e = vb.pp("encoder").pp("layers");
         let mut encoder = Vec::new();
         for (i, (&ch, &n)) in enc_ch.iter().zip(enc_blocks).enumerate() {
@@ -286,11 +293,23 @@ impl Tiny {
         }
         let last = enc_ch[enc_ch.len() - 1];
         let vb_out = e.pp(encoder.len().to_string());
-        encoder.push(TinyLayer::Conv(conv2d(last, cfg.latent_channels, 3, PAD1, vb_out)?));
+        encoder.push(TinyLayer::Conv(conv2d(
+            last,
+            cfg.latent_channels,
+            3,
+            PAD1,
+            vb_out,
+        )?));
 
         let d = vb.pp("decoder").pp("layers");
         let mut decoder = Vec::new();
-        decoder.push(TinyLayer::Conv(conv2d(cfg.latent_channels, dec_ch[0], 3, PAD1, d.pp("0"))?));
+        decoder.push(TinyLayer::Conv(conv2d(
+            cfg.latent_channels,
+            dec_ch[0],
+            3,
+            PAD1,
+            d.pp("0"),
+        )?));
         decoder.push(TinyLayer::Relu);
         for (i, (&ch, &n)) in dec_ch.iter().zip(dec_blocks).enumerate() {
             let is_final = i + 1 == dec_ch.len();

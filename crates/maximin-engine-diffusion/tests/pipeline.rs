@@ -14,7 +14,8 @@ use maximin_engine_diffusion::{
 fn tiny_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("tiny-sd-{}", std::process::id()));
+        let dir =
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("tiny-sd-{}", std::process::id()));
         testing::write_tiny_model(&dir, 1).expect("write tiny model");
         dir
     })
@@ -34,7 +35,13 @@ fn gen(req: &ImageRequest) -> Result<RgbImage, DiffusionError> {
     let never = AtomicBool::new(false);
     let t = Instant::now();
     let r = model().generate(req, &mut |_, _| {}, &never);
-    eprintln!("{}x{} {:?} steps in {:?}", req.width, req.height, req.steps, t.elapsed());
+    eprintln!(
+        "{}x{} {:?} steps in {:?}",
+        req.width,
+        req.height,
+        req.steps,
+        t.elapsed()
+    );
     r
 }
 
@@ -47,13 +54,22 @@ fn req(prompt: &str, w: u32, h: u32, seed: u64) -> ImageRequest {
 fn variance(img: &RgbImage) -> f64 {
     let n = img.pixels.len() as f64;
     let mean = img.pixels.iter().map(|&p| p as f64).sum::<f64>() / n;
-    img.pixels.iter().map(|&p| (p as f64 - mean).powi(2)).sum::<f64>() / n
+    img.pixels
+        .iter()
+        .map(|&p| (p as f64 - mean).powi(2))
+        .sum::<f64>()
+        / n
 }
 
 fn distance_to(img: &RgbImage, rgb: [u8; 3]) -> f64 {
     img.pixels
         .chunks_exact(3)
-        .map(|px| (0..3).map(|c| (px[c] as f64 - rgb[c] as f64).abs()).sum::<f64>() / 3.0)
+        .map(|px| {
+            (0..3)
+                .map(|c| (px[c] as f64 - rgb[c] as f64).abs())
+                .sum::<f64>()
+                / 3.0
+        })
         .sum::<f64>()
         / (img.pixels.len() / 3) as f64
 }
@@ -61,7 +77,10 @@ fn distance_to(img: &RgbImage, rgb: [u8; 3]) -> f64 {
 #[test]
 fn text_to_image_is_an_image_of_the_requested_size() {
     let img = gen(&req("a photo of a red cat", 64, 64, 42)).expect("generate");
-    assert_eq!((img.width, img.height, img.pixels.len()), (64, 64, 64 * 64 * 3));
+    assert_eq!(
+        (img.width, img.height, img.pixels.len()),
+        (64, 64, 64 * 64 * 3)
+    );
     let var = variance(&img);
     assert!(var > 100.0, "pixel variance {var}");
     let png = encode_png(&img);
@@ -73,7 +92,10 @@ fn text_to_image_is_an_image_of_the_requested_size() {
 #[test]
 fn non_square_sizes_work() {
     let img = gen(&req("a blue house", 128, 96, 3)).expect("generate");
-    assert_eq!((img.width, img.height, img.pixels.len()), (128, 96, 128 * 96 * 3));
+    assert_eq!(
+        (img.width, img.height, img.pixels.len()),
+        (128, 96, 128 * 96 * 3)
+    );
     assert!(variance(&img) > 100.0);
     let back = decode_image(&encode_png(&img)).expect("decode");
     assert_eq!((back.width, back.height), (128, 96));
@@ -222,12 +244,21 @@ fn a_missing_file_is_named() {
         Err(e) => panic!("{e}"),
         Ok(_) => panic!("loaded without UNet weights"),
     }
-    let err = DiffusionModel::load(tmp.path(), 1).err().map(|e| e.to_string()).unwrap_or_default();
-    assert!(err.contains("unet/diffusion_pytorch_model.safetensors"), "{err}");
+    let err = DiffusionModel::load(tmp.path(), 1)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.contains("unet/diffusion_pytorch_model.safetensors"),
+        "{err}"
+    );
 
     std::fs::remove_file(tmp.path().join("tokenizer/merges.txt")).expect("rm");
     std::fs::remove_file(tmp.path().join("scheduler/scheduler_config.json")).expect("rm");
-    let err = DiffusionModel::load(tmp.path(), 1).err().map(|e| e.to_string()).unwrap_or_default();
+    let err = DiffusionModel::load(tmp.path(), 1)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
     assert!(err.contains("scheduler_config.json"), "{err}");
     assert!(matches!(
         DiffusionModel::load(&tmp.path().join("nope"), 1),
@@ -271,12 +302,24 @@ fn hints_and_other_samplers() {
         let never = AtomicBool::new(false);
         let mut steps = 0;
         let img = m
-            .generate(&ImageRequest::new("a sunset", 64, 64, 9), &mut |_, _| steps += 1, &never)
+            .generate(
+                &ImageRequest::new("a sunset", 64, 64, 9),
+                &mut |_, _| steps += 1,
+                &never,
+            )
             .expect("generate");
         assert_eq!(steps, 2);
-        assert!(variance(&img) > 10.0, "{sampler}: variance {}", variance(&img));
+        assert!(
+            variance(&img) > 10.0,
+            "{sampler}: variance {}",
+            variance(&img)
+        );
         let again = m
-            .generate(&ImageRequest::new("a sunset", 64, 64, 9), &mut |_, _| {}, &never)
+            .generate(
+                &ImageRequest::new("a sunset", 64, 64, 9),
+                &mut |_, _| {},
+                &never,
+            )
             .expect("generate");
         assert_eq!(img.pixels, again.pixels, "{sampler} is deterministic");
     }
@@ -297,7 +340,46 @@ fn the_tiny_model_is_deterministic_from_its_seed() {
 
 #[test]
 fn garbage_is_not_an_image() {
-    assert!(matches!(decode_image(b"not an image"), Err(DiffusionError::Image(_))));
+    assert!(matches!(
+        decode_image(b"not an image"),
+        Err(DiffusionError::Image(_))
+    ));
     let gif = b"GIF89a\x01\x00\x01\x00\x00\x00\x00;";
     assert!(decode_image(gif).is_err());
+}
+
+#[test]
+fn an_sdxs_like_model_with_the_tiny_autoencoder() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    testing::write_tiny_sdxs_like_model(tmp.path(), 2).expect("write");
+    let m = DiffusionModel::load(tmp.path(), 1).expect("load");
+    assert_eq!(m.default_steps(), 1);
+    assert_eq!(m.default_guidance(), 0.0);
+    assert_eq!(m.size_multiple(), 8);
+    assert!(
+        m.description().contains("tiny autoencoder"),
+        "{}",
+        m.description()
+    );
+    let never = AtomicBool::new(false);
+    let mut steps = Vec::new();
+    let r = ImageRequest::new("a robot", 64, 48, 3);
+    let img = m
+        .generate(&r, &mut |d, t| steps.push((d, t)), &never)
+        .expect("generate");
+    assert_eq!(steps, vec![(1, 1)]);
+    assert_eq!((img.width, img.height), (64, 48));
+    assert!(variance(&img) > 10.0, "variance {}", variance(&img));
+    assert_eq!(
+        m.generate(&r, &mut |_, _| {}, &never)
+            .expect("again")
+            .pixels,
+        img.pixels
+    );
+    // Image-to-image through the tiny encoder.
+    let mut r = r;
+    r.init_image = Some(img.clone());
+    r.strength = 0.5;
+    let i2i = m.generate(&r, &mut |_, _| {}, &never).expect("img2img");
+    assert_eq!((i2i.width, i2i.height), (64, 48));
 }
