@@ -8,7 +8,9 @@
 //! ```
 //!
 //! `--tiny` writes the crate's tiny test model to a temporary directory and
-//! times that. The first image is a warm-up and is reported apart; the
+//! times that. `--random sd-turbo|sd15` writes a full-size model of those
+//! shapes with random weights into MODEL_DIR (unless it already holds one)
+//! and times that: the arithmetic of the real model, without its weights. The first image is a warm-up and is reported apart; the
 //! figures after it are the mean over the rest. Prints one `key=value` line
 //! per figure, then a summary line.
 
@@ -35,6 +37,7 @@ fn run() -> Result<(), String> {
     let mut prompt = "a photo of an astronaut riding a horse on the moon".to_string();
     let mut out: Option<PathBuf> = None;
     let mut tiny = false;
+    let mut random: Option<testing::RandomPreset> = None;
     while let Some(a) = args.next() {
         let mut val = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
         match a.as_str() {
@@ -76,8 +79,15 @@ fn run() -> Result<(), String> {
             "--prompt" => prompt = val("--prompt")?,
             "--out" => out = Some(PathBuf::from(val("--out")?)),
             "--tiny" => tiny = true,
+            "--random" => {
+                random = Some(match val("--random")?.as_str() {
+                    "sd-turbo" => testing::RandomPreset::SdTurbo,
+                    "sd15" => testing::RandomPreset::Sd15,
+                    other => return Err(format!("--random: {other} (sd-turbo or sd15)")),
+                })
+            }
             "-h" | "--help" => {
-                println!("usage: sd_bench MODEL_DIR|--tiny [--width W] [--height H] [--steps N] [--guidance G] [--images N] [--threads N] [--seed S] [--prompt P] [--out FILE.png]");
+                println!("usage: sd_bench MODEL_DIR|--tiny [--random sd-turbo|sd15] [--width W] [--height H] [--steps N] [--guidance G] [--images N] [--threads N] [--seed S] [--prompt P] [--out FILE.png]");
                 return Ok(());
             }
             other if other.starts_with("--") => return Err(format!("unknown option {other}")),
@@ -91,7 +101,15 @@ fn run() -> Result<(), String> {
         _keep = TmpDir(tmp.clone());
         tmp
     } else {
-        dir.ok_or("give a model directory or --tiny")?
+        let dir = dir.ok_or("give a model directory or --tiny")?;
+        if let Some(preset) = random {
+            if !dir.join("model_index.json").is_file() {
+                let t = Instant::now();
+                testing::write_random_model(&dir, 1, preset).map_err(|e| e.to_string())?;
+                println!("wrote_random_s={:.1}", t.elapsed().as_secs_f64());
+            }
+        }
+        dir
     };
 
     let t = Instant::now();

@@ -68,6 +68,10 @@ use scheduler::SchedulerConfig;
 pub const MAX_SIDE: u32 = 2048;
 /// The most denoising steps accepted.
 pub const MAX_STEPS: u32 = 500;
+/// Default cap on the attention scratch memory one generation may need
+/// (see [`DiffusionModel::attention_bytes`]): larger sizes are refused
+/// rather than risking the process running out of memory.
+pub const DEFAULT_ATTENTION_BUDGET: u64 = 8 << 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DiffusionError {
@@ -154,6 +158,9 @@ pub struct DiffusionModel {
     sched: SchedulerConfig,
     default_steps: u32,
     default_guidance: f32,
+    /// The heads of each UNet level's attention (None: a level without).
+    attention_levels: Vec<Option<usize>>,
+    attention_budget: u64,
     pool: rayon::ThreadPool,
     device: Device,
     description: String,
@@ -347,7 +354,15 @@ impl DiffusionModel {
             vae_cfg.downscale(),
             sched.class_name,
         );
+        let attention_levels = unet_cfg
+            .candle
+            .blocks
+            .iter()
+            .map(|b| b.use_cross_attn.map(|_| b.attention_head_dim))
+            .collect();
         Ok(DiffusionModel {
+            attention_levels,
+            attention_budget: DEFAULT_ATTENTION_BUDGET,
             tokenizer,
             text,
             unet,
@@ -380,6 +395,37 @@ impl DiffusionModel {
         self.vae_cfg.downscale() as u32
     }
 
+    /// The scratch memory the largest attention of a `width × height`
+    /// generation needs: the UNet's self-attention at each level (heads ×
+    /// tokens² scores and their softmax, f32) and the autoencoder's at the
+    /// latent size. candle computes attention unsliced, so this grows with
+    /// the fourth power of the side.
+    pub fn attention_bytes(&self, width: u32, height: u32) -> u64 {
+        let f = self.size_multiple() as u64;
+        let (mut h, mut w) = ((height as u64).div_ceil(f), (width as u64).div_ceil(f));
+        let vae = (h * w) * (h * w) * 4 * 2;
+        let mut worst = vae;
+        let last_heads = self.attention_levels.iter().rev().flatten().next().copied();
+        for heads in &self.attention_levels {
+            if let Some(heads) = heads {
+                worst = worst.max(*heads as u64 * (h * w) * (h * w) * 4 * 2);
+            }
+            h = h.div_ceil(2);
+            w = w.div_ceil(2);
+        }
+        // The mid block attends at the lowest level.
+        if let Some(heads) = last_heads {
+            worst = worst.max(heads as u64 * (h * w) * (h * w) * 4 * 2);
+        }
+        worst
+    }
+
+    /// Changes the cap on [`Self::attention_bytes`] (default
+    /// [`DEFAULT_ATTENTION_BUDGET`]).
+    pub fn set_attention_budget(&mut self, bytes: u64) {
+        self.attention_budget = bytes;
+    }
+
     /// One line on what was loaded (for logs).
     pub fn description(&self) -> &str {
         &self.description
@@ -393,6 +439,16 @@ impl DiffusionModel {
                     "{what} {v} must be a positive multiple of {m} up to {MAX_SIDE}"
                 )));
             }
+        }
+        let need = self.attention_bytes(req.width, req.height);
+        if need > self.attention_budget {
+            return Err(DiffusionError::InvalidRequest(format!(
+                "{}x{} needs {} MiB of attention memory with this model, over the {} MiB allowed",
+                req.width,
+                req.height,
+                need >> 20,
+                self.attention_budget >> 20
+            )));
         }
         let steps = req.steps.unwrap_or(self.default_steps);
         if steps == 0 || steps > MAX_STEPS {
@@ -470,12 +526,12 @@ impl DiffusionModel {
         let mut step_rng = rng.fork(2);
         let mut vae_rng = rng.fork(3);
 
-        let cfg = guidance > 1.0;
-        let context = if cfg {
+        let contexts = if guidance > 1.0 {
             let negative = req.negative_prompt.as_deref().unwrap_or("");
-            self.embed(&[negative, &req.prompt])?
+            let both = self.embed(&[negative, &req.prompt])?;
+            vec![both.narrow(0, 0, 1)?, both.narrow(0, 1, 1)?]
         } else {
-            self.embed(&[&req.prompt])?
+            vec![self.embed(&[&req.prompt])?]
         };
 
         let steps = steps as usize;
@@ -508,24 +564,26 @@ impl DiffusionModel {
             let scale = run.input_scale(i) as f32;
             let input: Vec<f32> = x.iter().map(|v| v * scale).collect();
             let input = Tensor::from_vec(input, shape, &self.device)?;
-            let input = if cfg {
-                Tensor::cat(&[&input, &input], 0)?
-            } else {
-                input
-            };
-            let out = self
-                .pool
-                .install(|| self.unet.forward(&input, t, &context))?
-                .flatten_all()?
-                .to_vec1::<f32>()?;
-            let eps: Vec<f32> = if cfg {
-                let (u, c) = out.split_at(n);
-                u.iter()
+            // With guidance, the unconditional and conditional passes run one
+            // after the other rather than as a batch of two: the same result,
+            // half the attention scratch memory.
+            let mut outs = Vec::with_capacity(contexts.len());
+            for context in &contexts {
+                check()?;
+                let out = self
+                    .pool
+                    .install(|| self.unet.forward(&input, t, context))?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?;
+                outs.push(out);
+            }
+            let eps: Vec<f32> = match outs.as_slice() {
+                [u, c] => u
+                    .iter()
                     .zip(c)
                     .map(|(&u, &c)| u + guidance * (c - u))
-                    .collect()
-            } else {
-                out
+                    .collect(),
+                _ => outs.swap_remove(0),
             };
             x = run.step(i, &x, &eps, &mut || step_rng.normals(n));
             progress(i as u32 + 1, total);

@@ -524,10 +524,23 @@ pub fn write_tiny_model(dir: &Path, seed: u64) -> io::Result<()> {
     write_json(&dir.join("scheduler/scheduler_config.json"), &sched_cfg)?;
     write_json(&dir.join("model_index.json"), &index)?;
 
-    // Weights: build each model through the loader's own code on a
-    // generating backend, then save what it asked for.
+    write_weights(dir, seed, &text_cfg, &unet_cfg, &vae_cfg, Part::Vae)
+}
+
+/// Builds each model through the loader's own code on a generating backend
+/// and saves what it asked for. `vae_part`: `Part::Vae` for the identity path
+/// (tiny widths only), `Part::Unet` for plain random weights.
+fn write_weights(
+    dir: &Path,
+    seed: u64,
+    text_cfg: &Value,
+    unet_cfg: &Value,
+    vae_cfg: &Value,
+    vae_part: Part,
+) -> io::Result<()> {
     let dev = Device::Cpu;
-    let clip = clip_config(&te_cfg_path, &as_map(&text_cfg)?).map_err(to_io)?;
+    let te_cfg_path = dir.join("text_encoder/config.json");
+    let clip = clip_config(&te_cfg_path, &as_map(text_cfg)?).map_err(to_io)?;
     let gen = Generator::new(seed ^ 1, Part::Text);
     {
         let vb = VarBuilder::from_backend(Box::new(&gen), DType::F32, dev.clone());
@@ -535,7 +548,8 @@ pub fn write_tiny_model(dir: &Path, seed: u64) -> io::Result<()> {
     }
     save(gen, &dir.join("text_encoder/model.safetensors"))?;
 
-    let unet = unet_config(&unet_cfg_path, &as_map(&unet_cfg)?).map_err(to_io)?;
+    let unet_cfg_path = dir.join("unet/config.json");
+    let unet = unet_config(&unet_cfg_path, &as_map(unet_cfg)?).map_err(to_io)?;
     let gen = Generator::new(seed ^ 2, Part::Unet);
     {
         let vb = VarBuilder::from_backend(Box::new(&gen), DType::F32, dev.clone());
@@ -550,14 +564,91 @@ pub fn write_tiny_model(dir: &Path, seed: u64) -> io::Result<()> {
     }
     save(gen, &dir.join("unet/diffusion_pytorch_model.safetensors"))?;
 
-    let vae = vae_config(&vae_cfg_path, &as_map(&vae_cfg)?).map_err(to_io)?;
-    let gen = Generator::new(seed ^ 3, Part::Vae);
+    let vae_cfg_path = dir.join("vae/config.json");
+    let vae = vae_config(&vae_cfg_path, &as_map(vae_cfg)?).map_err(to_io)?;
+    let gen = Generator::new(seed ^ 3, vae_part);
     {
         let vb = VarBuilder::from_backend(Box::new(&gen), DType::F32, dev.clone());
         vae::Vae::new(vb, &vae).map_err(to_io)?;
     }
-    save(gen, &dir.join("vae/diffusion_pytorch_model.safetensors"))?;
-    Ok(())
+    save(gen, &dir.join("vae/diffusion_pytorch_model.safetensors"))
+}
+
+/// Full-size models with random weights, for timing: the real shapes, so
+/// the arithmetic (and its cost) is the real one; the images are noise.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RandomPreset {
+    /// SD 2.1 shapes (OpenCLIP-H text encoder, 865M UNet), Euler trailing,
+    /// named "turbo": one step, no guidance by default.
+    SdTurbo,
+    /// SD 1.5 shapes (CLIP-L text encoder, 860M UNet), DDIM-run PNDM config.
+    Sd15,
+}
+
+/// Writes a full-size model of `preset`'s shapes with random weights
+/// (several GB; meant for release builds), with the tiny model's tokenizer.
+#[doc(hidden)]
+pub fn write_random_model(dir: &Path, seed: u64, preset: RandomPreset) -> io::Result<()> {
+    write_tiny_model(dir, seed)?;
+    let sd2 = preset == RandomPreset::SdTurbo;
+    let text_cfg = json!({
+        "architectures": ["CLIPTextModel"],
+        "hidden_act": if sd2 { "gelu" } else { "quick_gelu" },
+        "hidden_size": if sd2 { 1024 } else { 768 },
+        "intermediate_size": if sd2 { 4096 } else { 3072 },
+        "layer_norm_eps": 1e-5,
+        "max_position_embeddings": 77,
+        "num_attention_heads": if sd2 { 16 } else { 12 },
+        "num_hidden_layers": if sd2 { 23 } else { 12 },
+        "projection_dim": if sd2 { 512 } else { 768 },
+        "vocab_size": 49408,
+    });
+    let unet_cfg = json!({
+        "_class_name": "UNet2DConditionModel",
+        "act_fn": "silu",
+        "attention_head_dim": if sd2 { json!([5, 10, 20, 20]) } else { json!(8) },
+        "block_out_channels": [320, 640, 1280, 1280],
+        "cross_attention_dim": if sd2 { 1024 } else { 768 },
+        "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+        "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
+        "in_channels": 4,
+        "out_channels": 4,
+        "layers_per_block": 2,
+        "norm_num_groups": 32,
+        "sample_size": 64,
+        "use_linear_projection": sd2,
+    });
+    let vae_cfg = json!({
+        "_class_name": "AutoencoderKL",
+        "block_out_channels": [128, 256, 512, 512],
+        "in_channels": 3,
+        "out_channels": 3,
+        "latent_channels": 4,
+        "layers_per_block": 2,
+        "norm_num_groups": 32,
+        "scaling_factor": 0.18215,
+    });
+    let sched_cfg = if sd2 {
+        json!({"_class_name": "EulerDiscreteScheduler", "timestep_spacing": "trailing",
+               "beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012, "steps_offset": 1})
+    } else {
+        json!({"_class_name": "PNDMScheduler", "skip_prk_steps": true, "set_alpha_to_one": false,
+               "beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012, "steps_offset": 1})
+    };
+    write_json(&dir.join("text_encoder/config.json"), &text_cfg)?;
+    write_json(&dir.join("unet/config.json"), &unet_cfg)?;
+    write_json(&dir.join("vae/config.json"), &vae_cfg)?;
+    write_json(&dir.join("scheduler/scheduler_config.json"), &sched_cfg)?;
+    let index_path = dir.join("model_index.json");
+    let mut index: Value = serde_json::from_slice(&std::fs::read(&index_path)?).map_err(to_io)?;
+    index["_name_or_path"] = json!(if sd2 {
+        "random-sd-turbo-shaped"
+    } else {
+        "random-sd15-shaped"
+    });
+    write_json(&index_path, &index)?;
+    write_weights(dir, seed, &text_cfg, &unet_cfg, &vae_cfg, Part::Unet)
 }
 
 /// [`write_tiny_model`] with the autoencoder swapped for a tiny

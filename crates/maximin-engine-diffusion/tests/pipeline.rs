@@ -383,3 +383,49 @@ fn an_sdxs_like_model_with_the_tiny_autoencoder() {
     let i2i = m.generate(&r, &mut |_, _| {}, &never).expect("img2img");
     assert_eq!((i2i.width, i2i.height), (64, 48));
 }
+
+#[test]
+fn sizes_over_the_attention_budget_are_refused() {
+    let mut m = DiffusionModel::load(tiny_dir(), 1).expect("load");
+    let small = m.attention_bytes(64, 64);
+    let big = m.attention_bytes(512, 512);
+    assert!(small > 0 && big > 100 * small, "{small} {big}");
+    m.set_attention_budget(small);
+    let never = AtomicBool::new(false);
+    let mut r = req("a cat", 64, 64, 1);
+    r.steps = Some(1);
+    m.generate(&r, &mut |_, _| {}, &never)
+        .expect("within the budget");
+    let r = req("a cat", 128, 128, 1);
+    match m.generate(&r, &mut |_, _| {}, &never) {
+        Err(DiffusionError::InvalidRequest(msg)) => {
+            assert!(msg.contains("attention memory"), "{msg}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn webp_and_alpha_images_decode_to_rgb() {
+    use image::ImageEncoder;
+    let img = RgbImage {
+        width: 3,
+        height: 2,
+        pixels: (0..18).map(|i| (i * 14) as u8).collect(),
+    };
+    let mut webp = Vec::new();
+    image::codecs::webp::WebPEncoder::new_lossless(&mut webp)
+        .write_image(&img.pixels, 3, 2, image::ExtendedColorType::Rgb8)
+        .expect("webp");
+    assert_eq!(decode_image(&webp).expect("decode webp"), img);
+    let rgba: Vec<u8> = img
+        .pixels
+        .chunks_exact(3)
+        .flat_map(|p| [p[0], p[1], p[2], 7])
+        .collect();
+    let mut png = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut png)
+        .write_image(&rgba, 3, 2, image::ExtendedColorType::Rgba8)
+        .expect("png");
+    assert_eq!(decode_image(&png).expect("decode rgba png"), img);
+}
