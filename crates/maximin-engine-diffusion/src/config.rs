@@ -291,6 +291,12 @@ pub(crate) fn unet_config(path: &Path, map: &Json) -> Result<UnetConfig, Diffusi
     c.only("resnet_time_scale_shift", &["default"])?;
     c.only("act_fn", &["silu"])?;
     c.only("mid_block_type", &["UNetMidBlock2DCrossAttn"])?;
+    if matches!(map.get("mid_block_type"), Some(Value::Null)) {
+        return Err(DiffusionError::Unsupported(format!(
+            "{}: a UNet without a mid block (`mid_block_type` null)",
+            path.display()
+        )));
+    }
     c.only("dual_cross_attention", &["false"])?;
     c.only("only_cross_attention", &["false"])?;
     c.only("attention_type", &["default"])?;

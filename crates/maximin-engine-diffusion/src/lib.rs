@@ -111,7 +111,11 @@ pub struct RgbImage {
 
 #[derive(Debug, Clone)]
 pub struct ImageRequest {
+    /// Cut to the text encoder's positions (77 tokens with the start and end
+    /// tokens for SD models).
     pub prompt: String,
+    /// The unconditional text of classifier-free guidance (empty when
+    /// `None`); unused when the guidance is 1 or less.
     pub negative_prompt: Option<String>,
     /// Multiples of [`DiffusionModel::size_multiple`] (8 for SD models).
     pub width: u32,

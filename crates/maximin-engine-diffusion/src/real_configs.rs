@@ -239,3 +239,24 @@ fn clip_text_encoders_have_their_published_sizes() {
     let (n, _) = count(|vb| crate::clip::TextEncoder::new(vb, &c).map(|_| ()));
     assert_eq!(n, 123_060_480);
 }
+
+#[test]
+fn what_candle_cannot_run_is_refused_by_name() {
+    let mut sdxl = sd_unet(json!([5, 10, 20]), 2048, true);
+    sdxl["addition_embed_type"] = json!("text_time");
+    let err = unet_config(Path::new("unet/config.json"), &map(sdxl))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("addition_embed_type"), "{err}");
+    let mut no_mid = sd_unet(json!(8), 768, false);
+    no_mid["mid_block_type"] = Value::Null;
+    let err = unet_config(Path::new("unet/config.json"), &map(no_mid))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("mid block"), "{err}");
+    let mut lcm = sd_unet(json!(8), 768, false);
+    lcm["time_cond_proj_dim"] = json!(256);
+    assert!(unet_config(Path::new("unet/config.json"), &map(lcm)).is_err());
+}

@@ -429,3 +429,44 @@ fn webp_and_alpha_images_decode_to_rgb() {
         .expect("png");
     assert_eq!(decode_image(&png).expect("decode rgba png"), img);
 }
+
+#[test]
+fn fp16_weights_and_thread_counts_give_the_same_image() {
+    use candle_core::{safetensors, DType};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    copy_dir(tiny_dir(), tmp.path());
+    // The text encoder as diffusers' fp16 variant file only.
+    let f32_file = tmp.path().join("text_encoder/model.safetensors");
+    let tensors = safetensors::load(&f32_file, &candle_core::Device::Cpu).expect("load");
+    let halves: std::collections::HashMap<String, candle_core::Tensor> = tensors
+        .into_iter()
+        .map(|(k, v)| (k, v.to_dtype(DType::F16).expect("f16")))
+        .collect();
+    safetensors::save(
+        &halves,
+        tmp.path().join("text_encoder/model.fp16.safetensors"),
+    )
+    .expect("save");
+    std::fs::remove_file(&f32_file).expect("rm");
+
+    let r = req("a portrait of a robot", 64, 64, 21);
+    let never = AtomicBool::new(false);
+    let one = DiffusionModel::load(tmp.path(), 1).expect("load fp16");
+    let a = one.generate(&r, &mut |_, _| {}, &never).expect("1 thread");
+    let two = DiffusionModel::load(tmp.path(), 2).expect("load fp16");
+    let b = two.generate(&r, &mut |_, _| {}, &never).expect("2 threads");
+    assert_eq!(
+        a.pixels, b.pixels,
+        "the thread count does not change the pixels"
+    );
+    // Half-precision text weights change the image only a little.
+    let full = gen(&r).expect("f32");
+    let diff = full
+        .pixels
+        .iter()
+        .zip(&a.pixels)
+        .map(|(&x, &y)| (x as f64 - y as f64).abs())
+        .sum::<f64>()
+        / full.pixels.len() as f64;
+    assert!(diff < 8.0, "mean difference {diff}");
+}
