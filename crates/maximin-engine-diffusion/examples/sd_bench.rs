@@ -8,7 +8,7 @@
 //! ```
 //!
 //! `--tiny` writes the crate's tiny test model to a temporary directory and
-//! times that. `--random sd-turbo|sd15` writes a full-size model of those
+//! times that. `--random sd-turbo|sd-turbo-taesd|sd15` writes a full-size model of those
 //! shapes with random weights into MODEL_DIR (unless it already holds one)
 //! and times that: the arithmetic of the real model, without its weights. The first image is a warm-up and is reported apart; the
 //! figures after it are the mean over the rest. Prints one `key=value` line
@@ -83,11 +83,16 @@ fn run() -> Result<(), String> {
                 random = Some(match val("--random")?.as_str() {
                     "sd-turbo" => testing::RandomPreset::SdTurbo,
                     "sd15" => testing::RandomPreset::Sd15,
-                    other => return Err(format!("--random: {other} (sd-turbo or sd15)")),
+                    "sd-turbo-taesd" => testing::RandomPreset::SdTurboTaesd,
+                    other => {
+                        return Err(format!(
+                            "--random: {other} (sd-turbo, sd-turbo-taesd or sd15)"
+                        ))
+                    }
                 })
             }
             "-h" | "--help" => {
-                println!("usage: sd_bench MODEL_DIR|--tiny [--random sd-turbo|sd15] [--width W] [--height H] [--steps N] [--guidance G] [--images N] [--threads N] [--seed S] [--prompt P] [--out FILE.png]");
+                println!("usage: sd_bench MODEL_DIR|--tiny [--random sd-turbo|sd-turbo-taesd|sd15] [--width W] [--height H] [--steps N] [--guidance G] [--images N] [--threads N] [--seed S] [--prompt P] [--out FILE.png]");
                 return Ok(());
             }
             other if other.starts_with("--") => return Err(format!("unknown option {other}")),

@@ -584,6 +584,9 @@ pub enum RandomPreset {
     SdTurbo,
     /// SD 1.5 shapes (CLIP-L text encoder, 860M UNet), DDIM-run PNDM config.
     Sd15,
+    /// `SdTurbo` with TAESD's `AutoencoderTiny` (64 channels) for the
+    /// autoencoder, as an operator may swap in for a faster decode.
+    SdTurboTaesd,
 }
 
 /// Writes a full-size model of `preset`'s shapes with random weights
@@ -591,7 +594,7 @@ pub enum RandomPreset {
 #[doc(hidden)]
 pub fn write_random_model(dir: &Path, seed: u64, preset: RandomPreset) -> io::Result<()> {
     write_tiny_model(dir, seed)?;
-    let sd2 = preset == RandomPreset::SdTurbo;
+    let sd2 = preset != RandomPreset::Sd15;
     let text_cfg = json!({
         "architectures": ["CLIPTextModel"],
         "hidden_act": if sd2 { "gelu" } else { "quick_gelu" },
@@ -629,6 +632,23 @@ pub fn write_random_model(dir: &Path, seed: u64, preset: RandomPreset) -> io::Re
         "norm_num_groups": 32,
         "scaling_factor": 0.18215,
     });
+    let vae_cfg = if preset == RandomPreset::SdTurboTaesd {
+        json!({
+            "_class_name": "AutoencoderTiny",
+            "act_fn": "relu",
+            "decoder_block_out_channels": [64, 64, 64, 64],
+            "encoder_block_out_channels": [64, 64, 64, 64],
+            "in_channels": 3,
+            "out_channels": 3,
+            "latent_channels": 4,
+            "num_decoder_blocks": [3, 3, 3, 1],
+            "num_encoder_blocks": [1, 3, 3, 3],
+            "scaling_factor": 1.0,
+            "upsampling_scaling_factor": 2,
+        })
+    } else {
+        vae_cfg
+    };
     let sched_cfg = if sd2 {
         json!({"_class_name": "EulerDiscreteScheduler", "timestep_spacing": "trailing",
                "beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012, "steps_offset": 1})
