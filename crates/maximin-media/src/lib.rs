@@ -12,6 +12,8 @@ pub mod composer;
 pub mod fields;
 pub mod image;
 pub mod inputs;
+#[cfg(feature = "diffusion")]
+pub mod local;
 pub mod lyrics;
 pub mod music;
 pub mod net;

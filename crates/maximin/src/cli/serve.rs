@@ -92,6 +92,20 @@ fn engines(
         }
         Err(e) => tracing::warn!(error = %e.message, "espeak-ng is unavailable; speech is off"),
     }
+    #[cfg(feature = "diffusion")]
+    {
+        let images = Arc::new(maximin_media::local::LocalImages::new(
+            models_dir.to_path_buf(),
+            cfg.threads.unwrap_or(0),
+        ));
+        engines.video.insert(
+            maximin_media::local::VIDEO_ENGINE.to_owned(),
+            Arc::new(maximin_media::local::LocalVideo::new(images.clone())),
+        );
+        engines
+            .image
+            .insert(maximin_media::local::IMAGE_ENGINE.to_owned(), images);
+    }
     let _ = (cfg, models_dir, pulling);
     engines
 }

@@ -613,3 +613,177 @@ async fn the_openai_sdk_generates_images() {
     assert_eq!(png_size(&bytes), (512, 512));
     assert_eq!(out["small"]["param"], "size", "{out}");
 }
+
+/// A server whose data dir holds the tiny self-built Stable Diffusion model
+/// (random weights, the real architecture) as `image-01`.
+async fn with_tiny_image_model() -> Server {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = dir.path().join("models").join("image-01");
+    std::fs::create_dir_all(&model).expect("models dir");
+    maximin_engine_diffusion::testing::write_tiny_model(&model, 11).expect("tiny model");
+    Server::start_in(dir, &[]).await
+}
+
+fn decode_png(bytes: &[u8]) -> (u32, u32, Vec<u8>) {
+    let img = maximin_engine_diffusion::decode_image(bytes).expect("decodes");
+    (img.width, img.height, img.pixels)
+}
+
+fn variance(px: &[u8]) -> f64 {
+    let n = px.len() as f64;
+    let mean = px.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+    px.iter()
+        .map(|&v| (f64::from(v) - mean).powi(2))
+        .sum::<f64>()
+        / n
+}
+
+#[tokio::test]
+async fn the_local_diffusion_engine_draws_images_of_the_asked_size_and_seed() {
+    let s = with_tiny_image_model().await;
+    let (_, key) = s.admin("payg");
+    let m = s.get("/v1/models/image-01", &key).await;
+    assert_eq!(m.body["data"]["available"], true, "{}", m.body);
+    let ask = |seed: u64| json!({"model": "image-01", "prompt": "a lighthouse", "width": 512, "height": 768, "seed": seed, "response_format": "base64"});
+    let a = s.post("/v1/image_generation", &key, ask(1)).await;
+    assert_eq!(a.body["base_resp"]["status_code"], 0, "{}", a.body);
+    assert_eq!(a.header("x-maximin-upstream"), Some("local:diffusion"));
+    assert!(a.body["metadata"].get("sandbox").is_none());
+    let png = |r: &crate::helpers::Resp| {
+        base64::engine::general_purpose::STANDARD
+            .decode(r.body["data"]["image_base64"][0].as_str().expect("b64"))
+            .expect("b64 decodes")
+    };
+    let first = png(&a);
+    let (w, h, px) = decode_png(&first);
+    assert_eq!((w, h), (512, 768));
+    assert!(
+        variance(&px) > 20.0,
+        "not blank: variance {}",
+        variance(&px)
+    );
+    let b = s.post("/v1/image_generation", &key, ask(1)).await;
+    assert_eq!(png(&b), first, "same seed, same image");
+    let c = s.post("/v1/image_generation", &key, ask(2)).await;
+    assert_ne!(png(&c), first, "another seed, another image");
+}
+
+/// Mean colour of RGB pixels.
+fn mean_rgb(px: &[u8]) -> [f64; 3] {
+    let mut sum = [0f64; 3];
+    for p in px.chunks(3) {
+        for i in 0..3 {
+            sum[i] += f64::from(p[i]);
+        }
+    }
+    let n = (px.len() / 3) as f64;
+    sum.map(|v| v / n)
+}
+
+#[tokio::test]
+async fn local_videos_from_text_and_from_first_and_last_frames() {
+    let s = with_tiny_image_model().await;
+    let (_, key) = s.admin("payg");
+    let first = solid_png(400, 400, [220, 30, 30]);
+    let last = solid_png(400, 400, [30, 30, 220]);
+    let r = s
+        .post("/v1/video_generation", &key, json!({"model": "MiniMax-Hailuo-02", "prompt": "red to blue [Push in]",
+            "first_frame_image": data_url(&first), "last_frame_image": data_url(&last), "resolution": "768P", "duration": 6}))
+        .await;
+    assert_eq!(r.body["base_resp"]["status_code"], 0, "{}", r.body);
+    let task = r.body["task_id"].as_str().expect("task").to_owned();
+    let done = wait_video(&s, &key, "/v1/query/video_generation", &task).await;
+    assert_eq!(done["status"], "Success", "{done}");
+    assert_eq!(done["progress_percent"], 100);
+    let file_id = done["file_id"].as_str().expect("file");
+    let (status, mp4) = s
+        .get_bytes(
+            &s.url(&format!("/v1/files/retrieve_content?file_id={file_id}")),
+            Some(&key),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let info = maximin_video::probe(&mp4).expect("an MP4");
+    assert_eq!((info.width, info.height), (1366, 768));
+    assert!((info.duration_s - 6.0).abs() < 0.05, "{}", info.duration_s);
+    let frame = maximin_video::decode_first_frame(&mp4).expect("decodes");
+    let [r0, g0, b0] = mean_rgb(&frame.rgb);
+    assert!(
+        r0 > 150.0 && g0 < 80.0 && b0 < 80.0,
+        "the first frame is the given red one: {r0} {g0} {b0}"
+    );
+
+    let r = s
+        .post(
+            "/v1/video_generation",
+            &key,
+            json!({"model": "T2V-01", "prompt": "a harbour at dawn [Pan left]"}),
+        )
+        .await;
+    let task = r.body["task_id"].as_str().expect("task").to_owned();
+    let done = wait_video(&s, &key, "/v1/query/video_generation", &task).await;
+    assert_eq!(done["status"], "Success", "{done}");
+    assert_eq!(
+        (done["video_width"].clone(), done["video_height"].clone()),
+        (json!(1280), json!(720))
+    );
+}
+
+/// Share of the signal's energy between 300 and 3400 Hz (a high-pass then a
+/// low-pass, one pole each, twice).
+fn vocal_band_share(samples: &[f32], rate: u32) -> f64 {
+    let one_pole = |x: &[f64], fc: f64, high: bool| -> Vec<f64> {
+        let a = (-2.0 * std::f64::consts::PI * fc / f64::from(rate)).exp();
+        let mut y = vec![0.0; x.len()];
+        let mut lp = 0.0;
+        for (i, v) in x.iter().enumerate() {
+            lp = (1.0 - a) * v + a * lp;
+            y[i] = if high { v - lp } else { lp };
+        }
+        y
+    };
+    let x: Vec<f64> = samples.iter().map(|&v| f64::from(v)).collect();
+    let mut band = one_pole(&x, 300.0, true);
+    band = one_pole(&band, 300.0, true);
+    band = one_pole(&band, 3400.0, false);
+    band = one_pole(&band, 3400.0, false);
+    let e = |v: &[f64]| v.iter().map(|s| s * s).sum::<f64>();
+    e(&band) / e(&x).max(1e-12)
+}
+
+#[tokio::test]
+async fn the_composer_sings_the_lyrics_over_its_arrangement() {
+    let s = Server::start().await;
+    let (_, key) = s.admin("payg");
+    let lyrics = "[Verse]\nMorning light upon the water\nWe walk the long way home\n[Chorus]\nSing it loud and sing it clear\nThe summer is here";
+    let song = |body: Value| {
+        let s = &s;
+        let key = key.clone();
+        async move {
+            let r = s.post("/v1/music_generation", &key, body).await;
+            assert_eq!(r.body["base_resp"]["status_code"], 0, "{}", r.body);
+            assert_eq!(r.header("x-maximin-upstream"), Some("local:composer"));
+            let mp3 = hex::decode(r.body["data"]["audio"].as_str().expect("hex")).expect("hex");
+            let pcm = maximin_audio::decode(&mp3).expect("an MP3");
+            let stated = r.body["extra_info"]["music_duration"].as_f64().expect("ms") / 1000.0;
+            assert!(
+                (pcm.duration_secs() - stated).abs() < 0.15,
+                "{} vs {stated}",
+                pcm.duration_secs()
+            );
+            pcm
+        }
+    };
+    let sung = song(json!({"model": "music-2.0", "prompt": "calm acoustic folk, 90 bpm, piano", "lyrics": lyrics, "seed": 4})).await;
+    let plain = song(json!({"model": "music-2.0", "prompt": "calm acoustic folk, 90 bpm, piano", "is_instrumental": true, "seed": 4})).await;
+    assert!(sung.duration_secs() > 8.0, "{}", sung.duration_secs());
+    let mono = |p: &maximin_audio::Pcm| p.to_mono().samples;
+    let (a, b) = (
+        vocal_band_share(&mono(&sung), sung.sample_rate),
+        vocal_band_share(&mono(&plain), plain.sample_rate),
+    );
+    assert!(
+        a > b * 1.3,
+        "the sung song has more energy in the vocal band: {a:.3} vs {b:.3}"
+    );
+}
