@@ -559,6 +559,8 @@ impl Platform {
             total.prompt_tokens += u.prompt_tokens;
             total.completion_tokens += u.completion_tokens;
             total.characters += u.characters;
+            total.images += u.images;
+            total.media_ms += u.media_ms;
         }
         Ok(AccountUsage {
             since: iso8601(since),
@@ -650,6 +652,8 @@ fn activity_entry(e: UsageEvent) -> ActivityEntry {
         prompt_tokens: e.prompt_tokens,
         completion_tokens: e.completion_tokens,
         characters: e.characters,
+        images: e.images,
+        media_ms: e.media_ms,
         latency_ms: e.latency_us as f64 / 1000.0,
         error_code: e.error_code,
         client_ip: e.client_ip,

@@ -70,6 +70,10 @@ pub struct UsageEvent {
     pub completion_tokens: u64,
     /// Characters billed by a speech request (text requests count tokens).
     pub characters: u64,
+    /// Images made by an image request.
+    pub images: u64,
+    /// Milliseconds of video or music made.
+    pub media_ms: u64,
     pub latency_us: u64,
     pub error_code: Option<String>,
     pub client_ip: Option<String>,

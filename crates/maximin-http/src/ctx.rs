@@ -41,6 +41,10 @@ pub struct UsageReport {
     pub usage: Option<TokenUsage>,
     /// Characters billed by a speech model (0 for text).
     pub characters: u64,
+    /// Images made by an image model.
+    pub images: u64,
+    /// Milliseconds of video or music made.
+    pub media_ms: u64,
 }
 
 impl UsageReport {
@@ -50,6 +54,7 @@ impl UsageReport {
             model: Some(model),
             usage: None,
             characters,
+            ..UsageReport::default()
         }
     }
 
@@ -58,6 +63,8 @@ impl UsageReport {
         event.prompt_tokens = self.usage.map_or(0, |u| u.prompt_tokens);
         event.completion_tokens = self.usage.map_or(0, |u| u.completion_tokens);
         event.characters = self.characters;
+        event.images = self.images;
+        event.media_ms = self.media_ms;
     }
 }
 

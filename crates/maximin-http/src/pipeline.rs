@@ -170,6 +170,8 @@ impl Units {
             prompt_tokens: 0,
             completion_tokens: 0,
             characters: 0,
+            images: 0,
+            media_ms: 0,
             latency_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
             error_code: code.map(|c| c.as_str().to_owned()),
             client_ip: self.meta.client_ip.clone(),
@@ -367,6 +369,8 @@ fn meter(rc: &RouteCtx, caller: &Caller, meta: &RequestMeta, resp: &Response, st
         prompt_tokens: 0,
         completion_tokens: 0,
         characters: 0,
+        images: 0,
+        media_ms: 0,
         latency_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
         error_code: resp
             .extensions()

@@ -170,6 +170,11 @@ pub static ROUTES: &[Route] = &[
     route!(DELETE "/v1/account/keys/{id}", Platform, ACCOUNT_WRITE, account::revoke_key, account::__path_revoke_key),
     route!(GET "/v1/account/keys/{id}/activity", Platform, ACCOUNT_READ, account::list_key_activity, account::__path_list_key_activity),
     route!(GET "/v1/account/usage", Platform, ACCOUNT_READ, account::get_usage, account::__path_get_usage),
+    route!(POST "/v1/video/generations", Platform, VIDEO_SUBMIT, media::create_video_generation, media::__path_create_video_generation),
+    route!(GET "/v1/video/generations/{id}", Platform, VIDEO_READ, media::get_video_generation, media::__path_get_video_generation),
+    route!(POST "/v1/files", Platform, FILES_WRITE, files::create_file, files::__path_create_file
+        => axum::extract::DefaultBodyLimit::disable()),
+    route!(GET "/v1/files/{id}", Platform, FILES_READ, files::get_file, files::__path_get_file),
     route!(POST "/v1/chat/completions", Platform, CHAT, inference::create_chat_completion, inference::__path_create_chat_completion),
     // MiniMax-native: errors are HTTP 200 with `base_resp`.
     route!(POST "/v1/t2a_v2", Native, SPEECH, speech::t2a_v2, speech::__path_t2a_v2),
@@ -216,7 +221,6 @@ pub static ROUTES: &[Route] = &[
 pub const UNMATCHED_PREFIXES: &[(&str, Surface)] = &[
     ("/openai/", OpenAi),
     ("/anthropic/", Anthropic),
-    ("/v1/files/", Native),
     ("/ws/v1/", Native),
 ];
 

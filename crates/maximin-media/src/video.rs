@@ -235,6 +235,8 @@ fn capability(mode: &Mode) -> &'static str {
 pub struct Created {
     pub task: TaskRecord,
     pub model: String,
+    /// The video's length, metered when the task is accepted.
+    pub media_ms: u64,
 }
 
 /// Checks a `/v1/video_generation` body and queues its task.
@@ -484,6 +486,7 @@ async fn queue(
     Ok(Created {
         task,
         model: params.model.clone(),
+        media_ms: u64::from(params.duration) * 1000,
     })
 }
 

@@ -402,6 +402,12 @@ pub struct UsageFigures {
     /// but whitespace and control characters).
     #[serde(default)]
     pub characters: u64,
+    /// Images made by image models.
+    #[serde(default)]
+    pub images: u64,
+    /// Milliseconds of video or music made.
+    #[serde(default)]
+    pub media_ms: u64,
 }
 
 /// An API key as listed; the secret is never part of it.
@@ -453,6 +459,12 @@ pub struct ActivityEntry {
     /// Characters billed (speech requests).
     #[serde(default)]
     pub characters: u64,
+    /// Images made (image requests).
+    #[serde(default)]
+    pub images: u64,
+    /// Milliseconds of video or music made.
+    #[serde(default)]
+    pub media_ms: u64,
     pub latency_ms: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,

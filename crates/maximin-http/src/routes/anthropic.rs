@@ -303,6 +303,7 @@ pub async fn messages(
         model: Some(spec.id.clone()),
         usage: Some(out.usage),
         characters: 0,
+        ..UsageReport::default()
     });
     mark_deployment(&mut resp, &run.deployment);
     Ok(resp)
@@ -369,6 +370,7 @@ fn stream(events: ChatEvents, id: String, model: String) -> Response {
                     model: Some(st.model.clone()),
                     usage: Some(done.usage),
                     characters: 0,
+                    ..UsageReport::default()
                 });
                 let mut index = 0;
                 if st.text_open {

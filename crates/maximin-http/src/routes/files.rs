@@ -136,6 +136,16 @@ pub async fn upload_file(
     ctx: Ctx,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<Response, ApiError> {
+    let rec = read_upload(&app, &ctx, multipart).await?;
+    Ok(success(json!({ "file": file_object(&rec) })))
+}
+
+/// A multipart upload (`purpose` and `file` parts) streamed into the store.
+pub(crate) async fn read_upload(
+    app: &AppState,
+    ctx: &Ctx,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<FileRecord, ApiError> {
     let mut multipart = multipart.map_err(|e| {
         ApiError::from(Error::invalid(
             "Content-Type",
@@ -172,8 +182,50 @@ pub async fn upload_file(
     }
     let purpose = purpose.ok_or_else(|| Error::invalid("purpose", "'purpose' is required."))?;
     let upload = upload.ok_or_else(|| Error::invalid("file", "'file' is required."))?;
-    let rec = upload.finish(files, &purpose).await?;
-    Ok(success(json!({ "file": file_object(&rec) })))
+    Ok(upload.finish(files, &purpose).await?)
+}
+
+/// The file object of seed 002's envelope: the native one with `id` and
+/// `kind`, and a signed `download_url` when asked.
+fn platform_file(f: &FileRecord) -> Value {
+    let mut obj = file_object(f);
+    obj["id"] = json!(f.id);
+    obj["kind"] = json!(f.kind);
+    obj["object"] = json!("file");
+    obj
+}
+
+#[utoipa::path(post, path = "/v1/files", tag = "files", security(("bearer" = [])),
+    request_body(content = crate::openapi::FileUploadForm, content_type = "multipart/form-data", description = "`purpose` and `file`, as `/v1/files/upload` takes them"),
+    responses((status = 201, description = "`data` is the stored file", body = Object),
+              (status = 413, description = "`payload_too_large`: the file is over 512 MB, or the account's quota is used up", body = crate::openapi::ErrorResponse)))]
+pub async fn create_file(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<Response, ApiError> {
+    let rec = read_upload(&app, &ctx, multipart).await?;
+    Ok(ctx.created(platform_file(&rec)))
+}
+
+#[utoipa::path(get, path = "/v1/files/{id}", tag = "files", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "The file")),
+    responses((status = 200, description = "`data` is the file with `download_url`, a link that works without a key for 9 hours", body = Object),
+              (status = 404, description = "`not_found`: no such file on this account", body = crate::openapi::ErrorResponse)))]
+pub async fn get_file(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| Error::invalid("id", "The file id must be an integer."))?;
+    let files = &app.platform.files;
+    let f = files.get(&ctx.caller.account.id, id).await?;
+    let mut obj = platform_file(&f);
+    obj["download_url"] = json!(files.link(&base_url(&app, &headers), &f, files::LINK_TTL));
+    Ok(ctx.ok(obj))
 }
 
 #[utoipa::path(get, path = "/v1/files/list", tag = "files", security(("bearer" = [])),
@@ -222,7 +274,7 @@ pub async fn retrieve_file(
     params(("file_id" = i64, Query, description = "The file")),
     responses((status = 200, description = "The file's bytes, with its type, length and name (`Content-Disposition`)",
                    content((Vec<crate::openapi::SubtitleLine> = "application/json"), ("audio/mpeg"), ("audio/wav"), ("audio/flac"), ("audio/ogg"), ("audio/mp4"), ("audio/L16"), ("application/pdf"),
-                       ("application/vnd.openxmlformats-officedocument.wordprocessingml.document"), ("application/zip"), ("application/x-tar"), ("application/jsonl"), ("text/plain"), ("application/octet-stream"))),
+                       ("application/vnd.openxmlformats-officedocument.wordprocessingml.document"), ("application/zip"), ("application/x-tar"), ("application/jsonl"), ("text/plain"), ("image/png"), ("image/jpeg"), ("video/mp4"), ("application/octet-stream"))),
               (status = 404, description = "`not_found`: no such file on this account")))]
 pub async fn retrieve_file_content(
     State(app): State<AppState>,
@@ -321,7 +373,7 @@ pub async fn delete_file(
         ("signature" = String, Query, description = "The link's signature")),
     responses((status = 200, description = "The file's bytes; no key needed",
                    content((Vec<crate::openapi::SubtitleLine> = "application/json"), ("audio/mpeg"), ("audio/wav"), ("audio/flac"), ("audio/ogg"), ("audio/mp4"), ("audio/L16"), ("application/pdf"),
-                       ("application/vnd.openxmlformats-officedocument.wordprocessingml.document"), ("application/zip"), ("application/x-tar"), ("application/jsonl"), ("text/plain"), ("application/octet-stream"))),
+                       ("application/vnd.openxmlformats-officedocument.wordprocessingml.document"), ("application/zip"), ("application/x-tar"), ("application/jsonl"), ("text/plain"), ("image/png"), ("image/jpeg"), ("video/mp4"), ("application/octet-stream"))),
               (status = 400, description = "`invalid_request`: the link has no valid `expires`"),
               (status = 403, description = "`permission_denied`: the link is expired or its signature wrong"),
               (status = 404, description = "`not_found`: no such file"),

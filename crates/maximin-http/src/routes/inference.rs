@@ -64,6 +64,7 @@ pub(crate) fn broken_report(model: &str, delivered: TokenUsage) -> UsageReport {
         model: Some(model.to_owned()),
         usage: Some(delivered),
         characters: 0,
+        ..UsageReport::default()
     }
 }
 
@@ -118,6 +119,7 @@ pub async fn create_chat_completion(
             model: Some(spec.id.clone()),
             usage: Some(usage),
             characters: 0,
+            ..UsageReport::default()
         },
         Some(&run.deployment),
     ))
@@ -183,6 +185,7 @@ fn stream_chat(
                     model: Some(st.model.clone()),
                     usage: Some(out.usage),
                     characters: 0,
+                    ..UsageReport::default()
                 });
                 let mut frames = Vec::new();
                 if let Some(calls) = &out.message.tool_calls {
@@ -281,6 +284,7 @@ pub async fn create_embeddings(
             model: Some(spec.id.clone()),
             usage: Some(usage),
             characters: 0,
+            ..UsageReport::default()
         },
         Some(&run.deployment),
     ))

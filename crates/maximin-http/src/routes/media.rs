@@ -37,9 +37,12 @@ fn with_trace(ctx: &Ctx, body: Value, report: UsageReport) -> Response {
     resp
 }
 
-fn report(model: &str) -> UsageReport {
+/// What a media request meters: images made, milliseconds of video or music.
+fn report(model: &str, images: usize, media_ms: u64) -> UsageReport {
     UsageReport {
         model: Some(model.to_owned()),
+        images: images as u64,
+        media_ms,
         ..UsageReport::default()
     }
 }
@@ -148,7 +151,7 @@ pub async fn image_generation(
         "metadata": metadata,
         "base_resp": SUCCESS(),
     });
-    let mut resp = with_trace(&ctx, body, report(&model));
+    let mut resp = with_trace(&ctx, body, report(&model, images.len(), 0));
     mark_deployment(&mut resp, &deployment);
     Ok(resp)
 }
@@ -168,7 +171,11 @@ pub async fn video_generation(
         "status": "submitted",
         "base_resp": SUCCESS(),
     });
-    Ok(with_trace(&ctx, body, report(&created.model)))
+    Ok(with_trace(
+        &ctx,
+        body,
+        report(&created.model, 0, created.media_ms),
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/video_template_generation", tag = "media", security(("bearer" = [])),
@@ -185,7 +192,11 @@ pub async fn video_template_generation(
         "task_id": created.task.id.to_string(),
         "base_resp": SUCCESS(),
     });
-    Ok(with_trace(&ctx, body, report(&created.model)))
+    Ok(with_trace(
+        &ctx,
+        body,
+        report(&created.model, 0, created.media_ms),
+    ))
 }
 
 /// `?task_id=` of a video query: a string or a number.
@@ -339,7 +350,8 @@ pub async fn music_generation(
             }),
         ))
         .into_response();
-        resp.extensions_mut().insert(report(&made.model));
+        resp.extensions_mut()
+            .insert(report(&made.model, 0, m.duration_ms));
         mark_deployment(&mut resp, &made.deployment);
         return Ok(resp);
     }
@@ -366,7 +378,7 @@ pub async fn music_generation(
         "analysis_info": null,
         "base_resp": SUCCESS(),
     });
-    let mut resp = with_trace(&ctx, body, report(&made.model));
+    let mut resp = with_trace(&ctx, body, report(&made.model, 0, m.duration_ms));
     mark_deployment(&mut resp, &made.deployment);
     Ok(resp)
 }
@@ -399,6 +411,7 @@ pub async fn lyrics_generation(
             model: Some(lyrics::LYRICS_MODEL.into()),
             usage: Some(usage),
             characters: 0,
+            ..UsageReport::default()
         },
     ))
 }
@@ -488,7 +501,78 @@ pub async fn openai_images_generations(
         "data": data,
     }))
     .into_response();
-    resp.extensions_mut().insert(report(&made.model));
+    resp.extensions_mut()
+        .insert(report(&made.model, made.images.len(), 0));
     mark_deployment(&mut resp, &made.deployment);
     Ok(resp)
+}
+
+/// A video task in seed 002's envelope.
+fn platform_video(task: &maximin_core::store::TaskRecord) -> Value {
+    let (result, _) = task_body(task);
+    let done = task.status == TaskStatus::Success;
+    let mut v = json!({
+        "id": task.id.to_string(),
+        "object": "video.generation",
+        "status": task.status.as_str(),
+        "progress_percent": if done { 100 } else { task.progress },
+        "created_at": task.created_at.unix_timestamp(),
+        "model": result.get("model").cloned().unwrap_or(Value::Null),
+    });
+    if done {
+        v["file_id"] = json!(task.file_id);
+        v["video_width"] = result["video_width"].clone();
+        v["video_height"] = result["video_height"].clone();
+        v["duration"] = result["duration"].clone();
+    }
+    if task.status == TaskStatus::Failed {
+        v["error"] = json!({
+            "code": task.error_code.clone().unwrap_or_else(|| "server_error".into()),
+            "message": task.error_message.clone().unwrap_or_default(),
+        });
+    }
+    if result["sandbox"] == json!(true) {
+        v["sandbox"] = json!(true);
+    }
+    v
+}
+
+#[utoipa::path(post, path = "/v1/video/generations", tag = "media", security(("bearer" = [])),
+    request_body(content = Object, description = "The same fields as `/v1/video_generation`: `model`, `prompt`, `first_frame_image`, `last_frame_image`, `subject_reference`, `duration`, `resolution`, `prompt_optimizer`, `callback_url`."),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response")),
+    responses((status = 202, description = "`data` is the queued task (`id`, `status: queued`)", body = Object),
+              (status = 404, description = "`model_not_found`", body = crate::openapi::ErrorResponse),
+              (status = 503, description = "`model_unavailable`", body = crate::openapi::ErrorResponse)))]
+pub async fn create_video_generation(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Response, ApiError> {
+    let created = video::create(&app.platform, &app.webhooks, &ctx.caller, &body).await?;
+    Ok(ctx.respond(
+        axum::http::StatusCode::ACCEPTED,
+        platform_video(&created.task),
+        report(&created.model, 0, created.media_ms),
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/video/generations/{id}", tag = "media", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The task's id")),
+    responses((status = 200, description = "`data` is the task: `status` (queued, processing, success, failed), `progress_percent`, and on success `file_id`, `video_width`, `video_height`, `duration`", body = Object),
+              (status = 404, description = "`not_found`: no such task on this account", body = crate::openapi::ErrorResponse)))]
+pub async fn get_video_generation(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| Error::not_found("task", &id).with("field", "id"))?;
+    let task = app.platform.tasks.get(&ctx.caller.account.id, id).await?;
+    if task.kind != video::VIDEO_TASK && task.kind != video::TEMPLATE_TASK {
+        return Err(Error::not_found("task", &id.to_string())
+            .with("field", "id")
+            .into());
+    }
+    Ok(ctx.ok(platform_video(&task)))
 }

@@ -111,6 +111,7 @@ pub async fn chatcompletion_v2(
         model: Some(spec.id.clone()),
         usage: Some(out.usage),
         characters: 0,
+        ..UsageReport::default()
     });
     mark_deployment(&mut resp, &run.deployment);
     Ok(resp)
@@ -163,6 +164,7 @@ fn stream(events: ChatEvents, id: String, created: i64, model: String) -> Respon
                     model: Some(st.model.clone()),
                     usage: Some(done.usage),
                     characters: 0,
+                    ..UsageReport::default()
                 });
                 let mut delta = json!({"role": "assistant", "content": ""});
                 if let Some(calls) = message_json(&done).get("tool_calls") {
@@ -234,6 +236,7 @@ pub(crate) async fn embeddings(app: AppState, ctx: Ctx, body: Value) -> Response
             model: Some(spec.id.clone()),
             usage: Some(usage),
             characters: 0,
+            ..UsageReport::default()
         });
         mark_deployment(&mut resp, &run.deployment);
         Ok::<_, ApiError>(resp)

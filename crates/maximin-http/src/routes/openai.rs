@@ -127,6 +127,7 @@ pub async fn chat_completions(
             model: Some(spec.id.clone()),
             usage: Some(out.usage),
             characters: 0,
+            ..UsageReport::default()
         },
     );
     mark_deployment(&mut resp, &run.deployment);
@@ -193,6 +194,7 @@ fn stream(
                     model: Some(st.model.clone()),
                     usage: Some(out.usage),
                     characters: 0,
+                    ..UsageReport::default()
                 });
                 if let Some(calls) = &out.message.tool_calls {
                     let calls = indexed_calls(calls);
@@ -313,6 +315,7 @@ pub async fn embeddings(
             model: Some(spec.id.clone()),
             usage: Some(usage),
             characters: 0,
+            ..UsageReport::default()
         },
     );
     mark_deployment(&mut resp, &run.deployment);

@@ -317,6 +317,7 @@ impl Session {
                     model: self.model.clone(),
                     usage: None,
                     characters: chars,
+                    ..UsageReport::default()
                 };
                 self.units.finish(
                     &self.app,

@@ -175,7 +175,7 @@ async fn every_entry_is_served_in_its_surface() {
     for (path, surface) in [
         ("/openai/v1/nope", Surface::OpenAi),
         ("/anthropic/v1/nope", Surface::Anthropic),
-        ("/v1/files/nope", Surface::Native),
+        ("/v1/files/nope/deeper", Surface::Platform),
         ("/ws/v1/nope", Surface::Native),
         ("/v1/nope", Surface::Platform),
     ] {

@@ -284,7 +284,7 @@ pub(super) async fn keys(p: &Platform, cmd: KeysCmd, out: &Out) -> Result<(), Fa
                 list.iter()
                     .map(|k| {
                         format!(
-                            "{}  {}…  {:<20} {:<8} requests {} errors {} tokens {}/{} characters {}",
+                            "{}  {}…  {:<20} {:<8} requests {} errors {} tokens {}/{} characters {} images {} media {:.1} s",
                             k.id,
                             k.prefix,
                             k.name,
@@ -297,7 +297,9 @@ pub(super) async fn keys(p: &Platform, cmd: KeysCmd, out: &Out) -> Result<(), Fa
                             k.usage.errors,
                             k.usage.prompt_tokens,
                             k.usage.completion_tokens,
-                            k.usage.characters
+                            k.usage.characters,
+                            k.usage.images,
+                            k.usage.media_ms as f64 / 1000.0
                         )
                     })
                     .collect::<Vec<_>>()

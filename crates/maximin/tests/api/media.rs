@@ -61,7 +61,7 @@ fn solid_png(w: u32, h: u32, rgb: [u8; 3]) -> Vec<u8> {
 #[tokio::test]
 async fn sandbox_images_match_the_request_and_the_seed() {
     let s = Server::start().await;
-    let (_, key) = sandbox(&s);
+    let (account, key) = sandbox(&s);
     let body = |seed: u64, fmt: &str| {
         json!({"model": "image-01", "prompt": "a red lighthouse at dusk", "width": 768, "height": 512,
                "n": 2, "seed": seed, "response_format": fmt})
@@ -109,6 +109,11 @@ async fn sandbox_images_match_the_request_and_the_seed() {
         png_size(&decode(&wide.body["data"]["image_base64"][0])),
         (1280, 720)
     );
+
+    // Metered per image made: 2 + 2 + 2 + 2 + 1.
+    let (_, admin) = s.key(&account, &["--scope", "admin"]);
+    let usage = s.get("/v1/account/usage", &admin).await;
+    assert_eq!(usage.body["data"]["total"]["images"], 9, "{}", usage.body);
 }
 
 #[tokio::test]
@@ -786,4 +791,157 @@ async fn the_composer_sings_the_lyrics_over_its_arrangement() {
         a > b * 1.3,
         "the sung song has more energy in the vocal band: {a:.3} vs {b:.3}"
     );
+}
+
+#[tokio::test]
+async fn seed_002_video_and_file_routes_answer_in_the_envelope() {
+    let s = Server::start().await;
+    let (_, key) = sandbox(&s);
+    let r = s
+        .post(
+            "/v1/video/generations",
+            &key,
+            json!({"model": "T2V-01", "prompt": "a lantern"}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.body["data"]["status"], "queued");
+    assert!(r.body["meta"]["request_id"].is_string());
+    let id = r.body["data"]["id"].as_str().expect("id").to_owned();
+    let start = Instant::now();
+    let done = loop {
+        let q = s.get(&format!("/v1/video/generations/{id}"), &key).await;
+        assert_eq!(q.status, 200, "{}", q.body);
+        if q.body["data"]["status"] == "success" || start.elapsed() > Duration::from_secs(60) {
+            break q.body;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(done["data"]["status"], "success", "{done}");
+    assert_eq!(done["data"]["video_width"], 1280);
+    let file_id = done["data"]["file_id"].as_i64().expect("file id");
+    let f = s.get(&format!("/v1/files/{file_id}"), &key).await;
+    assert_eq!(f.status, 200, "{}", f.body);
+    assert_eq!(f.body["data"]["purpose"], "video_generation");
+    let (status, mp4) = s
+        .get_bytes(f.body["data"]["download_url"].as_str().expect("link"), None)
+        .await;
+    assert_eq!(status, 200);
+    assert!(maximin_video::probe(&mp4).is_ok());
+    // Errors in the envelope too, naming what is wrong.
+    let bad = s
+        .post("/v1/video/generations", &key, json!({"model": "T2V-01"}))
+        .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.body["error"]["details"]["field"], "prompt");
+    let missing = s.get("/v1/video/generations/123", &key).await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.body["error"]["code"], "not_found");
+
+    // POST /v1/files (multipart) and GET /v1/files/{id}.
+    let form = reqwest::multipart::Form::new()
+        .text("purpose", "voice_clone")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(solid_png(4, 4, [1, 2, 3])).file_name("x.png"),
+        );
+    let r = s
+        .http
+        .post(s.url("/v1/files"))
+        .bearer_auth(&key)
+        .multipart(form)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 400, "a PNG is not a voice clip");
+    let wav = {
+        let settings = maximin_audio::AudioSettings {
+            format: maximin_audio::Format::Wav,
+            sample_rate: 16_000,
+            bitrate: 128_000,
+            channels: 1,
+        };
+        maximin_audio::encode_whole(
+            &settings,
+            &maximin_audio::Pcm::new(vec![0.1; 16_000], 16_000, 1),
+        )
+        .expect("wav")
+    };
+    let form = reqwest::multipart::Form::new()
+        .text("purpose", "voice_clone")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(wav.clone()).file_name("clip.wav"),
+        );
+    let r = s
+        .http
+        .post(s.url("/v1/files"))
+        .bearer_auth(&key)
+        .multipart(form)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 201);
+    let body: Value = r.json().await.expect("json");
+    let id = body["data"]["id"].as_i64().expect("id");
+    assert_eq!(body["data"]["kind"], "wav");
+    let f = s.get(&format!("/v1/files/{id}"), &key).await;
+    let (_, bytes) = s
+        .get_bytes(f.body["data"]["download_url"].as_str().expect("link"), None)
+        .await;
+    assert_eq!(bytes, wav);
+}
+
+/// The official MiniMax MCP server, from PyPI, unmodified
+/// (`MAXIMIN_MCP_PYTHON`, a venv `scripts/check` makes with `minimax-mcp`).
+#[tokio::test]
+async fn the_official_minimax_mcp_server_makes_an_image_a_video_and_music() {
+    let python = std::env::var("MAXIMIN_MCP_PYTHON").unwrap_or_else(|_| {
+        panic!("MAXIMIN_MCP_PYTHON is not set: scripts/check makes a venv with minimax-mcp and sets it")
+    });
+    // A sandbox key: the protocol end to end, fast (the local engines have
+    // their own tests above).
+    let s = Server::start().await;
+    let (_, key) = sandbox(&s);
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    let script =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/minimax_mcp.py");
+    let run = tokio::process::Command::new(python)
+        .arg(script)
+        .arg(out_dir.path())
+        .env("MAXIMIN_BASE", &s.base)
+        .env("MAXIMIN_KEY", &key)
+        .output()
+        .await
+        .expect("run the MCP client");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let out: Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("json");
+    for tool in ["image", "video", "music"] {
+        let said = out[tool].as_str().unwrap_or("");
+        assert!(said.contains("Success"), "{tool}: {said}");
+    }
+    let files: Vec<String> = out["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .map(|f| f.as_str().unwrap_or("").to_owned())
+        .collect();
+    let read = |ext: &str| {
+        let f = files
+            .iter()
+            .find(|f| f.ends_with(ext))
+            .unwrap_or_else(|| panic!("no .{ext} in {files:?}"));
+        std::fs::read(f).expect("read")
+    };
+    // It names every image .jpg; the bytes are our PNG.
+    assert_eq!(png_size(&read("jpg")), (1024, 1024));
+    let mp4 = read("mp4");
+    assert!(maximin_video::probe(&mp4).is_ok());
+    let mp3 = read("mp3");
+    assert!(maximin_audio::decode(&mp3).expect("mp3").duration_secs() > 2.0);
 }
