@@ -204,6 +204,8 @@ pub static ROUTES: &[Route] = &[
     route!(POST "/openai/v1/embeddings", OpenAi, EMBED, openai::embeddings, openai::__path_embeddings),
     route!(GET "/openai/v1/models", OpenAi, READ, openai::list_models, openai::__path_list_models),
     route!(POST "/openai/v1/images/generations", OpenAi, IMAGE, media::openai_images_generations, media::__path_openai_images_generations),
+    route!(POST "/openai/v1/images/edits", OpenAi, IMAGE, media::openai_images_edits, media::__path_openai_images_edits
+        => axum::extract::DefaultBodyLimit::disable()),
     route!(POST "/openai/v1/audio/speech", OpenAi, SPEECH, openai::audio_speech, openai::__path_audio_speech),
     // Anthropic-compatible.
     route!(POST "/anthropic/v1/messages", Anthropic, CHAT, anthropic::messages, anthropic::__path_messages),

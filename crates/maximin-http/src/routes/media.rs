@@ -576,3 +576,120 @@ pub async fn get_video_generation(
     }
     Ok(ctx.ok(platform_video(&task)))
 }
+
+#[utoipa::path(post, path = "/openai/v1/images/edits", tag = "openai", security(("bearer" = [])),
+    request_body(content = Object, content_type = "multipart/form-data", description = "OpenAI's image edit: `image` (or `image[]`; PNG, JPEG or WebP, at most 20 MB), `prompt`, `model` (default image-01), `n`, `size`, `response_format` (`url` | `b64_json`); `seed` as an extension. The image is where the drawing starts (image-to-image); masks are not supported."),
+    responses((status = 200, description = "`created` and `data` ([{url} or {b64_json}])", body = Object),
+              (status = 404, description = "`model_not_found`"), (status = 503, description = "`model_unavailable`: no image weights or upstream")))]
+pub async fn openai_images_edits(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<Response, ApiError> {
+    let mut multipart = multipart.map_err(|e| {
+        Error::invalid(
+            "Content-Type",
+            format!(
+                "The body must be multipart/form-data with 'image' and 'prompt' parts: {}",
+                e.body_text()
+            ),
+        )
+    })?;
+    let bad = |field: &str, e: axum::extract::multipart::MultipartError| {
+        Error::invalid(
+            field,
+            format!("The multipart body could not be read: {}", e.body_text()),
+        )
+    };
+    let mut body = serde_json::Map::new();
+    let mut image: Option<Vec<u8>> = None;
+    while let Some(mut field) = multipart.next_field().await.map_err(|e| bad("image", e))? {
+        let name = field.name().unwrap_or("").to_owned();
+        match name.as_str() {
+            "image" | "image[]" => {
+                let mut bytes = Vec::new();
+                while let Some(chunk) = field.chunk().await.map_err(|e| bad("image", e))? {
+                    if bytes.len() + chunk.len() > maximin_media::inputs::MAX_IMAGE_BYTES {
+                        return Err(Error::new(
+                            maximin_types::ErrorCode::PayloadTooLarge,
+                            "'image' is larger than 20 MB.",
+                        )
+                        .with("field", "image")
+                        .into());
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                // The first image starts the drawing.
+                image.get_or_insert(bytes);
+            }
+            "mask" => {
+                return Err(Error::invalid(
+                    "mask",
+                    "Masks (inpainting) are not supported; send the image alone.",
+                )
+                .into())
+            }
+            "prompt" | "model" | "size" | "response_format" => {
+                let v = field.text().await.map_err(|e| bad(&name, e))?;
+                body.insert(name, json!(v));
+            }
+            "n" | "seed" => {
+                let v = field.text().await.map_err(|e| bad(&name, e))?;
+                let n: u64 = v.trim().parse().map_err(|_| {
+                    Error::invalid(&name, format!("'{name}' must be a non-negative integer."))
+                })?;
+                body.insert(name, json!(n));
+            }
+            _ => {}
+        }
+    }
+    let image = image.ok_or_else(|| Error::invalid("image", "'image' is required."))?;
+    if maximin_media::inputs::image_kind(&image).is_none() {
+        return Err(Error::invalid("image", "'image' must be a PNG, JPEG or WebP image.").into());
+    }
+    let native = openai_image_body(&Value::Object(body))?;
+    let mut req = image::parse(&native).map_err(|mut e| {
+        let field = e
+            .details
+            .get("field")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        if matches!(field.as_deref(), Some("width" | "height")) {
+            e.details.insert("field".into(), json!("size"));
+            e.message =
+                "'size' must be WIDTHxHEIGHT with each side a multiple of 8 from 512 to 2048."
+                    .into();
+        }
+        e
+    })?;
+    req.job.reference = Some(maximin_core::providers::media::ImageInput {
+        source: String::new(),
+        bytes: image,
+    });
+    let p = &app.platform;
+    let format = req.response_format;
+    let made = image::generate(p, &app.media, &ctx.caller, req).await?;
+    let outputs = image_outputs(
+        p,
+        &base_url(&app, &headers),
+        &ctx.caller.account.id,
+        &made.images,
+        format,
+    )
+    .await?;
+    let key = match format {
+        ResponseFormat::Url => "url",
+        ResponseFormat::Base64 => "b64_json",
+    };
+    let data: Vec<Value> = outputs.into_iter().map(|o| json!({ key: o })).collect();
+    let mut resp = axum::Json(json!({
+        "created": p.clock.now().unix_timestamp(),
+        "data": data,
+    }))
+    .into_response();
+    resp.extensions_mut()
+        .insert(report(&made.model, made.images.len(), 0));
+    mark_deployment(&mut resp, &made.deployment);
+    Ok(resp)
+}

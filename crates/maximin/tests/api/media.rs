@@ -617,6 +617,7 @@ async fn the_openai_sdk_generates_images() {
     assert_eq!(status, 200);
     assert_eq!(png_size(&bytes), (512, 512));
     assert_eq!(out["small"]["param"], "size", "{out}");
+    assert_eq!(out["edit_size"], json!([512, 512]), "{out}");
 }
 
 /// A server whose data dir holds the tiny self-built Stable Diffusion model
@@ -944,4 +945,74 @@ async fn the_official_minimax_mcp_server_makes_an_image_a_video_and_music() {
     assert!(maximin_video::probe(&mp4).is_ok());
     let mp3 = read("mp3");
     assert!(maximin_audio::decode(&mp3).expect("mp3").duration_secs() > 2.0);
+}
+
+#[tokio::test]
+async fn an_openai_image_edit_starts_from_the_uploaded_picture() {
+    let s = with_tiny_image_model().await;
+    let (_, key) = s.admin("payg");
+    let red = solid_png(512, 512, [230, 20, 20]);
+    let edit = |body: reqwest::multipart::Form| {
+        let s = &s;
+        let key = key.clone();
+        async move {
+            let r = s
+                .http
+                .post(s.url("/openai/v1/images/edits"))
+                .bearer_auth(&key)
+                .multipart(body)
+                .send()
+                .await
+                .expect("send");
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.expect("json"))
+        }
+    };
+    let form = || {
+        reqwest::multipart::Form::new()
+            .text("model", "image-01")
+            .text("prompt", "a lighthouse")
+            .text("size", "512x512")
+            .text("seed", "3")
+            .text("response_format", "b64_json")
+    };
+    let (status, body) = edit(form().part(
+        "image",
+        reqwest::multipart::Part::bytes(red.clone()).file_name("red.png"),
+    ))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let edited = base64::engine::general_purpose::STANDARD
+        .decode(body["data"][0]["b64_json"].as_str().expect("b64"))
+        .expect("decodes");
+    let (w, h, px) = decode_png(&edited);
+    assert_eq!((w, h), (512, 512));
+    let drawn = s
+        .post("/v1/image_generation", &key, json!({"model": "image-01", "prompt": "a lighthouse", "width": 512, "height": 512, "seed": 3, "response_format": "base64"}))
+        .await;
+    let plain = base64::engine::general_purpose::STANDARD
+        .decode(drawn.body["data"]["image_base64"][0].as_str().expect("b64"))
+        .expect("decodes");
+    let redness = |px: &[u8]| {
+        let [r, _, b] = mean_rgb(px);
+        r - b
+    };
+    let (_, _, plain_px) = decode_png(&plain);
+    assert!(
+        redness(&px) > redness(&plain_px) + 20.0,
+        "the edit keeps the red it started from: {} vs {}",
+        redness(&px),
+        redness(&plain_px)
+    );
+    // A mask is refused by name; an image is required.
+    let (status, body) = edit(form().part(
+        "mask",
+        reqwest::multipart::Part::bytes(red.clone()).file_name("m.png"),
+    ))
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["param"], "mask", "{body}");
+    let (status, body) = edit(form()).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["param"], "image", "{body}");
 }

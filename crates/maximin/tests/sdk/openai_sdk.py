@@ -228,8 +228,19 @@ def images():
         small = None
     except openai.BadRequestError as e:
         small = e.body
+    # An edit starts from an uploaded picture (a 64x64 grey PNG made here).
+    import struct, zlib
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    raw = b"".join(b"\x00" + b"\x80" * 64 * 3 for _ in range(64))
+    grey = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 64, 64, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    e = c.images.edit(model="image-01", image=("grey.png", grey, "image/png"), prompt="paint it blue",
+                      size="512x512", response_format="b64_json")
+    edited = base64.b64decode(e.data[0].b64_json)
     return {"count": len(r.data), "sizes": sizes, "png": all(p[:4] == b"\x89PNG" for p in pngs),
-            "distinct": pngs[0] != pngs[1], "url": u.data[0].url, "small": small}
+            "distinct": pngs[0] != pngs[1], "url": u.data[0].url, "small": small,
+            "edit_size": [int.from_bytes(edited[16:20], "big"), int.from_bytes(edited[20:24], "big")]}
 
 
 if __name__ == "__main__":
