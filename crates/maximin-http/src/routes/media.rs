@@ -464,47 +464,9 @@ pub async fn openai_images_generations(
     headers: HeaderMap,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
-    let p = &app.platform;
     let native = openai_image_body(&body)?;
-    let req = image::parse(&native).map_err(|mut e| {
-        // The OpenAI request's own field names.
-        let field = e
-            .details
-            .get("field")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        if matches!(field.as_deref(), Some("width" | "height")) {
-            e.details.insert("field".into(), json!("size"));
-            e.message =
-                "'size' must be WIDTHxHEIGHT with each side a multiple of 8 from 512 to 2048."
-                    .into();
-        }
-        e
-    })?;
-    let format = req.response_format;
-    let made = image::generate(p, &app.media, &ctx.caller, req).await?;
-    let outputs = image_outputs(
-        p,
-        &base_url(&app, &headers),
-        &ctx.caller.account.id,
-        &made.images,
-        format,
-    )
-    .await?;
-    let key = match format {
-        ResponseFormat::Url => "url",
-        ResponseFormat::Base64 => "b64_json",
-    };
-    let data: Vec<Value> = outputs.into_iter().map(|o| json!({ key: o })).collect();
-    let mut resp = axum::Json(json!({
-        "created": p.clock.now().unix_timestamp(),
-        "data": data,
-    }))
-    .into_response();
-    resp.extensions_mut()
-        .insert(report(&made.model, made.images.len(), 0));
-    mark_deployment(&mut resp, &made.deployment);
-    Ok(resp)
+    let req = openai_image_request(&native)?;
+    openai_images(&app, &ctx, &headers, req).await
 }
 
 /// A video task in seed 002's envelope.
@@ -649,30 +611,43 @@ pub async fn openai_images_edits(
         return Err(Error::invalid("image", "'image' must be a PNG, JPEG or WebP image.").into());
     }
     let native = openai_image_body(&Value::Object(body))?;
-    let mut req = image::parse(&native).map_err(|mut e| {
-        let field = e
-            .details
-            .get("field")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        if matches!(field.as_deref(), Some("width" | "height")) {
+    let mut req = openai_image_request(&native)?;
+    req.job.reference = Some(maximin_core::providers::media::ImageInput {
+        source: String::new(),
+        bytes: image,
+    });
+    openai_images(&app, &ctx, &headers, req).await
+}
+
+/// The native request of an OpenAI image body, its errors in OpenAI's field
+/// names (`size` for the native `width`/`height`).
+fn openai_image_request(native: &Value) -> CoreResult<image::ImageRequest> {
+    image::parse(native).map_err(|mut e| {
+        let field = e.details.get("field").and_then(Value::as_str);
+        if matches!(field, Some("width" | "height")) {
             e.details.insert("field".into(), json!("size"));
             e.message =
                 "'size' must be WIDTHxHEIGHT with each side a multiple of 8 from 512 to 2048."
                     .into();
         }
         e
-    })?;
-    req.job.reference = Some(maximin_core::providers::media::ImageInput {
-        source: String::new(),
-        bytes: image,
-    });
+    })
+}
+
+/// Makes an OpenAI image request's images and renders OpenAI's answer
+/// (`images/generations` and `images/edits`).
+async fn openai_images(
+    app: &AppState,
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    req: image::ImageRequest,
+) -> Result<Response, ApiError> {
     let p = &app.platform;
     let format = req.response_format;
     let made = image::generate(p, &app.media, &ctx.caller, req).await?;
     let outputs = image_outputs(
         p,
-        &base_url(&app, &headers),
+        &base_url(app, headers),
         &ctx.caller.account.id,
         &made.images,
         format,
