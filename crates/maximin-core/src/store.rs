@@ -183,6 +183,19 @@ pub struct TaskEnd {
     pub file: Option<FileRecord>,
 }
 
+/// A webhook delivery still to be made: kept until the receiver takes it
+/// or its 24 hours pass, so a restart loses none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookRecord {
+    pub id: i64,
+    pub account_id: String,
+    /// The URL and the body, sealed (the URL may carry the receiver's token).
+    pub payload: Vec<u8>,
+    /// Attempts started so far.
+    pub attempts: u32,
+    pub created_at: OffsetDateTime,
+}
+
 /// An account's own voice (designed or cloned): engine parameters as JSON.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VoiceRecord {
@@ -305,6 +318,32 @@ pub trait Store: Send + Sync + 'static {
     /// Every unfinished task's (id, params), to rewrap under a new master key.
     async fn task_params(&self) -> Result<Vec<(i64, Vec<u8>)>>;
     async fn set_task_params(&self, id: i64, params: &[u8]) -> Result<()>;
+
+    // ---- webhook deliveries ----
+
+    /// Records a delivery, held by its caller (one attempt counted) until
+    /// `lease_until`.
+    async fn insert_webhook(
+        &self,
+        record: &WebhookRecord,
+        lease_until: OffsetDateTime,
+    ) -> Result<()>;
+    /// Takes up to `limit` deliveries that are due (their pause over) and
+    /// held by no one (a lease that ran out counts as none): holds them
+    /// until `lease_until` and counts an attempt. Atomic across processes.
+    async fn claim_webhooks(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<WebhookRecord>>;
+    /// Lets the delivery go until `next_at` (the next attempt's time).
+    async fn retry_webhook(&self, id: i64, next_at: OffsetDateTime) -> Result<()>;
+    /// The delivery was taken, or given up.
+    async fn delete_webhook(&self, id: i64) -> Result<()>;
+    /// Every waiting delivery's (id, payload), to rewrap under a new master key.
+    async fn webhook_payloads(&self) -> Result<Vec<(i64, Vec<u8>)>>;
+    async fn set_webhook_payload(&self, id: i64, payload: &[u8]) -> Result<()>;
 
     // ---- voices ----
 

@@ -54,6 +54,11 @@ pub trait TaskHandler: Send + Sync + 'static {
     async fn ended(&self, _task: &TaskRecord, _params: &[u8], _end: &TaskEnd) {}
 }
 
+/// What a webhook delivery's sealed payload is bound to.
+pub fn webhook_aad(id: i64) -> Vec<u8> {
+    format!("maximin/webhook/{id}").into_bytes()
+}
+
 fn aad(id: i64) -> Vec<u8> {
     format!("maximin/task/{id}").into_bytes()
 }
@@ -249,12 +254,18 @@ impl Tasks {
         Ok(true)
     }
 
-    /// Rewraps every unfinished task's input under the current master key.
+    /// Rewraps every unfinished task's input, and every waiting webhook
+    /// delivery, under the current master key.
     pub async fn rewrap_all(&self) -> Result<u64> {
         let mut n = 0;
         for (id, params) in self.store.task_params().await? {
             let params = self.keys.rewrap_value(&params, &aad(id))?;
             self.store.set_task_params(id, &params).await?;
+            n += 1;
+        }
+        for (id, payload) in self.store.webhook_payloads().await? {
+            let payload = self.keys.rewrap_value(&payload, &webhook_aad(id))?;
+            self.store.set_webhook_payload(id, &payload).await?;
             n += 1;
         }
         Ok(n)

@@ -7,8 +7,8 @@
 //! cargo run --release -p maximin-engine-diffusion --example sd_bench -- --tiny
 //! ```
 //!
-//! `--tiny` writes the crate's tiny test model to a temporary directory and
-//! times that. `--random sd-turbo|sd-turbo-taesd|sd15` writes a full-size model of those
+//! `--tiny` writes the crate's tiny test model to a temporary directory (or
+//! to MODEL_DIR when one is given, and keeps it there) and times that. `--random sd-turbo|sd-turbo-taesd|sd15` writes a full-size model of those
 //! shapes with random weights into MODEL_DIR (unless it already holds one)
 //! and times that: the arithmetic of the real model, without its weights. The first image is a warm-up and is reported apart; the
 //! figures after it are the mean over the rest. Prints one `key=value` line
@@ -100,7 +100,13 @@ fn run() -> Result<(), String> {
         }
     }
     let _keep;
-    let dir = if tiny {
+    let dir = if let (true, Some(dir)) = (tiny, &dir) {
+        // Kept, for another program to load the same tiny weights.
+        if !dir.join("model_index.json").is_file() {
+            testing::write_tiny_model(dir, 1).map_err(|e| e.to_string())?;
+        }
+        dir.clone()
+    } else if tiny {
         let tmp = std::env::temp_dir().join(format!("sd-bench-tiny-{}", std::process::id()));
         testing::write_tiny_model(&tmp, 1).map_err(|e| e.to_string())?;
         _keep = TmpDir(tmp.clone());

@@ -2,10 +2,13 @@
 //! synthetic voice standing in for the speech engine (the speech engine's
 //! own time is not counted), at 44.1 kHz.
 //!
-//!     cargo run --release -p maximin-engine-music --example music_bench [SECONDS]
+//!     cargo run --release -p maximin-engine-music --example music_bench [SECONDS] [--midi DIR]
 //!
-//! Needs Debian's `fluid-soundfont-gm`. Prints one line per case; writes
-//! nothing to disk.
+//! Needs Debian's `fluid-soundfont-gm`. Prints one line per case, then one
+//! `case=N ...` line of figures for scripts. `--midi DIR` also writes each
+//! case's arrangement as `DIR/caseN.mid` (the sung line as a "Voice Oohs"
+//! part), so another synthesiser can play the very same notes
+//! (`bench/media.py` times FluidSynth's CLI on them).
 
 use maximin_engine_music::{compose, render, SongRequest, SpokenWord, Synth, DEBIAN_SOUNDFONT};
 use std::path::PathBuf;
@@ -39,10 +42,21 @@ fn vowel(_: &str) -> Option<SpokenWord> {
 const LYRICS: &str = "[Intro]\n\n[Verse]\nWalking down the empty street tonight\nEvery window holds a little light\nI can hear the city breathing slow\nTelling me the things I used to know\n\n[Pre Chorus]\nAnd I know, I know\n\n[Chorus]\nSing it loud, sing it clear\nEverybody gather here\nSing it loud until the morning comes\nWe are young and we are free\n\n[Verse]\nShadows dancing on the station wall\nEchoes of the ones who heard the call\n\n[Chorus]\nSing it loud, sing it clear\nEverybody gather here\nSing it loud until the morning comes\nWe are young and we are free\n\n[Outro]\n";
 
 fn main() {
-    let seconds: f32 = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(60.0);
+    let mut seconds = 60.0f32;
+    let mut midi_dir: Option<PathBuf> = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--midi" => midi_dir = args.next().map(PathBuf::from),
+            s => match s.parse() {
+                Ok(v) => seconds = v,
+                Err(_) => {
+                    eprintln!("usage: music_bench [SECONDS] [--midi DIR]");
+                    std::process::exit(2);
+                }
+            },
+        }
+    }
     let path = Synth::default_soundfont().unwrap_or_else(|| PathBuf::from(DEBIAN_SOUNDFONT));
     let t = Instant::now();
     let synth = match Synth::load(&path) {
@@ -67,7 +81,7 @@ fn main() {
         ("slow jazz ballad with sax and piano", None, Some(seconds)),
         ("dark orchestral piece with strings", None, Some(seconds)),
     ];
-    for (prompt, lyrics, target) in cases {
+    for (case, (prompt, lyrics, target)) in cases.into_iter().enumerate() {
         let req = SongRequest {
             prompt: prompt.to_string(),
             lyrics: lyrics.map(str::to_string),
@@ -78,6 +92,13 @@ fn main() {
         let t = Instant::now();
         let arr = compose(&req);
         let compose_s = t.elapsed().as_secs_f32();
+        if let Some(dir) = &midi_dir {
+            let path = dir.join(format!("case{case}.mid"));
+            if let Err(e) = std::fs::write(&path, arr.to_midi()) {
+                eprintln!("{}: {e}", path.display());
+                std::process::exit(1);
+            }
+        }
         let cancel = AtomicBool::new(false);
         let t = Instant::now();
         let song = match render(&synth, &arr, 44_100, &mut vowel, &mut |_| {}, &cancel) {
@@ -94,6 +115,10 @@ fn main() {
             arr.vocal.len(),
             compose_s * 1000.0,
             (compose_s + render_s) / music_s
+        );
+        println!(
+            "case={case} music_s={music_s:.3} compose_s={compose_s:.4} render_s={render_s:.3} sung_notes={}",
+            arr.vocal.len()
         );
     }
 }

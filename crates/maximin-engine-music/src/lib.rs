@@ -31,6 +31,7 @@
 
 mod compose;
 mod lyrics;
+mod midi;
 mod render;
 mod rng;
 mod style;

@@ -75,10 +75,7 @@ impl AppState {
 
     /// With the URL clients reach this server at (`public_url`).
     pub fn with_public_url(platform: Arc<Platform>, public_url: Option<Arc<str>>) -> Self {
-        let webhooks = Arc::new(maximin_media::webhook::Webhooks::new(
-            platform.files.keys(),
-            false,
-        ));
+        let webhooks = Arc::new(maximin_media::webhook::Webhooks::new(&platform, false));
         AppState::build(
             platform,
             public_url,

@@ -589,7 +589,7 @@ impl VideoTasks {
         Ok((video, lease.target().label.clone()))
     }
 
-    fn notify(&self, task: &TaskRecord, params: &[u8], status: &str, extra: Value) {
+    async fn notify(&self, task: &TaskRecord, params: &[u8], status: &str, extra: Value) {
         let Ok(params) = serde_json::from_slice::<Params>(params) else {
             return;
         };
@@ -604,7 +604,7 @@ impl VideoTasks {
         if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
             b.extend(e);
         }
-        self.hooks.deliver(&task.account_id, &url, body);
+        self.hooks.deliver(&task.account_id, &url, body).await;
     }
 }
 
@@ -642,7 +642,11 @@ impl TaskHandler for VideoTasks {
     }
 
     async fn started(&self, task: &TaskRecord, params: &[u8]) {
-        self.notify(task, params, "processing", json!({}));
+        // Once per status: a later attempt (after a runner died) is still
+        // the same `processing`.
+        if task.attempts <= 1 {
+            self.notify(task, params, "processing", json!({})).await;
+        }
     }
 
     async fn ended(&self, task: &TaskRecord, params: &[u8], end: &TaskEnd) {
@@ -661,7 +665,7 @@ impl TaskHandler for VideoTasks {
                 if task.kind == TEMPLATE_TASK {
                     extra = json!({});
                 }
-                self.notify(task, params, "success", extra);
+                self.notify(task, params, "success", extra).await;
             }
             _ => {
                 let mut body = json!({});
@@ -669,7 +673,7 @@ impl TaskHandler for VideoTasks {
                     "status_code": 1000,
                     "status_msg": end.error_message.clone().unwrap_or_default(),
                 });
-                self.notify(task, params, "failed", body);
+                self.notify(task, params, "failed", body).await;
             }
         }
     }

@@ -8,15 +8,22 @@
 //!   account's webhook secret (`GET /v1/account/webhook_secret`), of
 //!   `TIMESTAMP.BODY`.
 //!
-//! A delivery that fails is retried with growing pauses for 24 hours. Only
-//! public addresses are called unless the operator allows private ones.
+//! Every delivery is recorded (URL and body sealed) before its first
+//! attempt and removed once the receiver takes it (a 2xx); one that fails is
+//! retried with growing pauses for 24 hours, by whichever process holds its
+//! lease ([`Webhooks::run`] picks up the due ones, a restart's included), so
+//! none is lost to a restart and none is sent twice at once. Only public
+//! addresses are called unless the operator allows private ones.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
+use maximin_core::clock::Clock;
 use maximin_core::crypto::MasterKeys;
-use maximin_core::{Error, Result};
+use maximin_core::store::{Store, WebhookRecord};
+use maximin_core::tasks::webhook_aad as aad;
+use maximin_core::{Error, Platform, Result};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
@@ -28,28 +35,51 @@ const HANDSHAKE: Duration = Duration::from_secs(3);
 const DELIVERY: Duration = Duration::from_secs(10);
 /// How long a delivery is retried.
 const RETRY_FOR: Duration = Duration::from_secs(24 * 3600);
+/// The longest pause between two attempts.
+const MAX_PAUSE: Duration = Duration::from_secs(3600);
+/// How long an attempt holds its delivery: past it, another runner may
+/// take the delivery up.
+const LEASE: Duration = Duration::from_secs(60);
+/// How often [`Webhooks::run`] looks for due deliveries, and how many it
+/// takes at a time.
+const SWEEP: Duration = Duration::from_secs(1);
+const BATCH: u32 = 16;
 
-/// Signs and sends webhooks.
+/// Signs, records and sends webhooks.
 pub struct Webhooks {
     key: [u8; 32],
     allow_private: bool,
     /// Pauses between attempts (first, then each next doubles, capped).
     first_pause: Duration,
+    store: Arc<dyn Store>,
+    keys: Arc<MasterKeys>,
+    clock: Arc<dyn Clock>,
+}
+
+/// What is sealed in a delivery's record.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Payload {
+    url: String,
+    body: Value,
 }
 
 impl Webhooks {
-    pub fn new(keys: &MasterKeys, allow_private: bool) -> Self {
+    /// `MAXIMIN_WEBHOOK_RETRY_MS` sets the first pause between attempts
+    /// (5 s by default; each next one doubles, up to an hour).
+    pub fn new(platform: &Platform, allow_private: bool) -> Self {
+        let keys = platform.files.keys().clone();
         Webhooks {
             key: keys.derive("maximin/webhooks"),
             allow_private,
-            first_pause: Duration::from_secs(5),
+            first_pause: std::env::var("MAXIMIN_WEBHOOK_RETRY_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map(Duration::from_millis)
+                .unwrap_or(Duration::from_secs(5)),
+            store: platform.store.clone(),
+            keys,
+            clock: platform.clock.clone(),
         }
-    }
-
-    /// Shorter pauses between retries (tests).
-    pub fn with_first_pause(mut self, pause: Duration) -> Self {
-        self.first_pause = pause;
-        self
     }
 
     /// The account's signing secret: derived, so nothing is stored; the
@@ -97,32 +127,115 @@ impl Webhooks {
         Ok(())
     }
 
-    /// Sends `body` to `url`, signed, retrying until it is taken (a 2xx) or
-    /// 24 hours have passed. Returns at once; the delivery runs on its own.
-    pub fn deliver(self: &Arc<Self>, account_id: &str, url: &str, body: Value) {
+    /// Records the delivery of `body` to `url`, then makes its first
+    /// attempt on its own task; a failed one is retried by [`Webhooks::run`]
+    /// until it is taken (a 2xx) or 24 hours have passed.
+    pub async fn deliver(self: &Arc<Self>, account_id: &str, url: &str, body: Value) {
+        let id = maximin_core::files::new_id();
+        let now = self.clock.now();
+        let payload = Payload {
+            url: url.to_owned(),
+            body,
+        };
+        let record = serde_json::to_vec(&payload)
+            .map_err(Error::internal)
+            .and_then(|p| self.keys.seal_value(&p, &aad(id)))
+            .map(|sealed| WebhookRecord {
+                id,
+                account_id: account_id.to_owned(),
+                payload: sealed,
+                attempts: 1,
+                created_at: now,
+            });
+        let recorded = match record {
+            Ok(r) => match self.store.insert_webhook(&r, now + LEASE).await {
+                Ok(()) => Some(r),
+                Err(e) => {
+                    tracing::warn!(reason = %e, "webhook delivery not recorded: one attempt only");
+                    None
+                }
+            },
+            Err(e) => {
+                tracing::warn!(reason = %e, "webhook delivery not sealed: one attempt only");
+                None
+            }
+        };
         let me = self.clone();
-        let (account_id, url) = (account_id.to_owned(), url.to_owned());
+        let account_id = account_id.to_owned();
         tokio::spawn(async move {
-            let bytes = body.to_string().into_bytes();
-            let started = tokio::time::Instant::now();
-            let mut pause = me.first_pause;
-            let mut attempt = 1u32;
-            loop {
-                match me.send_once(&account_id, &url, &bytes).await {
-                    Ok(()) => return,
-                    Err(why) => {
-                        tracing::warn!(attempt, reason = %why, "webhook delivery failed");
-                    }
+            match recorded {
+                Some(r) => me.attempt(r, payload).await,
+                None => {
+                    let _ = me.send(&account_id, &payload).await;
                 }
-                if started.elapsed() + pause > RETRY_FOR {
-                    tracing::warn!(attempt, "webhook delivery given up after 24 hours");
-                    return;
-                }
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(3600));
-                attempt += 1;
             }
         });
+    }
+
+    /// Retries due deliveries (those of an earlier process included) until
+    /// `stop` is notified.
+    pub async fn run(self: Arc<Self>, stop: Arc<tokio::sync::Notify>) {
+        loop {
+            let now = self.clock.now();
+            match self.store.claim_webhooks(now, now + LEASE, BATCH).await {
+                Ok(due) => {
+                    for r in due {
+                        let me = self.clone();
+                        tokio::spawn(async move {
+                            match me.keys.open_value(&r.payload, &aad(r.id)).and_then(|p| {
+                                serde_json::from_slice::<Payload>(&p).map_err(Error::internal)
+                            }) {
+                                Ok(payload) => me.attempt(r, payload).await,
+                                Err(e) => {
+                                    tracing::warn!(reason = %e, "webhook delivery unreadable: dropped");
+                                    let _ = me.store.delete_webhook(r.id).await;
+                                }
+                            }
+                        });
+                    }
+                }
+                Err(e) => tracing::warn!(reason = %e, "webhook deliveries not read"),
+            }
+            tokio::select! {
+                _ = stop.notified() => return,
+                _ = tokio::time::sleep(SWEEP.min(self.first_pause)) => {}
+            }
+        }
+    }
+
+    /// One attempt of a recorded delivery: removed once taken, else
+    /// scheduled again (or given up after 24 hours).
+    async fn attempt(&self, r: WebhookRecord, payload: Payload) {
+        let why = match self.send(&r.account_id, &payload).await {
+            Ok(()) => {
+                if let Err(e) = self.store.delete_webhook(r.id).await {
+                    tracing::warn!(reason = %e, "webhook delivered but its record stays");
+                }
+                return;
+            }
+            Err(why) => why,
+        };
+        let attempt = r.attempts.max(1);
+        tracing::warn!(attempt, reason = %why, "webhook delivery failed");
+        let pause = self
+            .first_pause
+            .saturating_mul(1u32 << (attempt - 1).min(16))
+            .min(MAX_PAUSE);
+        let now = self.clock.now();
+        let done = if now + pause > r.created_at + RETRY_FOR {
+            tracing::warn!(attempt, "webhook delivery given up after 24 hours");
+            self.store.delete_webhook(r.id).await
+        } else {
+            self.store.retry_webhook(r.id, now + pause).await
+        };
+        if let Err(e) = done {
+            tracing::warn!(reason = %e, "webhook delivery record not updated");
+        }
+    }
+
+    async fn send(&self, account_id: &str, payload: &Payload) -> Result<()> {
+        let body = payload.body.to_string().into_bytes();
+        self.send_once(account_id, &payload.url, &body).await
     }
 
     async fn send_once(&self, account_id: &str, url: &str, body: &[u8]) -> Result<()> {

@@ -9,6 +9,7 @@ mod blobs;
 mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod webhooks;
 
 pub use blobs::{add_master_key, ensure_private_dir, load_master_keys, DiskBlobs};
 pub use sqlite::SqliteStore;

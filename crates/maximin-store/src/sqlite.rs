@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use maximin_core::store::{
     Account, ApiKey, FileRecord, IdemState, Routing, Store, TaskEnd, TaskRecord, TaskStatus,
-    UsageEvent, UsageSummary, VoiceRecord,
+    UsageEvent, UsageSummary, VoiceRecord, WebhookRecord,
 };
 use maximin_core::{Error, Result};
 use maximin_types::{CustomLimits, Plan, Scope, UsageFigures};
@@ -49,11 +49,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "usage_media",
         include_str!("../migrations/sqlite/0006_usage_media.sql"),
     ),
+    (
+        7,
+        "webhook_deliveries",
+        include_str!("../migrations/sqlite/0007_webhook_deliveries.sql"),
+    ),
 ];
 
 #[derive(Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
     epoch: Arc<AuthEpochFile>,
 }
 
@@ -146,15 +151,15 @@ fn create_private(path: &Path) -> Result<()> {
     }
 }
 
-fn db_err(e: sqlx::Error) -> Error {
+pub(crate) fn db_err(e: sqlx::Error) -> Error {
     Error::internal(format!("database: {e}"))
 }
 
-fn ms(t: OffsetDateTime) -> i64 {
+pub(crate) fn ms(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
-fn from_ms(v: i64) -> OffsetDateTime {
+pub(crate) fn from_ms(v: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(v) * 1_000_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
@@ -1003,6 +1008,35 @@ impl Store for SqliteStore {
             .await
             .map_err(db_err)?;
         Ok(())
+    }
+
+    async fn insert_webhook(&self, w: &WebhookRecord, lease_until: OffsetDateTime) -> Result<()> {
+        crate::webhooks::insert(&self.pool, w, lease_until).await
+    }
+
+    async fn claim_webhooks(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<WebhookRecord>> {
+        crate::webhooks::claim(&self.pool, now, lease_until, limit).await
+    }
+
+    async fn retry_webhook(&self, id: i64, next_at: OffsetDateTime) -> Result<()> {
+        crate::webhooks::retry(&self.pool, id, next_at).await
+    }
+
+    async fn delete_webhook(&self, id: i64) -> Result<()> {
+        crate::webhooks::delete(&self.pool, id).await
+    }
+
+    async fn webhook_payloads(&self) -> Result<Vec<(i64, Vec<u8>)>> {
+        crate::webhooks::payloads(&self.pool).await
+    }
+
+    async fn set_webhook_payload(&self, id: i64, payload: &[u8]) -> Result<()> {
+        crate::webhooks::set_payload(&self.pool, id, payload).await
     }
 
     async fn insert_voice(&self, v: &VoiceRecord) -> Result<bool> {

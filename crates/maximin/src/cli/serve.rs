@@ -216,9 +216,12 @@ pub(super) async fn serve(config: &Config) -> Result<(), Failure> {
     let stop_tasks = Arc::new(tokio::sync::Notify::new());
     let workers = config.tasks.workers.unwrap_or(1);
     let webhooks = Arc::new(maximin_media::webhook::Webhooks::new(
-        platform.files.keys(),
+        &platform,
         config.media.allow_private_urls,
     ));
+    // Deliveries that failed (this process's, or an earlier one's) are
+    // retried from the store until taken or 24 hours old.
+    let webhook_runner = tokio::spawn(webhooks.clone().run(stop_tasks.clone()));
     let mut handlers = maximin_speech::task_handlers(platform.clone());
     handlers.extend(maximin_media::task_handlers(
         platform.clone(),
@@ -270,6 +273,8 @@ pub(super) async fn serve(config: &Config) -> Result<(), Failure> {
     for r in runners {
         r.abort();
     }
+    // A delivery cut off here is taken up again after its lease (60 s).
+    webhook_runner.abort();
     platform.shutdown().await;
     result.map_err(|e| Failure::Setup(format!("server error: {e}")))
 }

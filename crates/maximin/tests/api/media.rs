@@ -311,6 +311,35 @@ async fn sandbox_music_decodes_to_its_stated_length() {
     assert_eq!(r.body["base_resp"]["status_code"], 2013);
 }
 
+/// Serves `app` on a loopback port: the URL of its `/hook`.
+async fn on_loopback(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}/hook")
+}
+
+/// Creates a text-to-video task with `callback_url: hook` and waits for
+/// its success: (task id, the final query).
+async fn video_with_hook(s: &Server, key: &str, hook: &str) -> (String, Value) {
+    let r = s
+        .post(
+            "/v1/video_generation",
+            key,
+            json!({"model": "T2V-01", "prompt": "a kite", "callback_url": hook}),
+        )
+        .await;
+    assert_eq!(r.body["base_resp"]["status_code"], 0, "{}", r.body);
+    let task = r.body["task_id"].as_str().expect("task").to_owned();
+    let done = wait_video(s, key, "/v1/query/video_generation", &task).await;
+    assert_eq!(done["status"], "Success");
+    (task, done)
+}
+
 /// A webhook receiver: answers the handshake, records the signed posts.
 async fn receiver() -> (String, Arc<Mutex<Vec<(String, String, Value)>>>) {
     use axum::routing::post;
@@ -338,14 +367,7 @@ async fn receiver() -> (String, Arc<Mutex<Vec<(String, String, Value)>>>) {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (format!("http://{addr}/hook"), seen)
+    (on_loopback(app).await, seen)
 }
 
 fn hmac_hex(secret: &str, msg: &[u8]) -> String {
@@ -366,17 +388,7 @@ async fn webhooks_are_verified_signed_and_sent_once_per_status() {
         .expect("secret")
         .to_owned();
     let (hook, seen) = receiver().await;
-    let r = s
-        .post(
-            "/v1/video_generation",
-            &key,
-            json!({"model": "T2V-01", "prompt": "a kite", "callback_url": hook}),
-        )
-        .await;
-    assert_eq!(r.body["base_resp"]["status_code"], 0, "{}", r.body);
-    let task = r.body["task_id"].as_str().expect("task").to_owned();
-    let done = wait_video(&s, &key, "/v1/query/video_generation", &task).await;
-    assert_eq!(done["status"], "Success");
+    let (task, done) = video_with_hook(&s, &key, &hook).await;
     let start = Instant::now();
     while seen.lock().expect("lock").len() < 2 && start.elapsed() < Duration::from_secs(10) {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -414,6 +426,91 @@ async fn webhooks_are_verified_signed_and_sent_once_per_status() {
         .as_str()
         .unwrap_or("")
         .contains("callback_url"));
+}
+
+/// A receiver that answers the handshake but refuses deliveries (503)
+/// until `open` is set; records what it took.
+async fn closed_receiver() -> (
+    String,
+    Arc<std::sync::atomic::AtomicBool>,
+    Arc<Mutex<Vec<Value>>>,
+    Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use axum::routing::post;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let open = Arc::new(AtomicBool::new(false));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let taken: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let (o, r, t) = (open.clone(), refused.clone(), taken.clone());
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |body: String| {
+            let (o, r, t) = (o.clone(), r.clone(), t.clone());
+            async move {
+                let v: Value = serde_json::from_str(&body).unwrap_or_default();
+                if let Some(c) = v.get("challenge") {
+                    return (
+                        axum::http::StatusCode::OK,
+                        axum::Json(json!({"challenge": c})),
+                    );
+                }
+                if !o.load(Ordering::SeqCst) {
+                    r.fetch_add(1, Ordering::SeqCst);
+                    return (
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        axum::Json(json!({})),
+                    );
+                }
+                t.lock().expect("lock").push(v);
+                (axum::http::StatusCode::OK, axum::Json(json!({})))
+            }
+        }),
+    );
+    (on_loopback(app).await, open, taken, refused)
+}
+
+#[tokio::test]
+async fn webhook_deliveries_refused_before_a_restart_arrive_after_it_once_each() {
+    use std::sync::atomic::Ordering;
+    let config = "[media]\nallow_private_urls = true\n";
+    let env = [("MAXIMIN_WEBHOOK_RETRY_MS", "200")];
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("maximin.toml"), config).expect("config");
+    let s = Server::start_with_env(dir, &[], &env).await;
+    let (account, key) = sandbox(&s);
+    let (hook, open, taken, refused) = closed_receiver().await;
+    let (task, _) = video_with_hook(&s, &key, &hook).await;
+    // Both statuses refused, and retried, before the restart.
+    let start = Instant::now();
+    while refused.load(Ordering::SeqCst) < 4 && start.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        refused.load(Ordering::SeqCst) >= 4,
+        "retries before the restart"
+    );
+    let s = s.restart("", &env).await;
+    open.store(true, Ordering::SeqCst);
+    let start = Instant::now();
+    while taken.lock().expect("lock").len() < 2 && start.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Time for a duplicate to show up, were there one.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let taken = taken.lock().expect("lock").clone();
+    let mut statuses: Vec<&str> = taken
+        .iter()
+        .map(|v| v["status"].as_str().unwrap_or(""))
+        .collect();
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        ["processing", "success"],
+        "each status once: {taken:?}"
+    );
+    assert!(taken.iter().all(|v| v["task_id"] == task.as_str()));
+    // Taken deliveries are not kept: nothing is sent again later.
+    let _ = (account, s);
 }
 
 #[tokio::test]
