@@ -167,16 +167,21 @@ def embed_figures(cmd, env, label):
             "p50_ms": float(EMBED_P50.search(out).group(1))}
 
 
+def common_args(ap):
+    """`--threads` and `--models` (DATA_DIR), as every bench takes them."""
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--models", type=Path,
+                    default=Path(os.environ.get("MAXIMIN_TEST_MODELS",
+                                                Path.home() / ".cache" / "maximin-models")))
+
+
 def ratio(a, b):
     return f"{a / b:.2f}x" if b else "-"
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--models", type=Path,
-                    default=Path(os.environ.get("MAXIMIN_TEST_MODELS",
-                                                Path.home() / ".cache" / "maximin-models")))
+    common_args(ap)
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--skip-chat", action="store_true")
     ap.add_argument("--skip-embeddings", action="store_true")

@@ -53,7 +53,7 @@ import wave
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from local_models import ROOT, VENVS, log, serving, target_dir  # noqa: E402
+from local_models import ROOT, VENVS, common_args, log, serving, target_dir  # noqa: E402
 
 SD_CPP_SDIST = ("stable-diffusion-cpp-python", "0.4.7")
 DEBIAN = ["cmake", "fluidsynth", "ffmpeg", "fluid-soundfont-gm"]
@@ -285,10 +285,7 @@ def fmt(x, digits=2):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--models", type=Path,
-                    default=Path(os.environ.get("MAXIMIN_TEST_MODELS",
-                                                Path.home() / ".cache" / "maximin-models")))
+    common_args(ap)
     ap.add_argument("--rounds", type=int, default=1, help="maximin images and songs timed after a warm-up")
     ap.add_argument("--skip-video", action="store_true")
     a = ap.parse_args()

@@ -24,7 +24,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from local_models import ROOT, log, serving, target_dir, venv  # noqa: E402
+from local_models import ROOT, common_args, log, serving, target_dir, venv  # noqa: E402
 
 PIPER_TTS = "piper-tts==1.8.0"
 # Seconds between one side's round and the other's: ONNX Runtime's threads
@@ -128,9 +128,7 @@ def median_of(rounds, i, field):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--models", type=Path, default=Path(os.environ.get(
-        "MAXIMIN_TEST_MODELS", Path.home() / ".cache" / "maximin-models")))
+    common_args(ap)
     ap.add_argument("--rounds", type=int, default=5)
     a = ap.parse_args()
     voice = a.models / VOICE

@@ -131,32 +131,14 @@ impl Webhooks {
     /// attempt on its own task; a failed one is retried by [`Webhooks::run`]
     /// until it is taken (a 2xx) or 24 hours have passed.
     pub async fn deliver(self: &Arc<Self>, account_id: &str, url: &str, body: Value) {
-        let id = maximin_core::files::new_id();
-        let now = self.clock.now();
         let payload = Payload {
             url: url.to_owned(),
             body,
         };
-        let record = serde_json::to_vec(&payload)
-            .map_err(Error::internal)
-            .and_then(|p| self.keys.seal_value(&p, &aad(id)))
-            .map(|sealed| WebhookRecord {
-                id,
-                account_id: account_id.to_owned(),
-                payload: sealed,
-                attempts: 1,
-                created_at: now,
-            });
-        let recorded = match record {
-            Ok(r) => match self.store.insert_webhook(&r, now + LEASE).await {
-                Ok(()) => Some(r),
-                Err(e) => {
-                    tracing::warn!(reason = %e, "webhook delivery not recorded: one attempt only");
-                    None
-                }
-            },
+        let recorded = match self.record(account_id, &payload).await {
+            Ok(r) => Some(r),
             Err(e) => {
-                tracing::warn!(reason = %e, "webhook delivery not sealed: one attempt only");
+                tracing::warn!(reason = %e, "webhook delivery not recorded: one attempt only");
                 None
             }
         };
@@ -170,6 +152,25 @@ impl Webhooks {
                 }
             }
         });
+    }
+
+    /// Seals and stores a delivery, held by its first attempt.
+    async fn record(&self, account_id: &str, payload: &Payload) -> Result<WebhookRecord> {
+        let id = maximin_core::files::new_id();
+        let now = self.clock.now();
+        let sealed = self.keys.seal_value(
+            &serde_json::to_vec(payload).map_err(Error::internal)?,
+            &aad(id),
+        )?;
+        let r = WebhookRecord {
+            id,
+            account_id: account_id.to_owned(),
+            payload: sealed,
+            attempts: 1,
+            created_at: now,
+        };
+        self.store.insert_webhook(&r, now + LEASE).await?;
+        Ok(r)
     }
 
     /// Retries due deliveries (those of an earlier process included) until
