@@ -158,7 +158,7 @@ async fn image_mistakes_name_the_field_and_missing_weights_say_what_to_bring() {
 #[tokio::test]
 async fn sandbox_video_tasks_end_in_mp4s_of_the_asked_size_and_length() {
     let s = Server::start().await;
-    let (_, key) = sandbox(&s);
+    let (account, key) = sandbox(&s);
     let r = s
         .post("/v1/video_generation", &key, json!({"model": "MiniMax-Hailuo-02", "prompt": "waves [Pan left]", "duration": 6, "resolution": "768P"}))
         .await;
@@ -218,6 +218,16 @@ async fn sandbox_video_tasks_end_in_mp4s_of_the_asked_size_and_length() {
         )
         .await;
     assert_ne!(q.body["base_resp"]["status_code"], 0);
+
+    // Metered per second of video asked for: the one 6-second task (the
+    // refused requests are not counted).
+    let (_, admin) = s.key(&account, &["--scope", "admin"]);
+    let usage = s.get("/v1/account/usage", &admin).await;
+    assert_eq!(
+        usage.body["data"]["total"]["media_ms"], 6_000,
+        "{}",
+        usage.body
+    );
 }
 
 #[tokio::test]
@@ -269,7 +279,7 @@ async fn templates_need_their_inputs() {
 #[tokio::test]
 async fn sandbox_music_decodes_to_its_stated_length() {
     let s = Server::start().await;
-    let (_, key) = sandbox(&s);
+    let (account, key) = sandbox(&s);
     let lyrics = "[Verse]\nMorning light on the water\nWe walk the long way home\n[Chorus]\nSing it loud\nSing it clear";
     let r = s
         .post(
@@ -284,7 +294,8 @@ async fn sandbox_music_decodes_to_its_stated_length() {
     let mp3 = hex::decode(r.body["data"]["audio"].as_str().expect("hex")).expect("hex decodes");
     assert_eq!(r.body["extra_info"]["music_size"], mp3.len());
     let pcm = maximin_audio::decode(&mp3).expect("an MP3");
-    let stated = r.body["extra_info"]["music_duration"].as_f64().expect("ms") / 1000.0;
+    let first_ms = r.body["extra_info"]["music_duration"].as_u64().expect("ms");
+    let stated = first_ms as f64 / 1000.0;
     assert!(
         (pcm.duration_secs() - stated).abs() < 0.1,
         "{} vs {stated}",
@@ -296,6 +307,7 @@ async fn sandbox_music_decodes_to_its_stated_length() {
         .post("/v1/music_generation", &key, json!({"model": "music-2.0", "prompt": "calm", "lyrics": lyrics, "output_format": "url", "audio_setting": {"format": "wav", "sample_rate": 24000}}))
         .await;
     assert_eq!(r.body["data"]["audio"], r.body["data"]["audio_url"]);
+    let second_ms = r.body["extra_info"]["music_duration"].as_u64().expect("ms");
     let (status, wav) = s
         .get_bytes(r.body["data"]["audio"].as_str().expect("url"), None)
         .await;
@@ -309,6 +321,16 @@ async fn sandbox_music_decodes_to_its_stated_length() {
         )
         .await;
     assert_eq!(r.body["base_resp"]["status_code"], 2013);
+
+    // Metered per second of music made (the refused request not at all).
+    let (_, admin) = s.key(&account, &["--scope", "admin"]);
+    let usage = s.get("/v1/account/usage", &admin).await;
+    assert_eq!(
+        usage.body["data"]["total"]["media_ms"],
+        first_ms + second_ms,
+        "{}",
+        usage.body
+    );
 }
 
 /// Serves `app` on a loopback port: the URL of its `/hook`.
