@@ -25,6 +25,15 @@ pub struct ModelSpec {
     /// US dollars per million output tokens.
     #[serde(default)]
     pub price_output: f64,
+    /// US dollars per 10,000 characters (speech).
+    #[serde(default)]
+    pub price_per_10k_chars: f64,
+    /// US dollars per image.
+    #[serde(default)]
+    pub price_per_image: f64,
+    /// US dollars per second of video or music.
+    #[serde(default)]
+    pub price_per_second: f64,
     #[serde(default)]
     pub capabilities: Vec<String>,
     #[serde(default)]
@@ -449,6 +458,9 @@ impl Catalog {
             price: Price {
                 input_per_million: spec.price_input,
                 output_per_million: spec.price_output,
+                per_10k_characters: spec.price_per_10k_chars,
+                per_image: spec.price_per_image,
+                per_second: spec.price_per_second,
             },
             capabilities: spec.capabilities.clone(),
             deprecated: spec.deprecated,
@@ -481,6 +493,9 @@ fn spec(
         context_window,
         price_input: price.0,
         price_output: price.1,
+        price_per_10k_chars: 0.0,
+        price_per_image: 0.0,
+        price_per_second: 0.0,
         capabilities: capabilities.iter().map(|s| s.to_string()).collect(),
         deprecated: false,
         deprecation_date: None,
@@ -516,7 +531,7 @@ pub fn default_models() -> Vec<ModelSpec> {
                 &["minimax-chat-v2"],
                 Text,
                 32_768,
-                (0.0, 0.0),
+                (0.02, 0.04),
                 &["chat", "streaming", "tools"],
                 "llama.cpp",
                 Some("gemma-3-270m-Q4_K_M.gguf"),
@@ -539,7 +554,7 @@ pub fn default_models() -> Vec<ModelSpec> {
                 &["minimax-embed-v1", "embo-01"],
                 Embeddings,
                 256,
-                (0.0, 0.0),
+                (0.01, 0.0),
                 &["embeddings"],
                 "bert",
                 Some("model.safetensors"),
@@ -671,6 +686,19 @@ pub fn default_models() -> Vec<ModelSpec> {
     old.deprecated = true;
     old.deprecation_date = Some("2026-06-30".into());
     out.push(old);
+    // Media and speech prices, by modality (`[billing.prices.MODEL]`
+    // overrides any of them). Local models cost what their machines do;
+    // these are nominal figures for an internal chargeback.
+    for m in &mut out {
+        match m.modality {
+            Speech if m.id.contains("turbo") => m.price_per_10k_chars = 0.06,
+            Speech => m.price_per_10k_chars = 0.1,
+            Image => m.price_per_image = 0.002,
+            Video => m.price_per_second = 0.01,
+            Music => m.price_per_second = 0.0005,
+            Text | Embeddings | Files | FineTunes => {}
+        }
+    }
     out
 }
 

@@ -241,6 +241,26 @@ fn pii_mode(policy: &Policy, target: &Target) -> PiiMode {
 
 /// A rough count of the prompt's tokens (four characters each), for a
 /// stream that broke before the provider reported its usage.
+/// Most completion tokens an answer with no `max_tokens` is reserved for.
+const DEFAULT_COMPLETION_BOUND: u64 = 8192;
+
+/// What a chat request can cost at most, for its credit hold: a token is at
+/// least one byte, so the request's JSON (messages, tools, everything the
+/// template renders, and more) bounds the prompt; the completion is bounded
+/// by `max_tokens`, else by the context window (at most 8,192).
+fn chat_bound(spec: &ModelSpec, req: &ChatCompletionRequest) -> crate::billing::Quantities {
+    let prompt = serde_json::to_vec(req).map_or(0, |v| v.len() as u64) + 64;
+    let completion = match req.max_tokens {
+        Some(n) => u64::from(n),
+        None => u64::from(spec.context_window).clamp(1, DEFAULT_COMPLETION_BOUND),
+    };
+    crate::billing::Quantities {
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+        ..Default::default()
+    }
+}
+
 fn estimate_prompt_tokens(req: &ChatCompletionRequest) -> u64 {
     let chars: usize = req
         .messages
@@ -293,6 +313,9 @@ impl Platform {
         if spec.modality != Modality::Text {
             return Err(modality_mismatch(spec, Modality::Text));
         }
+        self.reserve(caller, spec, chat_bound(spec, req)).await?;
+        self.take_tokens(caller, estimate_prompt_tokens(req))
+            .await?;
         let policy = self.policy(caller);
         let models_dir = &self.installed.models_dir;
         let ((first, rx, redactor), lease) =
@@ -360,6 +383,22 @@ impl Platform {
         if spec.modality != Modality::Embeddings {
             return Err(modality_mismatch(spec, Modality::Embeddings));
         }
+        // A token is at least a byte, and each input gains two markers.
+        let bound: u64 = inputs.iter().map(|t| t.len() as u64 + 2).sum();
+        self.reserve(
+            caller,
+            spec,
+            crate::billing::Quantities {
+                prompt_tokens: bound,
+                ..Default::default()
+            },
+        )
+        .await?;
+        let estimate = inputs
+            .iter()
+            .map(|t| (t.len() as u64).div_ceil(4) + 2)
+            .sum();
+        self.take_tokens(caller, estimate).await?;
         let policy = self.policy(caller);
         let models_dir = &self.installed.models_dir;
         let (output, lease) = self

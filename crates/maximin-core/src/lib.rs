@@ -6,6 +6,7 @@
 
 pub mod admission;
 pub mod authcache;
+pub mod billing;
 pub mod catalog;
 pub mod clock;
 pub mod crypto;
@@ -62,6 +63,9 @@ pub struct EndpointSpec {
     pub read_only: bool,
     /// Whether it belongs to the account API (needs the `admin` scope).
     pub admin: bool,
+    /// Whether its units of work may cost money: an account with no credit
+    /// left (or a key past its budget) is refused before they run.
+    pub spends: bool,
 }
 
 /// Options of a new key.
@@ -75,6 +79,8 @@ pub struct NewKey {
     pub regions: Vec<String>,
     /// PII protection over the account's (`None`: as the account).
     pub pii: Option<maximin_types::PiiMode>,
+    /// A monthly spending cap, USD.
+    pub budget_usd: Option<f64>,
 }
 
 /// What an account's routing limits change to (`accounts update`, the
@@ -117,9 +123,22 @@ fn check_regions(regions: &[String]) -> Result<Vec<String>> {
 pub struct Caller {
     pub account: Account,
     pub key: ApiKey,
+    /// The request's own money side (cap, credit holds): set by
+    /// [`Platform::for_request`] for a request or a unit of work; `None`
+    /// for a caller that is not one (a cached caller, a task's runner).
+    pub bill: Option<Arc<billing::Bill>>,
 }
 
 impl Caller {
+    /// A caller outside any request (a task's runner).
+    pub fn new(account: Account, key: ApiKey) -> Self {
+        Caller {
+            account,
+            key,
+            bill: None,
+        }
+    }
+
     fn has(&self, scope: Scope) -> bool {
         self.key.scopes.contains(&scope)
     }
@@ -201,6 +220,8 @@ pub struct Platform {
     pub readiness: readiness::Readiness,
     /// Where each catalog model runs: deployments, upstreams, breakers.
     pub router: routing::Router,
+    /// Prices and credits (`[billing]`).
+    pub billing: billing::Billing,
     auth_cache: AuthCache,
 }
 
@@ -234,9 +255,16 @@ impl Platform {
                 routing::RoutingConfig::default(),
                 None,
             ),
+            billing: billing::Billing::new(&catalog, billing::BillingConfig::default()),
             catalog: Arc::new(catalog),
             installed,
         }
+    }
+
+    /// Prices and starting credits from `[billing]`.
+    pub fn with_billing(mut self, config: billing::BillingConfig) -> Self {
+        self.billing = billing::Billing::new(&self.catalog, config);
+        self
     }
 
     /// Routes through the configured upstreams (`[upstreams.NAME]`), with
@@ -276,6 +304,7 @@ impl Platform {
         email: &str,
         plan: Plan,
         limits: Option<CustomLimits>,
+        operator: bool,
     ) -> Result<AccountView> {
         let email = email.trim();
         if !valid_email(email) {
@@ -294,6 +323,9 @@ impl Platform {
             if l.rpm == 0 {
                 return Err(Error::invalid("rpm", "rpm must be at least 1."));
             }
+            if l.tpm == Some(0) {
+                return Err(Error::invalid("tpm", "tpm must be at least 1."));
+            }
         }
         let account = Account {
             id: secrets::new_id("acct"),
@@ -302,8 +334,10 @@ impl Platform {
             limits,
             routing: store::Routing::default(),
             created_at: self.clock.now(),
+            operator,
         };
         self.store.insert_account(&account).await?;
+        self.starting_credits(&account).await?;
         Ok(account_view(&account))
     }
 
@@ -407,6 +441,16 @@ impl Platform {
             revoked_at: None,
             last_used_at: None,
             usage: UsageFigures::default(),
+            budget_micro: match new.budget_usd {
+                None => None,
+                Some(b) if (0.0..=1_000_000_000.0).contains(&b) => Some(billing::usd_to_micro(b)),
+                Some(_) => {
+                    return Err(Error::invalid(
+                        "budget_usd",
+                        "A key's monthly budget is 0 or more US dollars (at most 1,000,000,000).",
+                    ))
+                }
+            },
         };
         if !self.store.insert_key(&key, MAX_KEYS_PER_ACCOUNT).await? {
             return Err(Error::invalid(
@@ -502,7 +546,7 @@ impl Platform {
                 Error::authentication("The API key has been revoked.").with("reason", "revoked")
             );
         }
-        let caller = Arc::new(Caller { account, key });
+        let caller = Arc::new(Caller::new(account, key));
         if let Some(e) = epoch {
             self.auth_cache.put(hash.to_owned(), caller.clone(), e, now);
         }
@@ -579,7 +623,17 @@ impl Platform {
         })
     }
 
-    pub fn record(&self, event: UsageEvent) {
+    /// Prices a usage event and hands it to the writer, which charges it.
+    pub fn record(self: &Arc<Self>, mut event: UsageEvent) {
+        self.price_event(&mut event);
+        // Tokens not settled yet (a stream that ended): settled now.
+        if let Some(tokens) = event.charge.tokens.take() {
+            let used = event.prompt_tokens + event.completion_tokens;
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                let p = Arc::clone(self);
+                rt.spawn(async move { p.settle_tokens(&tokens, used).await });
+            }
+        }
         self.meter.record(event);
     }
 
@@ -619,6 +673,7 @@ pub fn account_view(a: &Account) -> AccountView {
         regions: a.routing.regions.clone(),
         pii: a.routing.pii.unwrap_or_default(),
         pii_local: a.routing.pii_local,
+        operator: a.operator,
         created_at: iso8601(a.created_at),
     }
 }
@@ -638,6 +693,7 @@ pub fn key_view(k: &ApiKey) -> KeyView {
         revoked_at: k.revoked_at.map(iso8601),
         last_used_at: k.last_used_at.map(iso8601),
         usage: k.usage.clone(),
+        budget_usd: k.budget_micro.map(billing::micro_to_usd),
     }
 }
 
@@ -657,5 +713,6 @@ fn activity_entry(e: UsageEvent) -> ActivityEntry {
         latency_ms: e.latency_us as f64 / 1000.0,
         error_code: e.error_code,
         client_ip: e.client_ip,
+        cost_usd: billing::micro_to_usd(e.charge.cost_micro),
     }
 }

@@ -23,6 +23,19 @@ const GATHER: std::time::Duration = std::time::Duration::from_millis(100);
 enum Msg {
     Event(UsageEvent),
     Flush(oneshot::Sender<()>),
+    /// Credit holds of requests that ended without a usage event.
+    Release(Vec<String>),
+}
+
+/// Releases credit holds through the writer (from a `Drop`, which cannot
+/// wait on the store).
+#[derive(Clone)]
+pub struct Releaser(mpsc::UnboundedSender<Msg>);
+
+impl Releaser {
+    pub fn release(&self, holds: Vec<String>) {
+        let _ = self.0.send(Msg::Release(holds));
+    }
 }
 
 pub struct Meter {
@@ -47,6 +60,10 @@ impl Meter {
         }
     }
 
+    pub fn releaser(&self) -> Releaser {
+        Releaser(self.tx.clone())
+    }
+
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
         if self.tx.send(Msg::Flush(done)).is_ok() {
@@ -67,6 +84,7 @@ impl Meter {
 async fn write_loop(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Msg>) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut waiters = Vec::new();
+    let mut released: Vec<String> = Vec::new();
     while let Some(first) = rx.recv().await {
         let deadline = tokio::time::Instant::now() + GATHER;
         let mut next = Some(first);
@@ -74,6 +92,7 @@ async fn write_loop(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Msg>)
             match msg {
                 Msg::Event(e) => batch.push(e),
                 Msg::Flush(w) => waiters.push(w),
+                Msg::Release(holds) => released.extend(holds),
             }
             if batch.len() < BATCH {
                 next = match rx.try_recv() {
@@ -91,6 +110,12 @@ async fn write_loop(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Msg>)
                 tracing::error!(error = %e, events = batch.len(), "storing usage events failed");
             }
             batch.clear();
+        }
+        if !released.is_empty() {
+            if let Err(e) = store.release_holds(&released).await {
+                tracing::error!(error = %e, holds = released.len(), "releasing credit holds failed");
+            }
+            released.clear();
         }
         for w in waiters.drain(..) {
             let _ = w.send(());

@@ -69,6 +69,15 @@ pub trait RateLimiter: Send + Sync + 'static {
     /// The state of the buckets without counting a request (for the headers
     /// of a response refused before the limiter, such as a missing scope).
     async fn peek(&self, buckets: &[Bucket], now_unix_ms: u64) -> Result<Vec<Decision>>;
+
+    /// Counts `n` (tokens) against every bucket when each has room for all
+    /// of them, and against none otherwise: [`RateLimiter::hit`] for `n`.
+    async fn take(&self, buckets: &[Bucket], n: u32, now_unix_ms: u64) -> Result<Vec<Decision>>;
+
+    /// Adds `delta` to every bucket's count in the current window whatever
+    /// the limit (a request's tokens settled once known: more than counted
+    /// at admission, or fewer), never below zero.
+    async fn settle(&self, buckets: &[Bucket], delta: i64, now_unix_ms: u64) -> Result<()>;
 }
 
 /// The limit that applies to a key of an account on an endpoint class, and the
@@ -103,6 +112,11 @@ pub fn buckets_for(
     class: RateClass,
 ) -> [Bucket; 2] {
     let (counter, limit) = limit_for(plan, custom, class);
+    key_and_account(account_id, key_id, counter, limit)
+}
+
+/// A key's counter and its account's, both held to `limit`.
+fn key_and_account(account_id: &str, key_id: &str, counter: &str, limit: u32) -> [Bucket; 2] {
     [
         Bucket {
             name: format!("{key_id}:{counter}"),
@@ -133,7 +147,31 @@ pub fn tightest(decisions: &[Decision]) -> Option<(usize, Decision)> {
 pub const DEFAULT_ENTERPRISE: CustomLimits = CustomLimits {
     rpm: 6000,
     burst: 1000,
+    tpm: None,
 };
+
+/// Tokens per minute (prompt and completion, chat and embeddings together)
+/// of each plan, for the account and each of its keys: free 100,000,
+/// coding 1,000,000, pay-as-you-go 2,000,000, enterprise as configured
+/// (`--tpm`, default 20,000,000).
+pub fn tpm_for(plan: Plan, custom: Option<CustomLimits>) -> u32 {
+    match plan {
+        Plan::Free => 100_000,
+        Plan::Coding => 1_000_000,
+        Plan::Payg => 2_000_000,
+        Plan::Enterprise => custom.and_then(|c| c.tpm).unwrap_or(20_000_000),
+    }
+}
+
+/// The token counters of a request: the key's, then the account's.
+pub fn token_buckets(
+    account_id: &str,
+    key_id: &str,
+    plan: Plan,
+    custom: Option<CustomLimits>,
+) -> [Bucket; 2] {
+    key_and_account(account_id, key_id, "tokens", tpm_for(plan, custom))
+}
 
 fn payg_rpm(class: RateClass) -> u32 {
     match class {
@@ -183,11 +221,12 @@ impl InProcessLimiter {
         self.shards[shard].lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Reads every bucket and, when `add` and each has room, counts one
-    /// request in all of them, holding the locks of their shards (taken in
-    /// one order, so two requests never wait on each other) throughout: no
-    /// other request sees one bucket counted and the other not.
-    fn count(&self, buckets: &[Bucket], now_unix_ms: u64, add: bool) -> Vec<Decision> {
+    /// Reads every bucket and, when `n > 0` and each has room for `n`,
+    /// counts `n` in all of them, holding the locks of their shards (taken
+    /// in one order, so two requests never wait on each other) throughout:
+    /// no other request sees one bucket counted and the other not. With
+    /// `force`, `n` (or a negative `n`) is added whatever the limits.
+    fn count(&self, buckets: &[Bucket], now_unix_ms: u64, n: i64, force: bool) -> Vec<Decision> {
         let now = now_unix_ms / 1000;
         let start = now - now % WINDOW_SECS;
         let reset_at = start + WINDOW_SECS;
@@ -217,25 +256,34 @@ impl InProcessLimiter {
             }
             counts.push(w.count);
         }
-        let admitted = buckets.iter().zip(&counts).all(|(b, &c)| c < b.limit);
-        let counted = add && admitted;
+        let need = n.max(1);
+        let fits = |b: &Bucket, c: u32| i64::from(c) + need <= i64::from(b.limit);
+        let admitted = buckets.iter().zip(&counts).all(|(b, &c)| fits(b, c));
+        let counted = force || (n > 0 && admitted);
         if counted {
             for (b, &g) in buckets.iter().zip(&guard_of) {
                 if let Some(w) = guards[g].get_mut(&b.name) {
-                    w.count += 1;
+                    w.count = u32::try_from((i64::from(w.count) + n).max(0)).unwrap_or(u32::MAX);
                 }
             }
         }
         buckets
             .iter()
             .zip(counts)
-            .map(|(b, c)| Decision {
-                // Whether this bucket had room; the request ran only if all had.
-                allowed: c < b.limit,
-                limit: b.limit,
-                remaining: b.limit.saturating_sub(c + u32::from(counted)),
-                reset_at,
-                retry_after: (reset_at - now).max(1),
+            .map(|(b, c)| {
+                let after = if counted {
+                    (i64::from(c) + n).max(0)
+                } else {
+                    i64::from(c)
+                };
+                Decision {
+                    // Whether this bucket had room; the request ran only if all had.
+                    allowed: fits(b, c),
+                    limit: b.limit,
+                    remaining: u32::try_from((i64::from(b.limit) - after).max(0)).unwrap_or(0),
+                    reset_at,
+                    retry_after: (reset_at - now).max(1),
+                }
             })
             .collect()
     }
@@ -244,11 +292,20 @@ impl InProcessLimiter {
 #[async_trait]
 impl RateLimiter for InProcessLimiter {
     async fn hit(&self, buckets: &[Bucket], now_unix_ms: u64) -> Result<Vec<Decision>> {
-        Ok(self.count(buckets, now_unix_ms, true))
+        Ok(self.count(buckets, now_unix_ms, 1, false))
     }
 
     async fn peek(&self, buckets: &[Bucket], now_unix_ms: u64) -> Result<Vec<Decision>> {
-        Ok(self.count(buckets, now_unix_ms, false))
+        Ok(self.count(buckets, now_unix_ms, 0, false))
+    }
+
+    async fn take(&self, buckets: &[Bucket], n: u32, now_unix_ms: u64) -> Result<Vec<Decision>> {
+        Ok(self.count(buckets, now_unix_ms, i64::from(n), false))
+    }
+
+    async fn settle(&self, buckets: &[Bucket], delta: i64, now_unix_ms: u64) -> Result<()> {
+        self.count(buckets, now_unix_ms, delta, true);
+        Ok(())
     }
 }
 
@@ -266,6 +323,41 @@ mod tests {
 
     async fn hit1(l: &InProcessLimiter, name: &str, limit: u32, now: u64) -> Decision {
         l.hit(&one(name, limit), now).await.expect("hit")[0]
+    }
+
+    #[tokio::test]
+    async fn tokens_are_taken_all_or_none_and_settled_either_way() {
+        let l = InProcessLimiter::default();
+        let t0 = 1_700_000_080_000;
+        let b = token_buckets(
+            "acct_t",
+            "key_t",
+            Plan::Enterprise,
+            Some(CustomLimits {
+                rpm: 10,
+                burst: 0,
+                tpm: Some(100),
+            }),
+        );
+        let ds = l.take(&b, 60, t0).await.expect("take");
+        assert!(ds.iter().all(|d| d.allowed));
+        assert_eq!(tightest(&ds).expect("d").1.remaining, 40);
+        // 41 do not fit in 40: refused, nothing counted.
+        let ds = l.take(&b, 41, t0).await.expect("take");
+        assert!(!tightest(&ds).expect("d").1.allowed);
+        assert_eq!(l.peek(&b, t0).await.expect("peek")[0].remaining, 40);
+        // The answer used 20 more than counted; another used 5 fewer.
+        l.settle(&b, 20, t0).await.expect("settle");
+        assert_eq!(l.peek(&b, t0).await.expect("peek")[1].remaining, 20);
+        l.settle(&b, -5, t0).await.expect("settle");
+        assert_eq!(l.peek(&b, t0).await.expect("peek")[1].remaining, 25);
+        // Settling past the limit leaves nothing, and never wraps.
+        l.settle(&b, 1000, t0).await.expect("settle");
+        assert_eq!(l.peek(&b, t0).await.expect("peek")[0].remaining, 0);
+        assert!(!l.take(&b, 1, t0).await.expect("take")[0].allowed);
+        // The next minute starts afresh.
+        assert!(l.take(&b, 100, t0 + 60_000).await.expect("take")[0].allowed);
+        assert_eq!(tpm_for(Plan::Free, None), 100_000);
     }
 
     #[tokio::test]
@@ -362,6 +454,7 @@ mod tests {
             limit_for(
                 Plan::Enterprise,
                 Some(CustomLimits {
+                    tpm: None,
                     rpm: 100,
                     burst: 20
                 }),

@@ -16,6 +16,9 @@ pub struct Account {
     /// Where its requests may go and how its content is protected.
     pub routing: Routing,
     pub created_at: OffsetDateTime,
+    /// The install's own account: its admin keys may grant credit to any
+    /// account (`POST /v1/account/credits`).
+    pub operator: bool,
 }
 
 /// Routing limits of an account or a key (issue 14): the regions requests
@@ -52,6 +55,8 @@ pub struct ApiKey {
     pub revoked_at: Option<OffsetDateTime>,
     pub last_used_at: Option<OffsetDateTime>,
     pub usage: UsageFigures,
+    /// What the key may spend in a calendar month (UTC), micro-USD.
+    pub budget_micro: Option<i64>,
 }
 
 /// Metadata of one authenticated request: what the activity log and usage
@@ -77,6 +82,89 @@ pub struct UsageEvent {
     pub latency_us: u64,
     pub error_code: Option<String>,
     pub client_ip: Option<String>,
+    /// What it cost and whom it charges (set when it is recorded).
+    pub charge: Charge,
+}
+
+/// The money side of a usage event.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Charge {
+    /// What the request cost, micro-USD (0 for a sandbox key).
+    pub cost_micro: i64,
+    /// Whether the cost comes off the account's balance (not for sandbox
+    /// keys, nor for invoiced plans, whose spend is billed monthly).
+    pub debit: bool,
+    /// Made with a sandbox key (`mmx_test_`): shown apart, never charged.
+    pub sandbox: bool,
+    /// Credit holds the request took, released as it is charged.
+    pub holds: Vec<String>,
+    /// Tokens counted against the tokens-per-minute limits at admission,
+    /// settled against what it used when it is recorded (not stored).
+    pub tokens: Option<TokenCharge>,
+}
+
+/// Tokens counted for a request at admission, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenCharge {
+    pub buckets: Vec<crate::ratelimit::Bucket>,
+    pub admitted: u64,
+}
+
+/// Credit set aside for a request still running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreditHold {
+    pub id: String,
+    pub account_id: String,
+    pub key_id: String,
+    pub amount_micro: i64,
+    /// When a hold left by a dead process stops counting.
+    pub expires_at: OffsetDateTime,
+}
+
+/// What a hold is checked against, besides the account's balance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldLimits {
+    /// Whether the account's balance must cover it (not for invoiced plans).
+    pub balance: bool,
+    /// The key's monthly budget and the month (`2026-12`) it applies to.
+    pub key_budget: Option<(i64, String)>,
+}
+
+/// Why a hold was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldRefusal {
+    /// The account's balance less its holds, micro-USD.
+    Balance { available_micro: i64 },
+    /// What is left of the key's monthly budget, micro-USD.
+    KeyBudget { remaining_micro: i64 },
+}
+
+/// Credit added to an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerEntry {
+    pub id: i64,
+    pub account_id: String,
+    pub at: OffsetDateTime,
+    pub amount_micro: i64,
+    /// `starting` or `grant`.
+    pub kind: String,
+    pub note: String,
+}
+
+/// Spend of one key on one model in one month: a statement line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BillingLine {
+    pub month: String,
+    pub key_id: String,
+    pub model: String,
+    pub sandbox: bool,
+    pub requests: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub characters: u64,
+    pub images: u64,
+    pub media_ms: u64,
+    pub cost_micro: i64,
 }
 
 /// Usage of an account over a period, grouped.
@@ -242,8 +330,44 @@ pub trait Store: Send + Sync + 'static {
     /// Marks a key revoked; returns false when it was already revoked or absent.
     async fn revoke_key(&self, id: &str, at: OffsetDateTime) -> Result<bool>;
 
-    /// Appends events to the activity log and adds them to the keys' figures.
+    /// Appends events to the activity log and adds them to the keys'
+    /// figures; in the same transaction, adds their cost to the monthly
+    /// billing lines, takes what they debit off the balances and removes
+    /// their credit holds.
     async fn record_usage(&self, events: &[UsageEvent]) -> Result<()>;
+
+    // ---- billing ----
+
+    /// Takes a credit hold if the account's balance less its live holds
+    /// (and the key's budget less its month's spend and holds) covers it:
+    /// one statement, so concurrent holds cannot overdraw.
+    async fn hold_credit(
+        &self,
+        hold: &CreditHold,
+        limits: &HoldLimits,
+        now: OffsetDateTime,
+    ) -> Result<std::result::Result<(), HoldRefusal>>;
+    /// Removes holds (a request that ended without being metered).
+    async fn release_holds(&self, ids: &[String]) -> Result<()>;
+    /// An account's balance and the credit its live holds set aside.
+    async fn credit(&self, account_id: &str, now: OffsetDateTime) -> Result<(i64, i64)>;
+    /// What a key spent in a month (`2026-12`), and its live holds.
+    async fn key_spend(&self, key_id: &str, month: &str, now: OffsetDateTime)
+        -> Result<(i64, i64)>;
+    /// Adds credit to an account (a ledger entry and the balance, together);
+    /// returns the new balance, or `None` when there is no such account.
+    async fn add_credit(&self, entry: &LedgerEntry) -> Result<Option<i64>>;
+    /// An account's ledger, oldest first.
+    async fn ledger(&self, account_id: &str) -> Result<Vec<LedgerEntry>>;
+    /// Billing lines of an account for months `from..=to` (`2026-01`).
+    async fn billing_lines(
+        &self,
+        account_id: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<BillingLine>>;
+    /// Sets or clears a key's monthly budget.
+    async fn set_key_budget(&self, key_id: &str, budget_micro: Option<i64>) -> Result<bool>;
     /// The newest `limit` events of a key, newest first.
     async fn activity(&self, key_id: &str, limit: u32) -> Result<Vec<UsageEvent>>;
     async fn usage_summary(

@@ -15,7 +15,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use maximin_core::idempotency::{Begin, StoredResponse};
 use maximin_core::ratelimit::Decision;
-use maximin_core::store::UsageEvent;
+use maximin_core::store::{Charge, UsageEvent};
 use maximin_core::{Caller, EndpointSpec, Error};
 
 use crate::ctx::{read_body, RequestId, StreamMeter, UsageReport, MAX_JSON_BODY};
@@ -67,25 +67,90 @@ pub async fn request_path(State(rc): State<RouteCtx>, req: Request, next: Next) 
         Err(e) => return ApiError(e).into_response(),
     };
     let meta = Arc::new(RequestMeta::of(&req));
+    let cap = match max_cost(req.headers()) {
+        Ok(cap) => cap,
+        Err(e) => return ApiError(e).into_response(),
+    };
 
     let admission = platform.admit(Arc::clone(&caller), &rc.spec).await;
-    let mut resp = match admission.result {
-        Err(e) => ApiError(e).into_response(),
-        Ok(caller) => {
+    let (mut resp, caller) = match admission.result {
+        Err(e) => (ApiError(e).into_response(), caller),
+        Ok(admitted) => {
+            // The request's own caller: its cap and its credit holds.
+            let caller = platform.for_request(&admitted, cap);
             let mut req = req;
             req.extensions_mut().insert(Arc::clone(&caller));
             req.extensions_mut().insert(Units {
                 spec: rc.spec,
                 meta: Arc::clone(&meta),
+                cap,
             });
-            run_idempotent(&rc, &caller, req, next).await
+            (run_idempotent(&rc, &caller, req, next).await, caller)
         }
     };
     if let Some(d) = admission.limit {
         rate_headers(resp.headers_mut(), &d);
     }
-    meter(&rc, &caller, &meta, &resp, started);
+    if let Some(d) = caller.bill.as_ref().and_then(|b| b.token_decision()) {
+        token_headers(resp.headers_mut(), &d);
+    }
+    if let Some(mut event) = meter(&rc, &caller, &meta, &resp, started) {
+        // Settled before the client has the answer, so its next request
+        // sees the counters as they are.
+        if let Some(tokens) = event.charge.tokens.take() {
+            let used = event.prompt_tokens + event.completion_tokens;
+            platform.settle_tokens(&tokens, used).await;
+        }
+        platform.record(event);
+    }
     resp
+}
+
+/// Tokens per minute (chat and embeddings): the tighter of the key's and
+/// the account's counters as the request was admitted.
+fn token_headers(h: &mut HeaderMap, d: &Decision) {
+    h.insert("x-ratelimit-limit-tokens", HeaderValue::from(d.limit));
+    h.insert(
+        "x-ratelimit-remaining-tokens",
+        HeaderValue::from(d.remaining),
+    );
+    h.insert("x-ratelimit-reset-tokens", HeaderValue::from(d.reset_at));
+}
+
+/// `X-Maximin-Max-Cost-Usd`: the most a request may cost, in US dollars;
+/// micro-USD.
+fn max_cost(headers: &HeaderMap) -> Result<Option<i64>, Error> {
+    const NAME: &str = "X-Maximin-Max-Cost-Usd";
+    let Some(v) = headers.get(NAME) else {
+        return Ok(None);
+    };
+    v.to_str()
+        .ok()
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|usd| usd.is_finite() && *usd >= 0.0 && *usd <= 1_000_000_000.0)
+        .map(|usd| Some(maximin_core::billing::usd_to_micro(usd)))
+        .ok_or_else(|| {
+            Error::invalid(
+                NAME,
+                "X-Maximin-Max-Cost-Usd must be an amount of US dollars, 0 or more (such as 0.05).",
+            )
+        })
+}
+
+/// The money side of a usage event: whom it charges and the holds it
+/// releases.
+fn charge_of(caller: &Caller) -> Charge {
+    Charge {
+        cost_micro: 0,
+        debit: !caller.key.test && !maximin_core::billing::invoiced(caller.account.plan),
+        sandbox: caller.key.test,
+        holds: caller
+            .bill
+            .as_ref()
+            .map(|b| b.take_holds())
+            .unwrap_or_default(),
+        tokens: caller.bill.as_ref().and_then(|b| b.take_tokens()),
+    }
 }
 
 fn rate_headers(h: &mut HeaderMap, d: &Decision) {
@@ -104,6 +169,8 @@ fn rate_headers(h: &mut HeaderMap, d: &Decision) {
 pub struct Units {
     spec: EndpointSpec,
     meta: Arc<RequestMeta>,
+    /// The connection's `X-Maximin-Max-Cost-Usd`, for each unit.
+    cap: Option<i64>,
 }
 
 impl Units {
@@ -124,7 +191,8 @@ impl Units {
             platform.admit_again(caller, &self.spec).await.result
         } else {
             platform.recheck(caller, &self.spec).await
-        };
+        }
+        .map(|now| platform.for_request(&now, self.cap));
         if let Err(e) = &result {
             self.finish(app, caller, unit, started, UsageReport::default(), Err(e));
         }
@@ -175,6 +243,7 @@ impl Units {
             latency_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
             error_code: code.map(|c| c.as_str().to_owned()),
             client_ip: self.meta.client_ip.clone(),
+            charge: charge_of(caller),
         };
         if code.is_none() {
             report.count_into(&mut event);
@@ -350,7 +419,15 @@ impl RequestMeta {
     }
 }
 
-fn meter(rc: &RouteCtx, caller: &Caller, meta: &RequestMeta, resp: &Response, started: Instant) {
+/// The request's usage event, to record now; `None` for a stream, whose
+/// event is recorded when it ends.
+fn meter(
+    rc: &RouteCtx,
+    caller: &Caller,
+    meta: &RequestMeta,
+    resp: &Response,
+    started: Instant,
+) -> Option<UsageEvent> {
     let report = resp
         .extensions()
         .get::<UsageReport>()
@@ -377,15 +454,19 @@ fn meter(rc: &RouteCtx, caller: &Caller, meta: &RequestMeta, resp: &Response, st
             .get::<PendingError>()
             .map(|p| p.0.code.as_str().to_owned()),
         client_ip: meta.client_ip.clone(),
+        charge: charge_of(caller),
     };
     // A replay did no work: the first response was metered.
     if !replayed {
         report.count_into(&mut event);
     }
     match resp.extensions().get::<Arc<StreamMeter>>() {
-        // A stream: recorded with its token counts once it ends.
-        Some(stream) => stream.arm(event, rc.app.platform.clone()),
-        None => rc.app.platform.record(event),
+        // A stream: recorded (and its tokens settled) once it ends.
+        Some(stream) => {
+            stream.arm(event, rc.app.platform.clone());
+            None
+        }
+        None => Some(event),
     }
 }
 

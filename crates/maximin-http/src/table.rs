@@ -16,8 +16,8 @@ use utoipa::openapi::RefOr;
 
 use crate::error::Surface;
 use crate::routes::{
-    account, anthropic, files, inference, media, models, native_text, openai, speech, speech_async,
-    speech_ws, system, upstreams, voices,
+    account, anthropic, billing, files, inference, media, models, native_text, openai, speech,
+    speech_async, speech_ws, system, upstreams, voices,
 };
 use crate::AppState;
 
@@ -108,7 +108,20 @@ const fn spec(
         modality,
         read_only,
         admin,
+        spends: !read_only && !admin,
     })
+}
+
+/// The same access for a route that removes what it names: it costs
+/// nothing, so an account out of credit may still call it.
+const fn removing(access: Access) -> Access {
+    match access {
+        Access::Key(spec) => Access::Key(EndpointSpec {
+            spends: false,
+            ..spec
+        }),
+        Access::Open => Access::Open,
+    }
 }
 
 const READ: Access = spec(RateClass::Read, None, true, false);
@@ -129,6 +142,8 @@ const IMAGE: Access = spec(RateClass::Media, Some(Modality::Image), false, false
 const MUSIC: Access = spec(RateClass::Media, Some(Modality::Music), false, false);
 const LYRICS: Access = spec(RateClass::Chat, Some(Modality::Music), false, false);
 const FILES_WRITE: Access = spec(RateClass::FileUpload, Some(Modality::Files), false, false);
+const SPEECH_REMOVE: Access = removing(SPEECH);
+const FILES_REMOVE: Access = removing(FILES_WRITE);
 const FILES_READ: Access = spec(RateClass::Read, Some(Modality::Files), true, false);
 
 use self::Access::Open;
@@ -170,6 +185,8 @@ pub static ROUTES: &[Route] = &[
     route!(DELETE "/v1/account/keys/{id}", Platform, ACCOUNT_WRITE, account::revoke_key, account::__path_revoke_key),
     route!(GET "/v1/account/keys/{id}/activity", Platform, ACCOUNT_READ, account::list_key_activity, account::__path_list_key_activity),
     route!(GET "/v1/account/usage", Platform, ACCOUNT_READ, account::get_usage, account::__path_get_usage),
+    route!(GET "/v1/account/billing", Platform, ACCOUNT_READ, billing::get_billing, billing::__path_get_billing),
+    route!(POST "/v1/account/credits", Platform, ACCOUNT_WRITE, billing::create_credits, billing::__path_create_credits),
     route!(POST "/v1/video/generations", Platform, VIDEO_SUBMIT, media::create_video_generation, media::__path_create_video_generation),
     route!(GET "/v1/video/generations/{id}", Platform, VIDEO_READ, media::get_video_generation, media::__path_get_video_generation),
     route!(POST "/v1/files", Platform, FILES_WRITE, files::create_file, files::__path_create_file
@@ -183,7 +200,7 @@ pub static ROUTES: &[Route] = &[
     route!(GET "/v1/query/t2a_async_query_v2", Native, SPEECH_READ, speech_async::query_t2a_async, speech_async::__path_query_t2a_async),
     route!(POST "/v1/voice_design", Native, SPEECH, voices::voice_design, voices::__path_voice_design),
     route!(POST "/v1/voice_clone", Native, SPEECH, voices::voice_clone, voices::__path_voice_clone),
-    route!(POST "/v1/delete_voice", Native, SPEECH, voices::delete_voice, voices::__path_delete_voice),
+    route!(POST "/v1/delete_voice", Native, SPEECH_REMOVE, voices::delete_voice, voices::__path_delete_voice),
     route!(POST "/v1/get_voice", Native, SPEECH_READ, voices::get_voice, voices::__path_get_voice),
     route!(POST "/v1/image_generation", Native, IMAGE, media::image_generation, media::__path_image_generation),
     route!(POST "/v1/video_generation", Native, VIDEO_SUBMIT, media::video_generation, media::__path_video_generation),
@@ -197,7 +214,7 @@ pub static ROUTES: &[Route] = &[
     route!(GET "/v1/files/list", Native, FILES_READ, files::list_files, files::__path_list_files),
     route!(GET "/v1/files/retrieve", Native, FILES_READ, files::retrieve_file, files::__path_retrieve_file),
     route!(GET "/v1/files/retrieve_content", Native, FILES_READ, files::retrieve_file_content, files::__path_retrieve_file_content),
-    route!(POST "/v1/files/delete", Native, FILES_WRITE, files::delete_file, files::__path_delete_file),
+    route!(POST "/v1/files/delete", Native, FILES_REMOVE, files::delete_file, files::__path_delete_file),
     route!(GET "/v1/files/download/{file_id}", Native, Open, files::download_file, files::__path_download_file),
     // OpenAI-compatible.
     route!(POST "/openai/v1/chat/completions", OpenAi, CHAT, openai::chat_completions, openai::__path_chat_completions),

@@ -211,6 +211,11 @@ pub async fn generate(
     mut req: ImageRequest,
 ) -> Result<ImagesMade> {
     let spec = media_model(p, caller, &req.model, Modality::Image)?;
+    let estimate = maximin_core::billing::Quantities {
+        images: u64::from(req.job.n),
+        ..Default::default()
+    };
+    p.reserve(caller, spec, estimate).await?;
     if let Some(r) = &req.reference {
         req.job.reference =
             Some(inputs::read(r, "subject_reference[0].image_file", cfg.allow_private_urls).await?);

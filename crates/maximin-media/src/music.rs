@@ -194,9 +194,18 @@ pub struct SongMade {
     pub sandbox: bool,
 }
 
+/// The longest song a request is held credit for (five minutes).
+const MAX_SONG_MS: u64 = 300_000;
+
 /// Makes the song of a checked request.
 pub async fn generate(p: &Platform, caller: &Caller, req: &MusicRequest) -> Result<SongMade> {
     let spec = media_model(p, caller, &req.model, Modality::Music)?;
+    // A song's length is known once composed: held for the longest one.
+    let estimate = maximin_core::billing::Quantities {
+        media_ms: MAX_SONG_MS,
+        ..Default::default()
+    };
+    p.reserve(caller, spec, estimate).await?;
     if caller.key.test {
         return Ok(SongMade {
             model: spec.id.clone(),

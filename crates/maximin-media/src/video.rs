@@ -475,6 +475,14 @@ async fn queue(
     kind: &str,
     params: &Params,
 ) -> Result<Created> {
+    if let Some(spec) = p.catalog.resolve(&params.model) {
+        // Charged at submission, for the seconds asked for.
+        let estimate = maximin_core::billing::Quantities {
+            media_ms: u64::from(params.duration) * 1000,
+            ..Default::default()
+        };
+        p.reserve(caller, spec, estimate).await?;
+    }
     if let Some(url) = &params.callback_url {
         hooks.verify(url).await?;
     }
@@ -568,7 +576,7 @@ impl VideoTasks {
             .key(&task.key_id)
             .await?
             .ok_or_else(|| Error::internal("the task's key is gone"))?;
-        let policy = p.policy(&Caller { account, key });
+        let policy = p.policy(&Caller::new(account, key));
         let job = &job;
         let (video, lease) = p
             .router

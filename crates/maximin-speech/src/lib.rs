@@ -33,7 +33,9 @@ pub mod voices;
 
 pub use local::LocalSpeech;
 pub use output::Outputs;
-pub use plan::{check_text, check_text_within, plan, plan_with, Plan, UsedVoices, MAX_T2A_CHARS};
+pub use plan::{
+    check_text, check_text_within, plan, plan_with, reserve, Plan, UsedVoices, MAX_T2A_CHARS,
+};
 pub use subtitles::Subtitle;
 pub use synth::{speak_whole, Spoken, Synth, Whole};
 pub use task::task_handlers;

@@ -105,6 +105,18 @@ impl Plan {
     }
 }
 
+/// Sets aside the cost of speaking `text` with the plan's model (its
+/// billed characters) before the synthesis starts: refused with
+/// `insufficient_credits` when the request's cap, the key's budget or the
+/// account's balance does not cover it.
+pub async fn reserve(p: &Platform, caller: &Caller, plan: &Plan, text: &str) -> Result<()> {
+    let estimate = maximin_core::billing::Quantities {
+        characters: maximin_core::speech::usage_characters(text),
+        ..Default::default()
+    };
+    p.reserve(caller, &plan.model, estimate).await
+}
+
 /// Checks a request and resolves it: the caller's own voices it names are
 /// loaded (and marked used by the synthesis), a cloned voice's pitch is set
 /// from a measurement of the engine voice that speaks it. `text` is checked

@@ -411,6 +411,7 @@ fn audio_error(e: maximin_audio::AudioError) -> Error {
 /// voices loaded), the synthesis, the voices marked used.
 pub async fn speak_whole(p: &Platform, caller: &Caller, req: &T2aRequest) -> Result<Spoken> {
     let plan = plan::plan(p, caller, req, Some(&req.text)).await?;
+    plan::reserve(p, caller, &plan, &req.text).await?;
     let (model, format, used) = (
         plan.model().to_owned(),
         plan.settings().format,

@@ -88,7 +88,10 @@ pub async fn create(
         .join("\n");
     check_text_within(&all, MAX_ASYNC_CHARS, "")?;
     // Everything about the voice and the audio is checked now, not when the task runs.
-    let model = plan(p, caller, req, None).await?.model().to_owned();
+    let planned = plan(p, caller, req, None).await?;
+    // Charged at submission, for every character of every input.
+    crate::plan::reserve(p, caller, &planned, &all).await?;
+    let model = planned.model().to_owned();
     let usage_characters = speech::usage_characters(&all);
     if let Some(o) = request.as_object_mut() {
         o.remove("text");
@@ -140,7 +143,7 @@ impl TaskHandler for AsyncSpeech {
             .account(&task.account_id)
             .await?
             .ok_or_else(|| Error::internal("the task's account is gone"))?;
-        let caller = Caller { account, key };
+        let caller = Caller::new(account, key);
         let plan = plan(p, &caller, &req, None).await?;
         let ext = plan.settings().format.as_str().to_owned();
 

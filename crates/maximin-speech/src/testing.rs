@@ -46,7 +46,7 @@ pub fn upstream_install(
 /// A pay-as-you-go account with a key for speech: the account id and the
 /// key's secret.
 pub async fn speech_key(p: &Platform, email: &str) -> Result<(String, String)> {
-    let account = p.create_account(email, Plan::Payg, None).await?;
+    let account = p.create_account(email, Plan::Payg, None, false).await?;
     let key = p
         .create_key(
             &account.id,

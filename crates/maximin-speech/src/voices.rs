@@ -184,6 +184,7 @@ pub async fn preview(
     }))
     .map_err(Error::internal)?;
     let plan = plan_with(p, caller, own, &req, Some(text)).await?;
+    crate::plan::reserve(p, caller, &plan, text).await?;
     let model = plan.model().to_owned();
     let whole = Synth::whole(plan).whole_audio(p).await?;
     Ok(Preview {

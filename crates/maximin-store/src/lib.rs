@@ -5,6 +5,7 @@
 //! SQLite-only functions) so that a PostgreSQL store is a new module with the same
 //! statements and its own migrations, not a rewrite.
 
+mod billing;
 mod blobs;
 mod sqlite;
 #[cfg(feature = "testing")]

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use maximin_core::store::{
-    Account, ApiKey, FileRecord, IdemState, Routing, Store, TaskEnd, TaskRecord, TaskStatus,
-    UsageEvent, UsageSummary, VoiceRecord, WebhookRecord,
+    Account, ApiKey, BillingLine, CreditHold, FileRecord, HoldLimits, HoldRefusal, IdemState,
+    LedgerEntry, Routing, Store, TaskEnd, TaskRecord, TaskStatus, UsageEvent, UsageSummary,
+    VoiceRecord, WebhookRecord,
 };
 use maximin_core::{Error, Result};
 use maximin_types::{CustomLimits, Plan, Scope, UsageFigures};
@@ -53,6 +54,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "webhook_deliveries",
         include_str!("../migrations/sqlite/0007_webhook_deliveries.sql"),
+    ),
+    (
+        8,
+        "billing",
+        include_str!("../migrations/sqlite/0008_billing.sql"),
     ),
 ];
 
@@ -255,9 +261,10 @@ fn account_from(row: &SqliteRow) -> Result<Account> {
         id: row.get("id"),
         email: row.get("email"),
         plan: Plan::from_str(&plan).map_err(Error::internal)?,
-        limits: limits_from(rpm, burst),
+        limits: limits_from(rpm, burst, row.get("tpm")),
         routing: routing_from(row.get("routing"))?,
         created_at: from_ms(row.get("created_at")),
+        operator: row.get::<i64, _>("operator") != 0,
     })
 }
 
@@ -269,10 +276,11 @@ fn routing_text(r: &Routing) -> Result<String> {
     serde_json::to_string(r).map_err(Error::internal)
 }
 
-fn limits_from(rpm: Option<i64>, burst: Option<i64>) -> Option<CustomLimits> {
+fn limits_from(rpm: Option<i64>, burst: Option<i64>, tpm: Option<i64>) -> Option<CustomLimits> {
     rpm.map(|rpm| CustomLimits {
         rpm: u32::try_from(rpm).unwrap_or(u32::MAX),
         burst: u32::try_from(burst.unwrap_or(0)).unwrap_or(u32::MAX),
+        tpm: tpm.map(|t| u32::try_from(t).unwrap_or(u32::MAX)),
     })
 }
 
@@ -293,6 +301,7 @@ fn key_from(row: &SqliteRow) -> Result<ApiKey> {
         revoked_at: row.get::<Option<i64>, _>("revoked_at").map(from_ms),
         last_used_at: row.get::<Option<i64>, _>("last_used_at").map(from_ms),
         usage: figures_from(row),
+        budget_micro: row.get("budget_micro"),
     })
 }
 
@@ -314,6 +323,10 @@ fn event_from(row: &SqliteRow) -> UsageEvent {
         latency_us: u(row.get("latency_us")),
         error_code: row.get("error_code"),
         client_ip: row.get("client_ip"),
+        charge: maximin_core::store::Charge {
+            cost_micro: row.get("cost_micro"),
+            ..Default::default()
+        },
     }
 }
 
@@ -329,7 +342,7 @@ fn figures_from(row: &SqliteRow) -> UsageFigures {
     }
 }
 
-const KEY_COLUMNS: &str = "id, account_id, name, prefix, hash, test, scopes, models, created_at, revoked_at, last_used_at, requests, errors, prompt_tokens, completion_tokens, characters, images, media_ms, routing";
+const KEY_COLUMNS: &str = "id, account_id, name, prefix, hash, test, scopes, models, created_at, revoked_at, last_used_at, requests, errors, prompt_tokens, completion_tokens, characters, images, media_ms, routing, budget_micro";
 
 const FILE_COLUMNS: &str =
     "id, account_id, purpose, filename, kind, bytes, key_id, wrapped_key, created_at, expires_at";
@@ -443,15 +456,17 @@ impl Store for SqliteStore {
 
     async fn insert_account(&self, a: &Account) -> Result<()> {
         let res = sqlx::query(
-            "INSERT INTO accounts (id, email, plan, rpm, burst, routing, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO accounts (id, email, plan, rpm, burst, tpm, routing, created_at, operator) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&a.id)
         .bind(&a.email)
         .bind(a.plan.as_str())
         .bind(a.limits.map(|l| i64::from(l.rpm)))
         .bind(a.limits.map(|l| i64::from(l.burst)))
+        .bind(a.limits.and_then(|l| l.tpm).map(i64::from))
         .bind(routing_text(&a.routing)?)
         .bind(ms(a.created_at))
+        .bind(i64::from(a.operator))
         .execute(&self.pool)
         .await;
         match res {
@@ -466,7 +481,7 @@ impl Store for SqliteStore {
 
     async fn account(&self, id: &str) -> Result<Option<Account>> {
         sqlx::query(
-            "SELECT id, email, plan, rpm, burst, routing, created_at FROM accounts WHERE id = ?",
+            "SELECT id, email, plan, rpm, burst, tpm, routing, created_at, operator FROM accounts WHERE id = ?",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -479,7 +494,7 @@ impl Store for SqliteStore {
 
     async fn list_accounts(&self) -> Result<Vec<Account>> {
         sqlx::query(
-            "SELECT id, email, plan, rpm, burst, routing, created_at FROM accounts ORDER BY created_at, id",
+            "SELECT id, email, plan, rpm, burst, tpm, routing, created_at, operator FROM accounts ORDER BY created_at, id",
         )
         .fetch_all(&self.pool)
         .await
@@ -495,8 +510,8 @@ impl Store for SqliteStore {
         // One statement, so the count and the insert cannot interleave with
         // another writer.
         let res = sqlx::query(
-            "INSERT INTO api_keys (id, account_id, name, prefix, hash, test, scopes, models, routing, created_at) \
-             SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? \
+            "INSERT INTO api_keys (id, account_id, name, prefix, hash, test, scopes, models, routing, created_at, budget_micro) \
+             SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? \
              WHERE (SELECT COUNT(*) FROM api_keys WHERE account_id = ? AND revoked_at IS NULL) < ?",
         )
         .bind(&k.id)
@@ -509,6 +524,7 @@ impl Store for SqliteStore {
         .bind(models)
         .bind(routing_text(&k.routing)?)
         .bind(ms(k.created_at))
+        .bind(k.budget_micro)
         .bind(&k.account_id)
         .bind(i64::try_from(max_active).unwrap_or(i64::MAX))
         .execute(&self.pool)
@@ -521,8 +537,8 @@ impl Store for SqliteStore {
         let row = sqlx::query(
             "SELECT k.id, k.account_id, k.name, k.prefix, k.hash, k.test, k.scopes, k.models, k.created_at, \
              k.revoked_at, k.last_used_at, k.requests, k.errors, k.prompt_tokens, k.completion_tokens, \
-             k.characters, k.images, k.media_ms, k.routing, a.email, a.plan, a.rpm, a.burst, a.routing AS account_routing, \
-             a.created_at AS account_created_at \
+             k.characters, k.images, k.media_ms, k.routing, a.email, a.plan, a.rpm, a.burst, a.tpm, a.routing AS account_routing, \
+             a.created_at AS account_created_at, a.operator, k.budget_micro \
              FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.hash = ?",
         )
         .bind(hash)
@@ -537,9 +553,10 @@ impl Store for SqliteStore {
             id: key.account_id.clone(),
             email: row.get("email"),
             plan: Plan::from_str(&plan).map_err(Error::internal)?,
-            limits: limits_from(rpm, row.get("burst")),
+            limits: limits_from(rpm, row.get("burst"), row.get("tpm")),
             routing: routing_from(row.get("account_routing"))?,
             created_at: from_ms(row.get("account_created_at")),
+            operator: row.get::<i64, _>("operator") != 0,
         };
         Ok(Some((key, account)))
     }
@@ -593,13 +610,13 @@ impl Store for SqliteStore {
     async fn record_usage(&self, events: &[UsageEvent]) -> Result<()> {
         let mut per_key: HashMap<&str, (UsageFigures, i64)> = HashMap::new();
         let mut tx = self.pool.begin().await.map_err(db_err)?;
-        // 56 rows to a statement (16 parameters each: 896, under SQLite's
+        // 52 rows to a statement (17 parameters each: 884, under SQLite's
         // oldest limit of 999). A statement per row cost a round trip to
         // SQLite's thread each: a sixth of a gateway request's CPU.
-        for chunk in events.chunks(56) {
+        for chunk in events.chunks(52) {
             let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
                 "INSERT INTO usage_events (at, account_id, key_id, request_id, method, endpoint, status, model, \
-                 prompt_tokens, completion_tokens, characters, images, media_ms, latency_us, error_code, client_ip) ",
+                 prompt_tokens, completion_tokens, characters, images, media_ms, latency_us, error_code, client_ip, cost_micro) ",
             );
             q.push_values(chunk, |mut row, e| {
                 row.push_bind(ms(e.at))
@@ -617,7 +634,8 @@ impl Store for SqliteStore {
                     .push_bind(i(e.media_ms))
                     .push_bind(i(e.latency_us))
                     .push_bind(e.error_code.as_deref())
-                    .push_bind(e.client_ip.as_deref());
+                    .push_bind(e.client_ip.as_deref())
+                    .push_bind(e.charge.cost_micro);
             });
             q.build().execute(&mut *tx).await.map_err(db_err)?;
         }
@@ -654,13 +672,64 @@ impl Store for SqliteStore {
             .await
             .map_err(db_err)?;
         }
+        crate::billing::charge(&mut tx, events).await?;
         tx.commit().await.map_err(db_err)
+    }
+
+    async fn hold_credit(
+        &self,
+        hold: &CreditHold,
+        limits: &HoldLimits,
+        now: OffsetDateTime,
+    ) -> Result<std::result::Result<(), HoldRefusal>> {
+        crate::billing::hold(&self.pool, hold, limits, now).await
+    }
+
+    async fn release_holds(&self, ids: &[String]) -> Result<()> {
+        crate::billing::release(&self.pool, ids).await
+    }
+
+    async fn credit(&self, account_id: &str, now: OffsetDateTime) -> Result<(i64, i64)> {
+        crate::billing::credit(&self.pool, account_id, now).await
+    }
+
+    async fn key_spend(
+        &self,
+        key_id: &str,
+        month: &str,
+        now: OffsetDateTime,
+    ) -> Result<(i64, i64)> {
+        crate::billing::key_spend(&self.pool, key_id, month, now).await
+    }
+
+    async fn add_credit(&self, entry: &LedgerEntry) -> Result<Option<i64>> {
+        crate::billing::add_credit(&self.pool, entry).await
+    }
+
+    async fn ledger(&self, account_id: &str) -> Result<Vec<LedgerEntry>> {
+        crate::billing::ledger(&self.pool, account_id).await
+    }
+
+    async fn billing_lines(
+        &self,
+        account_id: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<BillingLine>> {
+        crate::billing::lines(&self.pool, account_id, from, to).await
+    }
+
+    async fn set_key_budget(&self, key_id: &str, budget_micro: Option<i64>) -> Result<bool> {
+        let changed = crate::billing::set_key_budget(&self.pool, key_id, budget_micro).await?;
+        // Cached callers carry the old budget.
+        self.epoch.bump();
+        Ok(changed)
     }
 
     async fn activity(&self, key_id: &str, limit: u32) -> Result<Vec<UsageEvent>> {
         Ok(sqlx::query(
             "SELECT at, account_id, key_id, request_id, method, endpoint, status, model, prompt_tokens, \
-             completion_tokens, characters, images, media_ms, latency_us, error_code, client_ip FROM usage_events \
+             completion_tokens, characters, images, media_ms, latency_us, error_code, client_ip, cost_micro FROM usage_events \
              WHERE key_id = ? ORDER BY at DESC, id DESC LIMIT ?",
         )
         .bind(key_id)
@@ -1154,10 +1223,10 @@ impl Store for SqliteStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn account(id: &str, email: &str) -> Account {
+    pub(crate) fn account(id: &str, email: &str) -> Account {
         Account {
             id: id.into(),
             email: email.into(),
@@ -1165,10 +1234,11 @@ mod tests {
             limits: None,
             routing: Default::default(),
             created_at: OffsetDateTime::now_utc(),
+            operator: false,
         }
     }
 
-    fn key(id: &str, account_id: &str) -> ApiKey {
+    pub(crate) fn key(id: &str, account_id: &str) -> ApiKey {
         ApiKey {
             id: id.into(),
             account_id: account_id.into(),
@@ -1183,6 +1253,7 @@ mod tests {
             revoked_at: None,
             last_used_at: None,
             usage: UsageFigures::default(),
+            budget_micro: None,
         }
     }
 
@@ -1249,6 +1320,7 @@ mod tests {
             latency_us: 10,
             error_code: None,
             client_ip: Some("127.0.0.1".into()),
+            charge: Default::default(),
         };
         let speech = UsageEvent {
             endpoint: "/v1/t2a_v2".into(),

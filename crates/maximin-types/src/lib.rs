@@ -5,6 +5,7 @@
 //! Nothing here does I/O; everything here is `Serialize` so that one definition
 //! serves the HTTP surfaces, the CLI's `--json` output and the OpenAPI document.
 
+pub mod billing;
 pub mod inference;
 pub mod speech;
 
@@ -315,6 +316,9 @@ impl<'de> Deserialize<'de> for Scope {
 pub struct CustomLimits {
     pub rpm: u32,
     pub burst: u32,
+    /// Tokens per minute (default 20,000,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpm: Option<u32>,
 }
 
 /// An account as the account API and the CLI show it.
@@ -336,6 +340,9 @@ pub struct AccountView {
     /// Whether PII protection applies to local engines too.
     #[serde(default)]
     pub pii_local: bool,
+    /// The install's own account (it may grant credit to others).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub operator: bool,
     pub created_at: String,
 }
 
@@ -434,6 +441,9 @@ pub struct KeyView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_used_at: Option<String>,
     pub usage: UsageFigures,
+    /// What the key may spend in a calendar month (UTC), USD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_usd: Option<f64>,
 }
 
 /// A freshly created key: the only time its secret is shown.
@@ -470,6 +480,9 @@ pub struct ActivityEntry {
     pub error_code: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_ip: Option<String>,
+    /// What it cost, USD (0 for sandbox keys).
+    #[serde(default)]
+    pub cost_usd: f64,
 }
 
 /// Usage of an account over a period, in total, by key and by model.
@@ -503,11 +516,19 @@ pub struct TokenUsage {
     pub completion_tokens: u64,
 }
 
-/// Price of a model in US dollars per million tokens.
+/// Prices of a model in US dollars (the catalog's, or the operator's
+/// `[billing.prices.MODEL]`): per million tokens, per 10,000 characters of
+/// speech, per image, per second of video or music.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Price {
     pub input_per_million: f64,
     pub output_per_million: f64,
+    #[serde(default)]
+    pub per_10k_characters: f64,
+    #[serde(default)]
+    pub per_image: f64,
+    #[serde(default)]
+    pub per_second: f64,
 }
 
 /// A catalog model as `GET /v1/models` shows it.

@@ -50,6 +50,9 @@ pub struct FileConfig {
     /// Image, video and music (`allow_private_urls`).
     #[serde(default)]
     pub media: maximin_media::MediaConfig,
+    /// Prices and starting credits (`[billing]`, `[billing.prices.MODEL]`).
+    #[serde(default)]
+    pub billing: maximin_core::billing::BillingConfig,
 }
 
 /// `models` in maximin.toml: either an array of catalog entries
@@ -160,6 +163,7 @@ pub struct Config {
     pub upstreams: BTreeMap<String, UpstreamConfig>,
     pub routing: RoutingConfig,
     pub media: maximin_media::MediaConfig,
+    pub billing: maximin_core::billing::BillingConfig,
     pub source: Option<PathBuf>,
 }
 
@@ -227,6 +231,7 @@ impl Config {
             upstreams: file.upstreams,
             routing: file.routing,
             media: file.media,
+            billing: file.billing,
             source,
         })
     }

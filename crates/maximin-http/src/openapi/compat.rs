@@ -31,8 +31,8 @@ pub struct OpenAiErrorResponse {
 #[derive(Serialize, ToSchema)]
 pub struct AnthropicError {
     /// `invalid_request_error`, `request_too_large`, `authentication_error`,
-    /// `permission_error`, `not_found_error`, `rate_limit_error`,
-    /// `overloaded_error` or `api_error`.
+    /// `permission_error`, `billing_error`, `not_found_error`,
+    /// `rate_limit_error`, `overloaded_error` or `api_error`.
     #[serde(rename = "type")]
     pub kind: String,
     pub message: String,

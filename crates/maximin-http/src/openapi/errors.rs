@@ -55,8 +55,9 @@ fn is_error(status: &str) -> bool {
     status.starts_with('4') || status.starts_with('5')
 }
 
-/// Completes the operation of a route of `surface` served at `method`.
-pub(super) fn complete(surface: Surface, method: &Method, op: &mut Operation) {
+/// Completes the operation of a route of `surface` served at `method`;
+/// `spends`: its requests may cost money (402, `X-Maximin-Max-Cost-Usd`).
+pub(super) fn complete(surface: Surface, method: &Method, spends: bool, op: &mut Operation) {
     let method = method.as_str();
     let authenticated = op.security.as_ref().is_some_and(|s| !s.is_empty());
     let writes = method != "GET";
@@ -77,6 +78,10 @@ pub(super) fn complete(surface: Surface, method: &Method, op: &mut Operation) {
             // an Idempotency-Key, and stores the first response.
             statuses.push("409");
             add_idempotency_key(op);
+        }
+        if spends {
+            statuses.push("402");
+            add_max_cost(op);
         }
     }
     let responses = &mut op.responses.responses;
@@ -111,6 +116,31 @@ pub(super) fn complete(surface: Surface, method: &Method, op: &mut Operation) {
     if surface == Surface::Native {
         fold_native(op);
     }
+}
+
+fn add_max_cost(op: &mut Operation) {
+    let params = op.parameters.get_or_insert_with(Vec::new);
+    if params
+        .iter()
+        .any(|p| p.name.eq_ignore_ascii_case("x-maximin-max-cost-usd"))
+    {
+        return;
+    }
+    params.push(
+        ParameterBuilder::new()
+            .name("X-Maximin-Max-Cost-Usd")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(
+                "The most this request may cost, in US dollars (such as 0.05): refused with `insufficient_credits` when its estimate is more; a stream is cut where its cost reaches it",
+            ))
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(r"^[0-9]{1,9}(\.[0-9]{1,6})?$")),
+            ))
+            .build(),
+    );
 }
 
 fn add_idempotency_key(op: &mut Operation) {

@@ -72,7 +72,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
     for route in table::ROUTES {
         let documented = (route.doc)();
         let mut operation = documented.operation;
-        errors::complete(route.surface, &route.method, &mut operation);
+        let spends = matches!(route.access, table::Access::Key(spec) if spec.spends);
+        errors::complete(route.surface, &route.method, spends, &mut operation);
         doc.paths.add_path_operation(
             route.path,
             vec![table::http_method(&route.method)],

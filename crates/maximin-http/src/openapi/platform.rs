@@ -54,6 +54,8 @@ envelope!(KeyResponse, KeyView);
 envelope!(KeyCreatedResponse, KeyCreated);
 envelope!(ActivityResponse, Vec<ActivityEntry>);
 envelope!(UsageResponse, AccountUsage);
+envelope!(BillingResponse, maximin_types::billing::BillingView);
+envelope!(CreditGrantedResponse, maximin_types::billing::CreditGranted);
 envelope!(
     UpstreamListResponse,
     Vec<crate::routes::upstreams::UpstreamView>

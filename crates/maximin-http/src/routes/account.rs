@@ -48,6 +48,10 @@ pub struct CreateKeyRequest {
     /// PII protection before upstreams for this key (default: the account's).
     #[serde(default)]
     pub pii: Option<PiiMode>,
+    /// What the key may spend in a calendar month (UTC), in US dollars;
+    /// past it, its requests are refused with `insufficient_credits`.
+    #[serde(default)]
+    pub budget_usd: Option<f64>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -111,6 +115,7 @@ pub async fn create_key(
                 models: body.models,
                 regions: body.regions,
                 pii: body.pii,
+                budget_usd: body.budget_usd,
             },
         )
         .await?;

@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod anthropic;
+pub mod billing;
 pub mod files;
 pub mod inference;
 pub mod media;

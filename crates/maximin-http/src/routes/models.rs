@@ -15,12 +15,7 @@ use crate::AppState;
     responses((status = 200, description = "`data` is the list of models", body = crate::openapi::ModelListResponse)))]
 pub async fn list_models(State(app): State<AppState>, ctx: Ctx) -> Response {
     let p = &app.platform;
-    let models: Vec<ModelView> = p
-        .catalog
-        .models()
-        .iter()
-        .map(|m| p.catalog.view(m, &p.installed))
-        .collect();
+    let models: Vec<ModelView> = p.catalog.models().iter().map(|m| p.model_view(m)).collect();
     ctx.ok(models)
 }
 
@@ -45,5 +40,5 @@ pub async fn get_model(
         .with("field", "id")
         .with("model", id.as_str())
     })?;
-    Ok(ctx.ok(p.catalog.view(spec, &p.installed)))
+    Ok(ctx.ok(p.model_view(spec)))
 }

@@ -43,6 +43,7 @@ pub async fn t2a_v2(
     );
     if req.stream {
         let plan = maximin_speech::plan(p, &ctx.caller, &req, Some(&req.text)).await?;
+        maximin_speech::reserve(p, &ctx.caller, &plan, &req.text).await?;
         let exclude = req
             .stream_options
             .as_ref()

@@ -389,6 +389,11 @@ impl Session {
             Ok(r) => r,
             Err(e) => return (self.failed_with(&e).await, Err(e)),
         };
+        if let Err(e) =
+            maximin_speech::reserve(&self.app.platform, &self.ctx.caller, &plan, &text).await
+        {
+            return (self.failed_with(&e).await, Err(e));
+        }
         let used = plan.used_voices();
         let mut synth = Synth::new(plan.with_text(text, ratio));
         if let Err(e) = synth.start(&self.app.platform).await {

@@ -11,7 +11,7 @@ use maximin_core::{Error, NewKey, Platform};
 use maximin_store::{add_master_key, DiskBlobs, SqliteStore};
 use maximin_types::CustomLimits;
 
-use super::{AccountsCmd, Failure, KeysCmd, Out};
+use super::{AccountsCmd, BillingCmd, Failure, KeysCmd, Out};
 use crate::config::Config;
 
 /// `maximin models list`.
@@ -175,15 +175,18 @@ pub(super) async fn accounts(p: &Platform, cmd: AccountsCmd, out: &Out) -> Resul
             plan,
             rpm,
             burst,
+            tpm,
+            operator,
         } => {
-            let limits = match (rpm, burst) {
-                (None, None) => None,
-                (rpm, burst) => Some(CustomLimits {
+            let limits = match (rpm, burst, tpm) {
+                (None, None, None) => None,
+                (rpm, burst, tpm) => Some(CustomLimits {
                     rpm: rpm.unwrap_or(maximin_core::ratelimit::DEFAULT_ENTERPRISE.rpm),
                     burst: burst.unwrap_or(0),
+                    tpm,
                 }),
             };
-            let a = p.create_account(&email, plan, limits).await?;
+            let a = p.create_account(&email, plan, limits, operator).await?;
             out.print(&a, || {
                 format!("created account {} ({}, plan {})", a.id, a.email, a.plan)
             });
@@ -257,6 +260,7 @@ pub(super) async fn keys(p: &Platform, cmd: KeysCmd, out: &Out) -> Result<(), Fa
             models,
             regions,
             pii,
+            budget_usd,
         } => {
             let k = p
                 .create_key(
@@ -268,6 +272,7 @@ pub(super) async fn keys(p: &Platform, cmd: KeysCmd, out: &Out) -> Result<(), Fa
                         models,
                         regions,
                         pii,
+                        budget_usd,
                     },
                 )
                 .await?;
@@ -322,6 +327,61 @@ pub(super) async fn keys(p: &Platform, cmd: KeysCmd, out: &Out) -> Result<(), Fa
                     })
                     .collect::<Vec<_>>()
                     .join("\n")
+            });
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn billing(p: &Platform, cmd: BillingCmd, out: &Out) -> Result<(), Failure> {
+    match cmd {
+        BillingCmd::Grant { account, usd, note } => {
+            let balance = p.grant_credit(&account, usd, &note).await?;
+            let granted = maximin_types::billing::CreditGranted {
+                account_id: account.clone(),
+                amount_usd: usd,
+                balance_usd: maximin_core::billing::micro_to_usd(balance),
+                note,
+            };
+            out.print(&granted, || {
+                format!(
+                    "added ${usd:.2} to {account}; balance ${:.6}",
+                    granted.balance_usd
+                )
+            });
+        }
+        BillingCmd::Show { account } => {
+            let v = p.billing_view(&account).await?;
+            out.print(&v, || {
+                let mut lines = vec![
+                    format!(
+                        "{} ({}{})",
+                        v.account_id,
+                        v.plan,
+                        if v.invoiced { ", invoiced monthly" } else { "" }
+                    ),
+                    format!(
+                        "balance ${:.6}  held ${:.6}  available ${:.6}",
+                        v.balance_usd, v.held_usd, v.available_usd
+                    ),
+                    format!(
+                        "{}: ${:.6} over {} requests",
+                        v.month, v.this_month.cost_usd, v.this_month.requests
+                    ),
+                ];
+                for m in &v.this_month.by_model {
+                    lines.push(format!(
+                        "  {:<28} ${:.6}  {} requests",
+                        m.name, m.cost_usd, m.requests
+                    ));
+                }
+                if v.sandbox.requests > 0 {
+                    lines.push(format!(
+                        "sandbox: {} requests, not charged",
+                        v.sandbox.requests
+                    ));
+                }
+                lines.join("\n")
             });
         }
     }

@@ -144,7 +144,7 @@ pub(super) async fn first_key(
         return Ok(());
     }
     let account = platform
-        .create_account(OWNER_EMAIL, Plan::Enterprise, None)
+        .create_account(OWNER_EMAIL, Plan::Enterprise, None, true)
         .await?;
     let key = platform
         .create_key(

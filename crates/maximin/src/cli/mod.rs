@@ -70,6 +70,9 @@ pub enum Command {
     /// The file store.
     #[command(subcommand)]
     Files(FilesCmd),
+    /// Credits and spend.
+    #[command(subcommand)]
+    Billing(BillingCmd),
     /// Check this install: build, system libraries, default models, ONNX
     /// Runtime, data dir, port. Exits non-zero when something the defaults
     /// need is missing, and says the command that mends it.
@@ -89,6 +92,27 @@ pub enum FilesCmd {
     /// and every pending task's data key under it. Older keys stay in the
     /// file until you remove them; remove them only after this succeeded.
     RotateKey,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BillingCmd {
+    /// Add credit to an account (a billing record, kept 7 years).
+    Grant {
+        #[arg(long)]
+        account: String,
+        /// US dollars, such as 20 or 2.50.
+        #[arg(long)]
+        usd: f64,
+        /// Why (shown on the account's statement).
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// An account's balance and spend (this month by model and by key, the
+    /// last 12 months).
+    Show {
+        #[arg(long)]
+        account: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -123,6 +147,14 @@ pub enum AccountsCmd {
         /// Enterprise only: extra requests allowed per window on top of --rpm.
         #[arg(long)]
         burst: Option<u32>,
+        /// Enterprise only: tokens per minute, chat and embeddings together
+        /// (default 20,000,000).
+        #[arg(long)]
+        tpm: Option<u32>,
+        /// The install's own account: its admin keys may grant credit to
+        /// any account (POST /v1/account/credits).
+        #[arg(long)]
+        operator: bool,
     },
     /// List accounts.
     List,
@@ -169,6 +201,9 @@ pub enum KeysCmd {
         /// PII before upstreams for this key: off, redact or block (default: the account's).
         #[arg(long)]
         pii: Option<PiiMode>,
+        /// What the key may spend in a calendar month (UTC), in US dollars.
+        #[arg(long)]
+        budget_usd: Option<f64>,
     },
     /// List an account's keys with their usage figures.
     List {
@@ -282,6 +317,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             let result = match command {
                 Command::Accounts(cmd) => admin::accounts(&platform, cmd, &out).await,
                 Command::Keys(cmd) => admin::keys(&platform, cmd, &out).await,
+                Command::Billing(cmd) => admin::billing(&platform, cmd, &out).await,
                 Command::Models(ModelsCmd::List) => admin::list_models(&platform, &out),
                 _ => unreachable!("serve, pull, rotate-key and doctor are dispatched above"),
             };
@@ -318,6 +354,7 @@ async fn open_platform(config: &Config, engines: Engines) -> Result<Arc<Platform
         keys: Arc::new(load_master_keys(&config.data_dir.join("master.key"))?),
     };
     let catalog = Catalog::with_overrides(config.models.clone()).map_err(Failure::Setup)?;
+    config.billing.validate(&catalog).map_err(Failure::Setup)?;
     let mut installed = Installed {
         models_dir: config.data_dir.join("models"),
         ..Installed::default()
@@ -339,7 +376,8 @@ async fn open_platform(config: &Config, engines: Engines) -> Result<Arc<Platform
             &config.upstreams,
             config.routing.clone(),
             config.region.clone(),
-        ),
+        )
+        .with_billing(config.billing.clone()),
     ))
 }
 

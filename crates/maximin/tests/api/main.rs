@@ -6,6 +6,7 @@ mod helpers;
 
 mod account_api;
 mod auth;
+mod billing;
 mod chat;
 mod data_dir;
 mod embeddings;
