@@ -387,17 +387,39 @@ impl Platform {
         model: &ModelSpec,
         estimate: Quantities,
     ) -> Result<()> {
-        let Some(bill) = caller.bill.as_ref() else {
-            return Ok(());
-        };
-        let prices = self
-            .billing
+        self.reserve_bounded(caller, model, estimate, estimate)
+            .await
+    }
+
+    /// The prices in force for a catalog model.
+    pub fn prices_of(&self, model: &ModelSpec) -> Prices {
+        self.billing
             .prices
             .get(&model.id)
             .copied()
-            .unwrap_or_else(|| Prices::of(model, None));
-        let cost = prices.cost_micro(&estimate);
+            .unwrap_or_else(|| Prices::of(model, None))
+    }
+
+    /// [`Platform::reserve`] for a request whose cost is known only within
+    /// bounds (a chat answer's length): `expected` is held against its
+    /// `X-Maximin-Max-Cost-Usd` cap (a stream is cut where it reaches the
+    /// cap), `bound`, what it can cost at most, against the balance and
+    /// the key's budget, so concurrent requests cannot overdraw.
+    pub async fn reserve_bounded(
+        &self,
+        caller: &Caller,
+        model: &ModelSpec,
+        expected: Quantities,
+        bound: Quantities,
+    ) -> Result<()> {
+        let Some(bill) = caller.bill.as_ref() else {
+            return Ok(());
+        };
+        let prices = self.prices_of(model);
+        let expected_cost = prices.cost_micro(&expected);
+        let cost = prices.cost_micro(&bound);
         if let Some(cap) = bill.cap_micro {
+            let cost = expected_cost;
             if cost > cap {
                 return Err(insufficient(
                     "max_cost",

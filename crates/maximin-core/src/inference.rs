@@ -38,6 +38,9 @@ struct Answer {
     /// For an upstream: the longest quiet between events.
     idle: Option<Duration>,
     prompt_estimate: u64,
+    /// `X-Maximin-Max-Cost-Usd` and the prices it is reckoned in: a stream
+    /// is cut before the delta that would cost more.
+    cap: Option<(crate::billing::Prices, i64)>,
 }
 
 impl Answer {
@@ -313,9 +316,20 @@ impl Platform {
         if spec.modality != Modality::Text {
             return Err(modality_mismatch(spec, Modality::Text));
         }
-        self.reserve(caller, spec, chat_bound(spec, req)).await?;
-        self.take_tokens(caller, estimate_prompt_tokens(req))
+        let prompt = estimate_prompt_tokens(req);
+        let expected = crate::billing::Quantities {
+            prompt_tokens: prompt,
+            completion_tokens: req.max_tokens.map_or(0, u64::from),
+            ..Default::default()
+        };
+        self.reserve_bounded(caller, spec, expected, chat_bound(spec, req))
             .await?;
+        self.take_tokens(caller, prompt).await?;
+        let cap = caller
+            .bill
+            .as_ref()
+            .and_then(|b| b.cap_micro)
+            .map(|c| (self.prices_of(spec), c));
         let policy = self.policy(caller);
         let models_dir = &self.installed.models_dir;
         let ((first, rx, redactor), lease) =
@@ -359,7 +373,8 @@ impl Platform {
                 lease,
                 redactor,
                 idle,
-                prompt_estimate: estimate_prompt_tokens(req),
+                prompt_estimate: prompt,
+                cap,
             },
         })
     }
@@ -446,6 +461,35 @@ pub struct ChatEvents {
 }
 
 impl ChatEvents {
+    /// The break that ends a stream whose next delta would cost more than
+    /// its cap, metered for what was delivered.
+    fn over_cap(&self) -> Option<ChatEvent> {
+        let (prices, cap) = self.answer.cap?;
+        let delivered = TokenUsage {
+            prompt_tokens: self.answer.prompt_estimate,
+            completion_tokens: self.delivered,
+        };
+        let next = crate::billing::Quantities {
+            prompt_tokens: delivered.prompt_tokens,
+            completion_tokens: delivered.completion_tokens + 1,
+            ..Default::default()
+        };
+        if prices.cost_micro(&next) <= cap {
+            return None;
+        }
+        Some(ChatEvent::Broken {
+            error: crate::billing::insufficient(
+                "max_cost",
+                format!(
+                    "The answer was cut where its cost reached the ${:.6} its X-Maximin-Max-Cost-Usd header allows.",
+                    crate::billing::micro_to_usd(cap)
+                ),
+            )
+            .with("max_cost_usd", crate::billing::micro_to_usd(cap)),
+            delivered,
+        })
+    }
+
     /// The next event; `None` once the answer ended.
     pub async fn recv(&mut self) -> Option<ChatEvent> {
         if let Some(e) = self.held.take() {
@@ -457,6 +501,11 @@ impl ChatEvents {
         loop {
             match self.answer.next().await {
                 ChatEvent::Delta(text) => {
+                    if let Some(e) = self.over_cap() {
+                        // Dropping the answer (with these events) stops it.
+                        self.ended = true;
+                        return Some(e);
+                    }
                     self.delivered += 1;
                     let text = match self.restorer.as_mut() {
                         Some(r) => r.push(&text),

@@ -15,6 +15,7 @@ pub mod error;
 pub mod files;
 pub mod idempotency;
 pub mod inference;
+pub mod invoices;
 pub mod meter;
 pub mod pii;
 pub mod providers;

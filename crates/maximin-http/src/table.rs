@@ -187,6 +187,8 @@ pub static ROUTES: &[Route] = &[
     route!(GET "/v1/account/usage", Platform, ACCOUNT_READ, account::get_usage, account::__path_get_usage),
     route!(GET "/v1/account/billing", Platform, ACCOUNT_READ, billing::get_billing, billing::__path_get_billing),
     route!(POST "/v1/account/credits", Platform, ACCOUNT_WRITE, billing::create_credits, billing::__path_create_credits),
+    route!(GET "/v1/account/invoices", Platform, ACCOUNT_READ, billing::list_invoices, billing::__path_list_invoices),
+    route!(GET "/v1/account/invoices/{id}", Platform, ACCOUNT_READ, billing::get_invoice, billing::__path_get_invoice),
     route!(POST "/v1/video/generations", Platform, VIDEO_SUBMIT, media::create_video_generation, media::__path_create_video_generation),
     route!(GET "/v1/video/generations/{id}", Platform, VIDEO_READ, media::get_video_generation, media::__path_get_video_generation),
     route!(POST "/v1/files", Platform, FILES_WRITE, files::create_file, files::__path_create_file

@@ -86,3 +86,52 @@ pub struct CreditGranted {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub note: String,
 }
+
+/// A monthly statement in the list (`GET /v1/account/invoices`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InvoiceSummary {
+    /// `inv_2026-11`: one per account and month.
+    pub id: String,
+    pub month: String,
+    /// `open` for the current month, `closed` from the 1st of the next.
+    pub status: String,
+    /// When it closes or closed: the 1st of the next month, 00:00 UTC.
+    pub closes_at: String,
+    /// What live keys spent in the month.
+    pub total_usd: f64,
+    /// Credit added in the month.
+    pub credits_usd: f64,
+    /// For invoiced plans, what is owed for the month; 0 for prepaid ones
+    /// (their spend came off the balance).
+    pub amount_due_usd: f64,
+}
+
+/// A monthly statement with its lines (`GET /v1/account/invoices/{id}`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Invoice {
+    #[serde(flatten)]
+    pub summary: InvoiceSummary,
+    pub account_id: String,
+    pub email: String,
+    pub plan: crate::Plan,
+    /// Spend by key and model (live keys).
+    pub lines: Vec<InvoiceLine>,
+    /// Requests of sandbox keys in the month, not charged.
+    pub sandbox_requests: u64,
+    /// Credit added in the month.
+    pub credits: Vec<CreditEntry>,
+}
+
+/// One key's use of one model in the month.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InvoiceLine {
+    pub key_id: String,
+    pub model: String,
+    pub requests: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub characters: u64,
+    pub images: u64,
+    pub media_ms: u64,
+    pub cost_usd: f64,
+}

@@ -57,6 +57,11 @@ envelope!(UsageResponse, AccountUsage);
 envelope!(BillingResponse, maximin_types::billing::BillingView);
 envelope!(CreditGrantedResponse, maximin_types::billing::CreditGranted);
 envelope!(
+    InvoiceListResponse,
+    Vec<maximin_types::billing::InvoiceSummary>
+);
+envelope!(InvoiceResponse, maximin_types::billing::Invoice);
+envelope!(
     UpstreamListResponse,
     Vec<crate::routes::upstreams::UpstreamView>
 );

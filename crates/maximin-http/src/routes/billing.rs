@@ -1,15 +1,15 @@
 //! Billing (issue 16): the account's balance and spend, and credit grants
 //! by the install's operator.
 
-use axum::extract::State;
-use axum::response::Response;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
 use maximin_core::billing::micro_to_usd;
 use maximin_core::Error;
 use maximin_types::billing::CreditGranted;
 use serde::Deserialize;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
-use crate::ctx::{ApiJson, Ctx};
+use crate::ctx::{ApiJson, ApiQuery, Ctx, Param, QueryParams};
 use crate::error::ApiError;
 use crate::AppState;
 
@@ -69,4 +69,59 @@ pub async fn create_credits(
         balance_usd: micro_to_usd(balance),
         note: body.note.trim().to_owned(),
     }))
+}
+
+/// The account's monthly statements, newest first: the current month's
+/// (open) and every month with spend or credit in the last 7 years
+/// (closed on the 1st of the next month).
+#[utoipa::path(get, path = "/v1/account/invoices", tag = "account", security(("bearer" = [])),
+    responses((status = 200, description = "`data` is the statements", body = crate::openapi::InvoiceListResponse)))]
+pub async fn list_invoices(State(app): State<AppState>, ctx: Ctx) -> Result<Response, ApiError> {
+    Ok(ctx.ok(app.platform.invoices(&ctx.caller.account.id).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct InvoiceQuery {
+    /// `json` (default: the statement in the envelope) or `html` (a
+    /// printable page).
+    pub format: Option<String>,
+}
+
+impl QueryParams for InvoiceQuery {
+    const PARAMS: &'static [Param] = &[Param::text("format")];
+}
+
+/// One monthly statement with its lines, as JSON or as a printable page.
+#[utoipa::path(get, path = "/v1/account/invoices/{id}", tag = "account", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Statement id, `inv_2026-11`"), InvoiceQuery),
+    responses((status = 200, description = "`data` is the statement; with `format=html`, the page",
+                   content((crate::openapi::InvoiceResponse = "application/json"), (String = "text/html"))),
+              (status = 404, description = "`not_found`: no statement for that month", body = crate::openapi::ErrorResponse)))]
+pub async fn get_invoice(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<InvoiceQuery>,
+) -> Result<Response, ApiError> {
+    let html = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("html") => true,
+        Some(other) => {
+            return Err(Error::invalid(
+                "format",
+                format!("'format' is json or html, not '{other}'."),
+            )
+            .into())
+        }
+    };
+    let invoice = app.platform.invoice(&ctx.caller.account.id, &id).await?;
+    if html {
+        let page = maximin_core::invoices::invoice_html(&invoice);
+        return Ok((
+            [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            page,
+        )
+            .into_response());
+    }
+    Ok(ctx.ok(invoice))
 }

@@ -150,6 +150,60 @@ async fn requests_are_charged_from_their_usage_shown_by_model_and_key_and_capped
         .expect("billing show");
     assert_eq!(cli["balance_usd"], b["balance_usd"]);
 
+    // This month's statement: open, its lines the live key's, sandbox apart.
+    let list = s.get("/v1/account/invoices", &admin).await;
+    let first = list.assert_ok(200)[0].clone();
+    assert_eq!(first["month"], b["month"]);
+    assert_eq!(
+        first["id"],
+        format!("inv_{}", b["month"].as_str().expect("month"))
+    );
+    assert_eq!(first["status"], "open");
+    assert_eq!(micro(&first["total_usd"]), spent);
+    assert_eq!(micro(&first["credits_usd"]), 1_000_000);
+    assert_eq!(
+        micro(&first["amount_due_usd"]),
+        0,
+        "prepaid: paid from the balance"
+    );
+    let id = first["id"].as_str().expect("id");
+    let inv = s.get(&format!("/v1/account/invoices/{id}"), &admin).await;
+    let inv = inv.assert_ok(200).clone();
+    assert_eq!(inv["sandbox_requests"], 1);
+    let lines = inv["lines"].as_array().expect("lines");
+    assert_eq!(lines.len(), 2, "{inv}");
+    assert!(lines.iter().all(|l| l["key_id"] == live_id.as_str()));
+    assert_eq!(
+        lines.iter().map(|l| micro(&l["cost_usd"])).sum::<i64>(),
+        spent
+    );
+    let page = s
+        .http
+        .get(s.url(&format!("/v1/account/invoices/{id}?format=html")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("html");
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .expect("ct")
+        .starts_with("text/html"));
+    let page = page.text().await.expect("page");
+    assert!(
+        page.contains("gemma-3-270m") && page.contains(&live_id),
+        "{page}"
+    );
+    s.get(&format!("/v1/account/invoices/{id}?format=xml"), &admin)
+        .await
+        .assert_error(400, "invalid_request");
+    s.get("/v1/account/invoices/inv_1999-01", &admin)
+        .await
+        .assert_error(404, "not_found");
+    s.get("/v1/account/invoices/nope", &admin)
+        .await
+        .assert_error(404, "not_found");
+
     // A request whose estimate is over its cap is refused before it runs.
     let r = post_with(
         &s,
@@ -181,6 +235,55 @@ async fn requests_are_charged_from_their_usage_shown_by_model_and_key_and_capped
     )
     .await;
     assert_eq!(r.body["base_resp"]["status_code"], 0, "{}", r.body);
+
+    // A stream is cut where its cost reaches its cap, ending with the
+    // surface's error event, and metered for what it delivered: "Say
+    // hello." counts 3 prompt tokens ($0.003), each delta $0.002, so a cap
+    // of $0.009 lets 3 deltas through. (Invoiced, so no hold for an
+    // answer of unbounded length.)
+    let (ent, ent_admin) = s.admin("enterprise");
+    let (_, ent_key) = s.key(&ent, &[]);
+    let stream = json!({"model": "gemma-3-270m", "stream": true, "seed": 1,
+                        "messages": [{"role": "user", "content": "Say hello."}]});
+    let body = s
+        .http
+        .post(s.url("/v1/chat/completions"))
+        .bearer_auth(&ent_key)
+        .header("X-Maximin-Max-Cost-Usd", "0.009")
+        .json(&stream)
+        .send()
+        .await
+        .expect("stream")
+        .text()
+        .await
+        .expect("body");
+    let frames: Vec<Value> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).expect("frame"))
+        .collect();
+    let last = frames.last().expect("frames");
+    assert_eq!(last["error"]["code"], "insufficient_credits", "{body}");
+    assert_eq!(last["error"]["details"]["reason"], "max_cost");
+    let deltas = frames
+        .iter()
+        .filter(|f| f["choices"][0]["delta"]["content"].is_string())
+        .count();
+    assert_eq!(deltas, 3, "{body}");
+    let eb = billing_after(&s, &ent_admin, 1, 0).await;
+    assert_eq!(
+        micro(&eb["this_month"]["cost_usd"]),
+        9000,
+        "metered for what it delivered: {eb}"
+    );
+    assert_eq!(eb["invoiced"], true);
+    let inv = s.get("/v1/account/invoices", &ent_admin).await;
+    assert_eq!(
+        micro(&inv.assert_ok(200)[0]["amount_due_usd"]),
+        9000,
+        "invoiced plans owe their spend"
+    );
 
     // A key's monthly budget: $0.0015 pays for one 10-character speech
     // request ($0.001), not two.
