@@ -25,6 +25,9 @@ use crate::catalog::{Catalog, ModelSpec};
 use crate::store::{Account, CreditHold, HoldLimits, HoldRefusal, LedgerEntry, UsageEvent};
 use crate::{secrets, Caller, Error, Platform, Result};
 
+/// Billing records (the ledger, monthly lines) are kept 7 years (seed 001).
+pub const BILLING_RETENTION: time::Duration = time::Duration::days(7 * 365 + 2);
+
 /// Micro-USD in one US dollar.
 pub const MICRO: f64 = 1_000_000.0;
 /// How long a hold counts when its request never ends (its process died).

@@ -18,6 +18,7 @@ pub mod inference;
 pub mod invoices;
 pub mod meter;
 pub mod pii;
+pub mod privacy;
 pub mod providers;
 pub mod ratelimit;
 pub mod readiness;
@@ -383,6 +384,17 @@ impl Platform {
         if !self.store.set_account_routing(id, &account.routing).await? {
             return Err(Error::not_found("account", id));
         }
+        self.log_privacy(
+            id,
+            "routing_changed",
+            id,
+            serde_json::json!({
+                "regions": account.routing.regions,
+                "pii": account.routing.pii.unwrap_or_default(),
+                "pii_local": account.routing.pii_local,
+            }),
+        )
+        .await?;
         Ok(account_view(&account))
     }
 
@@ -462,6 +474,18 @@ impl Platform {
             )
             .with("limit", MAX_KEYS_PER_ACCOUNT));
         }
+        self.log_privacy(
+            &account.id,
+            "key_created",
+            &key.id,
+            serde_json::json!({
+                "name": key.name,
+                "mode": if key.test { "test" } else { "live" },
+                "scopes": key.scopes,
+                "prefix": key.prefix,
+            }),
+        )
+        .await?;
         Ok(KeyCreated {
             key: key_view(&key),
             secret,
@@ -488,8 +512,16 @@ impl Platform {
     }
 
     pub async fn revoke_key(&self, account_id: Option<&str>, key_id: &str) -> Result<KeyView> {
-        self.key(account_id, key_id).await?;
-        self.store.revoke_key(key_id, self.clock.now()).await?;
+        let key = self.key(account_id, key_id).await?;
+        if self.store.revoke_key(key_id, self.clock.now()).await? {
+            self.log_privacy(
+                &key.account_id,
+                "key_revoked",
+                key_id,
+                serde_json::json!({"name": key.name, "prefix": key.prefix}),
+            )
+            .await?;
+        }
         Ok(key_view(&self.key(account_id, key_id).await?))
     }
 

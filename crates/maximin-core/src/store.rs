@@ -110,6 +110,18 @@ pub struct TokenCharge {
     pub admitted: u64,
 }
 
+/// An entry of an account's privacy action log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrivacyRecord {
+    pub id: i64,
+    pub account_id: String,
+    pub at: OffsetDateTime,
+    pub action: String,
+    pub subject: String,
+    /// Metadata as JSON.
+    pub detail: String,
+}
+
 /// Credit set aside for a request still running.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreditHold {
@@ -366,6 +378,21 @@ pub trait Store: Send + Sync + 'static {
         from: &str,
         to: &str,
     ) -> Result<Vec<BillingLine>>;
+    /// Retention of billing records (7 years): removes ledger entries made
+    /// before `ledger_before`, billing lines of months before
+    /// `month_before` (`2019-12`), and holds that lapsed before `now`.
+    /// Returns the rows removed.
+    async fn sweep_billing(
+        &self,
+        now: OffsetDateTime,
+        ledger_before: OffsetDateTime,
+        month_before: &str,
+    ) -> Result<u64>;
+    /// Appends to an account's privacy log (there is no statement that
+    /// changes or removes an entry).
+    async fn append_privacy(&self, record: &PrivacyRecord) -> Result<()>;
+    /// An account's privacy log, oldest first.
+    async fn privacy_log(&self, account_id: &str) -> Result<Vec<PrivacyRecord>>;
     /// Sets or clears a key's monthly budget.
     async fn set_key_budget(&self, key_id: &str, budget_micro: Option<i64>) -> Result<bool>;
     /// The newest `limit` events of a key, newest first.

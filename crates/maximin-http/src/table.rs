@@ -16,8 +16,8 @@ use utoipa::openapi::RefOr;
 
 use crate::error::Surface;
 use crate::routes::{
-    account, anthropic, billing, files, inference, media, models, native_text, openai, speech,
-    speech_async, speech_ws, system, upstreams, voices,
+    account, anthropic, billing, files, inference, media, models, native_text, openai, privacy,
+    speech, speech_async, speech_ws, system, upstreams, voices,
 };
 use crate::AppState;
 
@@ -189,6 +189,7 @@ pub static ROUTES: &[Route] = &[
     route!(POST "/v1/account/credits", Platform, ACCOUNT_WRITE, billing::create_credits, billing::__path_create_credits),
     route!(GET "/v1/account/invoices", Platform, ACCOUNT_READ, billing::list_invoices, billing::__path_list_invoices),
     route!(GET "/v1/account/invoices/{id}", Platform, ACCOUNT_READ, billing::get_invoice, billing::__path_get_invoice),
+    route!(GET "/v1/account/privacy/log", Platform, ACCOUNT_READ, privacy::get_privacy_log, privacy::__path_get_privacy_log),
     route!(POST "/v1/video/generations", Platform, VIDEO_SUBMIT, media::create_video_generation, media::__path_create_video_generation),
     route!(GET "/v1/video/generations/{id}", Platform, VIDEO_READ, media::get_video_generation, media::__path_get_video_generation),
     route!(POST "/v1/files", Platform, FILES_WRITE, files::create_file, files::__path_create_file

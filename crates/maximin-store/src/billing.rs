@@ -221,6 +221,33 @@ pub(crate) async fn set_key_budget(
     )
 }
 
+pub(crate) async fn sweep(
+    pool: &SqlitePool,
+    now: OffsetDateTime,
+    ledger_before: OffsetDateTime,
+    month_before: &str,
+) -> Result<u64> {
+    let mut removed = 0;
+    for (sql, before) in [
+        ("DELETE FROM credit_ledger WHERE at < ?", ledger_before),
+        ("DELETE FROM credit_holds WHERE expires_at < ?", now),
+    ] {
+        removed += sqlx::query(sql)
+            .bind(ms(before))
+            .execute(pool)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+    }
+    removed += sqlx::query("DELETE FROM billing_monthly WHERE month < ?")
+        .bind(month_before)
+        .execute(pool)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+    Ok(removed)
+}
+
 /// The billing side of recording usage, in the events' transaction: the
 /// monthly lines, the balances, the holds.
 pub(crate) async fn charge(tx: &mut Transaction<'_, Sqlite>, events: &[UsageEvent]) -> Result<()> {
@@ -452,5 +479,27 @@ mod tests {
         let ledger = s.ledger("a1").await.expect("ledger");
         assert_eq!(ledger.len(), 1);
         assert_eq!(ledger[0].note, "test");
+
+        // Retention: a day before the cut-offs nothing goes; past them the
+        // ledger entry, this month's lines and the lapsed holds do.
+        let kept = s
+            .sweep_billing(now, now - time::Duration::days(1), &month)
+            .await
+            .expect("sweep");
+        assert_eq!(kept, 0, "live holds, this month's lines and the entry stay");
+        let next = maximin_core::billing::months_back(now + time::Duration::days(40), 0);
+        let later = now + time::Duration::hours(3);
+        let gone = s
+            .sweep_billing(later, now + time::Duration::seconds(1), &next)
+            .await
+            .expect("sweep");
+        assert_eq!(gone, 1 + 1 + 2, "the entry, the line, holds h2 and h6");
+        assert!(s.ledger("a1").await.expect("ledger").is_empty());
+        assert!(s
+            .billing_lines("a1", &month, &month)
+            .await
+            .expect("lines")
+            .is_empty());
+        assert_eq!(s.credit("a1", now).await.expect("credit").1, 0);
     }
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use maximin_core::store::{
     Account, ApiKey, BillingLine, CreditHold, FileRecord, HoldLimits, HoldRefusal, IdemState,
-    LedgerEntry, Routing, Store, TaskEnd, TaskRecord, TaskStatus, UsageEvent, UsageSummary,
-    VoiceRecord, WebhookRecord,
+    LedgerEntry, PrivacyRecord, Routing, Store, TaskEnd, TaskRecord, TaskStatus, UsageEvent,
+    UsageSummary, VoiceRecord, WebhookRecord,
 };
 use maximin_core::{Error, Result};
 use maximin_types::{CustomLimits, Plan, Scope, UsageFigures};
@@ -59,6 +59,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "billing",
         include_str!("../migrations/sqlite/0008_billing.sql"),
+    ),
+    (
+        9,
+        "privacy_log",
+        include_str!("../migrations/sqlite/0009_privacy_log.sql"),
     ),
 ];
 
@@ -717,6 +722,51 @@ impl Store for SqliteStore {
         to: &str,
     ) -> Result<Vec<BillingLine>> {
         crate::billing::lines(&self.pool, account_id, from, to).await
+    }
+
+    async fn append_privacy(&self, r: &PrivacyRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO privacy_log (account_id, at, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&r.account_id)
+        .bind(ms(r.at))
+        .bind(&r.action)
+        .bind(&r.subject)
+        .bind(&r.detail)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn privacy_log(&self, account_id: &str) -> Result<Vec<PrivacyRecord>> {
+        Ok(sqlx::query(
+            "SELECT id, account_id, at, action, subject, detail FROM privacy_log \
+             WHERE account_id = ? ORDER BY at, id",
+        )
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(|r| PrivacyRecord {
+            id: r.get("id"),
+            account_id: r.get("account_id"),
+            at: from_ms(r.get("at")),
+            action: r.get("action"),
+            subject: r.get("subject"),
+            detail: r.get("detail"),
+        })
+        .collect())
+    }
+
+    async fn sweep_billing(
+        &self,
+        now: OffsetDateTime,
+        ledger_before: OffsetDateTime,
+        month_before: &str,
+    ) -> Result<u64> {
+        crate::billing::sweep(&self.pool, now, ledger_before, month_before).await
     }
 
     async fn set_key_budget(&self, key_id: &str, budget_micro: Option<i64>) -> Result<bool> {

@@ -7,6 +7,7 @@
 
 pub mod billing;
 pub mod inference;
+pub mod privacy;
 pub mod speech;
 
 use std::fmt;

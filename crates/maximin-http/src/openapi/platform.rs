@@ -62,6 +62,10 @@ envelope!(
 );
 envelope!(InvoiceResponse, maximin_types::billing::Invoice);
 envelope!(
+    PrivacyLogResponse,
+    Vec<maximin_types::privacy::PrivacyLogEntry>
+);
+envelope!(
     UpstreamListResponse,
     Vec<crate::routes::upstreams::UpstreamView>
 );

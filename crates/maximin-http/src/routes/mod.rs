@@ -9,6 +9,7 @@ pub mod media;
 pub mod models;
 pub mod native_text;
 pub mod openai;
+pub mod privacy;
 pub mod speech;
 pub mod speech_async;
 pub mod speech_ws;

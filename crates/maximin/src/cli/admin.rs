@@ -387,3 +387,14 @@ pub(super) async fn billing(p: &Platform, cmd: BillingCmd, out: &Out) -> Result<
     }
     Ok(())
 }
+
+pub(super) async fn privacy_log(p: &Platform, account: &str, out: &Out) -> Result<(), Failure> {
+    let log = p.privacy_log(account).await?;
+    out.print(&log, || {
+        log.iter()
+            .map(|e| format!("{}  {:<16} {}  {}", e.at, e.action, e.subject, e.detail))
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    Ok(())
+}

@@ -73,6 +73,9 @@ pub enum Command {
     /// Credits and spend.
     #[command(subcommand)]
     Billing(BillingCmd),
+    /// An account's privacy dashboard.
+    #[command(subcommand)]
+    Privacy(PrivacyCmd),
     /// Check this install: build, system libraries, default models, ONNX
     /// Runtime, data dir, port. Exits non-zero when something the defaults
     /// need is missing, and says the command that mends it.
@@ -92,6 +95,16 @@ pub enum FilesCmd {
     /// and every pending task's data key under it. Older keys stay in the
     /// file until you remove them; remove them only after this succeeded.
     RotateKey,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PrivacyCmd {
+    /// The account's privacy action log (keys made and revoked, routing and
+    /// PII changes), oldest first.
+    Log {
+        #[arg(long)]
+        account: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -318,6 +331,9 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 Command::Accounts(cmd) => admin::accounts(&platform, cmd, &out).await,
                 Command::Keys(cmd) => admin::keys(&platform, cmd, &out).await,
                 Command::Billing(cmd) => admin::billing(&platform, cmd, &out).await,
+                Command::Privacy(PrivacyCmd::Log { account }) => {
+                    admin::privacy_log(&platform, &account, &out).await
+                }
                 Command::Models(ModelsCmd::List) => admin::list_models(&platform, &out),
                 _ => unreachable!("serve, pull, rotate-key and doctor are dispatched above"),
             };

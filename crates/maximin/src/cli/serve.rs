@@ -315,6 +315,20 @@ async fn sweep_loop(platform: Arc<Platform>) {
             Ok(_) => {}
             Err(e) => tracing::warn!(code = %e.code, "retention sweep failed"),
         }
+        // Billing records are kept 7 years (seed 001); lapsed holds go.
+        match platform
+            .store
+            .sweep_billing(
+                now,
+                now - maximin_core::billing::BILLING_RETENTION,
+                &maximin_core::billing::months_back(now, 7 * 12),
+            )
+            .await
+        {
+            Ok(n) if n > 0 => tracing::info!(rows = n, "billing retention sweep"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(code = %e.code, "billing retention sweep failed"),
+        }
         match platform.files.sweep_expired().await {
             Ok(n) if n > 0 => tracing::info!(files = n, "expired files deleted"),
             Ok(_) => {}

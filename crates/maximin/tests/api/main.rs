@@ -19,6 +19,7 @@ mod models;
 mod models_pull;
 mod openapi_conformance;
 mod privacy;
+mod privacy_dashboard;
 mod ratelimit;
 mod sdk;
 mod speech;
