@@ -22,7 +22,9 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use crate::catalog::{Catalog, ModelSpec};
-use crate::store::{Account, CreditHold, HoldLimits, HoldRefusal, LedgerEntry, UsageEvent};
+use crate::store::{
+    Account, BillingLine, CreditHold, HoldLimits, HoldRefusal, LedgerEntry, UsageEvent,
+};
 use crate::{secrets, Caller, Error, Platform, Result};
 
 /// Billing records (the ledger, monthly lines) are kept 7 years (seed 001).
@@ -175,7 +177,7 @@ impl Quantities {
 /// Prices and credits in force.
 #[derive(Debug, Clone)]
 pub struct Billing {
-    config: BillingConfig,
+    starting_micro: i64,
     prices: HashMap<String, Prices>,
 }
 
@@ -196,7 +198,10 @@ impl Billing {
                 (m.id.clone(), Prices::of(m, over))
             })
             .collect();
-        Billing { config, prices }
+        Billing {
+            starting_micro: usd_to_micro(config.starting_credits_usd),
+            prices,
+        }
     }
 
     /// The prices of a catalog model (by id or alias); none for a name the
@@ -207,7 +212,7 @@ impl Billing {
     }
 
     pub fn starting_credits_micro(&self) -> i64 {
-        usd_to_micro(self.config.starting_credits_usd)
+        self.starting_micro
     }
 }
 
@@ -419,23 +424,22 @@ impl Platform {
             return Ok(());
         };
         let prices = self.prices_of(model);
-        let expected_cost = prices.cost_micro(&expected);
-        let cost = prices.cost_micro(&bound);
         if let Some(cap) = bill.cap_micro {
-            let cost = expected_cost;
-            if cost > cap {
+            let expected = prices.cost_micro(&expected);
+            if expected > cap {
                 return Err(insufficient(
                     "max_cost",
                     format!(
                         "This request is estimated to cost {}, over the {} its X-Maximin-Max-Cost-Usd header allows.",
-                        usd(cost),
+                        usd(expected),
                         usd(cap)
                     ),
                 )
-                .with("estimate_usd", micro_to_usd(cost))
+                .with("estimate_usd", micro_to_usd(expected))
                 .with("max_cost_usd", micro_to_usd(cap)));
             }
         }
+        let cost = prices.cost_micro(&bound);
         if caller.key.test {
             return Ok(());
         }
@@ -557,47 +561,32 @@ impl Platform {
         let first = months_back(now, 11);
         let (balance, held) = self.store.credit(account_id, now).await?;
         let lines = self.store.billing_lines(account_id, &first, &month).await?;
-        let mut months: Vec<MonthSpend> = (0..12)
+        let months = (0..12)
             .rev()
-            .map(|back| MonthSpend {
-                month: months_back(now, back),
-                cost_usd: 0.0,
-                requests: 0,
-                sandbox_requests: 0,
+            .map(|back| {
+                let m = months_back(now, back);
+                let of = |sandbox: bool| {
+                    let m = &m;
+                    lines
+                        .iter()
+                        .filter(move |l| &l.month == m && l.sandbox == sandbox)
+                };
+                MonthSpend {
+                    cost_usd: micro_to_usd(of(false).map(|l| l.cost_micro).sum()),
+                    requests: of(false).map(|l| l.requests).sum(),
+                    sandbox_requests: of(true).map(|l| l.requests).sum(),
+                    month: m.clone(),
+                }
             })
             .collect();
-        let mut live_micro = 0;
-        let mut live = Spend::default();
-        let mut sandbox = Spend::default();
-        let mut month_micro: HashMap<String, i64> = HashMap::new();
-        for l in &lines {
-            if let Some(m) = months.iter_mut().find(|m| m.month == l.month) {
-                if l.sandbox {
-                    m.sandbox_requests += l.requests;
-                } else {
-                    m.requests += l.requests;
-                    *month_micro.entry(l.month.clone()).or_default() += l.cost_micro;
-                }
-            }
-            if l.month == month {
-                let spend = if l.sandbox { &mut sandbox } else { &mut live };
-                if !l.sandbox {
-                    live_micro += l.cost_micro;
-                }
-                add_line(&mut spend.by_model, &l.model, l);
-                add_line(&mut spend.by_key, &l.key_id, l);
-                spend.requests += l.requests;
-            }
-        }
-        for m in &mut months {
-            m.cost_usd = micro_to_usd(month_micro.get(&m.month).copied().unwrap_or(0));
-        }
-        live.cost_usd = micro_to_usd(live_micro);
-        for spend in [&mut live, &mut sandbox] {
-            for line in spend.by_model.iter_mut().chain(spend.by_key.iter_mut()) {
-                line.cost_usd = micro_to_usd(usd_micro_of(line.cost_usd));
-            }
-        }
+        let this_month = |sandbox: bool| {
+            spend(
+                lines
+                    .iter()
+                    .filter(|l| l.month == month && l.sandbox == sandbox),
+            )
+        };
+        let (live, sandbox) = (this_month(false), this_month(true));
         let credits = self
             .store
             .ledger(account_id)
@@ -626,32 +615,50 @@ impl Platform {
     }
 }
 
-/// Adds a billing line to the entry named `name` (costs summed in
-/// micro-USD carried as whole numbers in the f64 until the end).
-fn add_line(lines: &mut Vec<SpendLine>, name: &str, l: &crate::store::BillingLine) {
-    let at = match lines.iter().position(|x| x.name == name) {
-        Some(i) => i,
-        None => {
-            lines.push(SpendLine {
-                name: name.to_owned(),
-                ..SpendLine::default()
-            });
-            lines.len() - 1
+/// A period's spend from its billing lines: in total, by model, by key.
+fn spend<'a>(lines: impl Iterator<Item = &'a BillingLine> + Clone) -> Spend {
+    let group = |name: fn(&BillingLine) -> &str| {
+        let mut sums: Vec<BillingLine> = Vec::new();
+        for l in lines.clone() {
+            let at = match sums.iter().position(|s| name(s) == name(l)) {
+                Some(i) => i,
+                None => {
+                    sums.push(BillingLine {
+                        model: l.model.clone(),
+                        key_id: l.key_id.clone(),
+                        ..BillingLine::default()
+                    });
+                    sums.len() - 1
+                }
+            };
+            let s = &mut sums[at];
+            s.requests += l.requests;
+            s.prompt_tokens += l.prompt_tokens;
+            s.completion_tokens += l.completion_tokens;
+            s.characters += l.characters;
+            s.images += l.images;
+            s.media_ms += l.media_ms;
+            s.cost_micro += l.cost_micro;
         }
+        sums.iter()
+            .map(|s| SpendLine {
+                name: name(s).to_owned(),
+                requests: s.requests,
+                prompt_tokens: s.prompt_tokens,
+                completion_tokens: s.completion_tokens,
+                characters: s.characters,
+                images: s.images,
+                media_ms: s.media_ms,
+                cost_usd: micro_to_usd(s.cost_micro),
+            })
+            .collect()
     };
-    let x = &mut lines[at];
-    x.requests += l.requests;
-    x.prompt_tokens += l.prompt_tokens;
-    x.completion_tokens += l.completion_tokens;
-    x.characters += l.characters;
-    x.images += l.images;
-    x.media_ms += l.media_ms;
-    // Whole micro-USD for now; turned into dollars once summed.
-    x.cost_usd += l.cost_micro as f64;
-}
-
-fn usd_micro_of(whole_micro: f64) -> i64 {
-    whole_micro.round() as i64
+    Spend {
+        cost_usd: micro_to_usd(lines.clone().map(|l| l.cost_micro).sum()),
+        requests: lines.clone().map(|l| l.requests).sum(),
+        by_model: group(|l| &l.model),
+        by_key: group(|l| &l.key_id),
+    }
 }
 
 /// The month `back` months before `now`'s (UTC): `2026-01` back 1 is `2025-12`.
