@@ -232,6 +232,14 @@ pub fn month_of(at: OffsetDateTime) -> String {
     format!("{:04}-{:02}", at.year(), u8::from(at.month()))
 }
 
+/// The first instant of a month (`2026-12`), UTC.
+pub fn month_start(month: &str) -> Option<OffsetDateTime> {
+    let (y, m) = month.split_once('-')?;
+    let month = time::Month::try_from(m.parse::<u8>().ok()?).ok()?;
+    let date = time::Date::from_calendar_date(y.parse().ok()?, month, 1).ok()?;
+    Some(date.midnight().assume_utc())
+}
+
 pub fn usd_to_micro(usd: f64) -> i64 {
     (usd * MICRO).round() as i64
 }

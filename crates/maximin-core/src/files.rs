@@ -71,6 +71,7 @@ pub const OUTPUT_PURPOSES: &[&str] = &[
     "video_generation",
     "image_generation",
     "music_generation",
+    "privacy_export",
 ];
 
 /// The kinds of content an upload purpose takes; an unknown purpose is an
@@ -351,6 +352,13 @@ impl Files {
         self.store.delete_file(id).await?;
         self.blobs.delete(&blob_name(id)).await?;
         Ok(f)
+    }
+
+    /// Removes a file, record and bytes, expired or not (an account's data
+    /// deleted on request, or at closure).
+    pub async fn remove(&self, f: &FileRecord) -> Result<()> {
+        self.store.delete_file(f.id).await?;
+        self.blobs.delete(&blob_name(f.id)).await
     }
 
     /// The plaintext, piece by piece.

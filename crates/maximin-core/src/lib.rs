@@ -10,22 +10,27 @@ pub mod billing;
 pub mod catalog;
 pub mod clock;
 pub mod crypto;
+pub mod debuglog;
 pub mod engines;
 pub mod error;
+pub mod export;
 pub mod files;
 pub mod idempotency;
 pub mod inference;
 pub mod invoices;
+pub mod lifecycle;
 pub mod meter;
 pub mod pii;
 pub mod privacy;
 pub mod providers;
 pub mod ratelimit;
 pub mod readiness;
+pub mod retention;
 pub mod routing;
 pub mod secrets;
 pub mod speech;
 pub mod store;
+pub mod support;
 pub mod tasks;
 pub mod voices;
 
@@ -337,6 +342,8 @@ impl Platform {
             routing: store::Routing::default(),
             created_at: self.clock.now(),
             operator,
+            closed_at: None,
+            debug_until: None,
         };
         self.store.insert_account(&account).await?;
         self.starting_credits(&account).await?;
@@ -402,6 +409,12 @@ impl Platform {
 
     pub async fn create_key(&self, account_id: &str, new: NewKey) -> Result<KeyCreated> {
         let account = self.account(account_id).await?;
+        if account.closed_at.is_some() {
+            return Err(Error::invalid(
+                "account",
+                "This account is closed: it can have no new keys.",
+            ));
+        }
         let name = new.name.trim();
         if name.is_empty() || name.chars().count() > 100 {
             return Err(Error::invalid(
@@ -574,6 +587,12 @@ impl Platform {
                 )
             }
         };
+        if account.closed_at.is_some() {
+            return Err(
+                Error::authentication("The account this key belongs to is closed.")
+                    .with("reason", "account_closed"),
+            );
+        }
         if key.revoked_at.is_some() {
             return Err(
                 Error::authentication("The API key has been revoked.").with("reason", "revoked")
@@ -730,7 +749,7 @@ pub fn key_view(k: &ApiKey) -> KeyView {
     }
 }
 
-fn activity_entry(e: UsageEvent) -> ActivityEntry {
+pub(crate) fn activity_entry(e: UsageEvent) -> ActivityEntry {
     ActivityEntry {
         at: iso8601(e.at),
         request_id: e.request_id,

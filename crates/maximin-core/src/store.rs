@@ -2,7 +2,7 @@
 //! `maximin-store`; the core only sees this trait.
 
 use async_trait::async_trait;
-use maximin_types::{CustomLimits, Plan, Scope, UsageFigures};
+use maximin_types::{CustomLimits, DataCategory, Plan, Scope, UsageFigures};
 use time::OffsetDateTime;
 
 use crate::Result;
@@ -19,6 +19,12 @@ pub struct Account {
     /// The install's own account: its admin keys may grant credit to any
     /// account (`POST /v1/account/credits`).
     pub operator: bool,
+    /// When the owner closed it: every key refused since, the profile
+    /// purged 90 days later.
+    pub closed_at: Option<OffsetDateTime>,
+    /// Until when its request and response bodies are kept, sealed, for
+    /// debugging (the owner's opt-in); `None`: off.
+    pub debug_until: Option<OffsetDateTime>,
 }
 
 /// Routing limits of an account or a key (issue 14): the regions requests
@@ -120,6 +126,71 @@ pub struct PrivacyRecord {
     pub subject: String,
     /// Metadata as JSON.
     pub detail: String,
+}
+
+/// How much of one data category an account has (the privacy dashboard).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CategoryFigures {
+    pub count: u64,
+    pub bytes: u64,
+    pub oldest: Option<OffsetDateTime>,
+}
+
+/// A request and its response kept while the account's debug logging is
+/// on: sealed under the master key, gone at `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DebugRecord {
+    pub id: i64,
+    pub account_id: String,
+    pub at: OffsetDateTime,
+    pub request_id: String,
+    pub endpoint: String,
+    pub status: u16,
+    pub sealed: Vec<u8>,
+    pub expires_at: OffsetDateTime,
+}
+
+/// A support ticket; its subject is sealed at rest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketRecord {
+    pub id: String,
+    pub account_id: String,
+    pub subject: Vec<u8>,
+    /// `open` or `closed`.
+    pub status: String,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub closed_at: Option<OffsetDateTime>,
+}
+
+/// A message of a support ticket; its body is sealed at rest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketMessageRecord {
+    pub id: i64,
+    pub ticket_id: String,
+    pub account_id: String,
+    pub at: OffsetDateTime,
+    /// `customer` or `operator`.
+    pub author: String,
+    pub body: Vec<u8>,
+}
+
+/// A value sealed under the master key outside files and tasks, to
+/// rewrap when the master key rotates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SealedRow {
+    TicketSubject {
+        ticket_id: String,
+    },
+    TicketMessage {
+        id: i64,
+        ticket_id: String,
+    },
+    DebugLog {
+        id: i64,
+        account_id: String,
+        request_id: String,
+    },
 }
 
 /// Credit set aside for a request still running.
@@ -521,6 +592,74 @@ pub trait Store: Send + Sync + 'static {
     async fn expire_voices(&self, unused_since: OffsetDateTime, now: OffsetDateTime)
         -> Result<u64>;
 
-    /// Deletes what has outlived its retention; returns how many rows went.
+    /// Deletes what has outlived its retention: idempotency records past
+    /// their expiry, usage events and ended task records older than
+    /// `usage_retention`; returns how many rows went.
     async fn sweep(&self, now: OffsetDateTime, usage_retention: time::Duration) -> Result<u64>;
+
+    // ---- the account's life: the privacy dashboard, closure, support ----
+
+    /// How many records of a category the account has, their size and the
+    /// oldest one's time (files: every file row, expired or not).
+    async fn category_figures(
+        &self,
+        account_id: &str,
+        category: DataCategory,
+    ) -> Result<CategoryFigures>;
+    /// The account's usage events with ids above `after_id`, oldest first,
+    /// at most `limit` (an export reads them page by page).
+    async fn usage_page(
+        &self,
+        account_id: &str,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, UsageEvent)>>;
+    /// The account's task records, oldest first.
+    async fn tasks_of(&self, account_id: &str) -> Result<Vec<TaskRecord>>;
+    /// Deletes an account's records of a category the owner may delete now
+    /// (usage logs, debug logs, ended task records; voices are marked
+    /// deleted, keeping only their ids); returns how many. Files go through
+    /// the file store, which removes their bytes too.
+    async fn delete_records(
+        &self,
+        account_id: &str,
+        category: DataCategory,
+        now: OffsetDateTime,
+    ) -> Result<u64>;
+    /// Closes an account: marks it closed, revokes every key, turns debug
+    /// logging off and deletes its debug logs, in one transaction. Returns
+    /// the keys revoked, or `None` when there is no such open account.
+    async fn close_account(&self, id: &str, at: OffsetDateTime) -> Result<Option<u64>>;
+    /// Accounts closed before `closed_before` whose profile is still held.
+    async fn closed_accounts(&self, closed_before: OffsetDateTime) -> Result<Vec<String>>;
+    /// Purges a closed account's profile: the account, its keys, usage
+    /// events, tasks, voices, privacy log and what else names it, but
+    /// billing records (kept 7 years) and support tickets (kept 2 years
+    /// after closing). Its files go first, through the file store. False
+    /// when there is no such closed account.
+    async fn purge_account(&self, id: &str) -> Result<bool>;
+    /// Turns debug logging on until `until`, or off (`None`, deleting what
+    /// it kept); false when there is no such account.
+    async fn set_debug_until(&self, id: &str, until: Option<OffsetDateTime>) -> Result<bool>;
+    async fn insert_debug_log(&self, record: &DebugRecord) -> Result<()>;
+    async fn debug_logs_of(&self, account_id: &str) -> Result<Vec<DebugRecord>>;
+    /// Deletes debug logs whose window ended by `now`; returns how many.
+    async fn sweep_debug_logs(&self, now: OffsetDateTime) -> Result<u64>;
+    /// Opens a ticket with its first message.
+    async fn insert_ticket(&self, ticket: &TicketRecord, first: &TicketMessageRecord)
+        -> Result<()>;
+    async fn ticket(&self, id: &str) -> Result<Option<TicketRecord>>;
+    /// The account's tickets, newest first.
+    async fn tickets_of(&self, account_id: &str) -> Result<Vec<TicketRecord>>;
+    /// Adds a message to an open ticket; false when it is closed or absent.
+    async fn add_ticket_message(&self, message: &TicketMessageRecord) -> Result<bool>;
+    /// A ticket's messages, oldest first.
+    async fn ticket_messages(&self, ticket_id: &str) -> Result<Vec<TicketMessageRecord>>;
+    /// Closes an open ticket; false when it was closed or absent.
+    async fn close_ticket(&self, id: &str, at: OffsetDateTime) -> Result<bool>;
+    /// Every support subject and message and every debug log, sealed.
+    async fn sealed_rows(&self) -> Result<Vec<(SealedRow, Vec<u8>)>>;
+    async fn set_sealed_row(&self, row: &SealedRow, sealed: &[u8]) -> Result<()>;
+    /// Deletes tickets (and their messages) closed before `closed_before`.
+    async fn sweep_tickets(&self, closed_before: OffsetDateTime) -> Result<u64>;
 }

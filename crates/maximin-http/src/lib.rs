@@ -12,6 +12,7 @@
 //!   metrics, and one log line per request (metadata only).
 
 pub mod ctx;
+pub mod debuglog;
 pub mod error;
 pub mod metrics;
 pub mod openapi;

@@ -19,6 +19,7 @@ use maximin_core::store::{Charge, UsageEvent};
 use maximin_core::{Caller, EndpointSpec, Error};
 
 use crate::ctx::{read_body, RequestId, StreamMeter, UsageReport, MAX_JSON_BODY};
+use crate::debuglog;
 use crate::error::{ApiError, PendingError};
 use crate::AppState;
 
@@ -85,7 +86,23 @@ pub async fn request_path(State(rc): State<RouteCtx>, req: Request, next: Next) 
                 meta: Arc::clone(&meta),
                 cap,
             });
-            (run_idempotent(&rc, &caller, req, next).await, caller)
+            // The owner's debug logging: bodies kept, sealed, while it is on.
+            let resp = if platform.debug_logging_on(&caller.account) {
+                let (req, request) = debuglog::capture_request(req).await;
+                let resp = run_idempotent(&rc, &caller, req, next).await;
+                let entry = debuglog::Entry {
+                    platform: Arc::clone(platform),
+                    account: caller.account.clone(),
+                    request_id: meta.request_id.clone(),
+                    endpoint: meta.endpoint.clone(),
+                    surface: rc.surface,
+                    request,
+                };
+                debuglog::capture_response(entry, resp).await
+            } else {
+                run_idempotent(&rc, &caller, req, next).await
+            };
+            (resp, caller)
         }
     };
     if let Some(d) = admission.limit {

@@ -7,6 +7,7 @@
 
 mod billing;
 mod blobs;
+mod lifecycle;
 mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;

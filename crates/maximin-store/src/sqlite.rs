@@ -6,12 +6,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use maximin_core::store::{
-    Account, ApiKey, BillingLine, CreditHold, FileRecord, HoldLimits, HoldRefusal, IdemState,
-    LedgerEntry, PrivacyRecord, Routing, Store, TaskEnd, TaskRecord, TaskStatus, UsageEvent,
-    UsageSummary, VoiceRecord, WebhookRecord,
+    Account, ApiKey, BillingLine, CategoryFigures, CreditHold, DebugRecord, FileRecord, HoldLimits,
+    HoldRefusal, IdemState, LedgerEntry, PrivacyRecord, Routing, SealedRow, Store, TaskEnd,
+    TaskRecord, TaskStatus, TicketMessageRecord, TicketRecord, UsageEvent, UsageSummary,
+    VoiceRecord, WebhookRecord,
 };
 use maximin_core::{Error, Result};
-use maximin_types::{CustomLimits, Plan, Scope, UsageFigures};
+use maximin_types::{CustomLimits, DataCategory, Plan, Scope, UsageFigures};
+
+use crate::lifecycle;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
@@ -64,6 +67,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "privacy_log",
         include_str!("../migrations/sqlite/0009_privacy_log.sql"),
+    ),
+    (
+        10,
+        "account_lifecycle",
+        include_str!("../migrations/sqlite/0010_account_lifecycle.sql"),
     ),
 ];
 
@@ -270,6 +278,8 @@ fn account_from(row: &SqliteRow) -> Result<Account> {
         routing: routing_from(row.get("routing"))?,
         created_at: from_ms(row.get("created_at")),
         operator: row.get::<i64, _>("operator") != 0,
+        closed_at: row.get::<Option<i64>, _>("closed_at").map(from_ms),
+        debug_until: row.get::<Option<i64>, _>("debug_until").map(from_ms),
     })
 }
 
@@ -310,7 +320,7 @@ fn key_from(row: &SqliteRow) -> Result<ApiKey> {
     })
 }
 
-fn event_from(row: &SqliteRow) -> UsageEvent {
+pub(crate) fn event_from(row: &SqliteRow) -> UsageEvent {
     UsageEvent {
         at: from_ms(row.get("at")),
         account_id: row.get("account_id"),
@@ -367,9 +377,9 @@ fn file_from(row: &SqliteRow) -> FileRecord {
     }
 }
 
-const TASK_COLUMNS: &str = "id, account_id, key_id, kind, status, params, file_id, result, error_code, error_message, attempts, lease_until, progress, created_at, updated_at";
+pub(crate) const TASK_COLUMNS: &str = "id, account_id, key_id, kind, status, params, file_id, result, error_code, error_message, attempts, lease_until, progress, created_at, updated_at";
 
-fn task_from(row: &SqliteRow) -> Result<TaskRecord> {
+pub(crate) fn task_from(row: &SqliteRow) -> Result<TaskRecord> {
     let status: String = row.get("status");
     Ok(TaskRecord {
         id: row.get("id"),
@@ -486,7 +496,7 @@ impl Store for SqliteStore {
 
     async fn account(&self, id: &str) -> Result<Option<Account>> {
         sqlx::query(
-            "SELECT id, email, plan, rpm, burst, tpm, routing, created_at, operator FROM accounts WHERE id = ?",
+            "SELECT id, email, plan, rpm, burst, tpm, routing, created_at, operator, closed_at, debug_until FROM accounts WHERE id = ?",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -499,7 +509,7 @@ impl Store for SqliteStore {
 
     async fn list_accounts(&self) -> Result<Vec<Account>> {
         sqlx::query(
-            "SELECT id, email, plan, rpm, burst, tpm, routing, created_at, operator FROM accounts ORDER BY created_at, id",
+            "SELECT id, email, plan, rpm, burst, tpm, routing, created_at, operator, closed_at, debug_until FROM accounts ORDER BY created_at, id",
         )
         .fetch_all(&self.pool)
         .await
@@ -543,7 +553,7 @@ impl Store for SqliteStore {
             "SELECT k.id, k.account_id, k.name, k.prefix, k.hash, k.test, k.scopes, k.models, k.created_at, \
              k.revoked_at, k.last_used_at, k.requests, k.errors, k.prompt_tokens, k.completion_tokens, \
              k.characters, k.images, k.media_ms, k.routing, a.email, a.plan, a.rpm, a.burst, a.tpm, a.routing AS account_routing, \
-             a.created_at AS account_created_at, a.operator, k.budget_micro \
+             a.created_at AS account_created_at, a.operator, a.closed_at, a.debug_until, k.budget_micro \
              FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.hash = ?",
         )
         .bind(hash)
@@ -562,6 +572,8 @@ impl Store for SqliteStore {
             routing: routing_from(row.get("account_routing"))?,
             created_at: from_ms(row.get("account_created_at")),
             operator: row.get::<i64, _>("operator") != 0,
+            closed_at: row.get::<Option<i64>, _>("closed_at").map(from_ms),
+            debug_until: row.get::<Option<i64>, _>("debug_until").map(from_ms),
         };
         Ok(Some((key, account)))
     }
@@ -1268,7 +1280,125 @@ impl Store for SqliteStore {
             .await
             .map_err(db_err)?
             .rows_affected();
-        Ok(a + b)
+        // A task's record is metadata of a request, kept as long as usage
+        // events; its output is a file with an expiry of its own.
+        let c = sqlx::query(
+            "DELETE FROM tasks WHERE status IN ('success', 'failed') AND updated_at < ?",
+        )
+        .bind(ms(now - usage_retention))
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        Ok(a + b + c)
+    }
+
+    // ---- the account's life ----
+
+    async fn category_figures(
+        &self,
+        account_id: &str,
+        category: DataCategory,
+    ) -> Result<CategoryFigures> {
+        lifecycle::figures(&self.pool, account_id, category).await
+    }
+
+    async fn usage_page(
+        &self,
+        account_id: &str,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, UsageEvent)>> {
+        lifecycle::usage_page(&self.pool, account_id, after_id, limit).await
+    }
+
+    async fn tasks_of(&self, account_id: &str) -> Result<Vec<TaskRecord>> {
+        lifecycle::tasks_of(&self.pool, account_id).await
+    }
+
+    async fn delete_records(
+        &self,
+        account_id: &str,
+        category: DataCategory,
+        now: OffsetDateTime,
+    ) -> Result<u64> {
+        lifecycle::delete_records(&self.pool, account_id, category, now).await
+    }
+
+    async fn close_account(&self, id: &str, at: OffsetDateTime) -> Result<Option<u64>> {
+        let out = lifecycle::close_account(&self.pool, id, at).await;
+        // Every cached caller of the account is refused from now on.
+        self.epoch.bump();
+        out
+    }
+
+    async fn closed_accounts(&self, closed_before: OffsetDateTime) -> Result<Vec<String>> {
+        lifecycle::closed_accounts(&self.pool, closed_before).await
+    }
+
+    async fn purge_account(&self, id: &str) -> Result<bool> {
+        let out = lifecycle::purge_account(&self.pool, id).await;
+        self.epoch.bump();
+        out
+    }
+
+    async fn set_debug_until(&self, id: &str, until: Option<OffsetDateTime>) -> Result<bool> {
+        let out = lifecycle::set_debug_until(&self.pool, id, until).await;
+        // Cached callers carry the old window.
+        self.epoch.bump();
+        out
+    }
+
+    async fn insert_debug_log(&self, record: &DebugRecord) -> Result<()> {
+        lifecycle::insert_debug_log(&self.pool, record).await
+    }
+
+    async fn debug_logs_of(&self, account_id: &str) -> Result<Vec<DebugRecord>> {
+        lifecycle::debug_logs_of(&self.pool, account_id).await
+    }
+
+    async fn sweep_debug_logs(&self, now: OffsetDateTime) -> Result<u64> {
+        lifecycle::sweep_debug_logs(&self.pool, now).await
+    }
+
+    async fn insert_ticket(
+        &self,
+        ticket: &TicketRecord,
+        first: &TicketMessageRecord,
+    ) -> Result<()> {
+        lifecycle::insert_ticket(&self.pool, ticket, first).await
+    }
+
+    async fn ticket(&self, id: &str) -> Result<Option<TicketRecord>> {
+        lifecycle::ticket(&self.pool, id).await
+    }
+
+    async fn tickets_of(&self, account_id: &str) -> Result<Vec<TicketRecord>> {
+        lifecycle::tickets_of(&self.pool, account_id).await
+    }
+
+    async fn add_ticket_message(&self, message: &TicketMessageRecord) -> Result<bool> {
+        lifecycle::add_ticket_message(&self.pool, message).await
+    }
+
+    async fn ticket_messages(&self, ticket_id: &str) -> Result<Vec<TicketMessageRecord>> {
+        lifecycle::ticket_messages(&self.pool, ticket_id).await
+    }
+
+    async fn close_ticket(&self, id: &str, at: OffsetDateTime) -> Result<bool> {
+        lifecycle::close_ticket(&self.pool, id, at).await
+    }
+
+    async fn sealed_rows(&self) -> Result<Vec<(SealedRow, Vec<u8>)>> {
+        lifecycle::sealed_rows(&self.pool).await
+    }
+
+    async fn set_sealed_row(&self, row: &SealedRow, sealed: &[u8]) -> Result<()> {
+        lifecycle::set_sealed_row(&self.pool, row, sealed).await
+    }
+
+    async fn sweep_tickets(&self, closed_before: OffsetDateTime) -> Result<u64> {
+        lifecycle::sweep_tickets(&self.pool, closed_before).await
     }
 }
 
@@ -1285,6 +1415,8 @@ pub(crate) mod tests {
             routing: Default::default(),
             created_at: OffsetDateTime::now_utc(),
             operator: false,
+            closed_at: None,
+            debug_until: None,
         }
     }
 

@@ -209,6 +209,23 @@ string_enum!(
     }
 );
 
+string_enum!(
+    /// A category of data held for an account (seed 001): what the privacy
+    /// dashboard lists, exports and deletes.
+    DataCategory, "data category", {
+        Profile => "profile",
+        Keys => "keys",
+        UsageLogs => "usage_logs",
+        BillingRecords => "billing_records",
+        Files => "files",
+        TaskRecords => "task_records",
+        Voices => "voices",
+        SupportMessages => "support_messages",
+        PrivacyLog => "privacy_log",
+        DebugLogs => "debug_logs",
+    }
+);
+
 impl Plan {
     /// Modalities this plan may use at all; a key's scopes can only narrow this.
     pub fn entitles(self, modality: Modality) -> bool {

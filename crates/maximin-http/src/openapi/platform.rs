@@ -66,6 +66,19 @@ envelope!(
     Vec<maximin_types::privacy::PrivacyLogEntry>
 );
 envelope!(
+    CategoryListResponse,
+    Vec<maximin_types::privacy::CategoryView>
+);
+envelope!(ExportResponse, maximin_types::privacy::ExportView);
+envelope!(DeleteResponse, maximin_types::privacy::DeleteView);
+envelope!(
+    DebugLoggingResponse,
+    maximin_types::privacy::DebugLoggingView
+);
+envelope!(ClosureResponse, maximin_types::privacy::ClosureView);
+envelope!(TicketResponse, maximin_types::privacy::TicketView);
+envelope!(TicketListResponse, Vec<maximin_types::privacy::TicketView>);
+envelope!(
     UpstreamListResponse,
     Vec<crate::routes::upstreams::UpstreamView>
 );

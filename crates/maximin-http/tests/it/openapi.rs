@@ -74,13 +74,14 @@ fn enums(v: &serde_json::Value, at: &str, out: &mut Vec<(String, Vec<serde_json:
 #[test]
 fn every_enum_is_what_the_wire_carries() {
     use maximin_types::inference::Role;
-    use maximin_types::{ErrorCode, Modality, PiiMode, Plan, RateClass, Scope};
+    use maximin_types::{DataCategory, ErrorCode, Modality, PiiMode, Plan, RateClass, Scope};
     let mut scopes = vec![Scope::Read, Scope::Admin];
     scopes.extend(Modality::ALL.iter().copied().map(Scope::Modality));
     let known: Vec<(&str, Vec<serde_json::Value>)> = vec![
         ("Plan", wire(Plan::ALL)),
         ("Modality", wire(Modality::ALL)),
         ("RateClass", wire(RateClass::ALL)),
+        ("DataCategory", wire(DataCategory::ALL)),
         ("ErrorCode", wire(&ErrorCode::ALL)),
         ("Scope", wire(&scopes)),
         (

@@ -11,7 +11,7 @@ use maximin_core::{Error, NewKey, Platform};
 use maximin_store::{add_master_key, DiskBlobs, SqliteStore};
 use maximin_types::CustomLimits;
 
-use super::{AccountsCmd, BillingCmd, Failure, KeysCmd, Out};
+use super::{AccountsCmd, BillingCmd, Failure, KeysCmd, Out, PrivacyCmd, SupportCmd};
 use crate::config::Config;
 
 /// `maximin models list`.
@@ -151,9 +151,11 @@ pub(super) async fn rotate_key(config: &Config, out: &Out) -> Result<(), Failure
         },
         Arc::new(SystemClock),
     );
-    let tasks = maximin_core::tasks::Tasks::new(store, keys.clone(), Arc::new(SystemClock));
+    let tasks = maximin_core::tasks::Tasks::new(store.clone(), keys.clone(), Arc::new(SystemClock));
     let files_n = files.rewrap_all().await?;
-    let tasks_n = tasks.rewrap_all().await?;
+    // Pending tasks and webhooks, support messages and debug logs.
+    let tasks_n = tasks.rewrap_all().await?
+        + maximin_core::support::rewrap_sealed(store.as_ref(), &keys).await?;
     let view = serde_json::json!({
         "key_id": keys.current_id(),
         "files_rewrapped": files_n,
@@ -388,13 +390,130 @@ pub(super) async fn billing(p: &Platform, cmd: BillingCmd, out: &Out) -> Result<
     Ok(())
 }
 
-pub(super) async fn privacy_log(p: &Platform, account: &str, out: &Out) -> Result<(), Failure> {
-    let log = p.privacy_log(account).await?;
-    out.print(&log, || {
-        log.iter()
-            .map(|e| format!("{}  {:<16} {}  {}", e.at, e.action, e.subject, e.detail))
-            .collect::<Vec<_>>()
-            .join("\n")
+pub(super) async fn privacy(p: &Platform, cmd: PrivacyCmd, out: &Out) -> Result<(), Failure> {
+    match cmd {
+        PrivacyCmd::Log { account } => {
+            let log = p.privacy_log(&account).await?;
+            out.print(&log, || {
+                log.iter()
+                    .map(|e| format!("{}  {:<20} {}  {}", e.at, e.action, e.subject, e.detail))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        PrivacyCmd::Categories { account } => {
+            let cats = p.categories(&account).await?;
+            out.print(&cats, || {
+                cats.iter()
+                    .map(|c| {
+                        format!(
+                            "{:<17} {:>8} records {:>12} bytes  {}{}",
+                            c.category,
+                            c.count,
+                            c.bytes,
+                            c.retention,
+                            if c.legally_required {
+                                " (required by law)"
+                            } else {
+                                ""
+                            }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        PrivacyCmd::Export {
+            account,
+            include_files,
+            out: path,
+        } => {
+            let work = maximin_core::providers::media::Work::new();
+            let (bytes, kind, counts) = p.export_bytes(&account, include_files, &work).await?;
+            let path = path.unwrap_or_else(|| format!("maximin-export-{account}.{kind}").into());
+            write_private(&path, &bytes)?;
+            p.log_export(&account, "cli", bytes.len() as u64).await?;
+            let view = serde_json::json!({
+                "account_id": account,
+                "path": path.display().to_string(),
+                "format": kind,
+                "bytes": bytes.len(),
+                "counts": counts,
+            });
+            out.print(&view, || {
+                format!(
+                    "{} bytes ({kind}) written to {}",
+                    bytes.len(),
+                    path.display()
+                )
+            });
+        }
+        PrivacyCmd::Delete {
+            account,
+            categories,
+        } => {
+            let v = p.delete_categories(&account, &categories).await?;
+            out.print(&v, || {
+                v.deleted
+                    .iter()
+                    .map(|(c, n)| format!("{c}: {n} deleted"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        PrivacyCmd::Close { account } => {
+            let v = p.close_account(&account).await?;
+            out.print(&v, || {
+                format!(
+                    "account {} closed: {} keys revoked, {} files and {} voices deleted; profile purged on {}",
+                    v.account_id, v.keys_revoked, v.files_deleted, v.voices_deleted, v.purge_at
+                )
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Writes an export only its owner can read.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<(), Failure> {
+    use std::io::Write as _;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)
+        .and_then(|mut f| f.write_all(bytes))
+        .map_err(|e| Failure::Setup(format!("cannot write {}: {e}", path.display())))
+}
+
+pub(super) async fn support(p: &Platform, cmd: SupportCmd, out: &Out) -> Result<(), Failure> {
+    let ticket = match cmd {
+        SupportCmd::List { account } => {
+            let list = p.list_tickets(&account).await?;
+            out.print(&list, || {
+                list.iter()
+                    .map(|t| format!("{}  {:<6}  {}  {}", t.id, t.status, t.created_at, t.subject))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+            return Ok(());
+        }
+        SupportCmd::Show { ticket } => p.ticket(None, &ticket).await?,
+        SupportCmd::Reply { ticket, message } => p.reply_ticket(None, &ticket, &message).await?,
+        SupportCmd::Close { ticket } => p.close_ticket(None, &ticket).await?,
+    };
+    out.print(&ticket, || {
+        let mut lines = vec![format!(
+            "{}  {}  {}",
+            ticket.id, ticket.status, ticket.subject
+        )];
+        for m in ticket.messages.iter().flatten() {
+            lines.push(format!("  {} {}: {}", m.at, m.author, m.body));
+        }
+        lines.join("\n")
     });
     Ok(())
 }

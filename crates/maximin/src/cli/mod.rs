@@ -76,6 +76,9 @@ pub enum Command {
     /// An account's privacy dashboard.
     #[command(subcommand)]
     Privacy(PrivacyCmd),
+    /// Support tickets, the operator's side.
+    #[command(subcommand)]
+    Support(SupportCmd),
     /// Check this install: build, system libraries, default models, ONNX
     /// Runtime, data dir, port. Exits non-zero when something the defaults
     /// need is missing, and says the command that mends it.
@@ -99,11 +102,71 @@ pub enum FilesCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum PrivacyCmd {
-    /// The account's privacy action log (keys made and revoked, routing and
-    /// PII changes), oldest first.
+    /// The account's privacy action log (exports, deletions, debug logging,
+    /// keys made and revoked, routing and PII changes, closure), oldest first.
     Log {
         #[arg(long)]
         account: String,
+    },
+    /// Every category of data held for the account, with counts, bytes,
+    /// retention and whether the law requires it.
+    Categories {
+        #[arg(long)]
+        account: String,
+    },
+    /// Write everything held for the account to a file: one JSON document,
+    /// or a zip with the files' contents too (--include-files).
+    Export {
+        #[arg(long)]
+        account: String,
+        /// Put the files' contents in too (a zip).
+        #[arg(long)]
+        include_files: bool,
+        /// Where to write it [default: maximin-export-ACCOUNT.json or .zip].
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
+    /// Delete the account's data of these categories now (usage_logs,
+    /// files, task_records, voices, debug_logs); billing records are kept
+    /// by law.
+    Delete {
+        #[arg(long)]
+        account: String,
+        /// Categories, comma separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        categories: Vec<String>,
+    },
+    /// Close the account: every key revoked, files and voices deleted; the
+    /// profile is purged 90 days later, billing records kept 7 years.
+    Close {
+        #[arg(long)]
+        account: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SupportCmd {
+    /// An account's support tickets, newest first.
+    List {
+        #[arg(long)]
+        account: String,
+    },
+    /// A ticket and its messages.
+    Show {
+        #[arg(long)]
+        ticket: String,
+    },
+    /// Reply to a ticket as the operator.
+    Reply {
+        #[arg(long)]
+        ticket: String,
+        #[arg(long)]
+        message: String,
+    },
+    /// Close a ticket (kept 2 years from now).
+    Close {
+        #[arg(long)]
+        ticket: String,
     },
 }
 
@@ -331,9 +394,8 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 Command::Accounts(cmd) => admin::accounts(&platform, cmd, &out).await,
                 Command::Keys(cmd) => admin::keys(&platform, cmd, &out).await,
                 Command::Billing(cmd) => admin::billing(&platform, cmd, &out).await,
-                Command::Privacy(PrivacyCmd::Log { account }) => {
-                    admin::privacy_log(&platform, &account, &out).await
-                }
+                Command::Privacy(cmd) => admin::privacy(&platform, cmd, &out).await,
+                Command::Support(cmd) => admin::support(&platform, cmd, &out).await,
                 Command::Models(ModelsCmd::List) => admin::list_models(&platform, &out),
                 _ => unreachable!("serve, pull, rotate-key and doctor are dispatched above"),
             };

@@ -212,6 +212,8 @@ pub(super) async fn serve(config: &Config) -> Result<(), Failure> {
             tracing::info!(model = %m.id, "model not available: {hint}");
         }
     }
+    // What has outlived its retention goes before the first request.
+    sweep_once(&platform).await;
     let sweeper = tokio::spawn(sweep_loop(platform.clone()));
     let stop_tasks = Arc::new(tokio::sync::Notify::new());
     let workers = config.tasks.workers.unwrap_or(1);
@@ -223,6 +225,7 @@ pub(super) async fn serve(config: &Config) -> Result<(), Failure> {
     // retried from the store until taken or 24 hours old.
     let webhook_runner = tokio::spawn(webhooks.clone().run(stop_tasks.clone()));
     let mut handlers = maximin_speech::task_handlers(platform.clone());
+    handlers.extend(maximin_core::export::task_handlers(platform.clone()));
     handlers.extend(maximin_media::task_handlers(
         platform.clone(),
         webhooks.clone(),
@@ -300,55 +303,31 @@ async fn shutdown_signal() {
     }
 }
 
-/// Enforces retention (DESIGN.md §8) once at start and then hourly.
+/// Enforces retention (seed 001, DESIGN.md §8) hourly; the first sweep
+/// ran before the server opened (`sweep_once`).
 async fn sweep_loop(platform: Arc<Platform>) {
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    tick.tick().await;
     loop {
         tick.tick().await;
-        let now = platform.clock.now();
-        match platform
-            .store
-            .sweep(now, maximin_core::USAGE_RETENTION)
-            .await
-        {
-            Ok(n) if n > 0 => tracing::info!(rows = n, "retention sweep"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(code = %e.code, "retention sweep failed"),
-        }
-        // Billing records are kept 7 years (seed 001); lapsed holds go.
-        match platform
-            .store
-            .sweep_billing(
-                now,
-                now - maximin_core::billing::BILLING_RETENTION,
-                &maximin_core::billing::months_back(now, 7 * 12),
-            )
-            .await
-        {
-            Ok(n) if n > 0 => tracing::info!(rows = n, "billing retention sweep"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(code = %e.code, "billing retention sweep failed"),
-        }
-        match platform.files.sweep_expired().await {
-            Ok(n) if n > 0 => tracing::info!(files = n, "expired files deleted"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(code = %e.code, "file expiry failed"),
-        }
-        // Temporary files a crashed writer left (the first round is at start).
-        match platform.files.sweep_orphans().await {
-            Ok(n) if n > 0 => tracing::info!(files = n, "orphaned temporary files deleted"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(code = %e.code, "orphan sweep failed"),
-        }
-        // Designed and cloned voices never used in 168 hours (seed 003).
-        match platform
-            .store
-            .expire_voices(now - maximin_core::voices::UNUSED_TTL, now)
-            .await
-        {
-            Ok(n) if n > 0 => tracing::info!(voices = n, "unused voices expired"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(code = %e.code, "voice expiry failed"),
-        }
+        sweep_once(&platform).await;
+    }
+}
+
+/// One retention sweep, logged as counts only.
+async fn sweep_once(platform: &Platform) {
+    let (r, _) = platform.sweep_retention(platform.clock.now()).await;
+    if r.total() > 0 {
+        tracing::info!(
+            usage = r.usage,
+            billing = r.billing,
+            files = r.files,
+            orphans = r.orphans,
+            voices = r.voices,
+            debug_logs = r.debug_logs,
+            support = r.support,
+            profiles = r.profiles,
+            "retention sweep"
+        );
     }
 }

@@ -1,0 +1,695 @@
+//! An account's life on SQLite (issue 16): the privacy dashboard's figures
+//! and deletions, closure and the purge 90 days later, debug logs and
+//! support tickets.
+
+use maximin_core::store::{
+    CategoryFigures, DebugRecord, SealedRow, TaskRecord, TicketMessageRecord, TicketRecord,
+    UsageEvent,
+};
+use maximin_core::{Error, Result};
+use maximin_types::DataCategory;
+use sqlx::sqlite::{SqlitePool, SqliteRow};
+use sqlx::Row;
+use time::OffsetDateTime;
+
+use crate::sqlite::{db_err, event_from, from_ms, ms, task_from, TASK_COLUMNS};
+
+fn u(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// Count, bytes and oldest time of one category. Bytes are what the rows
+/// hold: text and blob lengths, 8 per number.
+pub(crate) async fn figures(
+    pool: &SqlitePool,
+    account_id: &str,
+    category: DataCategory,
+) -> Result<CategoryFigures> {
+    let sql = match category {
+        DataCategory::Profile => {
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(id) + LENGTH(email) + LENGTH(plan) + LENGTH(routing) + 64), 0), \
+             MIN(created_at) FROM accounts WHERE id = ?"
+        }
+        DataCategory::Keys => {
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(id) + LENGTH(name) + LENGTH(prefix) + LENGTH(hash) + LENGTH(scopes) \
+             + LENGTH(models) + LENGTH(routing) + 112), 0), MIN(created_at) FROM api_keys WHERE account_id = ?"
+        }
+        DataCategory::UsageLogs => {
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(request_id) + LENGTH(method) + LENGTH(endpoint) \
+             + COALESCE(LENGTH(model), 0) + COALESCE(LENGTH(error_code), 0) + COALESCE(LENGTH(client_ip), 0) + 96), 0), \
+             MIN(at) FROM usage_events WHERE account_id = ?"
+        }
+        DataCategory::BillingRecords => return billing_figures(pool, account_id).await,
+        DataCategory::Files => {
+            "SELECT COUNT(*), COALESCE(SUM(bytes), 0), MIN(created_at) FROM files WHERE account_id = ?"
+        }
+        DataCategory::TaskRecords => {
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(kind) + COALESCE(LENGTH(params), 0) + COALESCE(LENGTH(result), 0) \
+             + COALESCE(LENGTH(error_message), 0) + 80), 0), MIN(created_at) FROM tasks WHERE account_id = ?"
+        }
+        DataCategory::Voices => {
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(voice_id) + LENGTH(kind) + LENGTH(profile) + 24), 0), \
+             MIN(created_at) FROM voices WHERE account_id = ? AND deleted_at IS NULL"
+        }
+        DataCategory::SupportMessages => {
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(body) + LENGTH(author) + 16), 0), MIN(at) \
+             FROM support_messages WHERE account_id = ?"
+        }
+        DataCategory::PrivacyLog => {
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(action) + LENGTH(subject) + LENGTH(detail) + 16), 0), MIN(at) \
+             FROM privacy_log WHERE account_id = ?"
+        }
+        DataCategory::DebugLogs => {
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(sealed) + LENGTH(request_id) + LENGTH(endpoint) + 24), 0), MIN(at) \
+             FROM debug_logs WHERE account_id = ?"
+        }
+    };
+    let row = sqlx::query(sql)
+        .bind(account_id)
+        .fetch_one(pool)
+        .await
+        .map_err(db_err)?;
+    Ok(figures_from(&row))
+}
+
+fn figures_from(row: &SqliteRow) -> CategoryFigures {
+    CategoryFigures {
+        count: u(row.get(0)),
+        bytes: u(row.get(1)),
+        oldest: row.get::<Option<i64>, _>(2).map(from_ms),
+    }
+}
+
+/// The credit ledger and the monthly billing lines together.
+async fn billing_figures(pool: &SqlitePool, account_id: &str) -> Result<CategoryFigures> {
+    let ledger = sqlx::query(
+        "SELECT COUNT(*), COALESCE(SUM(LENGTH(kind) + LENGTH(note) + 24), 0), MIN(at) \
+         FROM credit_ledger WHERE account_id = ?",
+    )
+    .bind(account_id)
+    .fetch_one(pool)
+    .await
+    .map_err(db_err)?;
+    let lines = sqlx::query(
+        "SELECT COUNT(*), COALESCE(SUM(LENGTH(month) + LENGTH(key_id) + LENGTH(model) + 72), 0), MIN(month) \
+         FROM billing_monthly WHERE account_id = ?",
+    )
+    .bind(account_id)
+    .fetch_one(pool)
+    .await
+    .map_err(db_err)?;
+    let mut f = figures_from(&ledger);
+    f.count += u(lines.get(0));
+    f.bytes += u(lines.get(1));
+    let first_line = lines
+        .get::<Option<String>, _>(2)
+        .and_then(|m| maximin_core::billing::month_start(&m));
+    f.oldest = match (f.oldest, first_line) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    Ok(f)
+}
+
+pub(crate) async fn usage_page(
+    pool: &SqlitePool,
+    account_id: &str,
+    after_id: i64,
+    limit: u32,
+) -> Result<Vec<(i64, UsageEvent)>> {
+    Ok(sqlx::query(
+        "SELECT id, at, account_id, key_id, request_id, method, endpoint, status, model, prompt_tokens, \
+         completion_tokens, characters, images, media_ms, latency_us, error_code, client_ip, cost_micro \
+         FROM usage_events WHERE account_id = ? AND id > ? ORDER BY id LIMIT ?",
+    )
+    .bind(account_id)
+    .bind(after_id)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?
+    .iter()
+    .map(|r| (r.get::<i64, _>("id"), event_from(r)))
+    .collect())
+}
+
+pub(crate) async fn tasks_of(pool: &SqlitePool, account_id: &str) -> Result<Vec<TaskRecord>> {
+    sqlx::query(&format!(
+        "SELECT {TASK_COLUMNS} FROM tasks WHERE account_id = ? ORDER BY created_at, id"
+    ))
+    .bind(account_id)
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?
+    .iter()
+    .map(task_from)
+    .collect()
+}
+
+pub(crate) async fn delete_records(
+    pool: &SqlitePool,
+    account_id: &str,
+    category: DataCategory,
+    now: OffsetDateTime,
+) -> Result<u64> {
+    let q = match category {
+        DataCategory::UsageLogs => sqlx::query("DELETE FROM usage_events WHERE account_id = ?"),
+        DataCategory::DebugLogs => sqlx::query("DELETE FROM debug_logs WHERE account_id = ?"),
+        DataCategory::TaskRecords => sqlx::query(
+            "DELETE FROM tasks WHERE account_id = ? AND status IN ('success', 'failed')",
+        ),
+        DataCategory::Voices => sqlx::query(
+            "UPDATE voices SET deleted_at = ?, profile = '{}' WHERE deleted_at IS NULL AND account_id = ?",
+        )
+        .bind(ms(now)),
+        other => {
+            return Err(Error::internal(format!(
+                "the store does not delete {other} records on request"
+            )))
+        }
+    };
+    Ok(q.bind(account_id)
+        .execute(pool)
+        .await
+        .map_err(db_err)?
+        .rows_affected())
+}
+
+pub(crate) async fn close_account(
+    pool: &SqlitePool,
+    id: &str,
+    at: OffsetDateTime,
+) -> Result<Option<u64>> {
+    let mut tx = pool.begin().await.map_err(db_err)?;
+    let closed = sqlx::query(
+        "UPDATE accounts SET closed_at = ?, debug_until = NULL WHERE id = ? AND closed_at IS NULL",
+    )
+    .bind(ms(at))
+    .bind(id)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_err)?
+    .rows_affected();
+    if closed == 0 {
+        return Ok(None);
+    }
+    let revoked = sqlx::query(
+        "UPDATE api_keys SET revoked_at = ? WHERE account_id = ? AND revoked_at IS NULL",
+    )
+    .bind(ms(at))
+    .bind(id)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_err)?
+    .rows_affected();
+    for sql in [
+        "DELETE FROM debug_logs WHERE account_id = ?",
+        "DELETE FROM credit_holds WHERE account_id = ?",
+    ] {
+        sqlx::query(sql)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+    }
+    tx.commit().await.map_err(db_err)?;
+    Ok(Some(revoked))
+}
+
+pub(crate) async fn closed_accounts(
+    pool: &SqlitePool,
+    closed_before: OffsetDateTime,
+) -> Result<Vec<String>> {
+    Ok(sqlx::query(
+        "SELECT id FROM accounts WHERE closed_at IS NOT NULL AND closed_at < ? ORDER BY id",
+    )
+    .bind(ms(closed_before))
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?
+    .iter()
+    .map(|r| r.get(0))
+    .collect())
+}
+
+pub(crate) async fn purge_account(pool: &SqlitePool, id: &str) -> Result<bool> {
+    let mut tx = pool.begin().await.map_err(db_err)?;
+    let closed: Option<i64> = sqlx::query("SELECT closed_at FROM accounts WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .and_then(|r| r.get(0));
+    if closed.is_none() {
+        return Ok(false);
+    }
+    // Everything that names the account but billing records and support
+    // tickets, which have retention periods of their own; keys before the
+    // account they reference.
+    for sql in [
+        "DELETE FROM usage_events WHERE account_id = ?",
+        "DELETE FROM tasks WHERE account_id = ?",
+        "DELETE FROM voices WHERE account_id = ?",
+        "DELETE FROM privacy_log WHERE account_id = ?",
+        "DELETE FROM idempotency WHERE account_id = ?",
+        "DELETE FROM credit_holds WHERE account_id = ?",
+        "DELETE FROM webhook_deliveries WHERE account_id = ?",
+        "DELETE FROM debug_logs WHERE account_id = ?",
+        "DELETE FROM files WHERE account_id = ?",
+        "DELETE FROM api_keys WHERE account_id = ?",
+        "DELETE FROM accounts WHERE id = ?",
+    ] {
+        sqlx::query(sql)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+    }
+    tx.commit().await.map_err(db_err)?;
+    Ok(true)
+}
+
+pub(crate) async fn set_debug_until(
+    pool: &SqlitePool,
+    id: &str,
+    until: Option<OffsetDateTime>,
+) -> Result<bool> {
+    let mut tx = pool.begin().await.map_err(db_err)?;
+    let n = sqlx::query("UPDATE accounts SET debug_until = ? WHERE id = ?")
+        .bind(until.map(ms))
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+    if until.is_none() {
+        sqlx::query("DELETE FROM debug_logs WHERE account_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+    }
+    tx.commit().await.map_err(db_err)?;
+    Ok(n == 1)
+}
+
+pub(crate) async fn insert_debug_log(pool: &SqlitePool, r: &DebugRecord) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO debug_logs (account_id, at, request_id, endpoint, status, sealed, expires_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&r.account_id)
+    .bind(ms(r.at))
+    .bind(&r.request_id)
+    .bind(&r.endpoint)
+    .bind(i64::from(r.status))
+    .bind(&r.sealed)
+    .bind(ms(r.expires_at))
+    .execute(pool)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+pub(crate) async fn debug_logs_of(pool: &SqlitePool, account_id: &str) -> Result<Vec<DebugRecord>> {
+    Ok(sqlx::query(
+        "SELECT id, account_id, at, request_id, endpoint, status, sealed, expires_at FROM debug_logs \
+         WHERE account_id = ? ORDER BY id",
+    )
+    .bind(account_id)
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?
+    .iter()
+    .map(|r| DebugRecord {
+        id: r.get("id"),
+        account_id: r.get("account_id"),
+        at: from_ms(r.get("at")),
+        request_id: r.get("request_id"),
+        endpoint: r.get("endpoint"),
+        status: u16::try_from(r.get::<i64, _>("status")).unwrap_or(0),
+        sealed: r.get("sealed"),
+        expires_at: from_ms(r.get("expires_at")),
+    })
+    .collect())
+}
+
+pub(crate) async fn sweep_debug_logs(pool: &SqlitePool, now: OffsetDateTime) -> Result<u64> {
+    Ok(sqlx::query("DELETE FROM debug_logs WHERE expires_at <= ?")
+        .bind(ms(now))
+        .execute(pool)
+        .await
+        .map_err(db_err)?
+        .rows_affected())
+}
+
+// ---- support tickets ----
+
+pub(crate) async fn insert_ticket(
+    pool: &SqlitePool,
+    t: &TicketRecord,
+    first: &TicketMessageRecord,
+) -> Result<()> {
+    let mut tx = pool.begin().await.map_err(db_err)?;
+    sqlx::query(
+        "INSERT INTO support_tickets (id, account_id, subject, status, created_at, updated_at, closed_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&t.id)
+    .bind(&t.account_id)
+    .bind(&t.subject)
+    .bind(&t.status)
+    .bind(ms(t.created_at))
+    .bind(ms(t.updated_at))
+    .bind(t.closed_at.map(ms))
+    .execute(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    insert_message(&mut tx, first).await?;
+    tx.commit().await.map_err(db_err)
+}
+
+async fn insert_message(conn: &mut sqlx::SqliteConnection, m: &TicketMessageRecord) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO support_messages (ticket_id, account_id, at, author, body) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(&m.ticket_id)
+    .bind(&m.account_id)
+    .bind(ms(m.at))
+    .bind(&m.author)
+    .bind(&m.body)
+    .execute(conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+const TICKET_COLUMNS: &str = "id, account_id, subject, status, created_at, updated_at, closed_at";
+
+fn ticket_from(r: &SqliteRow) -> TicketRecord {
+    TicketRecord {
+        id: r.get("id"),
+        account_id: r.get("account_id"),
+        subject: r.get("subject"),
+        status: r.get("status"),
+        created_at: from_ms(r.get("created_at")),
+        updated_at: from_ms(r.get("updated_at")),
+        closed_at: r.get::<Option<i64>, _>("closed_at").map(from_ms),
+    }
+}
+
+pub(crate) async fn ticket(pool: &SqlitePool, id: &str) -> Result<Option<TicketRecord>> {
+    Ok(sqlx::query(&format!(
+        "SELECT {TICKET_COLUMNS} FROM support_tickets WHERE id = ?"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+    .map_err(db_err)?
+    .as_ref()
+    .map(ticket_from))
+}
+
+pub(crate) async fn tickets_of(pool: &SqlitePool, account_id: &str) -> Result<Vec<TicketRecord>> {
+    Ok(sqlx::query(&format!(
+        "SELECT {TICKET_COLUMNS} FROM support_tickets WHERE account_id = ? ORDER BY created_at DESC, id"
+    ))
+    .bind(account_id)
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?
+    .iter()
+    .map(ticket_from)
+    .collect())
+}
+
+pub(crate) async fn add_ticket_message(pool: &SqlitePool, m: &TicketMessageRecord) -> Result<bool> {
+    let mut tx = pool.begin().await.map_err(db_err)?;
+    let open =
+        sqlx::query("UPDATE support_tickets SET updated_at = ? WHERE id = ? AND status = 'open'")
+            .bind(ms(m.at))
+            .bind(&m.ticket_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+    if open == 0 {
+        return Ok(false);
+    }
+    insert_message(&mut tx, m).await?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(true)
+}
+
+pub(crate) async fn ticket_messages(
+    pool: &SqlitePool,
+    ticket_id: &str,
+) -> Result<Vec<TicketMessageRecord>> {
+    Ok(sqlx::query(
+        "SELECT id, ticket_id, account_id, at, author, body FROM support_messages \
+         WHERE ticket_id = ? ORDER BY at, id",
+    )
+    .bind(ticket_id)
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?
+    .iter()
+    .map(|r| TicketMessageRecord {
+        id: r.get("id"),
+        ticket_id: r.get("ticket_id"),
+        account_id: r.get("account_id"),
+        at: from_ms(r.get("at")),
+        author: r.get("author"),
+        body: r.get("body"),
+    })
+    .collect())
+}
+
+pub(crate) async fn close_ticket(pool: &SqlitePool, id: &str, at: OffsetDateTime) -> Result<bool> {
+    Ok(sqlx::query(
+        "UPDATE support_tickets SET status = 'closed', closed_at = ?, updated_at = ? \
+         WHERE id = ? AND status = 'open'",
+    )
+    .bind(ms(at))
+    .bind(ms(at))
+    .bind(id)
+    .execute(pool)
+    .await
+    .map_err(db_err)?
+    .rows_affected()
+        == 1)
+}
+
+pub(crate) async fn sweep_tickets(pool: &SqlitePool, closed_before: OffsetDateTime) -> Result<u64> {
+    let mut tx = pool.begin().await.map_err(db_err)?;
+    let m = sqlx::query(
+        "DELETE FROM support_messages WHERE ticket_id IN \
+         (SELECT id FROM support_tickets WHERE closed_at IS NOT NULL AND closed_at < ?)",
+    )
+    .bind(ms(closed_before))
+    .execute(&mut *tx)
+    .await
+    .map_err(db_err)?
+    .rows_affected();
+    let t =
+        sqlx::query("DELETE FROM support_tickets WHERE closed_at IS NOT NULL AND closed_at < ?")
+            .bind(ms(closed_before))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+    tx.commit().await.map_err(db_err)?;
+    Ok(m + t)
+}
+
+pub(crate) async fn sealed_rows(pool: &SqlitePool) -> Result<Vec<(SealedRow, Vec<u8>)>> {
+    let mut out = Vec::new();
+    for r in sqlx::query("SELECT id, subject FROM support_tickets")
+        .fetch_all(pool)
+        .await
+        .map_err(db_err)?
+    {
+        out.push((
+            SealedRow::TicketSubject {
+                ticket_id: r.get(0),
+            },
+            r.get(1),
+        ));
+    }
+    for r in sqlx::query("SELECT id, ticket_id, body FROM support_messages")
+        .fetch_all(pool)
+        .await
+        .map_err(db_err)?
+    {
+        out.push((
+            SealedRow::TicketMessage {
+                id: r.get(0),
+                ticket_id: r.get(1),
+            },
+            r.get(2),
+        ));
+    }
+    for r in sqlx::query("SELECT id, account_id, request_id, sealed FROM debug_logs")
+        .fetch_all(pool)
+        .await
+        .map_err(db_err)?
+    {
+        out.push((
+            SealedRow::DebugLog {
+                id: r.get(0),
+                account_id: r.get(1),
+                request_id: r.get(2),
+            },
+            r.get(3),
+        ));
+    }
+    Ok(out)
+}
+
+pub(crate) async fn set_sealed_row(
+    pool: &SqlitePool,
+    row: &SealedRow,
+    sealed: &[u8],
+) -> Result<()> {
+    let q = match row {
+        SealedRow::TicketSubject { ticket_id } => {
+            sqlx::query("UPDATE support_tickets SET subject = ? WHERE id = ?")
+                .bind(sealed)
+                .bind(ticket_id.as_str())
+        }
+        SealedRow::TicketMessage { id, .. } => {
+            sqlx::query("UPDATE support_messages SET body = ? WHERE id = ?")
+                .bind(sealed)
+                .bind(*id)
+        }
+        SealedRow::DebugLog { id, .. } => {
+            sqlx::query("UPDATE debug_logs SET sealed = ? WHERE id = ?")
+                .bind(sealed)
+                .bind(*id)
+        }
+    };
+    q.execute(pool).await.map_err(db_err)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use maximin_core::store::{LedgerEntry, Store};
+
+    use super::*;
+    use crate::sqlite::tests::{account, key};
+    use crate::SqliteStore;
+
+    #[tokio::test]
+    async fn closure_revokes_every_key_and_the_purge_keeps_billing_records() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = SqliteStore::open(&dir.path().join("t.db"))
+            .await
+            .expect("open");
+        for (a, k) in [("a1", "k1"), ("a2", "k2")] {
+            s.insert_account(&account(a, &format!("{a}@x.io")))
+                .await
+                .expect("account");
+            s.insert_key(&key(k, a), 20).await.expect("key");
+            s.add_credit(&LedgerEntry {
+                id: 0,
+                account_id: a.into(),
+                at: OffsetDateTime::now_utc(),
+                amount_micro: 5,
+                kind: "starting".into(),
+                note: String::new(),
+            })
+            .await
+            .expect("credit");
+        }
+        s.insert_key(&key("k3", "a1"), 20).await.expect("key");
+        let now = OffsetDateTime::now_utc();
+        assert_eq!(s.close_account("a1", now).await.expect("close"), Some(2));
+        assert_eq!(s.close_account("a1", now).await.expect("again"), None);
+        let (k, a) = s.key_by_hash("hash-k1").await.expect("read").expect("k1");
+        assert!(k.revoked_at.is_some() && a.closed_at.is_some());
+        assert!(s
+            .key("k2")
+            .await
+            .expect("k2")
+            .expect("k2")
+            .revoked_at
+            .is_none());
+        // Not yet 90 days: nothing to purge; then only the closed account.
+        assert!(s
+            .closed_accounts(now - time::Duration::days(90))
+            .await
+            .expect("closed")
+            .is_empty());
+        let due = s
+            .closed_accounts(now + time::Duration::seconds(1))
+            .await
+            .expect("closed");
+        assert_eq!(due, ["a1"]);
+        assert!(s.purge_account("a1").await.expect("purge"));
+        assert!(!s.purge_account("a2").await.expect("open accounts stay"));
+        assert!(s.account("a1").await.expect("read").is_none());
+        assert!(s.key("k3").await.expect("read").is_none());
+        assert_eq!(
+            s.ledger("a1").await.expect("ledger").len(),
+            1,
+            "kept 7 years"
+        );
+        assert!(s.account("a2").await.expect("read").is_some());
+    }
+
+    #[tokio::test]
+    async fn closed_tickets_go_two_years_on_and_open_ones_stay() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = SqliteStore::open(&dir.path().join("t.db"))
+            .await
+            .expect("open");
+        let now = OffsetDateTime::now_utc();
+        for id in ["t1", "t2"] {
+            let t = TicketRecord {
+                id: id.into(),
+                account_id: "a1".into(),
+                subject: b"sealed".to_vec(),
+                status: "open".into(),
+                created_at: now,
+                updated_at: now,
+                closed_at: None,
+            };
+            let m = TicketMessageRecord {
+                id: 0,
+                ticket_id: id.into(),
+                account_id: "a1".into(),
+                at: now,
+                author: "customer".into(),
+                body: b"sealed body".to_vec(),
+            };
+            s.insert_ticket(&t, &m).await.expect("ticket");
+        }
+        assert!(s.close_ticket("t1", now).await.expect("close"));
+        assert!(!s.close_ticket("t1", now).await.expect("closed already"));
+        let reply = TicketMessageRecord {
+            id: 0,
+            ticket_id: "t1".into(),
+            account_id: "a1".into(),
+            at: now,
+            author: "customer".into(),
+            body: b"late".to_vec(),
+        };
+        assert!(!s.add_ticket_message(&reply).await.expect("closed"));
+        assert_eq!(s.sweep_tickets(now).await.expect("sweep"), 0, "not before");
+        assert_eq!(
+            s.sweep_tickets(now + time::Duration::seconds(1))
+                .await
+                .expect("sweep"),
+            2,
+            "the ticket and its message"
+        );
+        assert!(s.ticket("t1").await.expect("read").is_none());
+        assert_eq!(s.ticket_messages("t2").await.expect("read").len(), 1);
+        let f = s
+            .category_figures("a1", DataCategory::SupportMessages)
+            .await
+            .expect("figures");
+        assert_eq!(f.count, 1);
+    }
+}
