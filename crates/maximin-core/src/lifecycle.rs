@@ -185,8 +185,9 @@ impl Platform {
     }
 
     /// Closes the account: every key refused at once, files (their bytes
-    /// on disk too) and voices deleted, debug logging off; billing records
-    /// and the profile stay for their retention periods.
+    /// on disk too) and voices deleted, debug logging off, open support
+    /// tickets closed; billing records, support tickets and the profile
+    /// stay for their retention periods.
     pub async fn close_account(&self, account_id: &str) -> Result<ClosureView> {
         let account = self.account(account_id).await?;
         if account.closed_at.is_some() {

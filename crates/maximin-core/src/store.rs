@@ -627,7 +627,8 @@ pub trait Store: Send + Sync + 'static {
         now: OffsetDateTime,
     ) -> Result<u64>;
     /// Closes an account: marks it closed, revokes every key, turns debug
-    /// logging off and deletes its debug logs, in one transaction. Returns
+    /// logging off and deletes its debug logs, closes its open support
+    /// tickets (their 2 years start), in one transaction. Returns
     /// the keys revoked, or `None` when there is no such open account.
     async fn close_account(&self, id: &str, at: OffsetDateTime) -> Result<Option<u64>>;
     /// Accounts closed before `closed_before` whose profile is still held.

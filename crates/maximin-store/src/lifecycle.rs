@@ -212,6 +212,17 @@ pub(crate) async fn close_account(
             .await
             .map_err(db_err)?;
     }
+    // Open tickets close with the account: their 2 years start now.
+    sqlx::query(
+        "UPDATE support_tickets SET status = 'closed', closed_at = ?, updated_at = ? \
+         WHERE account_id = ? AND status = 'open'",
+    )
+    .bind(ms(at))
+    .bind(ms(at))
+    .bind(id)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_err)?;
     tx.commit().await.map_err(db_err)?;
     Ok(Some(revoked))
 }
@@ -604,7 +615,31 @@ mod tests {
         }
         s.insert_key(&key("k3", "a1"), 20).await.expect("key");
         let now = OffsetDateTime::now_utc();
+        let ticket = TicketRecord {
+            id: "t1".into(),
+            account_id: "a1".into(),
+            subject: b"sealed".to_vec(),
+            status: "open".into(),
+            created_at: now,
+            updated_at: now,
+            closed_at: None,
+        };
+        let first = TicketMessageRecord {
+            id: 0,
+            ticket_id: "t1".into(),
+            account_id: "a1".into(),
+            at: now,
+            author: "customer".into(),
+            body: b"sealed".to_vec(),
+        };
+        s.insert_ticket(&ticket, &first).await.expect("ticket");
         assert_eq!(s.close_account("a1", now).await.expect("close"), Some(2));
+        let t = s.ticket("t1").await.expect("read").expect("t1");
+        assert_eq!(t.status, "closed", "its 2 years start at closure");
+        assert_eq!(
+            t.closed_at.map(crate::sqlite::ms),
+            Some(crate::sqlite::ms(now))
+        );
         assert_eq!(s.close_account("a1", now).await.expect("again"), None);
         let (k, a) = s.key_by_hash("hash-k1").await.expect("read").expect("k1");
         assert!(k.revoked_at.is_some() && a.closed_at.is_some());

@@ -302,6 +302,30 @@ async fn the_export_holds_every_category_listed_with_its_count_and_nothing_of_an
     .expect("read");
     assert_eq!(content, "notes of account A");
 
+    // The CLI writes the same document to a file only its owner reads.
+    let path = s.dir.path().join("cli-export.json");
+    let cli = s
+        .cli(&[
+            "privacy",
+            "export",
+            "--account",
+            &a,
+            "--out",
+            path.to_str().expect("utf-8 path"),
+        ])
+        .expect("privacy export");
+    assert_eq!(cli["format"], "json");
+    let doc: Value = serde_json::from_slice(&std::fs::read(&path).expect("written")).expect("JSON");
+    assert_eq!(doc["account_id"], a.as_str());
+    // notes.txt and the two exports' files.
+    assert_eq!(doc["categories"]["files"]["count"], 3);
+    assert_eq!(cli["counts"]["files"], 3);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
     // Another account cannot see this export.
     let id = done["task_id"].as_str().expect("id");
     s.get(&format!("/v1/account/privacy/export/{id}"), &other)
@@ -644,6 +668,15 @@ async fn closing_refuses_every_key_deletes_files_and_purges_the_profile_90_days_
     }
     assert_eq!(blobs(s.dir.path()).len(), 1, "the blob is gone from disk");
     s.get("/v1/models", &other).await.assert_ok(200);
+    // The CLI closes an account the same way.
+    let (third, third_key) = s.admin("free");
+    let closed = s
+        .cli(&["privacy", "close", "--account", &third])
+        .expect("privacy close");
+    assert_eq!(closed["keys_revoked"], 1);
+    s.get("/v1/models", &third_key)
+        .await
+        .assert_error(401, "authentication_failed");
     let err = s
         .cli(&["keys", "create", "--account", &account, "--name", "again"])
         .expect_err("no new keys");
