@@ -8,7 +8,7 @@ use maximin_core::catalog::Catalog;
 use maximin_core::clock::SystemClock;
 use maximin_core::files::Vault;
 use maximin_core::{Error, NewKey, Platform};
-use maximin_store::{add_master_key, DiskBlobs, SqliteStore};
+use maximin_store::add_master_key;
 use maximin_types::CustomLimits;
 
 use super::{AccountsCmd, BillingCmd, Failure, KeysCmd, Out, PrivacyCmd, SupportCmd};
@@ -141,12 +141,11 @@ pub(super) async fn rotate_key(config: &Config, out: &Out) -> Result<(), Failure
         )));
     }
     let keys = Arc::new(add_master_key(&path)?);
-    let store: Arc<dyn maximin_core::store::Store> =
-        Arc::new(SqliteStore::open(&config.data_dir.join("maximin.db")).await?);
+    let store = super::compose::store(config).await?;
     let files = maximin_core::files::Files::new(
         store.clone(),
         Vault {
-            blobs: Arc::new(DiskBlobs::new(config.data_dir.join("files"))),
+            blobs: super::compose::blobs(config),
             keys: keys.clone(),
         },
         Arc::new(SystemClock),

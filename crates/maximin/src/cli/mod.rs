@@ -7,6 +7,7 @@
 //! `doctor.rs` checks an install. Only `serve` builds inference engines.
 
 mod admin;
+mod compose;
 mod doctor;
 mod first_start;
 mod serve;
@@ -20,9 +21,7 @@ use maximin_core::catalog::{Catalog, Installed};
 use maximin_core::clock::{Clock, ShiftedClock, SystemClock};
 use maximin_core::engines::Engines;
 use maximin_core::files::Vault;
-use maximin_core::ratelimit::InProcessLimiter;
 use maximin_core::{Error, Platform};
-use maximin_store::{load_master_keys, DiskBlobs, SqliteStore};
 use maximin_types::{PiiMode, Plan, Scope};
 use serde::Serialize;
 
@@ -423,13 +422,10 @@ fn init_logging(format: LogFormat, default_level: &str) {
 /// that do not serve pass no engines: the catalog still knows which engines
 /// this binary has ([`built_in_engines`]) to say what the install can serve.
 async fn open_platform(config: &Config, engines: Engines) -> Result<Arc<Platform>, Failure> {
-    // Readable by its owner only: the database, the master key, sealed files.
-    maximin_store::ensure_private_dir(&config.data_dir)
-        .map_err(|e| Failure::Setup(format!("cannot create the data dir: {}", e.message)))?;
-    let store = SqliteStore::open(&config.data_dir.join("maximin.db")).await?;
+    let store = compose::store(config).await?;
     let vault = Vault {
-        blobs: Arc::new(DiskBlobs::new(config.data_dir.join("files"))),
-        keys: Arc::new(load_master_keys(&config.data_dir.join("master.key"))?),
+        blobs: compose::blobs(config),
+        keys: compose::keys(config)?,
     };
     let catalog = Catalog::with_overrides(config.models.clone()).map_err(Failure::Setup)?;
     config.billing.validate(&catalog).map_err(Failure::Setup)?;
@@ -442,8 +438,8 @@ async fn open_platform(config: &Config, engines: Engines) -> Result<Arc<Platform
         .extend(built_in_engines().map(str::to_owned));
     Ok(Arc::new(
         Platform::new(
-            Arc::new(store),
-            Arc::new(InProcessLimiter::default()),
+            store,
+            compose::limiter(config),
             clock()?,
             catalog,
             engines,
