@@ -149,7 +149,6 @@ impl Platform {
         in_zip: bool,
     ) -> Result<Vec<Value>> {
         let id = account.id.as_str();
-        let v = |x: &dyn erased::Ser| x.value();
         Ok(match c {
             DataCategory::Profile => {
                 let mut p = serde_json::to_value(account_view(account)).map_err(Error::internal)?;
@@ -162,7 +161,7 @@ impl Platform {
                 .keys_of(id)
                 .await?
                 .iter()
-                .map(|k| v(&key_view(k)))
+                .map(|k| to_json(&key_view(k)))
                 .collect(),
             DataCategory::UsageLogs => {
                 let mut out = Vec::new();
@@ -173,7 +172,7 @@ impl Platform {
                     after = *last;
                     for (_, e) in page {
                         let key_id = e.key_id.clone();
-                        let mut entry = v(&activity_entry(e));
+                        let mut entry = to_json(&activity_entry(e));
                         entry["key_id"] = json!(key_id);
                         out.push(entry);
                     }
@@ -291,7 +290,7 @@ impl Platform {
                 .privacy_log(id)
                 .await?
                 .iter()
-                .map(|e| v(e))
+                .map(to_json)
                 .collect(),
             DataCategory::DebugLogs => self.debug_entries(id).await?,
         })
@@ -419,16 +418,9 @@ fn export_view(task: &TaskRecord, link: Option<(i64, String)>) -> ExportView {
     }
 }
 
-mod erased {
-    /// Any serializable view as JSON.
-    pub trait Ser {
-        fn value(&self) -> serde_json::Value;
-    }
-    impl<T: serde::Serialize> Ser for T {
-        fn value(&self) -> serde_json::Value {
-            serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
-        }
-    }
+/// A view as JSON.
+fn to_json<T: serde::Serialize>(x: &T) -> Value {
+    serde_json::to_value(x).unwrap_or(Value::Null)
 }
 
 /// Runs export tasks.

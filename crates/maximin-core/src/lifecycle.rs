@@ -189,10 +189,7 @@ impl Platform {
     /// tickets closed; billing records, support tickets and the profile
     /// stay for their retention periods.
     pub async fn close_account(&self, account_id: &str) -> Result<ClosureView> {
-        let account = self.account(account_id).await?;
-        if account.closed_at.is_some() {
-            return Err(Error::invalid("account", "This account is already closed."));
-        }
+        self.account(account_id).await?;
         let now = self.clock.now();
         let keys_revoked = self
             .store

@@ -43,19 +43,12 @@ impl SweepReport {
 
 impl Platform {
     /// Runs every retention rule once at `now`. A rule that fails is
-    /// logged and the others still run; the first error is returned after.
-    pub async fn sweep_retention(
-        &self,
-        now: OffsetDateTime,
-    ) -> (SweepReport, Option<crate::Error>) {
+    /// logged (its count stays 0) and the others still run.
+    pub async fn sweep_retention(&self, now: OffsetDateTime) -> SweepReport {
         let mut report = SweepReport::default();
-        let mut first: Option<crate::Error> = None;
-        let mut note = |rule: &str, r: Result<u64>, into: &mut u64| match r {
+        let note = |rule: &str, r: Result<u64>, into: &mut u64| match r {
             Ok(n) => *into = n,
-            Err(e) => {
-                tracing::warn!(rule, code = %e.code, "retention sweep failed");
-                first.get_or_insert(e);
-            }
+            Err(e) => tracing::warn!(rule, code = %e.code, "retention sweep failed"),
         };
         note(
             "usage",
@@ -103,6 +96,6 @@ impl Platform {
             self.purge_closed(now).await,
             &mut report.profiles,
         );
-        (report, first)
+        report
     }
 }

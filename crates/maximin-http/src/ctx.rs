@@ -143,6 +143,17 @@ impl Ctx {
     }
 }
 
+/// Whether a `Content-Type` names JSON (`application/json`, `…+json`).
+pub(crate) fn is_json(ct: &str) -> bool {
+    let ct = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    ct == "application/json" || ct.ends_with("+json")
+}
+
 /// A JSON body. Unlike `axum::Json`, every failure is an `invalid_request` (or
 /// `payload_too_large`) naming the field at fault.
 pub struct ApiJson<T>(pub T);
@@ -155,16 +166,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .map(|ct| {
-                let ct = ct
-                    .split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase();
-                ct == "application/json" || ct.ends_with("+json")
-            })
-            .unwrap_or(false);
+            .is_some_and(is_json);
         if !is_json {
             return Err(ApiError(Error::invalid(
                 "Content-Type",

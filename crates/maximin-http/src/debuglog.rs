@@ -5,7 +5,7 @@
 //! size. Streams are kept as they pass, written when they end. Outside a
 //! window this module reads nothing.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -17,6 +17,7 @@ use maximin_core::store::Account;
 use maximin_core::Platform;
 use serde_json::{json, Value};
 
+use crate::ctx::is_json;
 use crate::error::{render_body, PendingError, Surface};
 
 /// The most of a request body read to keep it (a JSON body is bounded
@@ -37,13 +38,14 @@ fn length(h: &HeaderMap) -> Option<usize> {
 }
 
 fn textual(ct: &str) -> bool {
-    let ct = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    ct == "application/json" || ct.ends_with("+json") || ct.starts_with("text/")
+    is_json(ct) || ct.trim_start().to_ascii_lowercase().starts_with("text/")
+}
+
+/// A body kept: its text (or base64) and its type.
+fn kept(bytes: &[u8], total: usize, ct: &str) -> Value {
+    let mut v = body_value(bytes, total);
+    v["content_type"] = json!(ct);
+    v
 }
 
 /// What is kept of a body that is not: its type and size.
@@ -61,8 +63,7 @@ pub async fn capture_request(req: Request) -> (Request, Value) {
     let (parts, body) = req.into_parts();
     match axum::body::to_bytes(body, MAX_READ).await {
         Ok(bytes) => {
-            let mut v = body_value(&bytes, bytes.len());
-            v["content_type"] = json!(ct);
+            let v = kept(&bytes, bytes.len(), &ct);
             (Request::from_parts(parts, Body::from(bytes)), v)
         }
         // Unreadable (the client went away): the handler sees an empty body.
@@ -122,21 +123,20 @@ pub async fn capture_response(entry: Entry, resp: Response) -> Response {
     let ct = content_type(resp.headers());
     if ct.starts_with("text/event-stream") {
         let (parts, body) = resp.into_parts();
-        let tee = Tee {
+        let mut tee = Tee {
             entry: Some(entry),
             status,
             ct,
-            seen: Arc::new(Mutex::new((Vec::new(), 0))),
+            seen: Vec::new(),
+            total: 0,
         };
-        let seen = tee.seen.clone();
+        // The closure owns the tee: it is dropped, and keeps what passed,
+        // when the stream ends or the client goes away.
         let stream = body.into_data_stream().map(move |chunk| {
-            let _keep_alive = &tee;
             if let Ok(c) = &chunk {
-                if let Ok(mut s) = seen.lock() {
-                    let room = MAX_DEBUG_BODY.saturating_sub(s.0.len());
-                    s.0.extend_from_slice(&c[..c.len().min(room)]);
-                    s.1 += c.len();
-                }
+                let room = MAX_DEBUG_BODY.saturating_sub(tee.seen.len());
+                tee.seen.extend_from_slice(&c[..c.len().min(room)]);
+                tee.total += c.len();
             }
             chunk
         });
@@ -150,9 +150,7 @@ pub async fn capture_response(entry: Entry, resp: Response) -> Response {
     let (parts, body) = resp.into_parts();
     match axum::body::to_bytes(body, MAX_READ).await {
         Ok(bytes) => {
-            let mut v = body_value(&bytes, bytes.len());
-            v["content_type"] = json!(ct);
-            entry.keep(status, v).await;
+            entry.keep(status, kept(&bytes, bytes.len(), &ct)).await;
             Response::from_parts(parts, Body::from(bytes))
         }
         Err(_) => {
@@ -162,26 +160,20 @@ pub async fn capture_response(entry: Entry, resp: Response) -> Response {
     }
 }
 
-/// A stream's body as it passed; kept when the stream ends or is dropped.
+/// A stream's body as it passed (at most `MAX_DEBUG_BODY` of its `total`);
+/// kept when the stream ends or is dropped.
 struct Tee {
     entry: Option<Entry>,
     status: u16,
     ct: String,
-    seen: Arc<Mutex<(Vec<u8>, usize)>>,
+    seen: Vec<u8>,
+    total: usize,
 }
 
 impl Drop for Tee {
     fn drop(&mut self) {
-        let Some(entry) = self.entry.take() else {
-            return;
-        };
-        let (bytes, total) = self
-            .seen
-            .lock()
-            .map(|s| (s.0.clone(), s.1))
-            .unwrap_or_default();
-        let mut v = body_value(&bytes, total);
-        v["content_type"] = json!(self.ct);
-        entry.keep_later(self.status, v);
+        if let Some(entry) = self.entry.take() {
+            entry.keep_later(self.status, kept(&self.seen, self.total, &self.ct));
+        }
     }
 }

@@ -591,6 +591,29 @@ mod tests {
     use crate::sqlite::tests::{account, key};
     use crate::SqliteStore;
 
+    fn ticket(id: &str, now: OffsetDateTime) -> TicketRecord {
+        TicketRecord {
+            id: id.into(),
+            account_id: "a1".into(),
+            subject: b"sealed".to_vec(),
+            status: "open".into(),
+            created_at: now,
+            updated_at: now,
+            closed_at: None,
+        }
+    }
+
+    fn message(ticket_id: &str, now: OffsetDateTime) -> TicketMessageRecord {
+        TicketMessageRecord {
+            id: 0,
+            ticket_id: ticket_id.into(),
+            account_id: "a1".into(),
+            at: now,
+            author: "customer".into(),
+            body: b"sealed body".to_vec(),
+        }
+    }
+
     #[tokio::test]
     async fn closure_revokes_every_key_and_the_purge_keeps_billing_records() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -615,24 +638,9 @@ mod tests {
         }
         s.insert_key(&key("k3", "a1"), 20).await.expect("key");
         let now = OffsetDateTime::now_utc();
-        let ticket = TicketRecord {
-            id: "t1".into(),
-            account_id: "a1".into(),
-            subject: b"sealed".to_vec(),
-            status: "open".into(),
-            created_at: now,
-            updated_at: now,
-            closed_at: None,
-        };
-        let first = TicketMessageRecord {
-            id: 0,
-            ticket_id: "t1".into(),
-            account_id: "a1".into(),
-            at: now,
-            author: "customer".into(),
-            body: b"sealed".to_vec(),
-        };
-        s.insert_ticket(&ticket, &first).await.expect("ticket");
+        s.insert_ticket(&ticket("t1", now), &message("t1", now))
+            .await
+            .expect("ticket");
         assert_eq!(s.close_account("a1", now).await.expect("close"), Some(2));
         let t = s.ticket("t1").await.expect("read").expect("t1");
         assert_eq!(t.status, "closed", "its 2 years start at closure");
@@ -681,35 +689,13 @@ mod tests {
             .expect("open");
         let now = OffsetDateTime::now_utc();
         for id in ["t1", "t2"] {
-            let t = TicketRecord {
-                id: id.into(),
-                account_id: "a1".into(),
-                subject: b"sealed".to_vec(),
-                status: "open".into(),
-                created_at: now,
-                updated_at: now,
-                closed_at: None,
-            };
-            let m = TicketMessageRecord {
-                id: 0,
-                ticket_id: id.into(),
-                account_id: "a1".into(),
-                at: now,
-                author: "customer".into(),
-                body: b"sealed body".to_vec(),
-            };
-            s.insert_ticket(&t, &m).await.expect("ticket");
+            s.insert_ticket(&ticket(id, now), &message(id, now))
+                .await
+                .expect("ticket");
         }
         assert!(s.close_ticket("t1", now).await.expect("close"));
         assert!(!s.close_ticket("t1", now).await.expect("closed already"));
-        let reply = TicketMessageRecord {
-            id: 0,
-            ticket_id: "t1".into(),
-            account_id: "a1".into(),
-            at: now,
-            author: "customer".into(),
-            body: b"late".to_vec(),
-        };
+        let reply = message("t1", now);
         assert!(!s.add_ticket_message(&reply).await.expect("closed"));
         assert_eq!(s.sweep_tickets(now).await.expect("sweep"), 0, "not before");
         assert_eq!(

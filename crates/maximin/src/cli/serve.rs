@@ -316,7 +316,7 @@ async fn sweep_loop(platform: Arc<Platform>) {
 
 /// One retention sweep, logged as counts only.
 async fn sweep_once(platform: &Platform) {
-    let (r, _) = platform.sweep_retention(platform.clock.now()).await;
+    let r = platform.sweep_retention(platform.clock.now()).await;
     if r.total() > 0 {
         tracing::info!(
             usage = r.usage,
