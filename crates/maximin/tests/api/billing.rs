@@ -447,6 +447,16 @@ async fn no_credit_is_refused_in_each_surfaces_shape_and_grants_restore_it() {
     let r = s.post("/v1/t2a_v2", &key, speech("hello")).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["base_resp"]["status_code"], 1008, "{}", r.body);
+    // The WebSocket gets no socket either: the native 1008 on its upgrade.
+    match crate::speech_ws::connect(&s, &key).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            let body: Value = serde_json::from_slice(resp.body().as_deref().unwrap_or_default())
+                .expect("a JSON error body");
+            assert_eq!(body["base_resp"]["status_code"], 1008, "{body}");
+        }
+        Err(e) => panic!("the upgrade was refused without a native error: {e}"),
+        Ok(_) => panic!("an account with no credit got a socket"),
+    }
     // Uploads spend storage: refused too. Reading and deleting are not.
     let r = s
         .upload(&key, "t2a_async_input", "a.txt", b"hello".to_vec())

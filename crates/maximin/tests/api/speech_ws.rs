@@ -16,7 +16,10 @@ fn billed(text: &str) -> u64 {
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn connect(s: &Server, key: &str) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
+pub(crate) async fn connect(
+    s: &Server,
+    key: &str,
+) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
     let url = s.url("/ws/v1/t2a_v2").replacen("http://", "ws://", 1);
     let mut req = url.into_client_request().expect("request");
     req.headers_mut().insert(
