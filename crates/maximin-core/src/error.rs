@@ -63,7 +63,24 @@ impl Error {
         )
     }
 
+    /// A part the server needs is out of reach for now (the shared rate
+    /// limiter, say): `server_error`, answered 503 with `Retry-After`.
+    pub fn unavailable(message: impl Into<String>, retry_after: u64) -> Self {
+        let mut e = Error::new(ErrorCode::ServerError, message);
+        e.retry_after = Some(retry_after.max(1));
+        e
+    }
+
+    /// The HTTP status: the code's, but 503 for a server error the client
+    /// is told to retry (`Retry-After`), which is an outage, not a fault.
+    pub fn status(&self) -> u16 {
+        match (self.code, self.retry_after) {
+            (ErrorCode::ServerError, Some(_)) => 503,
+            (code, _) => code.http_status(),
+        }
+    }
+
     pub fn is_server_side(&self) -> bool {
-        self.code.http_status() >= 500
+        self.status() >= 500
     }
 }

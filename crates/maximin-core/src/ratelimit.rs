@@ -8,9 +8,10 @@
 //! more keys do not mean more requests). The two are counted together or not
 //! at all: a request refused by one counter uses up nothing of the other.
 //!
-//! The limiter is a trait: this in-process one serves a single node; a Redis one
-//! (a script that reads every bucket, then `INCR` + `PEXPIREAT` on all of them
-//! only when each has room, on the same bucket names) will serve replicas.
+//! The limiter is a trait: this in-process one serves a single node; the
+//! Redis one (`maximin_store::RedisLimiter`: one script that reads every
+//! bucket, then counts in all of them only when each has room) serves
+//! replicas. Both report through [`decisions`], so their headers agree.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -229,7 +230,6 @@ impl InProcessLimiter {
     fn count(&self, buckets: &[Bucket], now_unix_ms: u64, n: i64, force: bool) -> Vec<Decision> {
         let now = now_unix_ms / 1000;
         let start = now - now % WINDOW_SECS;
-        let reset_at = start + WINDOW_SECS;
         let shard_of: Vec<usize> = buckets.iter().map(|b| Self::shard(&b.name)).collect();
         let mut order = shard_of.clone();
         order.sort_unstable();
@@ -256,9 +256,7 @@ impl InProcessLimiter {
             }
             counts.push(w.count);
         }
-        let need = n.max(1);
-        let fits = |b: &Bucket, c: u32| i64::from(c) + need <= i64::from(b.limit);
-        let admitted = buckets.iter().zip(&counts).all(|(b, &c)| fits(b, c));
+        let admitted = buckets.iter().zip(&counts).all(|(b, &c)| fits(b, c, n));
         let counted = force || (n > 0 && admitted);
         if counted {
             for (b, &g) in buckets.iter().zip(&guard_of) {
@@ -267,26 +265,46 @@ impl InProcessLimiter {
                 }
             }
         }
-        buckets
-            .iter()
-            .zip(counts)
-            .map(|(b, c)| {
-                let after = if counted {
-                    (i64::from(c) + n).max(0)
-                } else {
-                    i64::from(c)
-                };
-                Decision {
-                    // Whether this bucket had room; the request ran only if all had.
-                    allowed: fits(b, c),
-                    limit: b.limit,
-                    remaining: u32::try_from((i64::from(b.limit) - after).max(0)).unwrap_or(0),
-                    reset_at,
-                    retry_after: (reset_at - now).max(1),
-                }
-            })
-            .collect()
+        decisions(buckets, &counts, n, counted, now_unix_ms)
     }
+}
+
+/// Whether `n` (at least 1) more fits in a bucket that counted `count`.
+pub fn fits(bucket: &Bucket, count: u32, n: i64) -> bool {
+    i64::from(count) + n.max(1) <= i64::from(bucket.limit)
+}
+
+/// The decisions of a count of `n` against `buckets` that held `counts`
+/// before it, in the window of `now_unix_ms`; `counted`: whether `n` was
+/// added. Any limiter reports through this, so the headers agree.
+pub fn decisions(
+    buckets: &[Bucket],
+    counts: &[u32],
+    n: i64,
+    counted: bool,
+    now_unix_ms: u64,
+) -> Vec<Decision> {
+    let now = now_unix_ms / 1000;
+    let reset_at = now - now % WINDOW_SECS + WINDOW_SECS;
+    buckets
+        .iter()
+        .zip(counts)
+        .map(|(b, &c)| {
+            let after = if counted {
+                (i64::from(c) + n).max(0)
+            } else {
+                i64::from(c)
+            };
+            Decision {
+                // Whether this bucket had room; the request ran only if all had.
+                allowed: fits(b, c, n),
+                limit: b.limit,
+                remaining: u32::try_from((i64::from(b.limit) - after).max(0)).unwrap_or(0),
+                reset_at,
+                retry_after: (reset_at - now).max(1),
+            }
+        })
+        .collect()
 }
 
 #[async_trait]

@@ -381,22 +381,20 @@ pub struct VoiceRecord {
     pub deleted_at: Option<OffsetDateTime>,
 }
 
+/// Accounts and their keys: who may call, with what limits. Every change that affects authentication changes the auth epoch.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait AccountStore: Send + Sync + 'static {
     /// A value that changes whenever a key or account changes in a way that
     /// affects authentication (revocation, plan, limits), by any process sharing
     /// this store. `None` when the store has no cheap way to tell: then nothing
     /// about keys is cached. Must be far cheaper than `key_by_hash`.
     async fn auth_epoch(&self) -> Result<Option<u64>>;
-
     /// Cheap round trip, for readiness.
     async fn ping(&self) -> Result<()>;
-
     /// Fails with `invalid_request` on field `email` when the email is taken.
     async fn insert_account(&self, account: &Account) -> Result<()>;
     async fn account(&self, id: &str) -> Result<Option<Account>>;
     async fn list_accounts(&self) -> Result<Vec<Account>>;
-
     /// Inserts a key unless the account already has `max_active` unrevoked keys,
     /// atomically; returns false when the limit stopped it.
     async fn insert_key(&self, key: &ApiKey, max_active: usize) -> Result<bool>;
@@ -412,15 +410,18 @@ pub trait Store: Send + Sync + 'static {
     async fn set_key_routing(&self, id: &str, routing: &Routing) -> Result<bool>;
     /// Marks a key revoked; returns false when it was already revoked or absent.
     async fn revoke_key(&self, id: &str, at: OffsetDateTime) -> Result<bool>;
+    /// Sets or clears a key's monthly budget.
+    async fn set_key_budget(&self, key_id: &str, budget_micro: Option<i64>) -> Result<bool>;
+}
 
+/// What requests used and cost: the activity log, the keys' figures, credit, holds, the ledger and the monthly billing lines.
+#[async_trait]
+pub trait UsageStore: Send + Sync + 'static {
     /// Appends events to the activity log and adds them to the keys'
     /// figures; in the same transaction, adds their cost to the monthly
     /// billing lines, takes what they debit off the balances and removes
     /// their credit holds.
     async fn record_usage(&self, events: &[UsageEvent]) -> Result<()>;
-
-    // ---- billing ----
-
     /// Takes a credit hold if the account's balance less its live holds
     /// (and the key's budget less its month's spend and holds) covers it:
     /// one statement, so concurrent holds cannot overdraw.
@@ -459,13 +460,6 @@ pub trait Store: Send + Sync + 'static {
         ledger_before: OffsetDateTime,
         month_before: &str,
     ) -> Result<u64>;
-    /// Appends to an account's privacy log (there is no statement that
-    /// changes or removes an entry).
-    async fn append_privacy(&self, record: &PrivacyRecord) -> Result<()>;
-    /// An account's privacy log, oldest first.
-    async fn privacy_log(&self, account_id: &str) -> Result<Vec<PrivacyRecord>>;
-    /// Sets or clears a key's monthly budget.
-    async fn set_key_budget(&self, key_id: &str, budget_micro: Option<i64>) -> Result<bool>;
     /// The newest `limit` events of a key, newest first.
     async fn activity(&self, key_id: &str, limit: u32) -> Result<Vec<UsageEvent>>;
     async fn usage_summary(
@@ -474,7 +468,11 @@ pub trait Store: Send + Sync + 'static {
         since: OffsetDateTime,
         until: OffsetDateTime,
     ) -> Result<UsageSummary>;
+}
 
+/// Idempotency records: one claim per key, shared by every process on the store.
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync + 'static {
     /// Claims an idempotency record or reports the live one that exists.
     /// Records past `expires_at` count as absent.
     async fn idem_claim(
@@ -488,9 +486,11 @@ pub trait Store: Send + Sync + 'static {
     async fn idem_get(&self, id: &str, now: OffsetDateTime) -> Result<IdemState>;
     async fn idem_complete(&self, id: &str, sealed: &[u8]) -> Result<()>;
     async fn idem_release(&self, id: &str) -> Result<()>;
+}
 
-    // ---- files ----
-
+/// File records (the bytes live in a `BlobStore`).
+#[async_trait]
+pub trait FileStore: Send + Sync + 'static {
     /// Fails with `payload_too_large` when the account's files would pass `quota` bytes.
     async fn insert_file(&self, file: &FileRecord, quota: u64) -> Result<()>;
     async fn file(&self, id: i64) -> Result<Option<FileRecord>>;
@@ -503,9 +503,11 @@ pub trait Store: Send + Sync + 'static {
     /// Every file's (id, key id, wrapped key), to rewrap under a new master key.
     async fn file_keys(&self) -> Result<Vec<(i64, String, Vec<u8>)>>;
     async fn set_file_key(&self, id: i64, key_id: &str, wrapped_key: &[u8]) -> Result<()>;
+}
 
-    // ---- tasks ----
-
+/// Durable tasks and their webhook deliveries, claimed under leases by any process on the store.
+#[async_trait]
+pub trait TaskStore: Send + Sync + 'static {
     async fn insert_task(&self, task: &TaskRecord) -> Result<()>;
     async fn task(&self, id: i64) -> Result<Option<TaskRecord>>;
     /// Takes the oldest queued task of these kinds, or a processing one whose
@@ -540,9 +542,6 @@ pub trait Store: Send + Sync + 'static {
     /// Every unfinished task's (id, params), to rewrap under a new master key.
     async fn task_params(&self) -> Result<Vec<(i64, Vec<u8>)>>;
     async fn set_task_params(&self, id: i64, params: &[u8]) -> Result<()>;
-
-    // ---- webhook deliveries ----
-
     /// Records a delivery, held by its caller (one attempt counted) until
     /// `lease_until`.
     async fn insert_webhook(
@@ -566,9 +565,11 @@ pub trait Store: Send + Sync + 'static {
     /// Every waiting delivery's (id, payload), to rewrap under a new master key.
     async fn webhook_payloads(&self) -> Result<Vec<(i64, Vec<u8>)>>;
     async fn set_webhook_payload(&self, id: i64, payload: &[u8]) -> Result<()>;
+}
 
-    // ---- voices ----
-
+/// The accounts' own voices.
+#[async_trait]
+pub trait VoiceStore: Send + Sync + 'static {
     /// Inserts a voice; false when the account has (or had) a voice with that id.
     async fn insert_voice(&self, voice: &VoiceRecord) -> Result<bool>;
     /// The voice, deleted or not.
@@ -591,14 +592,20 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes voices created before `unused_since` and never used; returns how many.
     async fn expire_voices(&self, unused_since: OffsetDateTime, now: OffsetDateTime)
         -> Result<u64>;
+}
 
+/// An account's whole life: the privacy log and dashboard, retention, closure and purge, debug logs, support tickets.
+#[async_trait]
+pub trait LifecycleStore: Send + Sync + 'static {
+    /// Appends to an account's privacy log (there is no statement that
+    /// changes or removes an entry).
+    async fn append_privacy(&self, record: &PrivacyRecord) -> Result<()>;
+    /// An account's privacy log, oldest first.
+    async fn privacy_log(&self, account_id: &str) -> Result<Vec<PrivacyRecord>>;
     /// Deletes what has outlived its retention: idempotency records past
     /// their expiry, usage events and ended task records older than
     /// `usage_retention`; returns how many rows went.
     async fn sweep(&self, now: OffsetDateTime, usage_retention: time::Duration) -> Result<u64>;
-
-    // ---- the account's life: the privacy dashboard, closure, support ----
-
     /// How many records of a category the account has, their size and the
     /// oldest one's time (files: every file row, expired or not).
     async fn category_figures(
@@ -663,4 +670,31 @@ pub trait Store: Send + Sync + 'static {
     async fn set_sealed_row(&self, row: &SealedRow, sealed: &[u8]) -> Result<()>;
     /// Deletes tickets (and their messages) closed before `closed_before`.
     async fn sweep_tickets(&self, closed_before: OffsetDateTime) -> Result<u64>;
+}
+
+/// Everything the platform keeps, as one object: a backend implements each
+/// part, and `Store` comes with them.
+pub trait Store:
+    AccountStore + UsageStore + IdempotencyStore + FileStore + TaskStore + VoiceStore + LifecycleStore
+{
+}
+
+impl<T> Store for T where
+    T: AccountStore
+        + UsageStore
+        + IdempotencyStore
+        + FileStore
+        + TaskStore
+        + VoiceStore
+        + LifecycleStore
+{
+}
+
+/// Every store trait, for code that calls a backend's methods on its own
+/// type (`use maximin_core::store::traits::*`); `dyn Store` needs none.
+pub mod traits {
+    pub use super::{
+        AccountStore, FileStore, IdempotencyStore, LifecycleStore, Store, TaskStore, UsageStore,
+        VoiceStore,
+    };
 }

@@ -31,8 +31,8 @@ pub struct PendingError(pub Arc<Error>);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.code.http_status())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = status.into_response();
         if let Some(secs) = self.0.retry_after {
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
@@ -98,8 +98,7 @@ impl Surface {
     pub fn status(self, err: &Error) -> StatusCode {
         match self {
             Surface::Platform | Surface::OpenAi | Surface::Anthropic => {
-                StatusCode::from_u16(err.code.http_status())
-                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+                StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
             }
             Surface::Native => StatusCode::OK,
         }

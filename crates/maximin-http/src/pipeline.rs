@@ -230,7 +230,7 @@ impl Units {
         let elapsed = started.elapsed();
         let (status, code) = match outcome {
             Ok(()) => (200, None),
-            Err(e) => (e.code.http_status(), Some(e.code)),
+            Err(e) => (e.status(), Some(e.code)),
         };
         app.metrics
             .observe(&self.meta.endpoint, unit, status, elapsed);

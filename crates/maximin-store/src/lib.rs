@@ -1,17 +1,18 @@
 //! Storage behind `maximin_core::store::Store`.
 //!
-//! [`SqliteStore`] is the embedded default. Its SQL sticks to what SQLite and
-//! PostgreSQL share (integers for times, `ON CONFLICT … DO NOTHING`, no
-//! SQLite-only functions) so that a PostgreSQL store is a new module with the same
-//! statements and its own migrations, not a rewrite.
+//! [`SqlStore`] is the one SQL implementation of every store trait: SQLite
+//! (the embedded default, a file) or PostgreSQL (replicas sharing one
+//! database), chosen by its URL. Blobs are sealed files on disk
+//! ([`DiskBlobs`]). [`RedisLimiter`] shares rate limits between replicas.
 
-mod billing;
 mod blobs;
-mod lifecycle;
-mod sqlite;
+mod redis_limiter;
+mod sql;
+#[cfg(any(test, feature = "testing"))]
+pub mod testdb;
 #[cfg(feature = "testing")]
 pub mod testing;
-mod webhooks;
 
 pub use blobs::{add_master_key, ensure_private_dir, load_master_keys, DiskBlobs};
-pub use sqlite::SqliteStore;
+pub use redis_limiter::RedisLimiter;
+pub use sql::{Dialect, SqlStore};

@@ -12,7 +12,7 @@ use maximin_core::ratelimit::InProcessLimiter;
 use maximin_core::routing::{RoutingConfig, UpstreamConfig};
 use maximin_core::Platform;
 
-use crate::{load_master_keys, DiskBlobs, SqliteStore};
+use crate::{load_master_keys, DiskBlobs, SqlStore};
 
 /// A platform over a SQLite store, sealed files and a master key in `dir`,
 /// serving `catalog` with `engines`; `installed` says what else it can run.
@@ -22,7 +22,7 @@ pub async fn platform(
     engines: Engines,
     installed: Installed,
 ) -> Arc<Platform> {
-    let store = SqliteStore::open(&dir.join("t.db")).await.expect("store");
+    let store = SqlStore::open(&dir.join("t.db")).await.expect("store");
     // Upstreams the install names are routed to (their providers are
     // whatever `engines` holds under `upstream:NAME`), unpaid and unpinned.
     let upstreams: std::collections::BTreeMap<String, UpstreamConfig> = installed

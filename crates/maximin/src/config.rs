@@ -22,6 +22,14 @@ pub struct FileConfig {
     pub listen: Option<String>,
     /// Directory for the database, models and files.
     pub data_dir: Option<PathBuf>,
+    /// The database replicas share (`postgres://…`); default: SQLite in
+    /// the data dir.
+    pub database_url: Option<String>,
+    /// Redis for rate limits shared by replicas (`redis://…`).
+    pub redis_url: Option<String>,
+    /// What rate limits do when their Redis is unreachable (`[ratelimit]`).
+    #[serde(default)]
+    pub ratelimit: RateLimitConfig,
     /// `text` (default) or `json` log lines.
     pub log_format: Option<LogFormat>,
     /// Catalog entries to add, or to replace the built-in entry with the
@@ -111,6 +119,16 @@ impl<'de> Deserialize<'de> for ModelsSection {
     }
 }
 
+/// `[ratelimit]` in maximin.toml.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// With `redis_url`: admit requests uncounted while Redis is
+    /// unreachable (`true`), or refuse them with 503 and `Retry-After`
+    /// (`false`, the default: never unlimited).
+    pub fail_open: Option<bool>,
+}
+
 /// `[tasks]` in maximin.toml.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -152,6 +170,10 @@ pub enum LogFormat {
 pub struct Config {
     pub listen: String,
     pub data_dir: PathBuf,
+    /// `postgres://…` or `sqlite://…`; `None`: `DATA_DIR/maximin.db`.
+    pub database_url: Option<String>,
+    pub redis_url: Option<String>,
+    pub ratelimit: RateLimitConfig,
     pub log_format: LogFormat,
     pub models: Vec<ModelSpec>,
     /// Fetch the default models on start (`--no-pull`, `[models] pull_on_start`).
@@ -218,6 +240,9 @@ impl Config {
             data_dir: data_dir
                 .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            database_url: file.database_url,
+            redis_url: file.redis_url,
+            ratelimit: file.ratelimit,
             log_format: log_format.or(file.log_format).unwrap_or_default(),
             pull_on_start: file.models.pull_on_start.unwrap_or(true),
             models: file.models.catalog,

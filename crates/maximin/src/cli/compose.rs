@@ -1,9 +1,9 @@
 //! Every backend built from the configuration, in one place (issue 17):
-//! the store, the blob store, the master keys and the rate limiter. Today
-//! they are SQLite in the data dir, sealed files under `DATA_DIR/files/`,
-//! `DATA_DIR/master.key` and the in-process limiter; a shared database,
-//! object storage or Redis are further arms here, chosen by the
-//! configuration, and no other module names a backend.
+//! the store, the blob store, the master keys and the rate limiter. By
+//! default they are SQLite in the data dir, sealed files under
+//! `DATA_DIR/files/`, `DATA_DIR/master.key` and the in-process limiter;
+//! `database_url = "postgres://…"` shares one database between replicas.
+//! No other module names a backend.
 
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use maximin_core::crypto::MasterKeys;
 use maximin_core::files::BlobStore;
 use maximin_core::ratelimit::{InProcessLimiter, RateLimiter};
 use maximin_core::store::Store;
-use maximin_store::{load_master_keys, DiskBlobs, SqliteStore};
+use maximin_store::{load_master_keys, DiskBlobs, RedisLimiter, SqlStore};
 
 use super::Failure;
 use crate::config::Config;
@@ -21,9 +21,19 @@ pub(super) async fn store(config: &Config) -> Result<Arc<dyn Store>, Failure> {
     // Readable by its owner only: the database, the master key, sealed files.
     maximin_store::ensure_private_dir(&config.data_dir)
         .map_err(|e| Failure::Setup(format!("cannot create the data dir: {}", e.message)))?;
-    Ok(Arc::new(
-        SqliteStore::open(&config.data_dir.join("maximin.db")).await?,
-    ))
+    let store = match &config.database_url {
+        Some(url) => SqlStore::connect(url).await?,
+        None => SqlStore::open(&config.data_dir.join("maximin.db")).await?,
+    };
+    Ok(Arc::new(store))
+}
+
+/// What the store is, for the log (never the URL: it may hold a password).
+pub(super) fn store_kind(config: &Config) -> &'static str {
+    match config.database_url.as_deref() {
+        Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => "PostgreSQL",
+        _ => "SQLite",
+    }
 }
 
 /// Where sealed file bytes live.
@@ -38,7 +48,14 @@ pub(super) fn keys(config: &Config) -> Result<Arc<MasterKeys>, Failure> {
     )?))
 }
 
-/// The rate limiter the replicas share (one process: its own counters).
-pub(super) fn limiter(_config: &Config) -> Arc<dyn RateLimiter> {
-    Arc::new(InProcessLimiter::default())
+/// The rate limiter the replicas share: Redis when `redis_url` names one,
+/// else this process's own counters.
+pub(super) fn limiter(config: &Config) -> Result<Arc<dyn RateLimiter>, Failure> {
+    Ok(match &config.redis_url {
+        Some(url) => Arc::new(
+            RedisLimiter::new(url, config.ratelimit.fail_open.unwrap_or(false))
+                .map_err(|_| Failure::Setup("redis_url is not a valid redis:// URL".into()))?,
+        ),
+        None => Arc::new(InProcessLimiter::default()),
+    })
 }

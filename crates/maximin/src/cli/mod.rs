@@ -51,6 +51,18 @@ pub struct Global {
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// The database: `postgres://…` (shared by replicas) or `sqlite://PATH`
+    /// [default: SQLite in the data dir]
+    #[arg(
+        long,
+        global = true,
+        env = "MAXIMIN_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// Redis for rate limits shared by replicas: `redis://…` [default: in-process]
+    #[arg(long, global = true, env = "MAXIMIN_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -367,6 +379,12 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         threads,
     )
     .map_err(Failure::Setup)?;
+    if let Some(url) = &cli.global.database_url {
+        config.database_url = Some(url.clone());
+    }
+    if let Some(url) = &cli.global.redis_url {
+        config.redis_url = Some(url.clone());
+    }
     let serving = matches!(cli.command, Command::Serve(_));
     init_logging(config.log_format, if serving { "info" } else { "warn" });
     let out = Out {
@@ -439,7 +457,7 @@ async fn open_platform(config: &Config, engines: Engines) -> Result<Arc<Platform
     Ok(Arc::new(
         Platform::new(
             store,
-            compose::limiter(config),
+            compose::limiter(config)?,
             clock()?,
             catalog,
             engines,

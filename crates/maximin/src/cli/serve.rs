@@ -10,7 +10,7 @@ use maximin_http::{AppState, Application};
 #[cfg(feature = "espeak")]
 use maximin_speech::LocalSpeech;
 
-use super::{first_start, open_platform, Failure};
+use super::{compose, first_start, open_platform, Failure};
 use crate::config::Config;
 
 /// The local engines built into this binary, by catalog engine name. With
@@ -255,7 +255,7 @@ pub(super) async fn serve(config: &Config) -> Result<(), Failure> {
     if let Some(src) = &config.source {
         tracing::info!(config = %src.display(), "configuration file read");
     }
-    tracing::info!(data_dir = %config.data_dir.display(), "storage: SQLite");
+    tracing::info!(data_dir = %config.data_dir.display(), store = compose::store_kind(config), "storage");
     // Before the line below: whoever waits for it finds the first key in place.
     first_start::first_key(&platform, config, &format!("http://{addr}")).await?;
     // A plain line on stdout, for people and for scripts that start us on port 0.

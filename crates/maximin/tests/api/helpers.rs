@@ -14,6 +14,9 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     output: Arc<Mutex<String>>,
     pub http: reqwest::Client,
+    /// Environment the server was started with, which the CLI gets too
+    /// (a cluster's shared database and Redis).
+    env: Vec<(String, String)>,
 }
 
 fn collect(stream: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
@@ -77,6 +80,9 @@ impl Server {
             .env_remove("MAXIMIN_DATA_DIR")
             .env_remove("MAXIMIN_CONFIG")
             .env_remove("MAXIMIN_CLOCK_OFFSET")
+            .env_remove("MAXIMIN_DATABASE_URL")
+            .env_remove("MAXIMIN_REDIS_URL")
+            .envs(crate::backend::database_env(dir.path()))
             .envs(env.iter().copied())
             .current_dir(dir.path())
             .stdout(Stdio::piped())
@@ -106,6 +112,10 @@ impl Server {
             dir,
             output,
             http: reqwest::Client::new(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
         }
     }
 
@@ -115,7 +125,7 @@ impl Server {
 
     /// Runs the CLI against this server's data dir and returns its JSON output.
     pub fn cli(&self, args: &[&str]) -> Result<Value, Value> {
-        cli_in(self.dir.path(), args)
+        cli_with(self.dir.path(), &self.env, args)
     }
 
     pub fn account(&self, plan: &str) -> String {
@@ -253,7 +263,9 @@ impl Drop for Server {
     }
 }
 
-pub fn cli_in(dir: &Path, args: &[&str]) -> Result<Value, Value> {
+/// Runs the CLI on data dir `dir` with more environment (which wins over
+/// the data dir's own) and returns its JSON output.
+pub fn cli_with(dir: &Path, env: &[(String, String)], args: &[&str]) -> Result<Value, Value> {
     let out = Command::new(BIN)
         .args(args)
         .arg("--data-dir")
@@ -261,6 +273,10 @@ pub fn cli_in(dir: &Path, args: &[&str]) -> Result<Value, Value> {
         .arg("--json")
         .env_remove("MAXIMIN_DATA_DIR")
         .env_remove("MAXIMIN_CONFIG")
+        .env_remove("MAXIMIN_DATABASE_URL")
+        .env_remove("MAXIMIN_REDIS_URL")
+        .envs(crate::backend::database_env(dir))
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .current_dir(dir)
         .output()
         .expect("run maximin");

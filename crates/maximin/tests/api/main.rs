@@ -2,12 +2,14 @@
 //! data dir, prepares accounts and keys with the real CLI, and speaks HTTP to it.
 //! One test binary with modules, so the suite links once.
 
+mod backend;
 mod helpers;
 
 mod account_api;
 mod auth;
 mod billing;
 mod chat;
+mod cluster;
 mod data_dir;
 mod embeddings;
 mod errors;

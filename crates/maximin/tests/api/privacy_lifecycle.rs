@@ -612,17 +612,18 @@ async fn support_tickets_open_list_reply_and_close() {
     .await
     .assert_error(400, "invalid_request");
     // Sealed at rest: the subject is not in the database in the clear.
-    let db = std::fs::read(s.dir.path().join("maximin.db")).unwrap_or_default();
+    let db = crate::backend::stored_bytes(s.dir.path());
     assert!(!String::from_utf8_lossy(&db).contains("Speech sounds robotic"));
 }
 
 /// Counts rows of a table for an account, straight from the database.
 async fn rows(dir: &Path, table: &str, account: &str) -> i64 {
     use sqlx::Row;
-    let url = format!("sqlite://{}?mode=ro", dir.join("maximin.db").display());
-    let pool = sqlx::SqlitePool::connect(&url).await.expect("open db");
+    sqlx::any::install_default_drivers();
+    let url = crate::backend::database_url(dir);
+    let pool = sqlx::AnyPool::connect(&url).await.expect("open db");
     let n: i64 = sqlx::query(&format!(
-        "SELECT COUNT(*) FROM {table} WHERE account_id = ?"
+        "SELECT COUNT(*) FROM {table} WHERE account_id = $1"
     ))
     .bind(account)
     .fetch_one(&pool)

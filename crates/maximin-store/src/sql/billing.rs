@@ -10,11 +10,12 @@ use maximin_core::store::{
     BillingLine, CreditHold, HoldLimits, HoldRefusal, LedgerEntry, UsageEvent,
 };
 use maximin_core::Result;
-use sqlx::sqlite::{SqlitePool, SqliteRow};
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::any::AnyRow;
+use sqlx::AnyPool;
+use sqlx::{Any, Row, Transaction};
 use time::OffsetDateTime;
 
-use crate::sqlite::{db_err, from_ms, ms};
+use super::{db_err, from_ms, ms, query, query_scalar};
 
 fn i(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
@@ -25,7 +26,7 @@ fn u(v: i64) -> u64 {
 }
 
 pub(crate) async fn hold(
-    pool: &SqlitePool,
+    store: &super::SqlStore,
     h: &CreditHold,
     limits: &HoldLimits,
     now: OffsetDateTime,
@@ -34,14 +35,17 @@ pub(crate) async fn hold(
         Some((b, m)) => (Some(*b), m.as_str()),
         None => (None, ""),
     };
-    let res = sqlx::query(
+    let pool = &store.pool;
+    // The check and the insert are one statement; on PostgreSQL the
+    // account's row is held too, so concurrent holds take turns.
+    let q = query(
         "INSERT INTO credit_holds (id, account_id, key_id, amount_micro, expires_at) \
          SELECT ?1, ?2, ?3, ?4, ?5 \
          WHERE (?6 = 0 OR (SELECT balance_micro FROM accounts WHERE id = ?2) \
-                - COALESCE((SELECT SUM(amount_micro) FROM credit_holds WHERE account_id = ?2 AND expires_at > ?7), 0) >= ?4) \
+                - COALESCE((SELECT CAST(SUM(amount_micro) AS BIGINT) FROM credit_holds WHERE account_id = ?2 AND expires_at > ?7), 0) >= ?4) \
            AND (?8 IS NULL OR ?8 \
-                - COALESCE((SELECT SUM(cost_micro) FROM billing_monthly WHERE key_id = ?3 AND month = ?9), 0) \
-                - COALESCE((SELECT SUM(amount_micro) FROM credit_holds WHERE key_id = ?3 AND expires_at > ?7), 0) >= ?4)",
+                - COALESCE((SELECT CAST(SUM(cost_micro) AS BIGINT) FROM billing_monthly WHERE key_id = ?3 AND month = ?9), 0) \
+                - COALESCE((SELECT CAST(SUM(amount_micro) AS BIGINT) FROM credit_holds WHERE key_id = ?3 AND expires_at > ?7), 0) >= ?4)",
     )
     .bind(&h.id)
     .bind(&h.account_id)
@@ -51,10 +55,16 @@ pub(crate) async fn hold(
     .bind(i64::from(limits.balance))
     .bind(ms(now))
     .bind(budget)
-    .bind(month)
-    .execute(pool)
-    .await
-    .map_err(db_err)?;
+    .bind(month);
+    let res = if store.dialect == super::Dialect::Postgres {
+        let mut tx = pool.begin().await.map_err(db_err)?;
+        store.lock_account(&mut tx, &h.account_id).await?;
+        let res = q.execute(&mut *tx).await.map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        res
+    } else {
+        q.execute(pool).await.map_err(db_err)?
+    };
     if res.rows_affected() == 1 {
         return Ok(Ok(()));
     }
@@ -74,9 +84,9 @@ pub(crate) async fn hold(
     }))
 }
 
-pub(crate) async fn release(pool: &SqlitePool, ids: &[String]) -> Result<()> {
+pub(crate) async fn release(pool: &AnyPool, ids: &[String]) -> Result<()> {
     for id in ids {
-        sqlx::query("DELETE FROM credit_holds WHERE id = ?")
+        query("DELETE FROM credit_holds WHERE id = ?")
             .bind(id)
             .execute(pool)
             .await
@@ -86,13 +96,13 @@ pub(crate) async fn release(pool: &SqlitePool, ids: &[String]) -> Result<()> {
 }
 
 pub(crate) async fn credit(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     account_id: &str,
     now: OffsetDateTime,
 ) -> Result<(i64, i64)> {
-    let row = sqlx::query(
+    let row = query(
         "SELECT COALESCE((SELECT balance_micro FROM accounts WHERE id = ?1), 0) AS balance, \
-         COALESCE((SELECT SUM(amount_micro) FROM credit_holds WHERE account_id = ?1 AND expires_at > ?2), 0) AS held",
+         COALESCE((SELECT CAST(SUM(amount_micro) AS BIGINT) FROM credit_holds WHERE account_id = ?1 AND expires_at > ?2), 0) AS held",
     )
     .bind(account_id)
     .bind(ms(now))
@@ -103,14 +113,14 @@ pub(crate) async fn credit(
 }
 
 pub(crate) async fn key_spend(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     key_id: &str,
     month: &str,
     now: OffsetDateTime,
 ) -> Result<(i64, i64)> {
-    let row = sqlx::query(
-        "SELECT COALESCE((SELECT SUM(cost_micro) FROM billing_monthly WHERE key_id = ?1 AND month = ?2), 0) AS spent, \
-         COALESCE((SELECT SUM(amount_micro) FROM credit_holds WHERE key_id = ?1 AND expires_at > ?3), 0) AS held",
+    let row = query(
+        "SELECT COALESCE((SELECT CAST(SUM(cost_micro) AS BIGINT) FROM billing_monthly WHERE key_id = ?1 AND month = ?2), 0) AS spent, \
+         COALESCE((SELECT CAST(SUM(amount_micro) AS BIGINT) FROM credit_holds WHERE key_id = ?1 AND expires_at > ?3), 0) AS held",
     )
     .bind(key_id)
     .bind(month)
@@ -121,9 +131,9 @@ pub(crate) async fn key_spend(
     Ok((row.get("spent"), row.get("held")))
 }
 
-pub(crate) async fn add_credit(pool: &SqlitePool, e: &LedgerEntry) -> Result<Option<i64>> {
+pub(crate) async fn add_credit(pool: &AnyPool, e: &LedgerEntry) -> Result<Option<i64>> {
     let mut tx = pool.begin().await.map_err(db_err)?;
-    let balance: Option<i64> = sqlx::query_scalar(
+    let balance: Option<i64> = query_scalar(
         "UPDATE accounts SET balance_micro = balance_micro + ? WHERE id = ? RETURNING balance_micro",
     )
     .bind(e.amount_micro)
@@ -134,7 +144,7 @@ pub(crate) async fn add_credit(pool: &SqlitePool, e: &LedgerEntry) -> Result<Opt
     if balance.is_none() {
         return Ok(None);
     }
-    sqlx::query(
+    query(
         "INSERT INTO credit_ledger (account_id, at, amount_micro, kind, note) VALUES (?, ?, ?, ?, ?)",
     )
     .bind(&e.account_id)
@@ -149,8 +159,8 @@ pub(crate) async fn add_credit(pool: &SqlitePool, e: &LedgerEntry) -> Result<Opt
     Ok(balance)
 }
 
-pub(crate) async fn ledger(pool: &SqlitePool, account_id: &str) -> Result<Vec<LedgerEntry>> {
-    Ok(sqlx::query(
+pub(crate) async fn ledger(pool: &AnyPool, account_id: &str) -> Result<Vec<LedgerEntry>> {
+    Ok(query(
         "SELECT id, account_id, at, amount_micro, kind, note FROM credit_ledger \
          WHERE account_id = ? ORDER BY at, id",
     )
@@ -159,7 +169,7 @@ pub(crate) async fn ledger(pool: &SqlitePool, account_id: &str) -> Result<Vec<Le
     .await
     .map_err(db_err)?
     .iter()
-    .map(|r: &SqliteRow| LedgerEntry {
+    .map(|r: &AnyRow| LedgerEntry {
         id: r.get("id"),
         account_id: r.get("account_id"),
         at: from_ms(r.get("at")),
@@ -171,12 +181,12 @@ pub(crate) async fn ledger(pool: &SqlitePool, account_id: &str) -> Result<Vec<Le
 }
 
 pub(crate) async fn lines(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     account_id: &str,
     from: &str,
     to: &str,
 ) -> Result<Vec<BillingLine>> {
-    Ok(sqlx::query(
+    Ok(query(
         "SELECT month, key_id, model, sandbox, requests, prompt_tokens, completion_tokens, characters, \
          images, media_ms, cost_micro FROM billing_monthly \
          WHERE account_id = ? AND month >= ? AND month <= ? ORDER BY month, key_id, model",
@@ -188,7 +198,7 @@ pub(crate) async fn lines(
     .await
     .map_err(db_err)?
     .iter()
-    .map(|r: &SqliteRow| BillingLine {
+    .map(|r: &AnyRow| BillingLine {
         month: r.get("month"),
         key_id: r.get("key_id"),
         model: r.get("model"),
@@ -205,24 +215,22 @@ pub(crate) async fn lines(
 }
 
 pub(crate) async fn set_key_budget(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     key_id: &str,
     budget: Option<i64>,
 ) -> Result<bool> {
-    Ok(
-        sqlx::query("UPDATE api_keys SET budget_micro = ? WHERE id = ?")
-            .bind(budget)
-            .bind(key_id)
-            .execute(pool)
-            .await
-            .map_err(db_err)?
-            .rows_affected()
-            == 1,
-    )
+    Ok(query("UPDATE api_keys SET budget_micro = ? WHERE id = ?")
+        .bind(budget)
+        .bind(key_id)
+        .execute(pool)
+        .await
+        .map_err(db_err)?
+        .rows_affected()
+        == 1)
 }
 
 pub(crate) async fn sweep(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     now: OffsetDateTime,
     ledger_before: OffsetDateTime,
     month_before: &str,
@@ -232,14 +240,14 @@ pub(crate) async fn sweep(
         ("DELETE FROM credit_ledger WHERE at < ?", ledger_before),
         ("DELETE FROM credit_holds WHERE expires_at < ?", now),
     ] {
-        removed += sqlx::query(sql)
+        removed += query(sql)
             .bind(ms(before))
             .execute(pool)
             .await
             .map_err(db_err)?
             .rows_affected();
     }
-    removed += sqlx::query("DELETE FROM billing_monthly WHERE month < ?")
+    removed += query("DELETE FROM billing_monthly WHERE month < ?")
         .bind(month_before)
         .execute(pool)
         .await
@@ -250,7 +258,7 @@ pub(crate) async fn sweep(
 
 /// The billing side of recording usage, in the events' transaction: the
 /// monthly lines, the balances, the holds.
-pub(crate) async fn charge(tx: &mut Transaction<'_, Sqlite>, events: &[UsageEvent]) -> Result<()> {
+pub(crate) async fn charge(tx: &mut Transaction<'_, Any>, events: &[UsageEvent]) -> Result<()> {
     let mut lines: HashMap<(&str, String, &str, &str), BillingLine> = HashMap::new();
     let mut debits: HashMap<&str, i64> = HashMap::new();
     for e in events {
@@ -271,7 +279,7 @@ pub(crate) async fn charge(tx: &mut Transaction<'_, Sqlite>, events: &[UsageEven
             *debits.entry(&e.account_id).or_default() += e.charge.cost_micro;
         }
         for h in &e.charge.holds {
-            sqlx::query("DELETE FROM credit_holds WHERE id = ?")
+            query("DELETE FROM credit_holds WHERE id = ?")
                 .bind(h)
                 .execute(&mut **tx)
                 .await
@@ -279,14 +287,14 @@ pub(crate) async fn charge(tx: &mut Transaction<'_, Sqlite>, events: &[UsageEven
         }
     }
     for ((account, month, key, model), l) in lines {
-        sqlx::query(
+        query(
             "INSERT INTO billing_monthly (account_id, month, key_id, model, sandbox, requests, prompt_tokens, \
              completion_tokens, characters, images, media_ms, cost_micro) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (account_id, month, key_id, model) DO UPDATE SET \
-             requests = requests + excluded.requests, prompt_tokens = prompt_tokens + excluded.prompt_tokens, \
-             completion_tokens = completion_tokens + excluded.completion_tokens, \
-             characters = characters + excluded.characters, images = images + excluded.images, \
-             media_ms = media_ms + excluded.media_ms, cost_micro = cost_micro + excluded.cost_micro",
+             requests = billing_monthly.requests + excluded.requests, prompt_tokens = billing_monthly.prompt_tokens + excluded.prompt_tokens, \
+             completion_tokens = billing_monthly.completion_tokens + excluded.completion_tokens, \
+             characters = billing_monthly.characters + excluded.characters, images = billing_monthly.images + excluded.images, \
+             media_ms = billing_monthly.media_ms + excluded.media_ms, cost_micro = billing_monthly.cost_micro + excluded.cost_micro",
         )
         .bind(account)
         .bind(month)
@@ -305,7 +313,7 @@ pub(crate) async fn charge(tx: &mut Transaction<'_, Sqlite>, events: &[UsageEven
         .map_err(db_err)?;
     }
     for (account, amount) in debits {
-        sqlx::query("UPDATE accounts SET balance_micro = balance_micro - ? WHERE id = ?")
+        query("UPDATE accounts SET balance_micro = balance_micro - ? WHERE id = ?")
             .bind(amount)
             .bind(account)
             .execute(&mut **tx)
@@ -317,11 +325,12 @@ pub(crate) async fn charge(tx: &mut Transaction<'_, Sqlite>, events: &[UsageEven
 
 #[cfg(test)]
 mod tests {
-    use maximin_core::store::{Charge, Store};
+    use maximin_core::store::traits::*;
+    use maximin_core::store::Charge;
 
     use super::*;
-    use crate::sqlite::tests::{account, key};
-    use crate::SqliteStore;
+    use crate::sql::tests::{account, key};
+    use crate::testdb::TestDb;
 
     fn hold(id: &str, amount: i64, now: OffsetDateTime) -> CreditHold {
         CreditHold {
@@ -361,12 +370,8 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn holds_cover_the_balance_and_charging_releases_them() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let s = SqliteStore::open(&dir.path().join("t.db"))
-            .await
-            .expect("open");
+    async fn holds_cover_the_balance_and_charging_releases_them(db: &TestDb) {
+        let s = db.open().await;
         s.insert_account(&account("a1", "a@x.io"))
             .await
             .expect("account");
@@ -502,4 +507,48 @@ mod tests {
             .is_empty());
         assert_eq!(s.credit("a1", now).await.expect("credit").1, 0);
     }
+
+    /// Two processes on one database, 64 holds of 10 at once against a
+    /// balance of 100: exactly 10 are taken, whichever process asks.
+    async fn concurrent_holds_from_two_processes_never_overdraw(db: &TestDb) {
+        let a = db.open().await;
+        let b = db.open().await;
+        a.insert_account(&account("a1", "a@x.io"))
+            .await
+            .expect("account");
+        a.insert_key(&key("k1", "a1"), 20).await.expect("key");
+        let now = OffsetDateTime::now_utc();
+        let grant = LedgerEntry {
+            id: 0,
+            account_id: "a1".into(),
+            at: now,
+            amount_micro: 100,
+            kind: "grant".into(),
+            note: "test".into(),
+        };
+        assert_eq!(a.add_credit(&grant).await.expect("grant"), Some(100));
+        let limits = HoldLimits {
+            balance: true,
+            key_budget: Some((1_000, maximin_core::billing::month_of(now))),
+        };
+        let mut runs = tokio::task::JoinSet::new();
+        for n in 0..64 {
+            let s = if n % 2 == 0 { a.clone() } else { b.clone() };
+            let limits = limits.clone();
+            runs.spawn(async move {
+                s.hold_credit(&hold(&format!("h{n}"), 10, now), &limits, now)
+                    .await
+                    .expect("hold")
+                    .is_ok()
+            });
+        }
+        let taken = runs.join_all().await.into_iter().filter(|ok| *ok).count();
+        assert_eq!(taken, 10, "64 holds of 10 against 100");
+        assert_eq!(a.credit("a1", now).await.expect("credit"), (100, 100));
+    }
+
+    crate::store_tests!(
+        holds_cover_the_balance_and_charging_releases_them,
+        concurrent_holds_from_two_processes_never_overdraw,
+    );
 }

@@ -4,15 +4,16 @@
 
 use maximin_core::store::WebhookRecord;
 use maximin_core::Result;
-use sqlx::sqlite::{SqlitePool, SqliteRow};
+use sqlx::any::AnyRow;
+use sqlx::AnyPool;
 use sqlx::Row;
 use time::OffsetDateTime;
 
-use crate::sqlite::{db_err, from_ms, ms};
+use super::{db_err, from_ms, ms, query};
 
 const COLUMNS: &str = "id, account_id, payload, attempts, created_at";
 
-fn from_row(row: &SqliteRow) -> WebhookRecord {
+fn from_row(row: &AnyRow) -> WebhookRecord {
     WebhookRecord {
         id: row.get("id"),
         account_id: row.get("account_id"),
@@ -23,11 +24,11 @@ fn from_row(row: &SqliteRow) -> WebhookRecord {
 }
 
 pub(crate) async fn insert(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     w: &WebhookRecord,
     lease_until: OffsetDateTime,
 ) -> Result<()> {
-    sqlx::query(
+    query(
         "INSERT INTO webhook_deliveries (id, account_id, payload, attempts, next_at, lease_until, created_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?)",
     )
@@ -45,16 +46,18 @@ pub(crate) async fn insert(
 }
 
 pub(crate) async fn claim(
-    pool: &SqlitePool,
+    pool: &AnyPool,
+    dialect: super::Dialect,
     now: OffsetDateTime,
     lease_until: OffsetDateTime,
     limit: u32,
 ) -> Result<Vec<WebhookRecord>> {
-    let rows = sqlx::query(&format!(
+    let rows = query(&format!(
         "UPDATE webhook_deliveries SET lease_until = ?, attempts = attempts + 1 \
          WHERE id IN (SELECT id FROM webhook_deliveries WHERE next_at <= ? AND lease_until < ? \
-             ORDER BY next_at, id LIMIT ?) \
-         RETURNING {COLUMNS}"
+             ORDER BY next_at, id LIMIT ?{}) \
+         RETURNING {COLUMNS}",
+        dialect.skip_locked()
     ))
     .bind(ms(lease_until))
     .bind(ms(now))
@@ -66,8 +69,8 @@ pub(crate) async fn claim(
     Ok(rows.iter().map(from_row).collect())
 }
 
-pub(crate) async fn retry(pool: &SqlitePool, id: i64, next_at: OffsetDateTime) -> Result<()> {
-    sqlx::query("UPDATE webhook_deliveries SET next_at = ?, lease_until = 0 WHERE id = ?")
+pub(crate) async fn retry(pool: &AnyPool, id: i64, next_at: OffsetDateTime) -> Result<()> {
+    query("UPDATE webhook_deliveries SET next_at = ?, lease_until = 0 WHERE id = ?")
         .bind(ms(next_at))
         .bind(id)
         .execute(pool)
@@ -76,8 +79,8 @@ pub(crate) async fn retry(pool: &SqlitePool, id: i64, next_at: OffsetDateTime) -
     Ok(())
 }
 
-pub(crate) async fn delete(pool: &SqlitePool, id: i64) -> Result<()> {
-    sqlx::query("DELETE FROM webhook_deliveries WHERE id = ?")
+pub(crate) async fn delete(pool: &AnyPool, id: i64) -> Result<()> {
+    query("DELETE FROM webhook_deliveries WHERE id = ?")
         .bind(id)
         .execute(pool)
         .await
@@ -85,8 +88,8 @@ pub(crate) async fn delete(pool: &SqlitePool, id: i64) -> Result<()> {
     Ok(())
 }
 
-pub(crate) async fn payloads(pool: &SqlitePool) -> Result<Vec<(i64, Vec<u8>)>> {
-    Ok(sqlx::query("SELECT id, payload FROM webhook_deliveries")
+pub(crate) async fn payloads(pool: &AnyPool) -> Result<Vec<(i64, Vec<u8>)>> {
+    Ok(query("SELECT id, payload FROM webhook_deliveries")
         .fetch_all(pool)
         .await
         .map_err(db_err)?
@@ -95,8 +98,8 @@ pub(crate) async fn payloads(pool: &SqlitePool) -> Result<Vec<(i64, Vec<u8>)>> {
         .collect())
 }
 
-pub(crate) async fn set_payload(pool: &SqlitePool, id: i64, payload: &[u8]) -> Result<()> {
-    sqlx::query("UPDATE webhook_deliveries SET payload = ? WHERE id = ?")
+pub(crate) async fn set_payload(pool: &AnyPool, id: i64, payload: &[u8]) -> Result<()> {
+    query("UPDATE webhook_deliveries SET payload = ? WHERE id = ?")
         .bind(payload)
         .bind(id)
         .execute(pool)
@@ -107,16 +110,13 @@ pub(crate) async fn set_payload(pool: &SqlitePool, id: i64, payload: &[u8]) -> R
 
 #[cfg(test)]
 mod tests {
-    use crate::SqliteStore;
-    use maximin_core::store::{Store, WebhookRecord};
+    use crate::testdb::TestDb;
+    use maximin_core::store::traits::*;
+    use maximin_core::store::WebhookRecord;
     use time::{Duration, OffsetDateTime};
 
-    #[tokio::test]
-    async fn a_delivery_is_held_by_one_runner_until_its_lease_or_pause_ends() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let s = SqliteStore::open(&dir.path().join("t.db"))
-            .await
-            .expect("open");
+    async fn a_delivery_is_held_by_one_runner_until_its_lease_or_pause_ends(db: &TestDb) {
+        let s = db.open().await;
         let t0 = OffsetDateTime::from_unix_timestamp(1_800_000_000).expect("time");
         let w = WebhookRecord {
             id: 7,
@@ -174,4 +174,6 @@ mod tests {
             .expect("claim")
             .is_empty());
     }
+
+    crate::store_tests!(a_delivery_is_held_by_one_runner_until_its_lease_or_pause_ends);
 }

@@ -8,11 +8,12 @@ use maximin_core::store::{
 };
 use maximin_core::{Error, Result};
 use maximin_types::DataCategory;
-use sqlx::sqlite::{SqlitePool, SqliteRow};
+use sqlx::any::AnyRow;
+use sqlx::AnyPool;
 use sqlx::Row;
 use time::OffsetDateTime;
 
-use crate::sqlite::{db_err, event_from, from_ms, ms, task_from, TASK_COLUMNS};
+use super::{db_err, event_from, from_ms, ms, query, task_from, TASK_COLUMNS};
 
 fn u(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
@@ -21,50 +22,50 @@ fn u(v: i64) -> u64 {
 /// Count, bytes and oldest time of one category. Bytes are what the rows
 /// hold: text and blob lengths, 8 per number.
 pub(crate) async fn figures(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     account_id: &str,
     category: DataCategory,
 ) -> Result<CategoryFigures> {
     let sql = match category {
         DataCategory::Profile => {
-            "SELECT COUNT(*), COALESCE(SUM(LENGTH(id) + LENGTH(email) + LENGTH(plan) + LENGTH(routing) + 64), 0), \
+            "SELECT COUNT(*), CAST(COALESCE(SUM(LENGTH(id) + LENGTH(email) + LENGTH(plan) + LENGTH(routing) + 64), 0) AS BIGINT), \
              MIN(created_at) FROM accounts WHERE id = ?"
         }
         DataCategory::Keys => {
-            "SELECT COUNT(*), COALESCE(SUM(LENGTH(id) + LENGTH(name) + LENGTH(prefix) + LENGTH(hash) + LENGTH(scopes) \
-             + LENGTH(models) + LENGTH(routing) + 112), 0), MIN(created_at) FROM api_keys WHERE account_id = ?"
+            "SELECT COUNT(*), CAST(COALESCE(SUM(LENGTH(id) + LENGTH(name) + LENGTH(prefix) + LENGTH(hash) + LENGTH(scopes) \
+             + LENGTH(models) + LENGTH(routing) + 112), 0) AS BIGINT), MIN(created_at) FROM api_keys WHERE account_id = ?"
         }
         DataCategory::UsageLogs => {
-            "SELECT COUNT(*), COALESCE(SUM(LENGTH(request_id) + LENGTH(method) + LENGTH(endpoint) \
-             + COALESCE(LENGTH(model), 0) + COALESCE(LENGTH(error_code), 0) + COALESCE(LENGTH(client_ip), 0) + 96), 0), \
+            "SELECT COUNT(*), CAST(COALESCE(SUM(LENGTH(request_id) + LENGTH(method) + LENGTH(endpoint) \
+             + COALESCE(LENGTH(model), 0) + COALESCE(LENGTH(error_code), 0) + COALESCE(LENGTH(client_ip), 0) + 96), 0) AS BIGINT), \
              MIN(at) FROM usage_events WHERE account_id = ?"
         }
         DataCategory::BillingRecords => return billing_figures(pool, account_id).await,
         DataCategory::Files => {
-            "SELECT COUNT(*), COALESCE(SUM(bytes), 0), MIN(created_at) FROM files WHERE account_id = ?"
+            "SELECT COUNT(*), CAST(COALESCE(SUM(bytes), 0) AS BIGINT), MIN(created_at) FROM files WHERE account_id = ?"
         }
         DataCategory::TaskRecords => {
-            "SELECT COUNT(*), COALESCE(SUM(LENGTH(kind) + COALESCE(LENGTH(params), 0) + COALESCE(LENGTH(result), 0) \
-             + COALESCE(LENGTH(error_message), 0) + 80), 0), MIN(created_at) FROM tasks WHERE account_id = ?"
+            "SELECT COUNT(*), CAST(COALESCE(SUM(LENGTH(kind) + COALESCE(LENGTH(params), 0) + COALESCE(LENGTH(result), 0) \
+             + COALESCE(LENGTH(error_message), 0) + 80), 0) AS BIGINT), MIN(created_at) FROM tasks WHERE account_id = ?"
         }
         DataCategory::Voices => {
-            "SELECT COUNT(*), COALESCE(SUM(LENGTH(voice_id) + LENGTH(kind) + LENGTH(profile) + 24), 0), \
+            "SELECT COUNT(*), CAST(COALESCE(SUM(LENGTH(voice_id) + LENGTH(kind) + LENGTH(profile) + 24), 0) AS BIGINT), \
              MIN(created_at) FROM voices WHERE account_id = ? AND deleted_at IS NULL"
         }
         DataCategory::SupportMessages => {
-            "SELECT COUNT(*), COALESCE(SUM(LENGTH(body) + LENGTH(author) + 16), 0), MIN(at) \
+            "SELECT COUNT(*), CAST(COALESCE(SUM(LENGTH(body) + LENGTH(author) + 16), 0) AS BIGINT), MIN(at) \
              FROM support_messages WHERE account_id = ?"
         }
         DataCategory::PrivacyLog => {
-            "SELECT COUNT(*), COALESCE(SUM(LENGTH(action) + LENGTH(subject) + LENGTH(detail) + 16), 0), MIN(at) \
+            "SELECT COUNT(*), CAST(COALESCE(SUM(LENGTH(action) + LENGTH(subject) + LENGTH(detail) + 16), 0) AS BIGINT), MIN(at) \
              FROM privacy_log WHERE account_id = ?"
         }
         DataCategory::DebugLogs => {
-            "SELECT COUNT(*), COALESCE(SUM(LENGTH(sealed) + LENGTH(request_id) + LENGTH(endpoint) + 24), 0), MIN(at) \
+            "SELECT COUNT(*), CAST(COALESCE(SUM(LENGTH(sealed) + LENGTH(request_id) + LENGTH(endpoint) + 24), 0) AS BIGINT), MIN(at) \
              FROM debug_logs WHERE account_id = ?"
         }
     };
-    let row = sqlx::query(sql)
+    let row = query(sql)
         .bind(account_id)
         .fetch_one(pool)
         .await
@@ -72,7 +73,7 @@ pub(crate) async fn figures(
     Ok(figures_from(&row))
 }
 
-fn figures_from(row: &SqliteRow) -> CategoryFigures {
+fn figures_from(row: &AnyRow) -> CategoryFigures {
     CategoryFigures {
         count: u(row.get(0)),
         bytes: u(row.get(1)),
@@ -81,17 +82,17 @@ fn figures_from(row: &SqliteRow) -> CategoryFigures {
 }
 
 /// The credit ledger and the monthly billing lines together.
-async fn billing_figures(pool: &SqlitePool, account_id: &str) -> Result<CategoryFigures> {
-    let ledger = sqlx::query(
-        "SELECT COUNT(*), COALESCE(SUM(LENGTH(kind) + LENGTH(note) + 24), 0), MIN(at) \
+async fn billing_figures(pool: &AnyPool, account_id: &str) -> Result<CategoryFigures> {
+    let ledger = query(
+        "SELECT COUNT(*), CAST(COALESCE(SUM(LENGTH(kind) + LENGTH(note) + 24), 0) AS BIGINT), MIN(at) \
          FROM credit_ledger WHERE account_id = ?",
     )
     .bind(account_id)
     .fetch_one(pool)
     .await
     .map_err(db_err)?;
-    let lines = sqlx::query(
-        "SELECT COUNT(*), COALESCE(SUM(LENGTH(month) + LENGTH(key_id) + LENGTH(model) + 72), 0), MIN(month) \
+    let lines = query(
+        "SELECT COUNT(*), CAST(COALESCE(SUM(LENGTH(month) + LENGTH(key_id) + LENGTH(model) + 72), 0) AS BIGINT), MIN(month) \
          FROM billing_monthly WHERE account_id = ?",
     )
     .bind(account_id)
@@ -112,12 +113,12 @@ async fn billing_figures(pool: &SqlitePool, account_id: &str) -> Result<Category
 }
 
 pub(crate) async fn usage_page(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     account_id: &str,
     after_id: i64,
     limit: u32,
 ) -> Result<Vec<(i64, UsageEvent)>> {
-    Ok(sqlx::query(
+    Ok(query(
         "SELECT id, at, account_id, key_id, request_id, method, endpoint, status, model, prompt_tokens, \
          completion_tokens, characters, images, media_ms, latency_us, error_code, client_ip, cost_micro \
          FROM usage_events WHERE account_id = ? AND id > ? ORDER BY id LIMIT ?",
@@ -133,8 +134,8 @@ pub(crate) async fn usage_page(
     .collect())
 }
 
-pub(crate) async fn tasks_of(pool: &SqlitePool, account_id: &str) -> Result<Vec<TaskRecord>> {
-    sqlx::query(&format!(
+pub(crate) async fn tasks_of(pool: &AnyPool, account_id: &str) -> Result<Vec<TaskRecord>> {
+    query(&format!(
         "SELECT {TASK_COLUMNS} FROM tasks WHERE account_id = ? ORDER BY created_at, id"
     ))
     .bind(account_id)
@@ -147,18 +148,18 @@ pub(crate) async fn tasks_of(pool: &SqlitePool, account_id: &str) -> Result<Vec<
 }
 
 pub(crate) async fn delete_records(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     account_id: &str,
     category: DataCategory,
     now: OffsetDateTime,
 ) -> Result<u64> {
     let q = match category {
-        DataCategory::UsageLogs => sqlx::query("DELETE FROM usage_events WHERE account_id = ?"),
-        DataCategory::DebugLogs => sqlx::query("DELETE FROM debug_logs WHERE account_id = ?"),
-        DataCategory::TaskRecords => sqlx::query(
+        DataCategory::UsageLogs => query("DELETE FROM usage_events WHERE account_id = ?"),
+        DataCategory::DebugLogs => query("DELETE FROM debug_logs WHERE account_id = ?"),
+        DataCategory::TaskRecords => query(
             "DELETE FROM tasks WHERE account_id = ? AND status IN ('success', 'failed')",
         ),
-        DataCategory::Voices => sqlx::query(
+        DataCategory::Voices => query(
             "UPDATE voices SET deleted_at = ?, profile = '{}' WHERE deleted_at IS NULL AND account_id = ?",
         )
         .bind(ms(now)),
@@ -176,12 +177,12 @@ pub(crate) async fn delete_records(
 }
 
 pub(crate) async fn close_account(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     id: &str,
     at: OffsetDateTime,
 ) -> Result<Option<u64>> {
     let mut tx = pool.begin().await.map_err(db_err)?;
-    let closed = sqlx::query(
+    let closed = query(
         "UPDATE accounts SET closed_at = ?, debug_until = NULL WHERE id = ? AND closed_at IS NULL",
     )
     .bind(ms(at))
@@ -193,27 +194,26 @@ pub(crate) async fn close_account(
     if closed == 0 {
         return Ok(None);
     }
-    let revoked = sqlx::query(
-        "UPDATE api_keys SET revoked_at = ? WHERE account_id = ? AND revoked_at IS NULL",
-    )
-    .bind(ms(at))
-    .bind(id)
-    .execute(&mut *tx)
-    .await
-    .map_err(db_err)?
-    .rows_affected();
+    let revoked =
+        query("UPDATE api_keys SET revoked_at = ? WHERE account_id = ? AND revoked_at IS NULL")
+            .bind(ms(at))
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
     for sql in [
         "DELETE FROM debug_logs WHERE account_id = ?",
         "DELETE FROM credit_holds WHERE account_id = ?",
     ] {
-        sqlx::query(sql)
+        query(sql)
             .bind(id)
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
     }
     // Open tickets close with the account: their 2 years start now.
-    sqlx::query(
+    query(
         "UPDATE support_tickets SET status = 'closed', closed_at = ?, updated_at = ? \
          WHERE account_id = ? AND status = 'open'",
     )
@@ -228,24 +228,24 @@ pub(crate) async fn close_account(
 }
 
 pub(crate) async fn closed_accounts(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     closed_before: OffsetDateTime,
 ) -> Result<Vec<String>> {
-    Ok(sqlx::query(
-        "SELECT id FROM accounts WHERE closed_at IS NOT NULL AND closed_at < ? ORDER BY id",
+    Ok(
+        query("SELECT id FROM accounts WHERE closed_at IS NOT NULL AND closed_at < ? ORDER BY id")
+            .bind(ms(closed_before))
+            .fetch_all(pool)
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect(),
     )
-    .bind(ms(closed_before))
-    .fetch_all(pool)
-    .await
-    .map_err(db_err)?
-    .iter()
-    .map(|r| r.get(0))
-    .collect())
 }
 
-pub(crate) async fn purge_account(pool: &SqlitePool, id: &str) -> Result<bool> {
+pub(crate) async fn purge_account(pool: &AnyPool, id: &str) -> Result<bool> {
     let mut tx = pool.begin().await.map_err(db_err)?;
-    let closed: Option<i64> = sqlx::query("SELECT closed_at FROM accounts WHERE id = ?")
+    let closed: Option<i64> = query("SELECT closed_at FROM accounts WHERE id = ?")
         .bind(id)
         .fetch_optional(&mut *tx)
         .await
@@ -270,7 +270,7 @@ pub(crate) async fn purge_account(pool: &SqlitePool, id: &str) -> Result<bool> {
         "DELETE FROM api_keys WHERE account_id = ?",
         "DELETE FROM accounts WHERE id = ?",
     ] {
-        sqlx::query(sql)
+        query(sql)
             .bind(id)
             .execute(&mut *tx)
             .await
@@ -281,12 +281,12 @@ pub(crate) async fn purge_account(pool: &SqlitePool, id: &str) -> Result<bool> {
 }
 
 pub(crate) async fn set_debug_until(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     id: &str,
     until: Option<OffsetDateTime>,
 ) -> Result<bool> {
     let mut tx = pool.begin().await.map_err(db_err)?;
-    let n = sqlx::query("UPDATE accounts SET debug_until = ? WHERE id = ?")
+    let n = query("UPDATE accounts SET debug_until = ? WHERE id = ?")
         .bind(until.map(ms))
         .bind(id)
         .execute(&mut *tx)
@@ -294,7 +294,7 @@ pub(crate) async fn set_debug_until(
         .map_err(db_err)?
         .rows_affected();
     if until.is_none() {
-        sqlx::query("DELETE FROM debug_logs WHERE account_id = ?")
+        query("DELETE FROM debug_logs WHERE account_id = ?")
             .bind(id)
             .execute(&mut *tx)
             .await
@@ -304,8 +304,8 @@ pub(crate) async fn set_debug_until(
     Ok(n == 1)
 }
 
-pub(crate) async fn insert_debug_log(pool: &SqlitePool, r: &DebugRecord) -> Result<()> {
-    sqlx::query(
+pub(crate) async fn insert_debug_log(pool: &AnyPool, r: &DebugRecord) -> Result<()> {
+    query(
         "INSERT INTO debug_logs (account_id, at, request_id, endpoint, status, sealed, expires_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?)",
     )
@@ -322,8 +322,8 @@ pub(crate) async fn insert_debug_log(pool: &SqlitePool, r: &DebugRecord) -> Resu
     Ok(())
 }
 
-pub(crate) async fn debug_logs_of(pool: &SqlitePool, account_id: &str) -> Result<Vec<DebugRecord>> {
-    Ok(sqlx::query(
+pub(crate) async fn debug_logs_of(pool: &AnyPool, account_id: &str) -> Result<Vec<DebugRecord>> {
+    Ok(query(
         "SELECT id, account_id, at, request_id, endpoint, status, sealed, expires_at FROM debug_logs \
          WHERE account_id = ? ORDER BY id",
     )
@@ -345,8 +345,8 @@ pub(crate) async fn debug_logs_of(pool: &SqlitePool, account_id: &str) -> Result
     .collect())
 }
 
-pub(crate) async fn sweep_debug_logs(pool: &SqlitePool, now: OffsetDateTime) -> Result<u64> {
-    Ok(sqlx::query("DELETE FROM debug_logs WHERE expires_at <= ?")
+pub(crate) async fn sweep_debug_logs(pool: &AnyPool, now: OffsetDateTime) -> Result<u64> {
+    Ok(query("DELETE FROM debug_logs WHERE expires_at <= ?")
         .bind(ms(now))
         .execute(pool)
         .await
@@ -357,12 +357,12 @@ pub(crate) async fn sweep_debug_logs(pool: &SqlitePool, now: OffsetDateTime) -> 
 // ---- support tickets ----
 
 pub(crate) async fn insert_ticket(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     t: &TicketRecord,
     first: &TicketMessageRecord,
 ) -> Result<()> {
     let mut tx = pool.begin().await.map_err(db_err)?;
-    sqlx::query(
+    query(
         "INSERT INTO support_tickets (id, account_id, subject, status, created_at, updated_at, closed_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?)",
     )
@@ -380,8 +380,8 @@ pub(crate) async fn insert_ticket(
     tx.commit().await.map_err(db_err)
 }
 
-async fn insert_message(conn: &mut sqlx::SqliteConnection, m: &TicketMessageRecord) -> Result<()> {
-    sqlx::query(
+async fn insert_message(conn: &mut sqlx::AnyConnection, m: &TicketMessageRecord) -> Result<()> {
+    query(
         "INSERT INTO support_messages (ticket_id, account_id, at, author, body) VALUES (?, ?, ?, ?, ?)",
     )
     .bind(&m.ticket_id)
@@ -397,7 +397,7 @@ async fn insert_message(conn: &mut sqlx::SqliteConnection, m: &TicketMessageReco
 
 const TICKET_COLUMNS: &str = "id, account_id, subject, status, created_at, updated_at, closed_at";
 
-fn ticket_from(r: &SqliteRow) -> TicketRecord {
+fn ticket_from(r: &AnyRow) -> TicketRecord {
     TicketRecord {
         id: r.get("id"),
         account_id: r.get("account_id"),
@@ -409,8 +409,8 @@ fn ticket_from(r: &SqliteRow) -> TicketRecord {
     }
 }
 
-pub(crate) async fn ticket(pool: &SqlitePool, id: &str) -> Result<Option<TicketRecord>> {
-    Ok(sqlx::query(&format!(
+pub(crate) async fn ticket(pool: &AnyPool, id: &str) -> Result<Option<TicketRecord>> {
+    Ok(query(&format!(
         "SELECT {TICKET_COLUMNS} FROM support_tickets WHERE id = ?"
     ))
     .bind(id)
@@ -421,8 +421,8 @@ pub(crate) async fn ticket(pool: &SqlitePool, id: &str) -> Result<Option<TicketR
     .map(ticket_from))
 }
 
-pub(crate) async fn tickets_of(pool: &SqlitePool, account_id: &str) -> Result<Vec<TicketRecord>> {
-    Ok(sqlx::query(&format!(
+pub(crate) async fn tickets_of(pool: &AnyPool, account_id: &str) -> Result<Vec<TicketRecord>> {
+    Ok(query(&format!(
         "SELECT {TICKET_COLUMNS} FROM support_tickets WHERE account_id = ? ORDER BY created_at DESC, id"
     ))
     .bind(account_id)
@@ -434,16 +434,15 @@ pub(crate) async fn tickets_of(pool: &SqlitePool, account_id: &str) -> Result<Ve
     .collect())
 }
 
-pub(crate) async fn add_ticket_message(pool: &SqlitePool, m: &TicketMessageRecord) -> Result<bool> {
+pub(crate) async fn add_ticket_message(pool: &AnyPool, m: &TicketMessageRecord) -> Result<bool> {
     let mut tx = pool.begin().await.map_err(db_err)?;
-    let open =
-        sqlx::query("UPDATE support_tickets SET updated_at = ? WHERE id = ? AND status = 'open'")
-            .bind(ms(m.at))
-            .bind(&m.ticket_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
+    let open = query("UPDATE support_tickets SET updated_at = ? WHERE id = ? AND status = 'open'")
+        .bind(ms(m.at))
+        .bind(&m.ticket_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
     if open == 0 {
         return Ok(false);
     }
@@ -453,10 +452,10 @@ pub(crate) async fn add_ticket_message(pool: &SqlitePool, m: &TicketMessageRecor
 }
 
 pub(crate) async fn ticket_messages(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     ticket_id: &str,
 ) -> Result<Vec<TicketMessageRecord>> {
-    Ok(sqlx::query(
+    Ok(query(
         "SELECT id, ticket_id, account_id, at, author, body FROM support_messages \
          WHERE ticket_id = ? ORDER BY at, id",
     )
@@ -476,8 +475,8 @@ pub(crate) async fn ticket_messages(
     .collect())
 }
 
-pub(crate) async fn close_ticket(pool: &SqlitePool, id: &str, at: OffsetDateTime) -> Result<bool> {
-    Ok(sqlx::query(
+pub(crate) async fn close_ticket(pool: &AnyPool, id: &str, at: OffsetDateTime) -> Result<bool> {
+    Ok(query(
         "UPDATE support_tickets SET status = 'closed', closed_at = ?, updated_at = ? \
          WHERE id = ? AND status = 'open'",
     )
@@ -491,9 +490,9 @@ pub(crate) async fn close_ticket(pool: &SqlitePool, id: &str, at: OffsetDateTime
         == 1)
 }
 
-pub(crate) async fn sweep_tickets(pool: &SqlitePool, closed_before: OffsetDateTime) -> Result<u64> {
+pub(crate) async fn sweep_tickets(pool: &AnyPool, closed_before: OffsetDateTime) -> Result<u64> {
     let mut tx = pool.begin().await.map_err(db_err)?;
-    let m = sqlx::query(
+    let m = query(
         "DELETE FROM support_messages WHERE ticket_id IN \
          (SELECT id FROM support_tickets WHERE closed_at IS NOT NULL AND closed_at < ?)",
     )
@@ -502,20 +501,19 @@ pub(crate) async fn sweep_tickets(pool: &SqlitePool, closed_before: OffsetDateTi
     .await
     .map_err(db_err)?
     .rows_affected();
-    let t =
-        sqlx::query("DELETE FROM support_tickets WHERE closed_at IS NOT NULL AND closed_at < ?")
-            .bind(ms(closed_before))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
+    let t = query("DELETE FROM support_tickets WHERE closed_at IS NOT NULL AND closed_at < ?")
+        .bind(ms(closed_before))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
     tx.commit().await.map_err(db_err)?;
     Ok(m + t)
 }
 
-pub(crate) async fn sealed_rows(pool: &SqlitePool) -> Result<Vec<(SealedRow, Vec<u8>)>> {
+pub(crate) async fn sealed_rows(pool: &AnyPool) -> Result<Vec<(SealedRow, Vec<u8>)>> {
     let mut out = Vec::new();
-    for r in sqlx::query("SELECT id, subject FROM support_tickets")
+    for r in query("SELECT id, subject FROM support_tickets")
         .fetch_all(pool)
         .await
         .map_err(db_err)?
@@ -527,7 +525,7 @@ pub(crate) async fn sealed_rows(pool: &SqlitePool) -> Result<Vec<(SealedRow, Vec
             r.get(1),
         ));
     }
-    for r in sqlx::query("SELECT id, ticket_id, body FROM support_messages")
+    for r in query("SELECT id, ticket_id, body FROM support_messages")
         .fetch_all(pool)
         .await
         .map_err(db_err)?
@@ -540,7 +538,7 @@ pub(crate) async fn sealed_rows(pool: &SqlitePool) -> Result<Vec<(SealedRow, Vec
             r.get(2),
         ));
     }
-    for r in sqlx::query("SELECT id, account_id, request_id, sealed FROM debug_logs")
+    for r in query("SELECT id, account_id, request_id, sealed FROM debug_logs")
         .fetch_all(pool)
         .await
         .map_err(db_err)?
@@ -557,27 +555,21 @@ pub(crate) async fn sealed_rows(pool: &SqlitePool) -> Result<Vec<(SealedRow, Vec
     Ok(out)
 }
 
-pub(crate) async fn set_sealed_row(
-    pool: &SqlitePool,
-    row: &SealedRow,
-    sealed: &[u8],
-) -> Result<()> {
+pub(crate) async fn set_sealed_row(pool: &AnyPool, row: &SealedRow, sealed: &[u8]) -> Result<()> {
     let q = match row {
         SealedRow::TicketSubject { ticket_id } => {
-            sqlx::query("UPDATE support_tickets SET subject = ? WHERE id = ?")
+            query("UPDATE support_tickets SET subject = ? WHERE id = ?")
                 .bind(sealed)
                 .bind(ticket_id.as_str())
         }
         SealedRow::TicketMessage { id, .. } => {
-            sqlx::query("UPDATE support_messages SET body = ? WHERE id = ?")
+            query("UPDATE support_messages SET body = ? WHERE id = ?")
                 .bind(sealed)
                 .bind(*id)
         }
-        SealedRow::DebugLog { id, .. } => {
-            sqlx::query("UPDATE debug_logs SET sealed = ? WHERE id = ?")
-                .bind(sealed)
-                .bind(*id)
-        }
+        SealedRow::DebugLog { id, .. } => query("UPDATE debug_logs SET sealed = ? WHERE id = ?")
+            .bind(sealed)
+            .bind(*id),
     };
     q.execute(pool).await.map_err(db_err)?;
     Ok(())
@@ -585,11 +577,12 @@ pub(crate) async fn set_sealed_row(
 
 #[cfg(test)]
 mod tests {
-    use maximin_core::store::{LedgerEntry, Store};
+    use maximin_core::store::traits::*;
+    use maximin_core::store::LedgerEntry;
 
     use super::*;
-    use crate::sqlite::tests::{account, key};
-    use crate::SqliteStore;
+    use crate::sql::tests::{account, key};
+    use crate::testdb::TestDb;
 
     fn ticket(id: &str, now: OffsetDateTime) -> TicketRecord {
         TicketRecord {
@@ -614,12 +607,8 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn closure_revokes_every_key_and_the_purge_keeps_billing_records() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let s = SqliteStore::open(&dir.path().join("t.db"))
-            .await
-            .expect("open");
+    async fn closure_revokes_every_key_and_the_purge_keeps_billing_records(db: &TestDb) {
+        let s = db.open().await;
         for (a, k) in [("a1", "k1"), ("a2", "k2")] {
             s.insert_account(&account(a, &format!("{a}@x.io")))
                 .await
@@ -644,10 +633,7 @@ mod tests {
         assert_eq!(s.close_account("a1", now).await.expect("close"), Some(2));
         let t = s.ticket("t1").await.expect("read").expect("t1");
         assert_eq!(t.status, "closed", "its 2 years start at closure");
-        assert_eq!(
-            t.closed_at.map(crate::sqlite::ms),
-            Some(crate::sqlite::ms(now))
-        );
+        assert_eq!(t.closed_at.map(crate::sql::ms), Some(crate::sql::ms(now)));
         assert_eq!(s.close_account("a1", now).await.expect("again"), None);
         let (k, a) = s.key_by_hash("hash-k1").await.expect("read").expect("k1");
         assert!(k.revoked_at.is_some() && a.closed_at.is_some());
@@ -681,12 +667,8 @@ mod tests {
         assert!(s.account("a2").await.expect("read").is_some());
     }
 
-    #[tokio::test]
-    async fn closed_tickets_go_two_years_on_and_open_ones_stay() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let s = SqliteStore::open(&dir.path().join("t.db"))
-            .await
-            .expect("open");
+    async fn closed_tickets_go_two_years_on_and_open_ones_stay(db: &TestDb) {
+        let s = db.open().await;
         let now = OffsetDateTime::now_utc();
         for id in ["t1", "t2"] {
             s.insert_ticket(&ticket(id, now), &message(id, now))
@@ -713,4 +695,9 @@ mod tests {
             .expect("figures");
         assert_eq!(f.count, 1);
     }
+
+    crate::store_tests!(
+        closure_revokes_every_key_and_the_purge_keeps_billing_records,
+        closed_tickets_go_two_years_on_and_open_ones_stay,
+    );
 }

@@ -1,0 +1,421 @@
+use super::*;
+use crate::testdb::TestDb;
+
+pub(crate) fn account(id: &str, email: &str) -> Account {
+    Account {
+        id: id.into(),
+        email: email.into(),
+        plan: Plan::Payg,
+        limits: None,
+        routing: Default::default(),
+        created_at: OffsetDateTime::now_utc(),
+        operator: false,
+        closed_at: None,
+        debug_until: None,
+    }
+}
+
+pub(crate) fn key(id: &str, account_id: &str) -> ApiKey {
+    ApiKey {
+        id: id.into(),
+        account_id: account_id.into(),
+        name: "k".into(),
+        prefix: "mmx_live_abcd".into(),
+        hash: format!("hash-{id}"),
+        test: false,
+        scopes: vec![Scope::Admin],
+        models: vec![],
+        routing: Default::default(),
+        created_at: OffsetDateTime::now_utc(),
+        revoked_at: None,
+        last_used_at: None,
+        usage: UsageFigures::default(),
+        budget_micro: None,
+    }
+}
+
+async fn keys_limits_usage_and_idempotency_round_trip(db: &TestDb) {
+    let s = db.open().await;
+    s.insert_account(&account("a1", "a@x.io"))
+        .await
+        .expect("insert");
+    let dup = s
+        .insert_account(&account("a2", "a@x.io"))
+        .await
+        .expect_err("dup email");
+    assert_eq!(
+        dup.details.get("field").and_then(|v| v.as_str()),
+        Some("email")
+    );
+
+    assert!(s.insert_key(&key("k1", "a1"), 2).await.expect("k1"));
+    assert!(s.insert_key(&key("k2", "a1"), 2).await.expect("k2"));
+    assert!(!s.insert_key(&key("k3", "a1"), 2).await.expect("k3 refused"));
+    let before = s.auth_epoch().await.expect("epoch").expect("some");
+    assert!(s
+        .revoke_key("k1", OffsetDateTime::now_utc())
+        .await
+        .expect("revoke"));
+    let after = s.auth_epoch().await.expect("epoch").expect("some");
+    assert_ne!(before, after, "a revocation changes the auth epoch");
+    // Another handle on the same database (another process) sees it too.
+    let other = db.open().await;
+    assert_eq!(other.auth_epoch().await.expect("epoch"), Some(after));
+    assert!(!s
+        .revoke_key("k1", OffsetDateTime::now_utc())
+        .await
+        .expect("again"));
+    assert!(s
+        .insert_key(&key("k3", "a1"), 2)
+        .await
+        .expect("k3 after revoke"));
+    let (k, a) = s.key_by_hash("hash-k2").await.expect("get").expect("some");
+    assert_eq!(k.scopes, vec![Scope::Admin]);
+    assert_eq!(a.email, "a@x.io");
+
+    let now = OffsetDateTime::now_utc();
+    let ev = |status, tokens| UsageEvent {
+        at: now,
+        account_id: "a1".into(),
+        key_id: "k2".into(),
+        request_id: "req_1".into(),
+        method: "POST".into(),
+        endpoint: "/v1/chat/completions".into(),
+        status,
+        model: Some("m".into()),
+        prompt_tokens: tokens,
+        completion_tokens: 1,
+        characters: 0,
+        images: 0,
+        media_ms: 0,
+        latency_us: 10,
+        error_code: None,
+        client_ip: Some("127.0.0.1".into()),
+        charge: Default::default(),
+    };
+    let speech = UsageEvent {
+        endpoint: "/v1/t2a_v2".into(),
+        model: Some("speech".into()),
+        prompt_tokens: 0,
+        completion_tokens: 0,
+        characters: 12,
+        images: 0,
+        media_ms: 0,
+        ..ev(200, 0)
+    };
+    s.record_usage(&[ev(200, 5), ev(429, 0), speech])
+        .await
+        .expect("usage");
+    let k = s.key("k2").await.expect("get").expect("some");
+    assert_eq!(
+        k.usage,
+        UsageFigures {
+            requests: 3,
+            errors: 1,
+            prompt_tokens: 5,
+            completion_tokens: 2,
+            characters: 12,
+            images: 0,
+            media_ms: 0,
+        }
+    );
+    assert!(k.last_used_at.is_some());
+    let log = s.activity("k2", 10).await.expect("activity");
+    assert_eq!(log.len(), 3);
+    assert_eq!(log.iter().map(|e| e.characters).sum::<u64>(), 12);
+    let sum = s
+        .usage_summary(
+            "a1",
+            now - time::Duration::minutes(1),
+            now + time::Duration::minutes(1),
+        )
+        .await
+        .expect("summary");
+    assert_eq!(sum.by_model[0].1.requests, 2);
+    assert_eq!(sum.by_model[1].0, "speech");
+    assert_eq!(
+        (
+            sum.by_model[1].1.prompt_tokens,
+            sum.by_model[1].1.characters
+        ),
+        (0, 12)
+    );
+    // A batch over several multi-row statements (64 rows each) keeps every row.
+    let many: Vec<UsageEvent> = (0..130).map(|_| ev(200, 1)).collect();
+    s.record_usage(&many).await.expect("a large batch");
+    let k = s.key("k2").await.expect("get").expect("some");
+    assert_eq!((k.usage.requests, k.usage.prompt_tokens), (133, 135));
+    assert_eq!(s.activity("k2", 500).await.expect("activity").len(), 133);
+
+    let exp = now + time::Duration::hours(24);
+    assert_eq!(
+        s.idem_claim("i1", "a1", "fp", now, exp)
+            .await
+            .expect("claim"),
+        IdemState::Claimed
+    );
+    assert_eq!(
+        s.idem_claim("i1", "a1", "fp", now, exp)
+            .await
+            .expect("again"),
+        IdemState::InProgress {
+            fingerprint: "fp".into()
+        }
+    );
+    s.idem_complete("i1", b"sealed").await.expect("complete");
+    assert_eq!(
+        s.idem_get("i1", now).await.expect("get"),
+        IdemState::Done {
+            fingerprint: "fp".into(),
+            sealed: b"sealed".to_vec()
+        }
+    );
+    // Past expiry the record is gone and may be claimed anew.
+    let later = exp + time::Duration::seconds(1);
+    assert_eq!(
+        s.idem_get("i1", later).await.expect("get"),
+        IdemState::Absent
+    );
+    assert!(
+        s.sweep(later, time::Duration::days(365))
+            .await
+            .expect("sweep")
+            >= 1
+    );
+}
+
+#[tokio::test]
+async fn speech_usage_recorded_as_tokens_moves_to_characters() {
+    // A database as the version before characters left it: a speech
+    // request's characters in prompt_tokens, beside a chat request.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("t.db");
+    sqlx::any::install_default_drivers();
+    let pool = AnyPool::connect(&sqlite_url(&path)).await.expect("pool");
+    sqlx::raw_sql(
+        "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .execute(&pool)
+    .await
+    .expect("table");
+    for (version, name, sql) in &MIGRATIONS[..2] {
+        sqlx::raw_sql(sql).execute(&pool).await.expect("migration");
+        query("INSERT INTO schema_migrations VALUES (?, ?, 0)")
+            .bind(version)
+            .bind(name)
+            .execute(&pool)
+            .await
+            .expect("applied");
+    }
+    sqlx::raw_sql(
+        "INSERT INTO accounts VALUES ('a1', 'a@x.io', 'payg', NULL, NULL, 0);
+         INSERT INTO api_keys (id, account_id, name, prefix, hash, test, scopes, models, created_at,
+             requests, errors, prompt_tokens, completion_tokens)
+             VALUES ('k1', 'a1', 'k', 'p', 'h', 0, '[]', '[]', 0, 2, 0, 19, 3);
+         INSERT INTO usage_events (at, account_id, key_id, request_id, method, endpoint, status, model,
+             prompt_tokens, completion_tokens, latency_us) VALUES
+             (1, 'a1', 'k1', 'r1', 'POST', '/v1/t2a_v2', 200, 'speech-2.8-hd', 12, 0, 5),
+             (2, 'a1', 'k1', 'r2', 'POST', '/v1/chat/completions', 200, 'gemma', 7, 3, 5);",
+    )
+    .execute(&pool)
+    .await
+    .expect("old rows");
+    pool.close().await;
+
+    let s = SqlStore::open(&path).await.expect("migrated");
+    let k = s.key("k1").await.expect("get").expect("some");
+    assert_eq!(
+        (
+            k.usage.prompt_tokens,
+            k.usage.completion_tokens,
+            k.usage.characters
+        ),
+        (7, 3, 12)
+    );
+    let log = s.activity("k1", 10).await.expect("activity");
+    let speech = log.iter().find(|e| e.request_id == "r1").expect("r1");
+    assert_eq!((speech.prompt_tokens, speech.characters), (0, 12));
+    let chat = log.iter().find(|e| e.request_id == "r2").expect("r2");
+    assert_eq!((chat.prompt_tokens, chat.characters), (7, 0));
+}
+
+fn task(id: i64, at: OffsetDateTime) -> TaskRecord {
+    TaskRecord {
+        id,
+        account_id: "acc".into(),
+        key_id: "k".into(),
+        kind: "t2a_async".into(),
+        status: TaskStatus::Queued,
+        params: vec![1, 2, 3],
+        file_id: Some(id + 1),
+        result: None,
+        error_code: None,
+        error_message: None,
+        attempts: 0,
+        lease_until: None,
+        progress: 0,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+async fn a_task_is_claimed_once_and_ended_by_its_latest_attempt_only(db: &TestDb) {
+    let s = db.open().await;
+    let t0 = OffsetDateTime::now_utc();
+    let kinds = vec!["t2a_async".to_owned()];
+    s.insert_task(&task(1, t0)).await.expect("insert");
+    s.insert_task(&task(2, t0 + time::Duration::seconds(1)))
+        .await
+        .expect("insert");
+    let lease = time::Duration::seconds(30);
+
+    let a = s
+        .claim_task(&kinds, t0, t0 + lease)
+        .await
+        .expect("claim")
+        .expect("task");
+    assert_eq!((a.id, a.attempts, a.status), (1, 1, TaskStatus::Processing));
+    let b = s
+        .claim_task(&kinds, t0, t0 + lease)
+        .await
+        .expect("claim")
+        .expect("task");
+    assert_eq!(b.id, 2, "a claimed task is not handed out twice");
+    assert!(s
+        .claim_task(&kinds, t0, t0 + lease)
+        .await
+        .expect("claim")
+        .is_none());
+    assert!(s
+        .claim_task(&["other".to_owned()], t0, t0 + lease)
+        .await
+        .expect("claim")
+        .is_none());
+
+    // The first runner dies; after its lease the task is claimed again.
+    let later = t0 + time::Duration::seconds(31);
+    let again = s
+        .claim_task(&kinds, later, later + lease)
+        .await
+        .expect("claim")
+        .expect("expired lease");
+    assert_eq!((again.id, again.attempts), (1, 2));
+    let file = FileRecord {
+        id: 77,
+        account_id: "acc".into(),
+        purpose: "t2a_async".into(),
+        filename: "out.tar".into(),
+        kind: "tar".into(),
+        bytes: 10,
+        key_id: "k1".into(),
+        wrapped_key: vec![0; 60],
+        created_at: from_ms(ms(later)),
+        expires_at: None,
+    };
+    let end = TaskEnd {
+        status: TaskStatus::Success,
+        result: Some("{}".into()),
+        error_code: None,
+        error_message: None,
+        file: Some(file.clone()),
+    };
+    // The stale first attempt cannot end it.
+    assert!(!s.end_task(1, 1, &end, later).await.expect("end"));
+    assert!(s.file(77).await.expect("file").is_none());
+    assert!(s.end_task(1, 2, &end, later).await.expect("end"));
+    assert!(!s.end_task(1, 2, &end, later).await.expect("ends once"));
+    let done = s.task(1).await.expect("task").expect("some");
+    assert_eq!(done.status, TaskStatus::Success);
+    assert!(
+        done.params.is_empty(),
+        "the input is gone once the task ended"
+    );
+    assert_eq!(s.file(77).await.expect("file"), Some(file));
+}
+
+async fn voices_are_per_account_and_unused_ones_expire(db: &TestDb) {
+    let s = db.open().await;
+    let t0 = OffsetDateTime::now_utc();
+    let v = |acc: &str, id: &str| VoiceRecord {
+        account_id: acc.into(),
+        voice_id: id.into(),
+        kind: "voice_generation".into(),
+        profile: "{}".into(),
+        created_at: t0,
+        used_at: None,
+        deleted_at: None,
+    };
+    assert!(s.insert_voice(&v("a", "voice-one")).await.expect("insert"));
+    assert!(!s.insert_voice(&v("a", "voice-one")).await.expect("taken"));
+    assert!(s
+        .insert_voice(&v("b", "voice-one"))
+        .await
+        .expect("other account"));
+    assert!(s.insert_voice(&v("a", "voice-two")).await.expect("insert"));
+    s.mark_voice_used("a", "voice-two", t0).await.expect("use");
+    let n = s
+        .expire_voices(t0 + time::Duration::seconds(1), t0)
+        .await
+        .expect("expire");
+    assert_eq!(n, 2, "the unused voices of both accounts");
+    let one = s
+        .voice("a", "voice-one")
+        .await
+        .expect("voice")
+        .expect("tombstone");
+    assert!(one.deleted_at.is_some());
+    assert!(s
+        .voice("a", "voice-two")
+        .await
+        .expect("voice")
+        .expect("kept")
+        .deleted_at
+        .is_none());
+    assert!(!s
+        .insert_voice(&v("a", "voice-one"))
+        .await
+        .expect("never reused"));
+    assert!(s.delete_voice("a", "voice-two", t0).await.expect("delete"));
+    assert!(!s.delete_voice("a", "voice-two", t0).await.expect("once"));
+}
+
+/// Three processes claim 40 tasks at once, 8 claimants each: every task is
+/// claimed exactly once.
+async fn concurrent_claims_from_three_processes_take_each_task_once(db: &TestDb) {
+    let first = db.open().await;
+    let t0 = OffsetDateTime::now_utc();
+    for id in 1..=40 {
+        first
+            .insert_task(&task(id, t0 + time::Duration::milliseconds(id)))
+            .await
+            .expect("insert");
+    }
+    let stores = [first, db.open().await, db.open().await];
+    let mut runs = tokio::task::JoinSet::new();
+    for n in 0..24 {
+        let s = stores[n % 3].clone();
+        runs.spawn(async move {
+            let kinds = vec!["t2a_async".to_owned()];
+            let mut got = Vec::new();
+            let now = t0 + time::Duration::seconds(1);
+            while let Some(t) = s
+                .claim_task(&kinds, now, now + time::Duration::seconds(30))
+                .await
+                .expect("claim")
+            {
+                got.push(t.id);
+            }
+            got
+        });
+    }
+    let mut all: Vec<i64> = runs.join_all().await.into_iter().flatten().collect();
+    all.sort_unstable();
+    assert_eq!(all, (1..=40).collect::<Vec<_>>(), "each task once");
+}
+
+crate::store_tests!(
+    keys_limits_usage_and_idempotency_round_trip,
+    a_task_is_claimed_once_and_ended_by_its_latest_attempt_only,
+    voices_are_per_account_and_unused_ones_expire,
+    concurrent_claims_from_three_processes_take_each_task_once,
+);
