@@ -4,6 +4,8 @@
 #
 #   ensure_postgres   -> MAXIMIN_TEST_POSTGRES_URL (a server; tests make their own databases)
 #   ensure_redis      -> MAXIMIN_TEST_REDIS_URL
+#   ensure_s3         -> MAXIMIN_TEST_S3_ENDPOINT (moto's S3 server from PyPI,
+#                        in ~/.cache/maximin-moto, on 127.0.0.1:9323)
 #
 # Idempotent: services already running (and URLs already set) are left as
 # they are.
@@ -48,4 +50,19 @@ ensure_redis() {
     _wait_for Redis redis-cli -h 127.0.0.1 -p 6379 ping
   fi
   export MAXIMIN_TEST_REDIS_URL="redis://127.0.0.1:6379/"
+}
+
+ensure_s3() {
+  if [ -n "${MAXIMIN_TEST_S3_ENDPOINT:-}" ]; then return 0; fi
+  local port=9323 venv="${MAXIMIN_MOTO_VENV:-$HOME/.cache/maximin-moto}"
+  if ! curl -sf -o /dev/null "http://127.0.0.1:$port/"; then
+    if ! "$venv/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(m.version("moto") != "5.2.6")' 2>/dev/null; then
+      python3 -m venv "$venv"
+      "$venv/bin/pip" install -q --disable-pip-version-check "moto[server]==5.2.6"
+    fi
+    echo "starting an S3-compatible server (moto) on 127.0.0.1:$port" >&2
+    nohup "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"${TMPDIR:-/tmp}/maximin-moto.log" 2>&1 &
+    _wait_for "the S3 server" curl -sf -o /dev/null "http://127.0.0.1:$port/"
+  fi
+  export MAXIMIN_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
 }

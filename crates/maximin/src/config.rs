@@ -30,6 +30,10 @@ pub struct FileConfig {
     /// What rate limits do when their Redis is unreachable (`[ratelimit]`).
     #[serde(default)]
     pub ratelimit: RateLimitConfig,
+    /// Where file bytes live (`[storage]`): the data dir, or an
+    /// S3-compatible bucket shared by replicas.
+    #[serde(default)]
+    pub storage: StorageConfig,
     /// `text` (default) or `json` log lines.
     pub log_format: Option<LogFormat>,
     /// Catalog entries to add, or to replace the built-in entry with the
@@ -119,6 +123,22 @@ impl<'de> Deserialize<'de> for ModelsSection {
     }
 }
 
+/// `[storage]` in maximin.toml. Without `s3_endpoint`, sealed files live
+/// under `DATA_DIR/files/`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// An S3-compatible server, `http(s)://host:port` (credentials come
+    /// from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`).
+    pub s3_endpoint: Option<String>,
+    /// The bucket (made when missing); required with `s3_endpoint`.
+    pub bucket: Option<String>,
+    /// Default `us-east-1`.
+    pub region: Option<String>,
+    /// Prepended to every object's key, e.g. `maximin/`.
+    pub prefix: Option<String>,
+}
+
 /// `[ratelimit]` in maximin.toml.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -174,6 +194,7 @@ pub struct Config {
     pub database_url: Option<String>,
     pub redis_url: Option<String>,
     pub ratelimit: RateLimitConfig,
+    pub storage: StorageConfig,
     pub log_format: LogFormat,
     pub models: Vec<ModelSpec>,
     /// Fetch the default models on start (`--no-pull`, `[models] pull_on_start`).
@@ -235,6 +256,9 @@ impl Config {
             up.validate(name)?;
         }
         file.routing.validate()?;
+        if file.storage.s3_endpoint.is_some() && file.storage.bucket.is_none() {
+            return Err("[storage] s3_endpoint needs a bucket".into());
+        }
         Ok(Config {
             listen,
             data_dir: data_dir
@@ -243,6 +267,7 @@ impl Config {
             database_url: file.database_url,
             redis_url: file.redis_url,
             ratelimit: file.ratelimit,
+            storage: file.storage,
             log_format: log_format.or(file.log_format).unwrap_or_default(),
             pull_on_start: file.models.pull_on_start.unwrap_or(true),
             models: file.models.catalog,

@@ -145,7 +145,7 @@ pub(super) async fn rotate_key(config: &Config, out: &Out) -> Result<(), Failure
     let files = maximin_core::files::Files::new(
         store.clone(),
         Vault {
-            blobs: super::compose::blobs(config),
+            blobs: super::compose::blobs(config).await?,
             keys: keys.clone(),
         },
         Arc::new(SystemClock),

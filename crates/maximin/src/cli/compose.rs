@@ -2,7 +2,8 @@
 //! the store, the blob store, the master keys and the rate limiter. By
 //! default they are SQLite in the data dir, sealed files under
 //! `DATA_DIR/files/`, `DATA_DIR/master.key` and the in-process limiter;
-//! `database_url = "postgres://…"` shares one database between replicas.
+//! `database_url = "postgres://…"` shares one database between replicas,
+//! `redis_url` their rate limits and `[storage] s3_endpoint` their files.
 //! No other module names a backend.
 
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use maximin_core::crypto::MasterKeys;
 use maximin_core::files::BlobStore;
 use maximin_core::ratelimit::{InProcessLimiter, RateLimiter};
 use maximin_core::store::Store;
-use maximin_store::{load_master_keys, DiskBlobs, RedisLimiter, SqlStore};
+use maximin_store::{load_master_keys, DiskBlobs, RedisLimiter, S3Blobs, S3Config, SqlStore};
 
 use super::Failure;
 use crate::config::Config;
@@ -36,9 +37,28 @@ pub(super) fn store_kind(config: &Config) -> &'static str {
     }
 }
 
-/// Where sealed file bytes live.
-pub(super) fn blobs(config: &Config) -> Arc<dyn BlobStore> {
-    Arc::new(DiskBlobs::new(config.data_dir.join("files")))
+/// Where sealed file bytes live: the S3-compatible bucket `[storage]`
+/// names (made when missing), else `DATA_DIR/files/`.
+pub(super) async fn blobs(config: &Config) -> Result<Arc<dyn BlobStore>, Failure> {
+    let s = &config.storage;
+    let Some(endpoint) = &s.s3_endpoint else {
+        return Ok(Arc::new(DiskBlobs::new(config.data_dir.join("files"))));
+    };
+    let s3 = S3Config::from_env(
+        endpoint,
+        s.bucket.as_deref().unwrap_or_default(),
+        s.region.as_deref().unwrap_or("us-east-1"),
+        s.prefix.as_deref().unwrap_or_default(),
+    )
+    .map_err(|e| Failure::Setup(e.message))?;
+    let blobs = S3Blobs::new(s3)?;
+    blobs.ensure_bucket().await.map_err(|e| {
+        Failure::Setup(format!(
+            "the [storage] bucket at {endpoint} is not reachable: {}",
+            e.message
+        ))
+    })?;
+    Ok(Arc::new(blobs))
 }
 
 /// The master keys (made on first use).

@@ -442,7 +442,7 @@ fn init_logging(format: LogFormat, default_level: &str) {
 async fn open_platform(config: &Config, engines: Engines) -> Result<Arc<Platform>, Failure> {
     let store = compose::store(config).await?;
     let vault = Vault {
-        blobs: compose::blobs(config),
+        blobs: compose::blobs(config).await?,
         keys: compose::keys(config)?,
     };
     let catalog = Catalog::with_overrides(config.models.clone()).map_err(Failure::Setup)?;

@@ -11,29 +11,35 @@ use serde_json::{json, Value};
 use crate::helpers::{models_dir, Resp, Server};
 use crate::ratelimit::away_from_a_window_edge;
 
-/// The shared services, or `None` (skipped, never under `CI=true`).
-fn services() -> Option<(String, String)> {
-    let pg = std::env::var("MAXIMIN_TEST_POSTGRES_URL").ok();
-    let redis = std::env::var("MAXIMIN_TEST_REDIS_URL").ok();
-    match (pg, redis) {
-        (Some(pg), Some(redis)) if !pg.is_empty() && !redis.is_empty() => Some((pg, redis)),
+/// The shared services (PostgreSQL, Redis, an S3-compatible server), or
+/// `None` (skipped, never under `CI=true`).
+fn services() -> Option<(String, String, String)> {
+    let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
+    match (
+        var("MAXIMIN_TEST_POSTGRES_URL"),
+        var("MAXIMIN_TEST_REDIS_URL"),
+        var("MAXIMIN_TEST_S3_ENDPOINT"),
+    ) {
+        (Some(pg), Some(redis), Some(s3)) => Some((pg, redis, s3)),
         _ => {
             assert!(
                 std::env::var("CI").as_deref() != Ok("true"),
-                "CI runs the cluster tests: set MAXIMIN_TEST_POSTGRES_URL and MAXIMIN_TEST_REDIS_URL"
+                "CI runs the cluster tests: set MAXIMIN_TEST_POSTGRES_URL, MAXIMIN_TEST_REDIS_URL and MAXIMIN_TEST_S3_ENDPOINT"
             );
-            eprintln!("no PostgreSQL and Redis: cluster tests skipped");
+            eprintln!("no PostgreSQL, Redis and S3 server: cluster tests skipped");
             None
         }
     }
 }
 
-/// Replicas on loopback ports, sharing a fresh database, Redis, the master
-/// key and the file store (the first replica's, linked into the others'
+/// Replicas on loopback ports, sharing a fresh database, Redis, a fresh
+/// bucket and the master key (the first replica's, linked into the others'
 /// data dirs), each with its own `maximin.toml`.
 struct Cluster {
     replicas: Vec<Option<Server>>,
     env: Vec<(String, String)>,
+    s3: String,
+    bucket: String,
     first_dir: std::path::PathBuf,
     models: bool,
     /// Data dirs of crashed replicas, kept: the others link to the first's.
@@ -42,7 +48,7 @@ struct Cluster {
 
 impl Cluster {
     async fn start(configs: &[&str], models: bool) -> Option<Cluster> {
-        let (pg, redis) = services()?;
+        let (pg, redis, s3) = services()?;
         let name = format!(
             "maximin_cluster_{}_{}",
             std::process::id(),
@@ -64,10 +70,17 @@ impl Cluster {
                 crate::backend::with_database(&pg, &name),
             ),
             ("MAXIMIN_REDIS_URL".to_owned(), redis),
+            ("AWS_ACCESS_KEY_ID".to_owned(), "maximin-tests".to_owned()),
+            (
+                "AWS_SECRET_ACCESS_KEY".to_owned(),
+                "maximin-tests".to_owned(),
+            ),
         ];
         let mut c = Cluster {
             replicas: Vec::new(),
             env,
+            s3,
+            bucket: name.replace('_', "-"),
             first_dir: std::path::PathBuf::new(),
             models,
             kept: Vec::new(),
@@ -90,14 +103,21 @@ impl Cluster {
                 .expect("link models");
         }
         if !self.replicas.is_empty() {
-            for shared in ["master.key", "files"] {
-                std::os::unix::fs::symlink(self.first_dir.join(shared), dir.path().join(shared))
-                    .expect("link shared");
-            }
+            std::os::unix::fs::symlink(
+                self.first_dir.join("master.key"),
+                dir.path().join("master.key"),
+            )
+            .expect("link the master key");
         }
-        if !config.is_empty() {
-            std::fs::write(dir.path().join("maximin.toml"), config).expect("config");
-        }
+        let storage = format!(
+            "[storage]\ns3_endpoint = \"{}\"\nbucket = \"{}\"\n",
+            self.s3, self.bucket
+        );
+        std::fs::write(
+            dir.path().join("maximin.toml"),
+            format!("{config}\n{storage}"),
+        )
+        .expect("config");
         let env: Vec<(&str, &str)> = self
             .env
             .iter()
@@ -241,8 +261,48 @@ async fn three_replicas_share_limits_idempotency_revocation_and_files() {
         assert_eq!(status, 200, "{url}");
         assert_eq!(bytes, text.as_bytes());
     }
-    // The shared file store holds it sealed only.
-    assert!(!holds(&c.first_dir.join("files"), text.as_bytes()));
+    // The bucket holds it, sealed only; no replica's disk holds it.
+    let objects = c.objects().await;
+    assert!(!objects.is_empty(), "the bucket holds the file");
+    for (key, bytes) in &objects {
+        assert!(
+            !bytes.windows(text.len()).any(|w| w == text.as_bytes()),
+            "{key} holds the plaintext"
+        );
+    }
+    for s in [a, b, cc] {
+        assert!(!holds(s.dir.path(), text.as_bytes()));
+    }
+}
+
+impl Cluster {
+    /// Every object in the cluster's bucket: (key, bytes). Read straight
+    /// from the S3 server, as anyone with access to it could.
+    async fn objects(&self) -> Vec<(String, Vec<u8>)> {
+        let http = reqwest::Client::new();
+        let list = http
+            .get(format!("{}/{}?list-type=2", self.s3, self.bucket))
+            .send()
+            .await
+            .expect("list")
+            .text()
+            .await
+            .expect("list body");
+        let mut out = Vec::new();
+        for part in list.split("<Key>").skip(1) {
+            let key = part.split("</Key>").next().unwrap_or_default().to_owned();
+            let bytes = http
+                .get(format!("{}/{}/{key}", self.s3, self.bucket))
+                .send()
+                .await
+                .expect("get")
+                .bytes()
+                .await
+                .expect("object");
+            out.push((key, bytes.to_vec()));
+        }
+        out
+    }
 }
 
 /// Whether any file under `dir` contains `needle`.
