@@ -87,6 +87,38 @@ impl DiskBlobs {
     }
 }
 
+impl DiskBlobs {
+    /// Every committed blob's name (`DIR/FILE`), to copy them elsewhere.
+    pub fn names(&self) -> Result<Vec<String>> {
+        let dirs = match std::fs::read_dir(&self.root) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io("reading", &self.root, e)),
+        };
+        let mut names = Vec::new();
+        for dir in dirs.flatten() {
+            if !dir.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let entries =
+                std::fs::read_dir(dir.path()).map_err(|e| io("reading", &dir.path(), e))?;
+            for entry in entries.flatten() {
+                let (Some(d), Some(f)) = (
+                    dir.file_name().to_str().map(str::to_owned),
+                    entry.file_name().to_str().map(str::to_owned),
+                ) else {
+                    continue;
+                };
+                if !f.starts_with(".tmp-") && entry.file_type().is_ok_and(|t| t.is_file()) {
+                    names.push(format!("{d}/{f}"));
+                }
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+}
+
 fn sweep_temp_files(root: &Path) -> Result<u64> {
     let dirs = match std::fs::read_dir(root) {
         Ok(d) => d,

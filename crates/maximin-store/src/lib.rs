@@ -18,4 +18,4 @@ pub mod testing;
 pub use blobs::{add_master_key, ensure_private_dir, load_master_keys, DiskBlobs};
 pub use redis_limiter::RedisLimiter;
 pub use s3::{S3Blobs, S3Config};
-pub use sql::{Dialect, SqlStore};
+pub use sql::{Dialect, SqlStore, TableCopy};

@@ -229,6 +229,17 @@ impl S3Blobs {
         req.send().await.map_err(|e| s3_err("request", e))
     }
 
+    /// Whether a blob is there (a resumed copy skips it).
+    pub async fn exists(&self, name: &str) -> Result<bool> {
+        let r = self
+            .send(reqwest::Method::HEAD, &self.key(name)?, &[], None, &[])
+            .await?;
+        match r.status().as_u16() {
+            404 => Ok(false),
+            _ => ok(r, "looking for a blob").await.map(|_| true),
+        }
+    }
+
     async fn delete_key(&self, key: &str) -> Result<()> {
         let r = self
             .send(reqwest::Method::DELETE, key, &[], None, &[])

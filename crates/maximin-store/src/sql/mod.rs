@@ -39,6 +39,7 @@ use time::OffsetDateTime;
 
 mod accounts;
 mod billing;
+mod copy;
 mod epoch;
 mod files;
 mod idempotency;
@@ -52,6 +53,7 @@ mod webhooks;
 #[cfg(test)]
 pub(crate) mod tests;
 
+pub use copy::TableCopy;
 pub(crate) use tasks::{task_from, TASK_COLUMNS};
 pub(crate) use usage::event_from;
 

@@ -10,6 +10,7 @@ mod admin;
 mod compose;
 mod doctor;
 mod first_start;
+mod migrate;
 mod serve;
 
 use std::path::PathBuf;
@@ -90,10 +91,29 @@ pub enum Command {
     /// Support tickets, the operator's side.
     #[command(subcommand)]
     Support(SupportCmd),
+    /// Copy this install's SQLite database (and its files) into the shared
+    /// PostgreSQL database (and S3-compatible bucket) replicas use.
+    /// Resumable: run it again after an interruption; rows and files
+    /// already copied are skipped.
+    Migrate(MigrateArgs),
     /// Check this install: build, system libraries, default models, ONNX
     /// Runtime, data dir, port. Exits non-zero when something the defaults
     /// need is missing, and says the command that mends it.
     Doctor(DoctorArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct MigrateArgs {
+    /// The SQLite database [default: DATA_DIR/maximin.db]
+    #[arg(long)]
+    pub from: Option<String>,
+    /// The PostgreSQL database (postgres://…)
+    #[arg(long)]
+    pub to: String,
+    /// Also copy DATA_DIR/files to this bucket (s3://BUCKET[/PREFIX]; the
+    /// server from AWS_ENDPOINT_URL or [storage] s3_endpoint)
+    #[arg(long)]
+    pub blobs_to: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -403,6 +423,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         }
         Command::Files(FilesCmd::RotateKey) => admin::rotate_key(&config, &out).await,
         Command::Doctor(_) => doctor::doctor(&config, &out).await,
+        Command::Migrate(args) => migrate::migrate(&config, &args, &out).await,
         command => {
             // The administration commands: the store and the catalog, and no
             // inference engine (nothing to load, nothing to warn about).
@@ -414,7 +435,9 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 Command::Privacy(cmd) => admin::privacy(&platform, cmd, &out).await,
                 Command::Support(cmd) => admin::support(&platform, cmd, &out).await,
                 Command::Models(ModelsCmd::List) => admin::list_models(&platform, &out),
-                _ => unreachable!("serve, pull, rotate-key and doctor are dispatched above"),
+                _ => {
+                    unreachable!("serve, pull, rotate-key, migrate and doctor are dispatched above")
+                }
             };
             platform.shutdown().await;
             result

@@ -388,3 +388,146 @@ async fn a_task_whose_replica_is_killed_mid_way_finishes_once_on_another() {
         "success 2"
     );
 }
+
+/// `maximin migrate`: a single machine's install (SQLite, files on disk)
+/// moves into the shared database and bucket, resumably, and a replica
+/// there serves its keys and files.
+#[tokio::test]
+async fn a_single_machine_install_migrates_into_the_shared_database_and_bucket() {
+    let Some((pg, _redis, s3)) = services() else {
+        return;
+    };
+    // The single machine, on SQLite whatever this run's store.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sqlite = format!("sqlite://{}", dir.path().join("maximin.db").display());
+    let single =
+        Server::start_with_env(dir, &[], &[("MAXIMIN_DATABASE_URL", sqlite.as_str())]).await;
+    let (_, key) = single.admin("payg");
+    let text = format!("migrated notes {}", crate::helpers::rand_suffix());
+    let up = single
+        .upload(&key, "retrieval", "notes.txt", text.clone().into_bytes())
+        .await;
+    let file_id = up.body["file"]["file_id"].as_i64().expect("file_id");
+    get(&single, "/v1/models", &key).await.assert_ok(200);
+    let mut single = single;
+    single.stop();
+
+    let name = format!("maximin_migrate_{}", std::process::id());
+    let bucket = format!("maximin-migrate-{}", std::process::id());
+    let out = std::process::Command::new("psql")
+        .arg(&pg)
+        .args(["-q", "-c", &format!("DROP DATABASE IF EXISTS {name}")])
+        .args(["-c", &format!("CREATE DATABASE {name}")])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let target = crate::backend::with_database(&pg, &name);
+    let migrate = || {
+        let out = std::process::Command::new(crate::helpers::BIN)
+            .args(["migrate", "--from", &sqlite, "--to", &target])
+            .args([
+                "--blobs-to",
+                &format!("s3://{bucket}"),
+                "--json",
+                "--data-dir",
+            ])
+            .arg(single.dir.path())
+            .env("AWS_ENDPOINT_URL", &s3)
+            .env("AWS_ACCESS_KEY_ID", "maximin-tests")
+            .env("AWS_SECRET_ACCESS_KEY", "maximin-tests")
+            .env_remove("MAXIMIN_DATABASE_URL")
+            .env_remove("MAXIMIN_CONFIG")
+            .current_dir(single.dir.path())
+            .output()
+            .expect("run migrate");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let progress = String::from_utf8_lossy(&out.stderr).into_owned();
+        let report: Value = serde_json::from_slice(&out.stdout).expect("json report");
+        (report, progress)
+    };
+    let (first, progress) = migrate();
+    assert!(progress.contains("api_keys: "), "progress: {progress}");
+    let copied = |r: &Value, table: &str| {
+        r["tables"]
+            .as_array()
+            .expect("tables")
+            .iter()
+            .find(|t| t["table"] == table)
+            .map(|t| {
+                (
+                    t["rows"].as_u64().expect("rows"),
+                    t["copied"].as_u64().expect("copied"),
+                )
+            })
+            .expect("table")
+    };
+    assert_eq!(copied(&first, "accounts"), (1, 1));
+    assert_eq!(copied(&first, "files"), (1, 1));
+    let events = copied(&first, "usage_events");
+    assert!(events.0 >= 2 && events.0 == events.1, "{events:?}");
+    assert_eq!(
+        (&first["blobs_copied"], &first["blobs_present"]),
+        (&json!(1), &json!(0))
+    );
+    // Again (as after an interruption): everything is there already.
+    let (again, _) = migrate();
+    assert!(
+        again["tables"]
+            .as_array()
+            .expect("tables")
+            .iter()
+            .all(|t| t["copied"] == 0),
+        "{again}"
+    );
+    assert_eq!(
+        (&again["blobs_copied"], &again["blobs_present"]),
+        (&json!(0), &json!(1))
+    );
+
+    // A replica on the shared database and bucket, with the install's
+    // master key, serves the old key and the old file.
+    let replica_dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(
+        single.dir.path().join("master.key"),
+        replica_dir.path().join("master.key"),
+    )
+    .expect("master key");
+    std::fs::write(
+        replica_dir.path().join("maximin.toml"),
+        format!("[storage]\ns3_endpoint = \"{s3}\"\nbucket = \"{bucket}\"\n"),
+    )
+    .expect("config");
+    let replica = Server::start_with_env(
+        replica_dir,
+        &[],
+        &[
+            ("MAXIMIN_DATABASE_URL", target.as_str()),
+            ("AWS_ACCESS_KEY_ID", "maximin-tests"),
+            ("AWS_SECRET_ACCESS_KEY", "maximin-tests"),
+        ],
+    )
+    .await;
+    let (status, bytes) = replica
+        .get_bytes(
+            &replica.url(&format!("/v1/files/retrieve_content?file_id={file_id}")),
+            Some(&key),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(bytes, text.as_bytes());
+    // New rows get new ids past the copied ones (the identities moved on).
+    get(&replica, "/v1/models", &key).await.assert_ok(200);
+    let keys = get(&replica, "/v1/account/keys", &key).await;
+    assert!(keys
+        .assert_ok(200)
+        .as_array()
+        .is_some_and(|k| !k.is_empty()));
+}
