@@ -3,7 +3,7 @@
 //! (and the key's budget) and inserts, so concurrent requests cannot
 //! overdraw; charging happens with the usage events' own transaction.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use maximin_core::billing::month_of;
 use maximin_core::store::{
@@ -259,8 +259,9 @@ pub(crate) async fn sweep(
 /// The billing side of recording usage, in the events' transaction: the
 /// monthly lines, the balances, the holds.
 pub(crate) async fn charge(tx: &mut Transaction<'_, Any>, events: &[UsageEvent]) -> Result<()> {
-    let mut lines: HashMap<(&str, String, &str, &str), BillingLine> = HashMap::new();
-    let mut debits: HashMap<&str, i64> = HashMap::new();
+    // Sorted, so concurrent batches lock rows in one order (no deadlock).
+    let mut lines: BTreeMap<(&str, String, &str, &str), BillingLine> = BTreeMap::new();
+    let mut debits: BTreeMap<&str, i64> = BTreeMap::new();
     for e in events {
         if let Some(model) = e.model.as_deref() {
             let line = lines

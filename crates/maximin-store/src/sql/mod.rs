@@ -16,7 +16,7 @@
 //! `tasks` (and `webhooks`), `voices`, `idempotency`, and `lifecycle` (the
 //! privacy dashboard, closure, debug logs, support, retention).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::{Arc, LazyLock, RwLock};

@@ -413,9 +413,75 @@ async fn concurrent_claims_from_three_processes_take_each_task_once(db: &TestDb)
     assert_eq!(all, (1..=40).collect::<Vec<_>>(), "each task once");
 }
 
+/// Two processes write usage batches for the same six keys at once, in
+/// opposite orders, with a charge to each account: every batch is stored
+/// (none lost to a deadlock) and the figures add up.
+async fn concurrent_usage_batches_from_two_processes_all_land(db: &TestDb) {
+    let a = db.open().await;
+    let b = db.open().await;
+    for n in 0..3 {
+        a.insert_account(&account(&format!("a{n}"), &format!("{n}@x.io")))
+            .await
+            .expect("account");
+        for m in 0..2 {
+            a.insert_key(&key(&format!("k{n}{m}"), &format!("a{n}")), 9)
+                .await
+                .expect("key");
+        }
+    }
+    let now = OffsetDateTime::now_utc();
+    let event = |k: &str| UsageEvent {
+        at: now,
+        account_id: format!("a{}", &k[1..2]),
+        key_id: k.to_owned(),
+        request_id: "r".into(),
+        method: "POST".into(),
+        endpoint: "/v1/chat/completions".into(),
+        status: 200,
+        model: Some("m".into()),
+        prompt_tokens: 3,
+        completion_tokens: 1,
+        characters: 0,
+        images: 0,
+        media_ms: 0,
+        latency_us: 1,
+        error_code: None,
+        client_ip: None,
+        charge: maximin_core::store::Charge {
+            cost_micro: 2,
+            debit: true,
+            ..Default::default()
+        },
+    };
+    let keys = ["k00", "k01", "k10", "k11", "k20", "k21"];
+    let mut runs = tokio::task::JoinSet::new();
+    for round in 0..16 {
+        let s = if round % 2 == 0 { a.clone() } else { b.clone() };
+        let mut batch: Vec<UsageEvent> = keys.iter().map(|k| event(k)).collect();
+        if round % 2 == 1 {
+            batch.reverse();
+        }
+        runs.spawn(async move { s.record_usage(&batch).await });
+    }
+    for r in runs.join_all().await {
+        r.expect("every batch stored");
+    }
+    for k in keys {
+        let got = a.key(k).await.expect("read").expect("key");
+        assert_eq!(
+            (got.usage.requests, got.usage.prompt_tokens),
+            (16, 48),
+            "{k}"
+        );
+    }
+    let (balance, _) = a.credit("a0", now).await.expect("credit");
+    assert_eq!(balance, -2 * 2 * 16, "two keys of a0, 16 rounds, 2 each");
+}
+
 crate::store_tests!(
     keys_limits_usage_and_idempotency_round_trip,
     a_task_is_claimed_once_and_ended_by_its_latest_attempt_only,
     voices_are_per_account_and_unused_ones_expire,
     concurrent_claims_from_three_processes_take_each_task_once,
+    concurrent_usage_batches_from_two_processes_all_land,
 );

@@ -40,7 +40,9 @@ pub(crate) fn figures_from(row: &AnyRow) -> UsageFigures {
 #[async_trait]
 impl UsageStore for SqlStore {
     async fn record_usage(&self, events: &[UsageEvent]) -> Result<()> {
-        let mut per_key: HashMap<&str, (UsageFigures, i64)> = HashMap::new();
+        // In key order, as every other writer: two processes' batches
+        // take the rows' locks in one order, so they never deadlock.
+        let mut per_key: BTreeMap<&str, (UsageFigures, i64)> = BTreeMap::new();
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         // 52 rows to a statement (17 parameters each: 884, under SQLite's
         // oldest limit of 999). A statement per row cost a round trip to
