@@ -61,12 +61,13 @@ load() {
     i=$((i + 1))
   done
   wait "${pids[@]}"
-  local rps=0 p99=0
+  local rps=0 p99=0 bad=0
   for j in $(seq 0 $((n - 1))); do
+    bad=$(awk -v b="$bad" '/Non-2xx/ {b += $5} END {print b}' "$WORK/wrk-$j")
     rps=$(awk -v a="$rps" '/^Requests\/sec/ {printf "%.0f", a + $2}' "$WORK/wrk-$j")
     p99=$(awk -v worst="$p99" '$1=="99%" {v=$2; ms=v+0; if (v ~ /us$/) ms=ms/1000; else if (v ~ /[^m]s$/) ms=ms*1000; if (ms > worst) worst=ms; printf "%.2f", worst}' "$WORK/wrk-$j")
   done
-  printf '%-44s %9s req/s   p99 %7s ms\n' "$name" "$rps" "$p99"
+  printf '%-44s %9s req/s   p99 %7s ms%s\n' "$name" "$rps" "$p99" "$([ "$bad" != 0 ] && echo "   (non-2xx: $bad)")"
 }
 
 echo "maximin request path at 64 connections, $(nproc) cores, ${SECS}s per run (GET /v1/models: auth, rate limit, metering)"
@@ -83,7 +84,7 @@ load "1 replica, SQLite + in-process limits" /v1/models "$BASE"
 kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=
 
 # PostgreSQL + Redis, 1 then 3 replicas.
-psql "$MAXIMIN_TEST_POSTGRES_URL" -q -c "DROP DATABASE IF EXISTS maximin_bench WITH (FORCE)"
+psql "$MAXIMIN_TEST_POSTGRES_URL" -q -c "DROP DATABASE IF EXISTS maximin_bench WITH (FORCE)" 2>/dev/null
 psql "$MAXIMIN_TEST_POSTGRES_URL" -q -c "CREATE DATABASE maximin_bench"
 export MAXIMIN_DATABASE_URL="${MAXIMIN_TEST_POSTGRES_URL%/*}/maximin_bench"
 export MAXIMIN_REDIS_URL="$MAXIMIN_TEST_REDIS_URL"
