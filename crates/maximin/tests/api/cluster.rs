@@ -531,3 +531,32 @@ async fn a_single_machine_install_migrates_into_the_shared_database_and_bucket()
         .as_array()
         .is_some_and(|k| !k.is_empty()));
 }
+
+/// Redis out of reach with `fail_open = false` (the default): requests are
+/// refused with 503 `server_error` and `Retry-After`, never admitted
+/// uncounted; with `fail_open = true` they are admitted.
+#[tokio::test]
+async fn an_unreachable_redis_refuses_requests_with_503_unless_failing_open() {
+    // Nothing listens on port 9 of loopback.
+    let env = [("MAXIMIN_REDIS_URL", "redis://127.0.0.1:9/")];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Server::start_with_env(dir, &[], &env).await;
+    let (_, key) = s.admin("payg");
+    let r = get(&s, "/v1/models", &key).await;
+    r.assert_error(503, "server_error");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    let r = s
+        .post(
+            "/openai/v1/chat/completions",
+            &key,
+            json!({"model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+    assert_eq!(r.status, 503, "{:?}", r.body);
+    assert_eq!(r.body["error"]["code"], "server_error", "{:?}", r.body);
+    let log = s.output();
+    assert!(log.contains("Redis unreachable"), "the outage is logged");
+
+    let open = s.restart("[ratelimit]\nfail_open = true\n", &env).await;
+    get(&open, "/v1/models", &key).await.assert_ok(200);
+}
