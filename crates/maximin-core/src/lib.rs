@@ -293,6 +293,12 @@ impl Platform {
         self.store.ping().await
     }
 
+    /// Whether the rate limiter can decide (`/readyz`; a shared one can be
+    /// out of reach).
+    pub async fn limiter_ready(&self) -> Result<()> {
+        self.limiter.ready().await
+    }
+
     /// What `/readyz` reports: default models still fetching or missing.
     /// A missing model pulled by hand meanwhile leaves the report, and the
     /// engines are told to look for new files.

@@ -79,6 +79,12 @@ pub trait RateLimiter: Send + Sync + 'static {
     /// the limit (a request's tokens settled once known: more than counted
     /// at admission, or fewer), never below zero.
     async fn settle(&self, buckets: &[Bucket], delta: i64, now_unix_ms: u64) -> Result<()>;
+
+    /// Whether the limiter can decide now (`/readyz`): a shared one out of
+    /// reach that would refuse every request is not ready.
+    async fn ready(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The limit that applies to a key of an account on an endpoint class, and the

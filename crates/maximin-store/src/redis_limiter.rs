@@ -184,6 +184,15 @@ impl RateLimiter for RedisLimiter {
         }
         Ok(())
     }
+
+    /// Not ready while Redis is out of reach, unless requests are admitted
+    /// anyway (`fail_open`).
+    async fn ready(&self) -> Result<()> {
+        if self.fail_open {
+            return Ok(());
+        }
+        self.ping().await
+    }
 }
 
 #[cfg(test)]

@@ -17,13 +17,14 @@ pub async fn get_healthz() -> Response {
     Json(json!({"status": "ok"})).into_response()
 }
 
-/// Readiness: storage answers, the default models are in place (not still
+/// Readiness: storage answers, the rate limiter can decide (Redis in reach,
+/// unless `fail_open`), the default models are in place (not still
 /// fetching on first start, none whose pull failed), and the server is not
 /// shutting down. A 503 says which models are fetching or missing and the
 /// command that fetches each.
 #[utoipa::path(get, path = "/readyz", tag = "system",
     responses((status = 200, description = "Ready for traffic", body = crate::openapi::StatusResponse),
-        (status = 503, description = "Not ready: draining, storage unavailable, or default models fetching or missing (`fetching`, `missing`: each model with the command that fetches it)", body = crate::openapi::StatusResponse)))]
+        (status = 503, description = "Not ready: draining, storage or rate limiter unavailable, or default models fetching or missing (`fetching`, `missing`: each model with the command that fetches it)", body = crate::openapi::StatusResponse)))]
 pub async fn get_readyz(State(app): State<AppState>) -> Response {
     let unavailable =
         |body: serde_json::Value| (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
@@ -32,6 +33,9 @@ pub async fn get_readyz(State(app): State<AppState>) -> Response {
     }
     if app.platform.ping().await.is_err() {
         return unavailable(json!({"status": "storage unavailable"}));
+    }
+    if app.platform.limiter_ready().await.is_err() {
+        return unavailable(json!({"status": "rate limiter unavailable"}));
     }
     let report = app.platform.readiness_report();
     if report.ready() {

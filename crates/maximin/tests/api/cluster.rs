@@ -556,7 +556,21 @@ async fn an_unreachable_redis_refuses_requests_with_503_unless_failing_open() {
     assert_eq!(r.body["error"]["code"], "server_error", "{:?}", r.body);
     let log = s.output();
     assert!(log.contains("Redis unreachable"), "the outage is logged");
+    let ready = s.http.get(s.url("/readyz")).send().await.expect("readyz");
+    assert_eq!(ready.status(), 503);
+    let body: Value = ready.json().await.expect("json");
+    assert_eq!(body["status"], "rate limiter unavailable");
 
     let open = s.restart("[ratelimit]\nfail_open = true\n", &env).await;
     get(&open, "/v1/models", &key).await.assert_ok(200);
+    let body: Value = open
+        .http
+        .get(open.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz")
+        .json()
+        .await
+        .expect("json");
+    assert_ne!(body["status"], "rate limiter unavailable", "{body}");
 }
