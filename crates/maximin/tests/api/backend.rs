@@ -71,7 +71,8 @@ fn drop_leftovers(server: &str) {
     }
 }
 
-fn psql(server: &str, sql: &str) -> String {
+/// Runs one statement with psql on `url`; its output, unaligned.
+pub fn psql(server: &str, sql: &str) -> String {
     let out = Command::new("psql")
         .arg(server)
         .args(["-qtAX", "-c", sql])

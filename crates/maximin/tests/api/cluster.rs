@@ -54,16 +54,7 @@ impl Cluster {
             std::process::id(),
             crate::helpers::rand_suffix()
         );
-        let out = std::process::Command::new("psql")
-            .arg(&pg)
-            .args(["-qc", &format!("CREATE DATABASE {name}")])
-            .output()
-            .expect("psql");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::backend::psql(&pg, &format!("CREATE DATABASE {name}"));
         let env = vec![
             (
                 "MAXIMIN_DATABASE_URL".to_owned(),
@@ -128,17 +119,9 @@ impl Cluster {
 
     /// One value from the shared database, as text.
     fn sql(&self, query: &str) -> String {
-        let out = std::process::Command::new("psql")
-            .arg(&self.env[0].1)
-            .args(["-qtAX", "-c", query])
-            .output()
-            .expect("psql");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        crate::backend::psql(&self.env[0].1, query)
+            .trim()
+            .to_owned()
     }
 
     fn at(&self, i: usize) -> &Server {
@@ -414,17 +397,8 @@ async fn a_single_machine_install_migrates_into_the_shared_database_and_bucket()
 
     let name = format!("maximin_migrate_{}", std::process::id());
     let bucket = format!("maximin-migrate-{}", std::process::id());
-    let out = std::process::Command::new("psql")
-        .arg(&pg)
-        .args(["-q", "-c", &format!("DROP DATABASE IF EXISTS {name}")])
-        .args(["-c", &format!("CREATE DATABASE {name}")])
-        .output()
-        .expect("psql");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::backend::psql(&pg, &format!("DROP DATABASE IF EXISTS {name}"));
+    crate::backend::psql(&pg, &format!("CREATE DATABASE {name}"));
     let target = crate::backend::with_database(&pg, &name);
     let migrate = || {
         let out = std::process::Command::new(crate::helpers::BIN)
