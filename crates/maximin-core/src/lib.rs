@@ -20,6 +20,7 @@ pub mod inference;
 pub mod invoices;
 pub mod lifecycle;
 pub mod meter;
+pub mod people;
 pub mod pii;
 pub mod privacy;
 pub mod providers;
@@ -32,6 +33,7 @@ pub mod speech;
 pub mod store;
 pub mod support;
 pub mod tasks;
+pub mod usage_daily;
 pub mod voices;
 
 use std::sync::Arc;
@@ -414,6 +416,18 @@ impl Platform {
     // ---- keys ----
 
     pub async fn create_key(&self, account_id: &str, new: NewKey) -> Result<KeyCreated> {
+        let secret = secrets::generate_secret(new.test);
+        self.create_key_with_secret(account_id, new, secret).await
+    }
+
+    /// A key whose secret the caller made (a hub session's playground key,
+    /// derived from its cookie, so that it is never stored).
+    pub(crate) async fn create_key_with_secret(
+        &self,
+        account_id: &str,
+        new: NewKey,
+        secret: String,
+    ) -> Result<KeyCreated> {
         let account = self.account(account_id).await?;
         if account.closed_at.is_some() {
             return Err(Error::invalid(
@@ -454,7 +468,6 @@ impl Platform {
                 format!("The '{}' plan does not include '{m}'.", account.plan),
             ));
         }
-        let secret = secrets::generate_secret(new.test);
         let key = ApiKey {
             id: secrets::new_id("key"),
             account_id: account.id.clone(),
@@ -701,7 +714,7 @@ impl Platform {
     }
 }
 
-fn valid_email(email: &str) -> bool {
+pub(crate) fn valid_email(email: &str) -> bool {
     let Some((local, domain)) = email.split_once('@') else {
         return false;
     };

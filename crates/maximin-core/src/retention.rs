@@ -26,6 +26,8 @@ pub struct SweepReport {
     pub support: u64,
     /// Profiles of accounts closed 90 days ago.
     pub profiles: u64,
+    /// Hub sessions that expired or went idle (their playground keys revoked).
+    pub sessions: u64,
 }
 
 impl SweepReport {
@@ -38,6 +40,7 @@ impl SweepReport {
             + self.debug_logs
             + self.support
             + self.profiles
+            + self.sessions
     }
 }
 
@@ -95,6 +98,11 @@ impl Platform {
             "profiles",
             self.purge_closed(now).await,
             &mut report.profiles,
+        );
+        note(
+            "sessions",
+            self.sweep_sessions(now).await,
+            &mut report.sessions,
         );
         report
     }

@@ -45,6 +45,12 @@ pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", base62(16))
 }
 
+/// A token for a browser to hold (a hub session, an invitation link):
+/// `len` base62 characters from the OS generator (43 hold 256 bits).
+pub fn random_token(len: usize) -> String {
+    base62_from(&mut rand::rngs::OsRng, len)
+}
+
 /// A new request id, `req_` and 24 base62 characters.
 pub fn new_request_id() -> String {
     format!("req_{}", base62(24))

@@ -250,6 +250,20 @@ pub struct BillingLine {
     pub cost_micro: i64,
 }
 
+/// One day's usage of one key with one model (the hub's charts).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DailyUsage {
+    /// Days since 1970-01-01 (UTC).
+    pub day: i64,
+    pub key_id: String,
+    /// Empty for requests without a model.
+    pub model: String,
+    pub requests: u64,
+    pub tokens: u64,
+    pub characters: u64,
+    pub cost_micro: i64,
+}
+
 /// Usage of an account over a period, grouped.
 #[derive(Debug, Clone, Default)]
 pub struct UsageSummary {
@@ -468,6 +482,9 @@ pub trait UsageStore: Send + Sync + 'static {
         since: OffsetDateTime,
         until: OffsetDateTime,
     ) -> Result<UsageSummary>;
+    /// An account's usage from `since` by UTC day, key and model.
+    async fn usage_daily(&self, account_id: &str, since: OffsetDateTime)
+        -> Result<Vec<DailyUsage>>;
 }
 
 /// Idempotency records: one claim per key, shared by every process on the store.
@@ -566,6 +583,8 @@ pub trait TaskStore: Send + Sync + 'static {
     async fn webhook_payloads(&self) -> Result<Vec<(i64, Vec<u8>)>>;
     async fn set_webhook_payload(&self, id: i64, payload: &[u8]) -> Result<()>;
 }
+
+pub use crate::people::store::PeopleStore;
 
 /// The accounts' own voices.
 #[async_trait]
@@ -675,7 +694,14 @@ pub trait LifecycleStore: Send + Sync + 'static {
 /// Everything the platform keeps, as one object: a backend implements each
 /// part, and `Store` comes with them.
 pub trait Store:
-    AccountStore + UsageStore + IdempotencyStore + FileStore + TaskStore + VoiceStore + LifecycleStore
+    AccountStore
+    + UsageStore
+    + IdempotencyStore
+    + FileStore
+    + TaskStore
+    + VoiceStore
+    + LifecycleStore
+    + PeopleStore
 {
 }
 
@@ -687,6 +713,7 @@ impl<T> Store for T where
         + TaskStore
         + VoiceStore
         + LifecycleStore
+        + PeopleStore
 {
 }
 
@@ -694,7 +721,7 @@ impl<T> Store for T where
 /// type (`use maximin_core::store::traits::*`); `dyn Store` needs none.
 pub mod traits {
     pub use super::{
-        AccountStore, FileStore, IdempotencyStore, LifecycleStore, Store, TaskStore, UsageStore,
-        VoiceStore,
+        AccountStore, FileStore, IdempotencyStore, LifecycleStore, PeopleStore, Store, TaskStore,
+        UsageStore, VoiceStore,
     };
 }

@@ -121,6 +121,13 @@ impl Tasks {
         }
     }
 
+    /// The account's tasks, newest first (the hub's list).
+    pub async fn list(&self, account_id: &str) -> Result<Vec<TaskRecord>> {
+        let mut tasks = self.store.tasks_of(account_id).await?;
+        tasks.reverse();
+        Ok(tasks)
+    }
+
     /// Starts `workers` runners for these handlers; they stop when `stop` fires.
     pub fn start(
         self: &Arc<Self>,

@@ -159,8 +159,22 @@ pub fn mounted_routes(state: AppState) -> Vec<(Method, &'static str)> {
 
 /// The whole application as a router.
 pub fn app(state: AppState) -> Router {
-    let api = mount(state.clone());
-    with_edge(api.router, state)
+    app_with_pages(state, None)
+}
+
+/// The application with web pages (the hub) nested at `/hub`, behind the
+/// same edge (request id, panic catching, metrics, the access log).
+pub fn app_with_pages(state: AppState, pages: Option<Router>) -> Router {
+    let mut api = mount(state.clone()).router;
+    if let Some(pages) = pages {
+        api = api
+            .route(
+                "/",
+                axum::routing::get(|| async { axum::response::Redirect::to("/hub") }),
+            )
+            .nest_service("/hub", pages);
+    }
+    with_edge(api, state)
 }
 
 /// Wraps routes in what every response passes through: fallbacks, panic
@@ -254,12 +268,13 @@ async fn finish_error(
     let err = match resp.extensions().get::<PendingError>() {
         Some(p) => (*p.0).clone(),
         None if resp.status().is_client_error() || resp.status().is_server_error() => {
-            let is_json = resp
+            // A body of its own (JSON, or a hub page in HTML) stays.
+            let has_body = resp
                 .headers()
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
-                .is_some_and(|ct| ct.contains("json"));
-            if is_json {
+                .is_some_and(|ct| ct.contains("json") || ct.starts_with("text/html"));
+            if has_body {
                 return None;
             }
             let status = resp.status();
@@ -304,12 +319,23 @@ async fn finish_error(
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    pages: Option<Router>,
 }
 
 impl Application {
     pub async fn build(listen: &str, state: AppState) -> std::io::Result<Self> {
         let listener = TcpListener::bind(listen).await?;
-        Ok(Application { listener, state })
+        Ok(Application {
+            listener,
+            state,
+            pages: None,
+        })
+    }
+
+    /// Serves these pages at `/hub` beside the API.
+    pub fn with_pages(mut self, pages: Router) -> Self {
+        self.pages = Some(pages);
+        self
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -324,7 +350,7 @@ impl Application {
     ) -> std::io::Result<()> {
         let state = self.state.clone();
         let draining = state.draining.clone();
-        let router = app(state.clone());
+        let router = app_with_pages(state.clone(), self.pages);
         // No Nagle delay: a streamed response's events (SSE chunks, audio)
         // go out as they are written, not after the client's delayed ACK.
         let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {

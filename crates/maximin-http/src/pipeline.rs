@@ -86,8 +86,13 @@ pub async fn request_path(State(rc): State<RouteCtx>, req: Request, next: Next) 
                 meta: Arc::clone(&meta),
                 cap,
             });
-            // The owner's debug logging: bodies kept, sealed, while it is on.
-            let resp = if platform.debug_logging_on(&caller.account) {
+            // The owner's debug logging: bodies kept, sealed, while it is on
+            // (never a playground call's: the hub keeps no content).
+            let playground = req
+                .extensions()
+                .get::<maximin_core::people::PlaygroundCall>()
+                .is_some();
+            let resp = if platform.debug_logging_on(&caller.account) && !playground {
                 let (req, request) = debuglog::capture_request(req).await;
                 let resp = run_idempotent(&rc, &caller, req, next).await;
                 let entry = debuglog::Entry {

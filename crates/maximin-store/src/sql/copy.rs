@@ -26,6 +26,12 @@ const TABLES: &[(&str, &[&str])] = &[
     ("debug_logs", &["id"]),
     ("support_tickets", &["id"]),
     ("support_messages", &["id"]),
+    ("users", &["id"]),
+    ("recovery_codes", &["user_id", "hash"]),
+    ("memberships", &["account_id", "user_id"]),
+    ("hub_sessions", &["id"]),
+    ("invites", &["id"]),
+    ("login_guards", &["subject"]),
 ];
 
 const BATCH: usize = 500;

@@ -45,6 +45,7 @@ mod files;
 mod idempotency;
 mod lifecycle;
 mod lifecycle_impl;
+mod people;
 mod tasks;
 mod usage;
 mod voices;
@@ -81,6 +82,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = migrations!(
     (8, "0008_billing"),
     (9, "0009_privacy_log"),
     (10, "0010_account_lifecycle"),
+    (11, "0011_people"),
 );
 
 /// PostgreSQL's own schema, beside migration 1: the auth epoch, changed by

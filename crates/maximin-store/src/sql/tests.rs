@@ -1,5 +1,6 @@
 use super::*;
 use crate::testdb::TestDb;
+use maximin_core::store::PeopleStore;
 
 pub(crate) fn account(id: &str, email: &str) -> Account {
     Account {
@@ -478,10 +479,178 @@ async fn concurrent_usage_batches_from_two_processes_all_land(db: &TestDb) {
     assert_eq!(balance, -2 * 2 * 16, "two keys of a0, 16 rounds, 2 each");
 }
 
+async fn people_sessions_invites_and_guards(db: &TestDb) {
+    use maximin_core::people::store::{InviteRecord, MembershipRecord, SessionRecord, UserRecord};
+    let s = db.open().await;
+    let now = from_ms(ms(OffsetDateTime::now_utc()));
+    let user = UserRecord {
+        id: "u1".into(),
+        email: "a@x.io".into(),
+        password_hash: "$argon2id$…".into(),
+        totp: None,
+        totp_pending: Some(vec![1, 2, 3]),
+        totp_step: 0,
+        operator: false,
+        created_at: now,
+    };
+    assert!(s.insert_user(&user).await.expect("user"));
+    assert!(
+        !s.insert_user(&UserRecord {
+            id: "u2".into(),
+            ..user.clone()
+        })
+        .await
+        .expect("dup"),
+        "an e-mail signs up once"
+    );
+    let mut changed = user.clone();
+    changed.totp = Some(vec![9; 40]);
+    changed.totp_pending = None;
+    changed.totp_step = 42;
+    changed.operator = true;
+    s.update_user(&changed).await.expect("update");
+    assert_eq!(
+        s.user_by_email("a@x.io").await.expect("by email"),
+        Some(changed.clone())
+    );
+
+    s.set_recovery_codes("u1", &["h1".into(), "h2".into()])
+        .await
+        .expect("codes");
+    assert_eq!(s.unused_recovery_codes("u1").await.expect("n"), 2);
+    assert!(s.use_recovery_code("u1", "h1", now).await.expect("use"));
+    assert!(
+        !s.use_recovery_code("u1", "h1", now).await.expect("reuse"),
+        "a code works once"
+    );
+    assert_eq!(s.unused_recovery_codes("u1").await.expect("n"), 1);
+
+    let m = MembershipRecord {
+        account_id: "a1".into(),
+        user_id: "u1".into(),
+        role: "owner".into(),
+        created_at: now,
+    };
+    s.put_membership(&m).await.expect("member");
+    s.put_membership(&MembershipRecord {
+        role: "developer".into(),
+        ..m.clone()
+    })
+    .await
+    .expect("role");
+    let ms_ = s.memberships_of_user("u1").await.expect("of user");
+    assert_eq!(ms_.len(), 1);
+    assert_eq!(ms_[0].role, "developer");
+    assert_eq!(
+        s.members_of_account("a1").await.expect("of account").len(),
+        1
+    );
+
+    let session = SessionRecord {
+        id: "s1".into(),
+        user_id: "u1".into(),
+        account_id: Some("a1".into()),
+        stage: "totp".into(),
+        created_at: now,
+        seen_at: now,
+        expires_at: now + time::Duration::hours(1),
+        playground_key: None,
+    };
+    s.insert_session(&session).await.expect("session");
+    s.insert_session(&SessionRecord {
+        id: "s2".into(),
+        ..session.clone()
+    })
+    .await
+    .expect("session 2");
+    let full = SessionRecord {
+        stage: "full".into(),
+        playground_key: Some("key_1".into()),
+        ..session.clone()
+    };
+    s.update_session(&full).await.expect("update session");
+    assert_eq!(s.session("s1").await.expect("get"), Some(full));
+    let ended = s
+        .delete_sessions_of("u1", Some("s1"))
+        .await
+        .expect("others");
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0].id, "s2");
+    assert!(s.session("s1").await.expect("kept").is_some());
+    assert!(s.delete_session("s1").await.expect("delete"));
+
+    let invite = InviteRecord {
+        id: "inv1".into(),
+        account_id: "a1".into(),
+        email: "b@x.io".into(),
+        role: "billing".into(),
+        token_hash: "th".into(),
+        created_at: now,
+        expires_at: now + time::Duration::days(7),
+        accepted_at: None,
+    };
+    s.insert_invite(&invite).await.expect("invite");
+    assert_eq!(
+        s.invite_by_token("th").await.expect("by token"),
+        Some(invite.clone())
+    );
+    assert!(s.accept_invite("inv1", now).await.expect("accept"));
+    assert!(
+        !s.accept_invite("inv1", now).await.expect("again"),
+        "an invitation works once"
+    );
+    assert!(!s.delete_invite("other", "inv1").await.expect("not theirs"));
+    assert!(s.delete_invite("a1", "inv1").await.expect("delete"));
+    assert!(s.remove_membership("a1", "u1").await.expect("remove"));
+
+    // Five failures lock; parallel failures each count.
+    let (window, lock) = (15 * 60_000, 15 * 60_000);
+    let fails = fail_five_at_once(&s, now, window, lock).await;
+    assert!(
+        fails.iter().any(|g| g.locked_until.is_some()),
+        "the fifth locks"
+    );
+    let g = s.guard("password:a@x.io").await.expect("guard");
+    assert_eq!(
+        g.locked_until,
+        Some(now + time::Duration::milliseconds(lock))
+    );
+    // A lock that ran out starts a new window.
+    let later = now + time::Duration::milliseconds(lock + 1);
+    let g = s
+        .fail_guard("password:a@x.io", later, window, 5, lock)
+        .await
+        .expect("after the lock");
+    assert_eq!((g.failures, g.locked_until), (1, None));
+    s.clear_guard("password:a@x.io").await.expect("clear");
+    assert_eq!(
+        s.guard("password:a@x.io").await.expect("cleared").failures,
+        0
+    );
+}
+
+async fn fail_five_at_once(
+    s: &SqlStore,
+    now: OffsetDateTime,
+    window: i64,
+    lock: i64,
+) -> Vec<maximin_core::people::store::GuardState> {
+    let attempts = (0..5).map(|_| s.fail_guard("password:a@x.io", now, window, 5, lock));
+    let mut out = Vec::new();
+    for r in futures_util::future::join_all(attempts).await {
+        out.push(r.expect("fail"));
+    }
+    let mut counts: Vec<i64> = out.iter().map(|g| g.failures).collect();
+    counts.sort_unstable();
+    assert_eq!(counts, vec![1, 2, 3, 4, 5], "each failure counts once");
+    out
+}
+
 crate::store_tests!(
     keys_limits_usage_and_idempotency_round_trip,
     a_task_is_claimed_once_and_ended_by_its_latest_attempt_only,
     voices_are_per_account_and_unused_ones_expire,
     concurrent_claims_from_three_processes_take_each_task_once,
     concurrent_usage_batches_from_two_processes_all_land,
+    people_sessions_invites_and_guards,
 );

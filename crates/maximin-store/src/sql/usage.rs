@@ -1,4 +1,5 @@
 use super::*;
+use maximin_core::store::DailyUsage;
 
 pub(crate) fn event_from(row: &AnyRow) -> UsageEvent {
     UsageEvent {
@@ -180,6 +181,37 @@ impl UsageStore for SqlStore {
         .map_err(db_err)?
         .iter()
         .map(event_from)
+        .collect())
+    }
+
+    async fn usage_daily(
+        &self,
+        account_id: &str,
+        since: OffsetDateTime,
+    ) -> Result<Vec<DailyUsage>> {
+        Ok(query(
+            "SELECT at / 86400000 AS day, key_id, COALESCE(model, '') AS model, COUNT(*) AS requests, \
+             CAST(COALESCE(SUM(prompt_tokens + completion_tokens), 0) AS BIGINT) AS tokens, \
+             CAST(COALESCE(SUM(characters), 0) AS BIGINT) AS characters, \
+             CAST(COALESCE(SUM(cost_micro), 0) AS BIGINT) AS cost_micro \
+             FROM usage_events WHERE account_id = ? AND at >= ? \
+             GROUP BY at / 86400000, key_id, COALESCE(model, '') ORDER BY day, key_id, model",
+        )
+        .bind(account_id)
+        .bind(ms(since))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(|r| DailyUsage {
+            day: r.get("day"),
+            key_id: r.get("key_id"),
+            model: r.get("model"),
+            requests: r.get::<i64, _>("requests").max(0) as u64,
+            tokens: r.get::<i64, _>("tokens").max(0) as u64,
+            characters: r.get::<i64, _>("characters").max(0) as u64,
+            cost_micro: r.get("cost_micro"),
+        })
         .collect())
     }
 

@@ -246,9 +246,20 @@ pub(super) async fn serve(config: &Config) -> Result<(), Failure> {
         config.media.clone(),
         webhooks,
     );
+    let hub = maximin_hub::router(
+        platform.clone(),
+        maximin_http::app(state.clone()),
+        maximin_hub::HubConfig {
+            secure_cookies: config
+                .public_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://")),
+        },
+    );
     let app = Application::build(&config.listen, state)
         .await
-        .map_err(|e| Failure::Setup(format!("cannot listen on {}: {e}", config.listen)))?;
+        .map_err(|e| Failure::Setup(format!("cannot listen on {}: {e}", config.listen)))?
+        .with_pages(hub);
     let addr = app
         .local_addr()
         .map_err(|e| Failure::Setup(e.to_string()))?;

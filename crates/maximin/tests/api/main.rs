@@ -15,6 +15,8 @@ mod embeddings;
 mod errors;
 mod files;
 mod first_start;
+mod hub;
+mod hub_browser;
 mod idempotency;
 mod media;
 mod models;

@@ -1,0 +1,100 @@
+//! Support tickets: open one, read the replies, answer, close it.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use maximin_core::people::Permission;
+use minijinja::{context, Value};
+
+use crate::web::{see_other, status_of, Hub, Post, Visitor};
+
+async fn list_page(hub: &Hub, v: &Visitor, status: StatusCode, extra: Value) -> Response {
+    let s = match v.member() {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let account = match s.require(Permission::Support) {
+        Ok(a) => a,
+        Err(e) => return hub.error(v, &e),
+    };
+    match hub.platform.list_tickets(&account.id).await {
+        Ok(t) => hub.page_status(
+            v,
+            status,
+            "support.html",
+            context! { tickets => Value::from_serialize(&t), ..extra },
+        ),
+        Err(e) => hub.error(v, &e),
+    }
+}
+
+pub async fn list(State(hub): State<Hub>, v: Visitor) -> Response {
+    list_page(&hub, &v, StatusCode::OK, context! {}).await
+}
+
+pub async fn open(State(hub): State<Hub>, post: Post) -> Response {
+    let v = &post.visitor;
+    let account = match v
+        .member()
+        .and_then(|s| s.require(Permission::Support).map_err(|e| hub.error(v, &e)))
+    {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let f = &post.form;
+    match hub
+        .platform
+        .open_ticket(&account.id, f.get("subject"), f.get("message"))
+        .await
+    {
+        Ok(t) => see_other(&format!("/hub/support/{}", t.id)),
+        Err(e) => {
+            let extra = context! {
+                field => e.details.get("field").and_then(|f| f.as_str()).map(str::to_owned),
+                error => e.message.clone(), subject => f.get("subject"), message => f.get("message"),
+            };
+            list_page(&hub, v, status_of(&e), extra).await
+        }
+    }
+}
+
+pub async fn show(State(hub): State<Hub>, v: Visitor, Path(id): Path<String>) -> Response {
+    let s = match v.member() {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let account = match s.require(Permission::Support) {
+        Ok(a) => a,
+        Err(e) => return hub.error(&v, &e),
+    };
+    match hub.platform.ticket(Some(&account.id), &id).await {
+        Ok(t) => hub.page(
+            &v,
+            "ticket.html",
+            context! { ticket => Value::from_serialize(&t) },
+        ),
+        Err(e) => hub.error(&v, &e),
+    }
+}
+
+pub async fn reply(State(hub): State<Hub>, Path(id): Path<String>, post: Post) -> Response {
+    let v = &post.visitor;
+    let account = match v
+        .member()
+        .and_then(|s| s.require(Permission::Support).map_err(|e| hub.error(v, &e)))
+    {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let result = if post.form.get("action") == "close" {
+        hub.platform.close_ticket(Some(&account.id), &id).await
+    } else {
+        hub.platform
+            .reply_ticket(Some(&account.id), &id, post.form.get("message"))
+            .await
+    };
+    match result {
+        Ok(t) => see_other(&format!("/hub/support/{}", t.id)),
+        Err(e) => hub.error(v, &e),
+    }
+}

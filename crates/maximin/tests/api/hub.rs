@@ -1,0 +1,608 @@
+//! The hub over plain HTTP, as a browser without script speaks it: cookies,
+//! forms with their CSRF tokens, redirects. Sign-up, TOTP, log-in, keys,
+//! lock-outs, CSRF refusals, and one account's session against another's
+//! every route. The browser tests (`hub_browser.rs`) drive the same pages in
+//! Chromium.
+
+use std::collections::BTreeMap;
+
+use hmac::{Hmac, Mac};
+
+use crate::helpers::Server;
+
+/// A browser without script: one cookie jar, no redirects followed.
+pub struct Browser {
+    http: reqwest::Client,
+    base: String,
+    cookies: BTreeMap<String, String>,
+    /// The CSRF token of the last page that had one.
+    pub csrf: String,
+    /// Every HTML page served to this browser, in order.
+    pub pages: Vec<String>,
+}
+
+pub struct Page {
+    pub status: u16,
+    pub location: Option<String>,
+    pub set_cookies: Vec<String>,
+    pub body: String,
+}
+
+impl Browser {
+    pub fn new(server: &Server) -> Browser {
+        Browser {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            base: server.base.clone(),
+            cookies: BTreeMap::new(),
+            csrf: String::new(),
+            pages: Vec::new(),
+        }
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<&String> {
+        self.cookies.get(name)
+    }
+
+    pub fn set_cookie(&mut self, name: &str, value: &str) {
+        self.cookies.insert(name.into(), value.into());
+    }
+
+    async fn take(&mut self, r: reqwest::Response) -> Page {
+        let status = r.status().as_u16();
+        let location = r
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let set_cookies: Vec<String> = r
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .collect();
+        for c in &set_cookies {
+            let pair = c.split(';').next().unwrap_or("");
+            if let Some((k, v)) = pair.split_once('=') {
+                if v.is_empty() || c.contains("Max-Age=0") {
+                    self.cookies.remove(k);
+                } else {
+                    self.cookies.insert(k.into(), v.into());
+                }
+            }
+        }
+        // As a reader sees it: entities undone (the templates escape '/').
+        let body = r
+            .text()
+            .await
+            .expect("body")
+            .replace("&#x2f;", "/")
+            .replace("&#x27;", "'")
+            .replace("&quot;", "\"")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&");
+        if let Some(t) = between(&body, "name=\"csrf\" value=\"", "\"") {
+            self.csrf = t.to_owned();
+        }
+        self.pages.push(body.clone());
+        Page {
+            status,
+            location,
+            set_cookies,
+            body,
+        }
+    }
+
+    fn jar(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    pub async fn get(&mut self, path: &str) -> Page {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.jar())
+            .send()
+            .await
+            .expect("get");
+        self.take(r).await
+    }
+
+    /// Posts a form with the last page's CSRF token.
+    pub async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let csrf = self.csrf.clone();
+        let mut all: Vec<(&str, &str)> = vec![("csrf", &csrf)];
+        all.extend_from_slice(fields);
+        self.post_raw(path, &all).await
+    }
+
+    /// Posts exactly these fields (no CSRF token added).
+    pub async fn post_raw(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let body: String = fields
+            .iter()
+            .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.jar())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .expect("post");
+        self.take(r).await
+    }
+
+    /// Follows a redirect (the way a browser would, with GET).
+    pub async fn follow(&mut self, p: &Page) -> Page {
+        let to = p.location.clone().expect("a redirect");
+        self.get(&to).await
+    }
+
+    /// Signs up a new person with a new account; lands on the overview.
+    pub async fn sign_up(&mut self, email: &str, password: &str) -> Page {
+        self.get("/hub/signup").await;
+        let p = self
+            .post(
+                "/hub/signup",
+                &[
+                    ("email", email),
+                    ("password", password),
+                    ("password_again", password),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, 303, "signed up: {}", p.body);
+        self.follow(&p).await
+    }
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let from = s.find(start)? + start.len();
+    let len = s[from..].find(end)?;
+    Some(&s[from..from + len])
+}
+
+/// RFC 6238 (SHA-1, 30 s, 6 digits) written here, apart from the server's.
+pub fn totp(secret_b32: &str, at_unix: i64) -> String {
+    let mut bits = 0u32;
+    let mut buf = 0u64;
+    let mut key = Vec::new();
+    for c in secret_b32.chars() {
+        let v = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567".find(c).expect("base32") as u64;
+        buf = (buf << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            key.push((buf >> bits) as u8);
+        }
+    }
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(&key).expect("key");
+    mac.update(&((at_unix / 30) as u64).to_be_bytes());
+    let d = mac.finalize().into_bytes();
+    let o = (d[19] & 0xf) as usize;
+    let n = u32::from_be_bytes([d[o] & 0x7f, d[o + 1], d[o + 2], d[o + 3]]) % 1_000_000;
+    format!("{n:06}")
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}
+
+const PASSWORD: &str = "Blue-Kettle-42-river";
+
+/// Turns TOTP on from the security page; returns the secret and the
+/// recovery codes.
+async fn enrol_totp(b: &mut Browser) -> (String, Vec<String>) {
+    b.get("/hub/security").await;
+    let p = b.post("/hub/security/totp", &[]).await;
+    assert_eq!(p.status, 303);
+    let page = b.get("/hub/security").await;
+    assert!(page.body.contains("<svg"), "a QR code drawn on the server");
+    let secret = between(&page.body, "id=\"totp-secret\">", "<")
+        .expect("the secret")
+        .to_owned();
+    // A wrong code is refused with the field named.
+    let p = b
+        .post("/hub/security/totp/confirm", &[("code", "000000")])
+        .await;
+    assert_eq!(p.status, 400, "{}", p.body);
+    assert!(p.body.contains("aria-invalid=\"true\""));
+    let code = totp(&secret, now_unix());
+    let p = b
+        .post("/hub/security/totp/confirm", &[("code", &code)])
+        .await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    let codes: Vec<String> = p
+        .body
+        .split("<li><code>")
+        .skip(1)
+        .filter_map(|s| s.split('<').next())
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(codes.len(), 10, "ten recovery codes");
+    (secret, codes)
+}
+
+#[tokio::test]
+async fn sign_up_totp_log_in_keys_and_revocation_over_http() {
+    let s = Server::start().await;
+    let mut b = Browser::new(&s);
+    // Pages need a session: the overview sends a stranger to log in.
+    let p = b.get("/hub").await;
+    assert_eq!((p.status, p.location.as_deref()), (303, Some("/hub/login")));
+    // The session cookie: HttpOnly, SameSite=Lax, no expiry (ends with the browser).
+    let p = b.get("/hub/signup").await;
+    let cookie = p
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with("maximin_session="))
+        .expect("a session cookie");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"));
+    assert!(!cookie.contains("Max-Age") && !cookie.contains("Expires"));
+    assert!(p.body.contains("<label for=\"email\">"));
+
+    // A weak password is refused with its reason, the field marked.
+    let p = b
+        .post(
+            "/hub/signup",
+            &[
+                ("email", "owner@example.com"),
+                ("password", "password123"),
+                ("password_again", "password123"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 400);
+    assert!(p.body.contains("most common"), "{}", p.body);
+    let overview = b.sign_up("owner@example.com", PASSWORD).await;
+    assert!(overview.body.contains("Overview"), "{}", overview.body);
+    let csp = "default-src 'self'";
+    let r = reqwest::get(s.url("/hub/login")).await.expect("get");
+    assert!(r
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(csp)));
+    assert_eq!(
+        r.headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+
+    let (secret, codes) = enrol_totp(&mut b).await;
+
+    // Log out, then in: the password, then the code.
+    let p = b.post("/hub/logout", &[]).await;
+    assert_eq!(p.location.as_deref(), Some("/hub/login"));
+    assert_eq!(b.get("/hub/keys").await.status, 303, "logged out");
+    b.get("/hub/login").await;
+    let p = b
+        .post(
+            "/hub/login",
+            &[("email", "owner@example.com"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(p.location.as_deref(), Some("/hub/login/code"));
+    // Half signed in: no page but the code's.
+    assert_eq!(
+        b.get("/hub/keys").await.location.as_deref(),
+        Some("/hub/login/code")
+    );
+    b.get("/hub/login/code").await;
+    // A recovery code stands in for the app's code.
+    let p = b.post("/hub/login/code", &[("code", &codes[0])]).await;
+    assert_eq!(
+        (p.status, p.location.as_deref()),
+        (303, Some("/hub")),
+        "{}",
+        p.body
+    );
+    let p = b.follow(&p).await;
+    assert!(p.body.contains("owner@example.com"));
+    // A recovery code works once.
+    b.post("/hub/logout", &[]).await;
+    b.get("/hub/login").await;
+    b.post(
+        "/hub/login",
+        &[("email", "owner@example.com"), ("password", PASSWORD)],
+    )
+    .await;
+    b.get("/hub/login/code").await;
+    let p = b.post("/hub/login/code", &[("code", &codes[0])]).await;
+    assert_eq!(p.status, 401, "a used recovery code: {}", p.body);
+
+    // With a second factor from the app.
+    let code = totp(&secret, now_unix() + 30);
+    let p = b.post("/hub/login/code", &[("code", &code)]).await;
+    assert_eq!(p.location.as_deref(), Some("/hub"), "{}", p.body);
+
+    // A key: created with scopes and a budget, its secret shown once.
+    b.get("/hub/keys").await;
+    let p = b
+        .post(
+            "/hub/keys",
+            &[
+                ("name", "ci"),
+                ("mode", "live"),
+                ("scopes", "text"),
+                ("scopes", "read"),
+                ("budget_usd", "12.5"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    let key = between(&p.body, "id=\"secret\">", "<")
+        .expect("the secret")
+        .to_owned();
+    assert!(key.starts_with("mmx_live_"));
+    let r = s.get("/v1/models", &key).await;
+    assert_eq!(r.status, 200);
+    let list = b.get("/hub/keys").await;
+    assert!(list.body.contains("read, text") || list.body.contains("text, read"));
+    assert!(list.body.contains("$12.50/month"), "{}", list.body);
+    let key_id = between(&list.body, "href=\"/hub/keys/", "\"")
+        .expect("the key's page")
+        .to_owned();
+    let page = b.get(&format!("/hub/keys/{key_id}")).await;
+    assert!(
+        page.body.contains("/v1/models"),
+        "the activity log: {}",
+        page.body
+    );
+
+    // Revocation asks for confirmation, then the key is refused at once.
+    let p = b.post(&format!("/hub/keys/{key_id}/revoke"), &[]).await;
+    assert_eq!(p.status, 400);
+    assert_eq!(s.get("/v1/models", &key).await.status, 200);
+    let p = b
+        .post(&format!("/hub/keys/{key_id}/revoke"), &[("confirm", "yes")])
+        .await;
+    assert_eq!(p.location.as_deref(), Some("/hub/keys?done=key_revoked"));
+    s.get("/v1/models", &key)
+        .await
+        .assert_error(401, "authentication_failed");
+
+    // The secret was in exactly one page of all served.
+    let seen: usize = b.pages.iter().map(|p| p.matches(&key).count()).sum();
+    assert_eq!(seen, 1, "the key's secret appears once in all HTML");
+    for code in &codes {
+        let seen: usize = b
+            .pages
+            .iter()
+            .map(|p| p.matches(code.as_str()).count())
+            .sum();
+        assert_eq!(seen, 1, "a recovery code appears once");
+    }
+}
+
+#[tokio::test]
+async fn forms_without_the_right_csrf_token_are_refused() {
+    let s = Server::start().await;
+    let mut b = Browser::new(&s);
+    b.sign_up("csrf@example.com", PASSWORD).await;
+    b.get("/hub/keys").await;
+    let good = b.csrf.clone();
+    // Missing, wrong, and one made for another browser's cookie.
+    let p = b.post_raw("/hub/keys", &[("name", "x")]).await;
+    assert_eq!(p.status, 403, "missing");
+    assert!(p.body.contains("This form has expired"));
+    let p = b
+        .post_raw(
+            "/hub/keys",
+            &[("csrf", "0".repeat(64).as_str()), ("name", "x")],
+        )
+        .await;
+    assert_eq!(p.status, 403, "wrong");
+    let mut other = Browser::new(&s);
+    other.get("/hub/login").await;
+    let p = b
+        .post_raw("/hub/keys", &[("csrf", other.csrf.as_str()), ("name", "x")])
+        .await;
+    assert_eq!(p.status, 403, "another cookie's token");
+    // Log-in and sign-up forms too (no cookie at all: refused).
+    let mut fresh = Browser::new(&s);
+    let p = fresh
+        .post_raw(
+            "/hub/login",
+            &[("email", "csrf@example.com"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(p.status, 403);
+    // Nothing was made by the refused posts; the right token works.
+    let list = b.get("/hub/keys").await;
+    assert!(list.body.contains("No keys yet."));
+    assert_eq!(b.csrf, good, "the token is the session's");
+    let p = b.post("/hub/keys", &[("name", "x")]).await;
+    assert_eq!(p.status, 200);
+}
+
+#[tokio::test]
+async fn repeated_wrong_passwords_and_codes_lock_out() {
+    let s = Server::start().await;
+    let mut b = Browser::new(&s);
+    b.sign_up("lock@example.com", PASSWORD).await;
+    let (secret, _) = enrol_totp(&mut b).await;
+    b.post("/hub/logout", &[]).await;
+
+    // Wrong codes after the right password: the fifth locks.
+    b.get("/hub/login").await;
+    b.post(
+        "/hub/login",
+        &[("email", "lock@example.com"), ("password", PASSWORD)],
+    )
+    .await;
+    b.get("/hub/login/code").await;
+    for i in 1..=5 {
+        let p = b.post("/hub/login/code", &[("code", "123456")]).await;
+        let want = if i < 5 { 401 } else { 429 };
+        assert_eq!(p.status, want, "attempt {i}: {}", p.body);
+    }
+    let code = totp(&secret, now_unix());
+    let p = b.post("/hub/login/code", &[("code", &code)]).await;
+    assert_eq!(p.status, 429, "the right code is refused while locked");
+    assert!(p.body.contains("locked for 15 more minutes"), "{}", p.body);
+
+    // Wrong passwords: the fifth locks, and then the right one is refused too.
+    let mut other = Browser::new(&s);
+    other.get("/hub/login").await;
+    for i in 1..=5 {
+        let p = other
+            .post(
+                "/hub/login",
+                &[
+                    ("email", "lock@example.com"),
+                    ("password", "Wrong-Password-9"),
+                ],
+            )
+            .await;
+        let want = if i < 5 { 401 } else { 429 };
+        assert_eq!(p.status, want, "attempt {i}");
+    }
+    let p = other
+        .post(
+            "/hub/login",
+            &[("email", "lock@example.com"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(p.status, 429);
+    assert!(p.body.contains("Too many failed attempts"));
+    // An unknown address locks the same way (no telling who exists).
+    for _ in 0..5 {
+        other
+            .post(
+                "/hub/login",
+                &[
+                    ("email", "nobody@example.com"),
+                    ("password", "Wrong-Password-9"),
+                ],
+            )
+            .await;
+    }
+    let p = other
+        .post(
+            "/hub/login",
+            &[
+                ("email", "nobody@example.com"),
+                ("password", "Wrong-Password-9"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 429);
+}
+
+/// Every hub route with account B's ids, from account A's session: nothing
+/// of B's is shown or changed.
+#[tokio::test]
+async fn one_accounts_session_reaches_nothing_of_another() {
+    let s = Server::start().await;
+    let mut a = Browser::new(&s);
+    a.sign_up("a@example.com", PASSWORD).await;
+    let mut bb = Browser::new(&s);
+    bb.sign_up("b@example.com", PASSWORD).await;
+
+    // B's things: a key, an invitation, B's account and user ids.
+    bb.get("/hub/keys").await;
+    let p = bb.post("/hub/keys", &[("name", "b-key")]).await;
+    let b_secret = between(&p.body, "id=\"secret\">", "<")
+        .expect("secret")
+        .to_owned();
+    let list = bb.get("/hub/keys").await;
+    let b_key = between(&list.body, "href=\"/hub/keys/", "\"")
+        .expect("key")
+        .to_owned();
+    bb.get("/hub/members").await;
+    let p = bb
+        .post(
+            "/hub/members",
+            &[("email", "c@example.com"), ("role", "developer")],
+        )
+        .await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    let members = bb.get("/hub/members").await;
+    let b_invite = between(&members.body, "/hub/members/invites/", "/cancel")
+        .expect("invite")
+        .to_owned();
+    let b_user = between(&members.body, "action=\"/hub/members/user_", "\"")
+        .map(|u| format!("user_{u}"))
+        .expect("user");
+    let overview = bb.get("/hub").await;
+    let b_account = between(&overview.body, "<code>acct_", "<")
+        .map(|a| format!("acct_{a}"))
+        .expect("B's account");
+
+    a.get("/hub").await;
+    let gets = [format!("/hub/keys/{b_key}")];
+    for path in &gets {
+        let p = a.get(path).await;
+        assert_eq!(p.status, 404, "GET {path}");
+        assert!(!p.body.contains("b-key"), "GET {path} shows nothing of B's");
+    }
+    let posts: Vec<(String, Vec<(&str, &str)>)> = vec![
+        (
+            format!("/hub/keys/{b_key}/revoke"),
+            vec![("confirm", "yes")],
+        ),
+        (format!("/hub/members/{b_user}"), vec![("action", "remove")]),
+        (
+            format!("/hub/members/{b_user}"),
+            vec![("action", "role"), ("role", "read-only")],
+        ),
+        (format!("/hub/members/invites/{b_invite}/cancel"), vec![]),
+        (
+            "/hub/account".to_owned(),
+            vec![("account_id", b_account.as_str())],
+        ),
+    ];
+    for (path, fields) in &posts {
+        a.get("/hub").await;
+        let p = a.post(path, fields).await;
+        assert!(
+            p.status == 404 || p.status == 403,
+            "POST {path}: {} {}",
+            p.status,
+            p.body
+        );
+    }
+    // B's key still works, B's member and invitation are as they were,
+    // and A still sees only A's account.
+    assert_eq!(s.get("/v1/models", &b_secret).await.status, 200);
+    let members = bb.get("/hub/members").await;
+    assert!(members.body.contains("b@example.com") && members.body.contains("owner"));
+    assert!(members.body.contains(&b_invite));
+    let overview = a.get("/hub").await;
+    assert!(!overview.body.contains(&b_account));
+    // B's cookie given to A's requests is B's session, not a key to A's.
+    let mut stolen = Browser::new(&s);
+    stolen.set_cookie(
+        "maximin_session",
+        bb.cookie("maximin_session").expect("B's cookie"),
+    );
+    let p = stolen.get("/hub/keys").await;
+    assert!(p.body.contains("b-key") && !p.body.contains("a@example.com"));
+}

@@ -1,0 +1,153 @@
+"""The hub in headless Chromium (Debian's), driven by Playwright: what an
+account owner does by hand, end to end, against a running maximin.
+
+Usage: hub.py BASE_URL SCREENSHOT_DIR
+Prints one line per step; exits non-zero on the first failure.
+"""
+
+import base64
+import hashlib
+import hmac
+import os
+import struct
+import subprocess
+import sys
+import time
+
+from playwright.sync_api import expect, sync_playwright
+
+BASE, SHOTS = sys.argv[1], sys.argv[2]
+EMAIL, PASSWORD = "owner@example.com", "Blue-Kettle-42-river"
+os.makedirs(SHOTS, exist_ok=True)
+
+
+def totp(secret, at):
+    """RFC 6238 with the standard library, apart from the server's code."""
+    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    mac = hmac.new(key, struct.pack(">Q", int(at) // 30), hashlib.sha1).digest()
+    o = mac[19] & 0x0F
+    return "%06d" % ((struct.unpack(">I", mac[o : o + 4])[0] & 0x7FFFFFFF) % 1_000_000)
+
+
+def curl(path, key):
+    out = subprocess.run(
+        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", BASE + path,
+         "-H", "Authorization: Bearer " + key],
+        capture_output=True, text=True, check=True,
+    )
+    return int(out.stdout)
+
+
+def step(text):
+    print("step:", text, flush=True)
+
+
+def unlabelled(page):
+    """Form controls no label names (accessibility: every field has one)."""
+    return page.evaluate(
+        """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+             .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
+                          && !e.closest('label'))
+             .map(e => e.name || e.id)"""
+    )
+
+
+with sync_playwright() as p:
+    browser = p.chromium.launch(
+        executable_path=os.environ.get("MAXIMIN_CHROMIUM", "/usr/bin/chromium"),
+        args=["--no-sandbox"],
+    )
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = ctx.new_page()
+    page.on("dialog", lambda d: d.accept())
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+
+    step("sign up")
+    page.goto(BASE + "/hub")
+    expect(page).to_have_url(BASE + "/hub/login")
+    page.get_by_role("link", name="Create an account").click()
+    page.get_by_label("E-mail address").fill(EMAIL)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_label("Password again").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+    cookies = {c["name"]: c for c in ctx.cookies()}
+    session = cookies["maximin_session"]
+    assert session["httpOnly"] and session["sameSite"] == "Lax", session
+    assert session["expires"] == -1, "a session cookie ends with the browser"
+
+    step("enrol TOTP")
+    page.get_by_role("link", name="Security").click()
+    page.get_by_role("button", name="Set up two-factor sign-in").click()
+    expect(page.locator(".qr svg")).to_be_visible()
+    secret = page.locator("#totp-secret").inner_text().strip()
+    page.get_by_label("Code from the app").fill(totp(secret, time.time()))
+    page.get_by_role("button", name="Turn on").click()
+    codes = page.locator("#recovery-codes li").all_inner_texts()
+    assert len(codes) == 10, codes
+    expect(page.get_by_text("Two-factor sign-in is on")).to_be_visible()
+
+    step("log out, log in with the code")
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    page.get_by_label("E-mail address").fill(EMAIL)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Two-factor sign-in")).to_be_visible()
+    # The next step's code: the enrolment used this step's, and a code works once.
+    page.get_by_label("The 6-digit code").fill(totp(secret, time.time() + 30))
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+
+    step("create a key and use it with curl")
+    page.get_by_role("link", name="API keys").click()
+    page.get_by_label("Name").fill("browser")
+    page.get_by_role("button", name="Create key").click()
+    key = page.locator("#secret").inner_text().strip()
+    assert key.startswith("mmx_live_"), key
+    assert curl("/v1/models", key) == 200
+    page.get_by_role("link", name="Back to the keys").click()
+    assert key not in page.content(), "the secret is shown once"
+
+    step("the request is in the key's usage")
+    page.get_by_role("link", name="browser").click()
+    expect(page.get_by_text("GET /v1/models")).to_be_visible()
+
+    step("revoke the key; curl is refused")
+    page.get_by_role("link", name="Back to the keys").click()
+    page.get_by_label("confirm").check()
+    page.get_by_role("button", name="Revoke").click()
+    expect(page.get_by_text("The key is revoked")).to_be_visible()
+    assert curl("/v1/models", key) == 401
+
+    step("screenshots at desktop and phone width")
+    pages = ["/hub", "/hub/keys", "/hub/members", "/hub/security"]
+    for width, height, name in [(1280, 900, "desktop"), (390, 844, "phone")]:
+        page.set_viewport_size({"width": width, "height": height})
+        for path in pages:
+            page.goto(BASE + path)
+            missing = unlabelled(page)
+            assert not missing, f"{path}: fields without a label: {missing}"
+            slug = path.strip("/").replace("/", "-")
+            page.screenshot(path=f"{SHOTS}/{slug}-{name}.png", full_page=True)
+            wide = page.evaluate(
+                """() => [...document.querySelectorAll('body *')]
+                     .filter(e => !e.closest('.scroll') && e.getBoundingClientRect().right > window.innerWidth + 1)
+                     .map(e => e.tagName + (e.id ? '#' + e.id : '') + (e.className ? '.' + e.className : ''))"""
+            )
+            assert not wide, f"{path} is wider than {width}px: {wide}"
+            sideways = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert sideways <= 1, f"{path} scrolls sideways by {sideways}px at {width}px"
+
+    ctx.clear_cookies()
+    for width, height, name in [(1280, 900, "desktop"), (390, 844, "phone")]:
+        page.set_viewport_size({"width": width, "height": height})
+        for path in ["/hub/login", "/hub/signup"]:
+            page.goto(BASE + path)
+            assert not unlabelled(page), path
+            page.screenshot(path=f"{SHOTS}/{path.strip('/').replace('/', '-')}-{name}.png", full_page=True)
+
+    assert not errors, f"console errors: {errors}"
+    browser.close()
+print("hub browser test: OK", flush=True)
