@@ -11,6 +11,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use hmac::{Hmac, Mac};
 use maximin_core::people::{HubSession, Permission, Role};
+use maximin_core::store::Account;
 use maximin_core::{Error, Platform};
 use maximin_types::ErrorCode;
 use minijinja::{context, Environment, Value};
@@ -192,6 +193,24 @@ impl Hub {
         )
     }
 
+    /// The signed-in member and the account shown, when their role allows
+    /// `p`; otherwise the response that says why (to the log-in page, or a
+    /// refusal).
+    pub fn allowed<'v>(
+        &self,
+        v: &'v Visitor,
+        p: Permission,
+    ) -> Result<(&'v HubSession, &'v Account), Response> {
+        let s = v.member()?;
+        let account = s.require(p).map_err(|e| self.error(v, &e))?;
+        Ok((s, account))
+    }
+
+    /// A core operation's value, or its error as a page.
+    pub fn or_page<T>(&self, v: &Visitor, r: maximin_core::Result<T>) -> Result<T, Response> {
+        r.map_err(|e| self.error(v, &e))
+    }
+
     /// A core error as a page of its own, with the status its code has.
     pub fn error(&self, v: &Visitor, e: &Error) -> Response {
         let status = status_of(e);
@@ -247,6 +266,18 @@ impl Hub {
             origin => v.origin.clone(),
         }
     }
+}
+
+/// The value of a `Result<T, Response>`, or the response returned from
+/// the handler: what `?` is for handlers that answer with a page either way.
+#[macro_export]
+macro_rules! page_or_return {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(response) => return response,
+        }
+    };
 }
 
 /// The HTTP status of a core error on a page.

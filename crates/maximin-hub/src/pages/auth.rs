@@ -9,6 +9,7 @@ use maximin_core::Error;
 use minijinja::context;
 use serde::Deserialize;
 
+use crate::page_or_return;
 use crate::web::{see_other, status_of, Hub, Post, Visitor};
 
 #[derive(Deserialize)]
@@ -163,10 +164,7 @@ pub async fn invite_page(
     v: Visitor,
     Path(token): Path<String>,
 ) -> Response {
-    let invite = match hub.platform.invitation(&token).await {
-        Ok(i) => i,
-        Err(e) => return hub.error(&v, &e),
-    };
+    let invite = page_or_return!(hub.or_page(&v, hub.platform.invitation(&token).await));
     let signed = v.member().ok();
     hub.page(
         &v,
@@ -186,10 +184,7 @@ pub async fn accept_invite(
     Path(token): Path<String>,
     post: Post,
 ) -> Response {
-    let s = match post.visitor.member() {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let s = page_or_return!(post.visitor.member());
     match hub.platform.join(s, &token).await {
         Ok(_) => see_other("/hub?done=joined"),
         Err(e) => hub.error(&post.visitor, &e),

@@ -8,6 +8,7 @@ use maximin_core::people::Permission;
 use maximin_core::Error;
 use minijinja::{context, Value};
 
+use crate::page_or_return;
 use crate::web::{see_other, Hub, Post, Visitor};
 
 fn when(t: time::OffsetDateTime) -> String {
@@ -16,14 +17,7 @@ fn when(t: time::OffsetDateTime) -> String {
 }
 
 pub async fn list(State(hub): State<Hub>, v: Visitor) -> Response {
-    let s = match v.member() {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let account = match s.require(Permission::ViewFiles) {
-        Ok(a) => a,
-        Err(e) => return hub.error(&v, &e),
-    };
+    let (_, account) = page_or_return!(hub.allowed(&v, Permission::ViewFiles));
     let files = &hub.platform.files;
     let (records, tasks) = match (
         files.list(&account.id, None).await,
@@ -66,14 +60,7 @@ pub async fn list(State(hub): State<Hub>, v: Visitor) -> Response {
 
 pub async fn delete(State(hub): State<Hub>, Path(id): Path<String>, post: Post) -> Response {
     let v = &post.visitor;
-    let s = match v.member() {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let account = match s.require(Permission::ManageFiles) {
-        Ok(a) => a,
-        Err(e) => return hub.error(v, &e),
-    };
+    let (_, account) = page_or_return!(hub.allowed(v, Permission::ManageFiles));
     let Ok(id) = id.parse::<i64>() else {
         return hub.error(v, &Error::not_found("file", &id));
     };

@@ -9,6 +9,7 @@ use maximin_core::{Error, NewKey};
 use maximin_types::Scope;
 use minijinja::{context, Value};
 
+use crate::page_or_return;
 use crate::web::{see_other, status_of, Hub, Post, Visitor};
 
 /// The scopes a key can be narrowed to, in the order the form shows them.
@@ -17,18 +18,8 @@ fn scope_names() -> Vec<&'static str> {
 }
 
 async fn list_page(hub: &Hub, v: &Visitor, status: StatusCode, extra: Value) -> Response {
-    let s = match v.member() {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let account = match s.require(Permission::ViewKeys) {
-        Ok(a) => a,
-        Err(e) => return hub.error(v, &e),
-    };
-    let keys = match hub.platform.list_keys(&account.id).await {
-        Ok(k) => k,
-        Err(e) => return hub.error(v, &e),
-    };
+    let (_, account) = page_or_return!(hub.allowed(v, Permission::ViewKeys));
+    let keys = page_or_return!(hub.or_page(v, hub.platform.list_keys(&account.id).await));
     let models: Vec<String> = hub
         .platform
         .catalog
@@ -107,14 +98,7 @@ fn new_key(form: &crate::web::Form) -> Result<NewKey, Error> {
 
 pub async fn create(State(hub): State<Hub>, post: Post) -> Response {
     let v = &post.visitor;
-    let s = match v.member() {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let account = match s.require(Permission::ManageKeys) {
-        Ok(a) => a,
-        Err(e) => return hub.error(v, &e),
-    };
+    let (_, account) = page_or_return!(hub.allowed(v, Permission::ManageKeys));
     let created = match new_key(&post.form) {
         Ok(new) => hub.platform.create_key(&account.id, new).await,
         Err(e) => Err(e),
@@ -138,22 +122,15 @@ pub async fn create(State(hub): State<Hub>, post: Post) -> Response {
 }
 
 pub async fn show(State(hub): State<Hub>, v: Visitor, Path(id): Path<String>) -> Response {
-    let s = match v.member() {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let account = match s.require(Permission::ViewKeys) {
-        Ok(a) => a,
-        Err(e) => return hub.error(&v, &e),
-    };
+    let (_, account) = page_or_return!(hub.allowed(&v, Permission::ViewKeys));
     let key = match hub.platform.key(Some(&account.id), &id).await {
         Ok(k) => maximin_core::key_view(&k),
         Err(e) => return hub.error(&v, &e),
     };
-    let activity = match hub.platform.key_activity(Some(&account.id), &id, 100).await {
-        Ok(a) => a,
-        Err(e) => return hub.error(&v, &e),
-    };
+    let activity = page_or_return!(hub.or_page(
+        &v,
+        hub.platform.key_activity(Some(&account.id), &id, 100).await
+    ));
     hub.page(
         &v,
         "key.html",
@@ -166,14 +143,7 @@ pub async fn show(State(hub): State<Hub>, v: Visitor, Path(id): Path<String>) ->
 
 pub async fn revoke(State(hub): State<Hub>, Path(id): Path<String>, post: Post) -> Response {
     let v = &post.visitor;
-    let s = match v.member() {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let account = match s.require(Permission::ManageKeys) {
-        Ok(a) => a,
-        Err(e) => return hub.error(v, &e),
-    };
+    let (_, account) = page_or_return!(hub.allowed(v, Permission::ManageKeys));
     if post.form.get("confirm") != "yes" {
         let e = Error::invalid("confirm", "Tick the box to confirm the revocation.");
         return hub.error(v, &e);

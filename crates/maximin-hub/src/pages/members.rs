@@ -6,21 +6,13 @@ use axum::response::Response;
 use maximin_core::people::Role;
 use minijinja::{context, Value};
 
+use crate::page_or_return;
 use crate::web::{see_other, status_of, Hub, Post, Visitor};
 
 async fn page(hub: &Hub, v: &Visitor, status: StatusCode, extra: Value) -> Response {
-    let s = match v.member() {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let members = match hub.platform.members(s).await {
-        Ok(m) => m,
-        Err(e) => return hub.error(v, &e),
-    };
-    let invites = match hub.platform.pending_invites(s).await {
-        Ok(i) => i,
-        Err(e) => return hub.error(v, &e),
-    };
+    let s = page_or_return!(v.member());
+    let members = page_or_return!(hub.or_page(v, hub.platform.members(s).await));
+    let invites = page_or_return!(hub.or_page(v, hub.platform.pending_invites(s).await));
     let members: Vec<Value> = members
         .into_iter()
         .map(|(m, email)| {
@@ -49,10 +41,7 @@ pub async fn list(State(hub): State<Hub>, v: Visitor) -> Response {
 
 pub async fn invite(State(hub): State<Hub>, post: Post) -> Response {
     let v = &post.visitor;
-    let s = match v.member() {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let s = page_or_return!(v.member());
     match hub
         .platform
         .invite_member(s, post.form.get("email"), post.form.get("role"))
@@ -80,10 +69,7 @@ pub async fn invite(State(hub): State<Hub>, post: Post) -> Response {
 
 pub async fn change(State(hub): State<Hub>, Path(user_id): Path<String>, post: Post) -> Response {
     let v = &post.visitor;
-    let s = match v.member() {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let s = page_or_return!(v.member());
     let role = match post.form.get("action") {
         "remove" => None,
         _ => Some(post.form.get("role")),
@@ -96,10 +82,7 @@ pub async fn change(State(hub): State<Hub>, Path(user_id): Path<String>, post: P
 
 pub async fn cancel(State(hub): State<Hub>, Path(id): Path<String>, post: Post) -> Response {
     let v = &post.visitor;
-    let s = match v.member() {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let s = page_or_return!(v.member());
     match hub.platform.cancel_invite(s, &id).await {
         Ok(()) => see_other("/hub/members?done=invite_cancelled"),
         Err(e) => hub.error(v, &e),

@@ -21,6 +21,7 @@ use serde::Deserialize;
 use serde_json::{json, Value as Json};
 use tower::ServiceExt;
 
+use crate::page_or_return;
 use crate::web::{status_of, Form, Hub, Post, Visitor};
 
 /// The endpoints the playground speaks to, with the modality of their models.
@@ -157,10 +158,7 @@ fn models_for(hub: &Hub, modality: Modality) -> Vec<String> {
 }
 
 fn render(hub: &Hub, v: &Visitor, status: StatusCode, endpoint: &str, extra: Value) -> Response {
-    let s = match v.member() {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let s = page_or_return!(v.member());
     if let Err(e) = s.require(Permission::UseApi) {
         return hub.error(v, &e);
     }

@@ -12,17 +12,11 @@ use maximin_types::privacy::{DebugLoggingRequest, ExportRequest};
 use maximin_types::PiiMode;
 use minijinja::{context, Value};
 
+use crate::page_or_return;
 use crate::web::{see_other, status_of, Hub, Post, Visitor};
 
 async fn page(hub: &Hub, v: &Visitor, status: StatusCode, extra: Value) -> Response {
-    let s = match v.member() {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let account = match s.require(Permission::ManagePrivacy) {
-        Ok(a) => a,
-        Err(e) => return hub.error(v, &e),
-    };
+    let (_, account) = page_or_return!(hub.allowed(v, Permission::ManagePrivacy));
     let p = &hub.platform;
     let (categories, debug, log) = match (
         p.categories(&account.id).await,
@@ -73,16 +67,12 @@ pub async fn show(State(hub): State<Hub>, v: Visitor) -> Response {
 
 /// The owner's account, or the response that refuses.
 fn owner<'a>(hub: &Hub, post: &'a Post) -> Result<&'a maximin_core::store::Account, Response> {
-    let s = post.visitor.member()?;
-    s.require(Permission::ManagePrivacy)
-        .map_err(|e| hub.error(&post.visitor, &e))
+    hub.allowed(&post.visitor, Permission::ManagePrivacy)
+        .map(|(_, account)| account)
 }
 
 pub async fn export(State(hub): State<Hub>, post: Post) -> Response {
-    let account = match owner(&hub, &post) {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+    let account = page_or_return!(owner(&hub, &post));
     let by = post
         .visitor
         .session
@@ -105,14 +95,7 @@ pub async fn export_status(
     v: Visitor,
     Path(task_id): Path<String>,
 ) -> Response {
-    let s = match v.member() {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let account = match s.require(Permission::ManagePrivacy) {
-        Ok(a) => a,
-        Err(e) => return hub.error(&v, &e),
-    };
+    let (_, account) = page_or_return!(hub.allowed(&v, Permission::ManagePrivacy));
     let Ok(id) = task_id.parse::<i64>() else {
         return hub.error(&v, &Error::not_found("export", &task_id));
     };
@@ -130,10 +113,7 @@ pub async fn export_status(
 }
 
 pub async fn delete(State(hub): State<Hub>, post: Post) -> Response {
-    let account = match owner(&hub, &post) {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+    let account = page_or_return!(owner(&hub, &post));
     let names = post.form.all("categories");
     match hub.platform.delete_categories(&account.id, &names).await {
         Ok(done) => {
@@ -155,10 +135,7 @@ pub async fn delete(State(hub): State<Hub>, post: Post) -> Response {
 }
 
 pub async fn debug(State(hub): State<Hub>, post: Post) -> Response {
-    let account = match owner(&hub, &post) {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+    let account = page_or_return!(owner(&hub, &post));
     let enabled = post.form.get("enabled") == "yes";
     let hours = post.form.get("duration_hours");
     let duration_hours = if enabled && !hours.is_empty() {
@@ -183,10 +160,7 @@ pub async fn debug(State(hub): State<Hub>, post: Post) -> Response {
 }
 
 pub async fn routing(State(hub): State<Hub>, post: Post) -> Response {
-    let account = match owner(&hub, &post) {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+    let account = page_or_return!(owner(&hub, &post));
     let f = &post.form;
     let pii = match f.get("pii") {
         "off" => PiiMode::Off,
@@ -223,10 +197,7 @@ pub async fn routing(State(hub): State<Hub>, post: Post) -> Response {
 
 /// Closes the account, after its id is typed in as confirmation.
 pub async fn close(State(hub): State<Hub>, post: Post) -> Response {
-    let account = match owner(&hub, &post) {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+    let account = page_or_return!(owner(&hub, &post));
     if post.form.get("confirm").trim() != account.id {
         let e = Error::invalid(
             "confirm",

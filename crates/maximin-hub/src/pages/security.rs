@@ -8,19 +8,14 @@ use maximin_core::people::otpauth_uri;
 use maximin_core::Error;
 use minijinja::{context, Value};
 
+use crate::page_or_return;
 use crate::qr;
 use crate::web::{see_other, status_of, Hub, Post, Visitor};
 
 /// What the security page shows, with `extra` on top.
 async fn render(hub: &Hub, v: &Visitor, status: StatusCode, extra: Value) -> Response {
-    let s = match v.member() {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let pending = match hub.platform.totp_pending(s) {
-        Ok(p) => p,
-        Err(e) => return hub.error(v, &e),
-    };
+    let s = page_or_return!(v.member());
+    let pending = page_or_return!(hub.or_page(v, hub.platform.totp_pending(s)));
     let codes_left = if s.user.totp.is_some() {
         match hub.platform.recovery_codes_left(&s.user.id).await {
             Ok(n) => Some(n),
@@ -54,10 +49,7 @@ pub async fn show(State(hub): State<Hub>, v: Visitor) -> Response {
 
 pub async fn password(State(hub): State<Hub>, post: Post) -> Response {
     let v = &post.visitor;
-    let s = match v.member() {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let s = page_or_return!(v.member());
     let f = &post.form;
     if f.get("new_password") != f.get("new_password_again") {
         let e = Error::invalid("new_password_again", "The two new passwords differ.");
@@ -75,10 +67,7 @@ pub async fn password(State(hub): State<Hub>, post: Post) -> Response {
 
 pub async fn totp_begin(State(hub): State<Hub>, post: Post) -> Response {
     let v = &post.visitor;
-    let s = match v.member() {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let s = page_or_return!(v.member());
     match hub.platform.totp_begin(s).await {
         Ok(_) => see_other("/hub/security#totp"),
         Err(e) => render(&hub, v, status_of(&e), failed(&e)).await,
@@ -87,10 +76,7 @@ pub async fn totp_begin(State(hub): State<Hub>, post: Post) -> Response {
 
 pub async fn totp_confirm(State(hub): State<Hub>, post: Post) -> Response {
     let v = &post.visitor;
-    let s = match v.member() {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let s = page_or_return!(v.member());
     match hub.platform.totp_confirm(s, post.form.get("code")).await {
         // Shown this once, on this response; never stored in the clear.
         Ok(codes) => {
@@ -108,10 +94,7 @@ pub async fn totp_confirm(State(hub): State<Hub>, post: Post) -> Response {
 
 pub async fn totp_disable(State(hub): State<Hub>, post: Post) -> Response {
     let v = &post.visitor;
-    let s = match v.member() {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let s = page_or_return!(v.member());
     match hub
         .platform
         .totp_disable(s, post.form.get("password"))
@@ -124,10 +107,7 @@ pub async fn totp_disable(State(hub): State<Hub>, post: Post) -> Response {
 
 pub async fn recovery(State(hub): State<Hub>, post: Post) -> Response {
     let v = &post.visitor;
-    let s = match v.member() {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let s = page_or_return!(v.member());
     if s.user.totp.is_none() {
         let e = Error::invalid("totp", "Turn two-factor sign-in on first.");
         return render(&hub, v, StatusCode::BAD_REQUEST, failed(&e)).await;

@@ -6,17 +6,11 @@ use axum::response::Response;
 use maximin_core::people::Permission;
 use minijinja::{context, Value};
 
+use crate::page_or_return;
 use crate::web::{see_other, status_of, Hub, Post, Visitor};
 
 async fn list_page(hub: &Hub, v: &Visitor, status: StatusCode, extra: Value) -> Response {
-    let s = match v.member() {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let account = match s.require(Permission::Support) {
-        Ok(a) => a,
-        Err(e) => return hub.error(v, &e),
-    };
+    let (_, account) = page_or_return!(hub.allowed(v, Permission::Support));
     match hub.platform.list_tickets(&account.id).await {
         Ok(t) => hub.page_status(
             v,
@@ -34,13 +28,7 @@ pub async fn list(State(hub): State<Hub>, v: Visitor) -> Response {
 
 pub async fn open(State(hub): State<Hub>, post: Post) -> Response {
     let v = &post.visitor;
-    let account = match v
-        .member()
-        .and_then(|s| s.require(Permission::Support).map_err(|e| hub.error(v, &e)))
-    {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+    let (_, account) = page_or_return!(hub.allowed(v, Permission::Support));
     let f = &post.form;
     match hub
         .platform
@@ -59,14 +47,7 @@ pub async fn open(State(hub): State<Hub>, post: Post) -> Response {
 }
 
 pub async fn show(State(hub): State<Hub>, v: Visitor, Path(id): Path<String>) -> Response {
-    let s = match v.member() {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let account = match s.require(Permission::Support) {
-        Ok(a) => a,
-        Err(e) => return hub.error(&v, &e),
-    };
+    let (_, account) = page_or_return!(hub.allowed(&v, Permission::Support));
     match hub.platform.ticket(Some(&account.id), &id).await {
         Ok(t) => hub.page(
             &v,
@@ -79,13 +60,7 @@ pub async fn show(State(hub): State<Hub>, v: Visitor, Path(id): Path<String>) ->
 
 pub async fn reply(State(hub): State<Hub>, Path(id): Path<String>, post: Post) -> Response {
     let v = &post.visitor;
-    let account = match v
-        .member()
-        .and_then(|s| s.require(Permission::Support).map_err(|e| hub.error(v, &e)))
-    {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+    let (_, account) = page_or_return!(hub.allowed(v, Permission::Support));
     let result = if post.form.get("action") == "close" {
         hub.platform.close_ticket(Some(&account.id), &id).await
     } else {

@@ -9,6 +9,7 @@ use minijinja::{context, Value};
 use serde::Deserialize;
 
 use crate::charts;
+use crate::page_or_return;
 use crate::web::{Hub, Visitor};
 
 #[derive(Deserialize)]
@@ -17,19 +18,10 @@ pub struct Period {
 }
 
 pub async fn usage(State(hub): State<Hub>, v: Visitor, Query(q): Query<Period>) -> Response {
-    let s = match v.member() {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let account = match s.require(Permission::ViewUsage) {
-        Ok(a) => a,
-        Err(e) => return hub.error(&v, &e),
-    };
+    let (s, account) = page_or_return!(hub.allowed(&v, Permission::ViewUsage));
     let days = q.days.filter(|d| matches!(d, 7 | 30 | 90)).unwrap_or(30);
-    let series = match hub.platform.usage_by_day(&account.id, days).await {
-        Ok(s) => s,
-        Err(e) => return hub.error(&v, &e),
-    };
+    let series =
+        page_or_return!(hub.or_page(&v, hub.platform.usage_by_day(&account.id, days).await));
     // Keys by name where the viewer may see the key list.
     let names: std::collections::HashMap<String, String> =
         if s.role.is_some_and(|r| r.can(Permission::ViewKeys)) {
@@ -89,22 +81,9 @@ pub async fn usage(State(hub): State<Hub>, v: Visitor, Query(q): Query<Period>) 
 }
 
 pub async fn billing(State(hub): State<Hub>, v: Visitor) -> Response {
-    let s = match v.member() {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let account = match s.require(Permission::ViewBilling) {
-        Ok(a) => a,
-        Err(e) => return hub.error(&v, &e),
-    };
-    let view = match hub.platform.billing_view(&account.id).await {
-        Ok(b) => b,
-        Err(e) => return hub.error(&v, &e),
-    };
-    let invoices = match hub.platform.invoices(&account.id).await {
-        Ok(i) => i,
-        Err(e) => return hub.error(&v, &e),
-    };
+    let (_, account) = page_or_return!(hub.allowed(&v, Permission::ViewBilling));
+    let view = page_or_return!(hub.or_page(&v, hub.platform.billing_view(&account.id).await));
+    let invoices = page_or_return!(hub.or_page(&v, hub.platform.invoices(&account.id).await));
     let months: Vec<String> = view.months.iter().map(|m| m.month.clone()).collect();
     let spend: Vec<f64> = view.months.iter().map(|m| m.cost_usd).collect();
     let chart = charts::bars("Spend by month", &months, &spend, true);
@@ -131,18 +110,8 @@ pub async fn invoice(
     Path(id): Path<String>,
     Query(q): Query<Download>,
 ) -> Response {
-    let s = match v.member() {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let account = match s.require(Permission::ViewBilling) {
-        Ok(a) => a,
-        Err(e) => return hub.error(&v, &e),
-    };
-    let invoice = match hub.platform.invoice(&account.id, &id).await {
-        Ok(i) => i,
-        Err(e) => return hub.error(&v, &e),
-    };
+    let (_, account) = page_or_return!(hub.allowed(&v, Permission::ViewBilling));
+    let invoice = page_or_return!(hub.or_page(&v, hub.platform.invoice(&account.id, &id).await));
     let html = maximin_core::invoices::invoice_html(&invoice);
     let mut resp = axum::response::Html(html).into_response();
     if q.download.is_some() {
