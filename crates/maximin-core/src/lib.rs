@@ -328,20 +328,7 @@ impl Platform {
                 format!("'{email}' is not an email address."),
             ));
         }
-        if limits.is_some() && plan != Plan::Enterprise {
-            return Err(Error::invalid(
-                "limits",
-                "Custom limits apply only to the 'enterprise' plan.",
-            ));
-        }
-        if let Some(l) = limits {
-            if l.rpm == 0 {
-                return Err(Error::invalid("rpm", "rpm must be at least 1."));
-            }
-            if l.tpm == Some(0) {
-                return Err(Error::invalid("tpm", "tpm must be at least 1."));
-            }
-        }
+        check_limits(plan, limits)?;
         let account = Account {
             id: secrets::new_id("acct"),
             email: email.to_lowercase(),
@@ -712,6 +699,26 @@ impl Platform {
     pub async fn shutdown(&self) {
         self.meter.shutdown().await;
     }
+}
+
+/// Custom limits fit the plan: only `enterprise` has them, and they allow
+/// something.
+pub(crate) fn check_limits(plan: Plan, limits: Option<CustomLimits>) -> Result<()> {
+    if limits.is_some() && plan != Plan::Enterprise {
+        return Err(Error::invalid(
+            "limits",
+            "Custom limits apply only to the 'enterprise' plan.",
+        ));
+    }
+    if let Some(l) = limits {
+        if l.rpm == 0 {
+            return Err(Error::invalid("rpm", "rpm must be at least 1."));
+        }
+        if l.tpm == Some(0) {
+            return Err(Error::invalid("tpm", "tpm must be at least 1."));
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn valid_email(email: &str) -> bool {

@@ -96,6 +96,26 @@ pub fn rule(c: DataCategory) -> CategoryRule {
 }
 
 impl Platform {
+    /// Moves an account to another plan (the operator's; custom limits
+    /// only on `enterprise`, and none kept when leaving it). A cached
+    /// caller carries the plan, so the change holds from the next request.
+    pub async fn set_plan(
+        &self,
+        account_id: &str,
+        plan: maximin_types::Plan,
+        limits: Option<maximin_types::CustomLimits>,
+    ) -> Result<maximin_types::AccountView> {
+        crate::check_limits(plan, limits)?;
+        if !self
+            .store
+            .set_account_plan(account_id, plan, limits)
+            .await?
+        {
+            return Err(Error::not_found("account", account_id));
+        }
+        self.account_view(account_id).await
+    }
+
     /// Every data category held for the account, with figures.
     pub async fn categories(&self, account_id: &str) -> Result<Vec<CategoryView>> {
         self.account(account_id).await?;

@@ -420,6 +420,14 @@ pub trait AccountStore: Send + Sync + 'static {
     /// Replaces an account's routing limits (regions, PII); false when no
     /// such account. Changes the auth epoch, so cached callers are re-read.
     async fn set_account_routing(&self, id: &str, routing: &Routing) -> Result<bool>;
+    /// Changes an account's plan and custom limits (changes the auth
+    /// epoch: cached callers carry the plan); false when there is none.
+    async fn set_account_plan(
+        &self,
+        id: &str,
+        plan: maximin_types::Plan,
+        limits: Option<maximin_types::CustomLimits>,
+    ) -> Result<bool>;
     /// The same for one key.
     async fn set_key_routing(&self, id: &str, routing: &Routing) -> Result<bool>;
     /// Marks a key revoked; returns false when it was already revoked or absent.

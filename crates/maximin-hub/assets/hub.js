@@ -46,6 +46,7 @@ if (pg) {
     text.className = "answer";
     text.id = "pg-text-out";
     button.disabled = true;
+    out.setAttribute("aria-busy", "true");
     try {
       const resp = await fetch("/hub/playground/send", {
         method: "POST",
@@ -73,7 +74,8 @@ if (pg) {
               const data = line.slice(5).trim();
               if (data === "[DONE]") continue;
               try {
-                const j = JSON.parse(data);
+                let j = JSON.parse(data);
+                if (j.data && j.data.choices) j = j.data;
                 const d = j.choices && j.choices[0] && j.choices[0].delta;
                 if (d && d.content) text.textContent += d.content;
               } catch (_) { /* not JSON: ignore */ }
@@ -82,7 +84,8 @@ if (pg) {
         }
         return;
       }
-      const body = await resp.json().catch(() => null);
+      let body = await resp.json().catch(() => null);
+      if (body && body.data && body.data.choices) body = body.data;
       const content = body && body.choices && body.choices[0] && body.choices[0].message && body.choices[0].message.content;
       const audio = body && body.data && body.data.audio;
       const image = body && body.data && body.data.image_base64 && body.data.image_base64[0];
@@ -114,6 +117,7 @@ if (pg) {
       }
     } finally {
       button.disabled = false;
+      out.setAttribute("aria-busy", "false");
     }
   });
 }

@@ -8,7 +8,10 @@
 //!   rendering and redirects.
 //! - `pages/`: one module per area: `auth` (sign-up, log-in, the second
 //!   factor, log-out, invitations), `security` (password, TOTP, recovery
-//!   codes), `keys`, `members`, `overview`.
+//!   codes), `overview`, `keys`, `usage` (charts, billing, invoices),
+//!   `privacy` (the dashboard), `files` (files and tasks), `playground`,
+//!   `support`, `members`, `operator`.
+//! - `charts.rs`: bar charts as server-drawn SVG; `qr.rs`: QR codes as SVG.
 //!
 //! Cookies (seed 001): `maximin_session` (the session's token, or before
 //! signing in a token that only binds the forms' CSRF tokens; `HttpOnly`,
@@ -111,6 +114,9 @@ pub fn router(platform: Arc<Platform>, api: Router, config: HubConfig) -> Router
             get(pages::playground::show).post(pages::playground::send_form),
         )
         .route("/playground/send", post(pages::playground::send))
+        .route("/operator", get(pages::operator::show))
+        .route("/operator/plan", post(pages::operator::plan))
+        .route("/operator/credits", post(pages::operator::credits))
         .route(
             "/members",
             get(pages::members::list).post(pages::members::invite),

@@ -80,6 +80,7 @@ impl Hub {
             "support.html",
             "ticket.html",
             "playground.html",
+            "operator.html",
         );
         env.add_filter("usd", |micro: i64| {
             format!("${:.2}", micro as f64 / 1_000_000.0)
@@ -374,6 +375,8 @@ fn notice(code: &str) -> Option<&'static str> {
         "invite_cancelled" => "The invitation is cancelled.",
         "joined" => "You joined the account.",
         "prefs" => "Preferences saved.",
+        "plan" => "The plan is changed.",
+        "credits" => "The credit is granted.",
         "file_deleted" => "The file is deleted.",
         "debug" => "Debug logging is changed.",
         "routing" => "Region and PII settings are saved.",

@@ -602,6 +602,16 @@ impl Platform {
     /// token is returned once.
     pub async fn invite_member(&self, s: &HubSession, email: &str, role: &str) -> Result<Invited> {
         let account = s.require(Permission::ManageMembers)?;
+        self.invite(&account.id, email, role).await
+    }
+
+    /// An invitation to an account (the owner's page, or the operator's
+    /// `maximin users invite`); the link's token is returned once.
+    pub async fn invite(&self, account_id: &str, email: &str, role: &str) -> Result<Invited> {
+        let account = self.account(account_id).await?;
+        if account.closed_at.is_some() {
+            return Err(Error::invalid("account", "This account is closed."));
+        }
         let email = normalize_email(email);
         if !crate::valid_email(&email) {
             return Err(Error::invalid(
@@ -859,9 +869,14 @@ impl Platform {
         Ok(secret)
     }
 
-    /// Every person who signs in to the hub.
-    pub async fn users(&self) -> Result<Vec<UserRecord>> {
-        self.store.users().await
+    /// Every person who signs in to the hub, with the accounts they are in.
+    pub async fn users(&self) -> Result<Vec<(UserRecord, Vec<MembershipRecord>)>> {
+        let mut out = Vec::new();
+        for u in self.store.users().await? {
+            let m = self.store.memberships_of_user(&u.id).await?;
+            out.push((u, m));
+        }
+        Ok(out)
     }
 }
 

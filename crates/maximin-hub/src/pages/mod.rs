@@ -4,6 +4,7 @@ pub mod auth;
 pub mod files;
 pub mod keys;
 pub mod members;
+pub mod operator;
 pub mod overview;
 pub mod playground;
 pub mod privacy;

@@ -276,6 +276,11 @@ pub async fn send_form(State(hub): State<Hub>, post: Post) -> Response {
 
 /// What to show of an answer: its text, its audio (hex), its image (base64).
 fn shown(a: &Json) -> (Option<String>, Option<String>, Option<String>) {
+    // The seed 002 envelope (`data`) or a bare answer.
+    let a = a
+        .get("data")
+        .filter(|d| d.get("choices").is_some())
+        .unwrap_or(a);
     let text = a
         .pointer("/choices/0/message/content")
         .and_then(Json::as_str)

@@ -211,6 +211,25 @@ impl AccountStore for SqlStore {
             .await
     }
 
+    async fn set_account_plan(
+        &self,
+        id: &str,
+        plan: Plan,
+        limits: Option<CustomLimits>,
+    ) -> Result<bool> {
+        let res = query("UPDATE accounts SET plan = ?, rpm = ?, burst = ?, tpm = ? WHERE id = ?")
+            .bind(plan.as_str())
+            .bind(limits.map(|l| i64::from(l.rpm)))
+            .bind(limits.map(|l| i64::from(l.burst)))
+            .bind(limits.and_then(|l| l.tpm).map(i64::from))
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        self.bump_epoch().await;
+        Ok(res.rows_affected() == 1)
+    }
+
     async fn set_key_routing(&self, id: &str, routing: &Routing) -> Result<bool> {
         self.set_routing("UPDATE api_keys SET routing = ? WHERE id = ?", id, routing)
             .await

@@ -11,7 +11,7 @@ use maximin_core::{Error, NewKey, Platform};
 use maximin_store::add_master_key;
 use maximin_types::CustomLimits;
 
-use super::{AccountsCmd, BillingCmd, Failure, KeysCmd, Out, PrivacyCmd, SupportCmd};
+use super::{AccountsCmd, BillingCmd, Failure, KeysCmd, Out, PrivacyCmd, SupportCmd, UsersCmd};
 use crate::config::Config;
 
 /// `maximin models list`.
@@ -514,5 +514,81 @@ pub(super) async fn support(p: &Platform, cmd: SupportCmd, out: &Out) -> Result<
         }
         lines.join("\n")
     });
+    Ok(())
+}
+
+/// A hub user as the CLI prints it (never a password hash or a secret).
+#[derive(serde::Serialize)]
+struct UserLine {
+    id: String,
+    email: String,
+    operator: bool,
+    totp: bool,
+    accounts: Vec<serde_json::Value>,
+}
+
+pub(super) async fn users(p: &Platform, cmd: UsersCmd, out: &Out) -> Result<(), Failure> {
+    match cmd {
+        UsersCmd::List => {
+            let list: Vec<UserLine> = p
+                .users()
+                .await?
+                .into_iter()
+                .map(|(u, m)| UserLine {
+                    id: u.id,
+                    email: u.email,
+                    operator: u.operator,
+                    totp: u.totp.is_some(),
+                    accounts: m
+                        .into_iter()
+                        .map(|m| serde_json::json!({"account_id": m.account_id, "role": m.role}))
+                        .collect(),
+                })
+                .collect();
+            out.print(&list, || {
+                list.iter()
+                    .map(|u| {
+                        format!(
+                            "{}  {}{}{}",
+                            u.id,
+                            u.email,
+                            if u.operator { "  operator" } else { "" },
+                            if u.totp { "  totp" } else { "" }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        UsersCmd::Operator { email, off } => {
+            let u = p.set_operator(&email, !off).await?;
+            let view = serde_json::json!({"id": u.id, "email": u.email, "operator": u.operator});
+            out.print(&view, || {
+                format!(
+                    "{} is {} operator",
+                    u.email,
+                    if u.operator { "now an" } else { "no longer an" }
+                )
+            });
+        }
+        UsersCmd::Invite {
+            account,
+            email,
+            role,
+        } => {
+            let i = p.invite(&account, &email, &role).await?;
+            let path = format!("/hub/invite/{}", i.token);
+            let view = serde_json::json!({
+                "id": i.invite.id, "account_id": i.invite.account_id, "email": i.invite.email,
+                "role": i.invite.role, "link": path,
+            });
+            out.print(&view, || {
+                format!(
+                    "invitation for {} ({}) to {}: open SERVER{path} within 7 days (shown once)",
+                    i.invite.email, i.invite.role, i.invite.account_id
+                )
+            });
+        }
+    }
     Ok(())
 }

@@ -91,6 +91,9 @@ pub enum Command {
     /// Support tickets, the operator's side.
     #[command(subcommand)]
     Support(SupportCmd),
+    /// The people who sign in to the hub.
+    #[command(subcommand)]
+    Users(UsersCmd),
     /// Copy this install's SQLite database (and its files) into the shared
     /// PostgreSQL database (and S3-compatible bucket) replicas use.
     /// Resumable: run it again after an interruption; rows and files
@@ -237,6 +240,31 @@ pub struct ServeArgs {
     /// pull_on_start = false` in maximin.toml).
     #[arg(long, env = "MAXIMIN_NO_PULL", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_pull: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UsersCmd {
+    /// List the hub's users and the accounts they belong to.
+    List,
+    /// Give a user the operator's role in the hub (accounts, plans,
+    /// credits, upstream health), or take it with --off.
+    Operator {
+        email: String,
+        #[arg(long)]
+        off: bool,
+    },
+    /// Make an invitation link to an account (such as the one the first
+    /// start made): the person opens it and signs up or joins.
+    Invite {
+        /// The account's id.
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        email: String,
+        /// owner, developer, billing or read-only
+        #[arg(long, default_value = "owner")]
+        role: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -434,6 +462,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 Command::Billing(cmd) => admin::billing(&platform, cmd, &out).await,
                 Command::Privacy(cmd) => admin::privacy(&platform, cmd, &out).await,
                 Command::Support(cmd) => admin::support(&platform, cmd, &out).await,
+                Command::Users(cmd) => admin::users(&platform, cmd, &out).await,
                 Command::Models(ModelsCmd::List) => admin::list_models(&platform, &out),
                 _ => {
                     unreachable!("serve, pull, rotate-key, migrate and doctor are dispatched above")

@@ -606,3 +606,127 @@ async fn one_accounts_session_reaches_nothing_of_another() {
     let p = stolen.get("/hub/keys").await;
     assert!(p.body.contains("b-key") && !p.body.contains("a@example.com"));
 }
+
+/// The playground's calls pass the request path (metered on the session's
+/// own key) and keep no content: not even with debug logging on, which
+/// keeps the same request sent with a key.
+#[tokio::test]
+async fn playground_calls_are_metered_and_keep_no_content() {
+    let s = Server::with_models("").await;
+    let mut b = Browser::new(&s);
+    b.sign_up("play@example.com", PASSWORD).await;
+    b.get("/hub/privacy").await;
+    let p = b
+        .post(
+            "/hub/privacy/debug",
+            &[("enabled", "yes"), ("duration_hours", "1")],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let canary = format!("canary-{}", crate::helpers::rand_suffix());
+    b.get("/hub/playground").await;
+    for stream in ["yes", "no"] {
+        let message = format!("Repeat after me: {canary}");
+        let p = b
+            .post(
+                "/hub/playground/send",
+                &[
+                    ("endpoint", "chat"),
+                    ("model", "gemma-3-270m"),
+                    ("message", message.as_str()),
+                    ("max_tokens", "8"),
+                    ("stream", stream),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, 200, "{}", p.body);
+        if stream == "yes" {
+            assert!(p.body.contains("data: "), "a stream: {}", p.body);
+        } else {
+            assert!(p.body.contains("\"choices\""), "{}", p.body);
+        }
+        assert!(!p.body.contains("mmx_live_"), "no key in the answer");
+    }
+    // The page without script: the answer in the page, the curl command
+    // with the key left to the environment.
+    let p = b
+        .post(
+            "/hub/playground",
+            &[
+                ("endpoint", "chat"),
+                ("model", "gemma-3-270m"),
+                ("message", "Hi"),
+                ("max_tokens", "4"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 200);
+    assert!(p.body.contains("id=\"pg-text-out\""), "{}", p.body);
+    assert!(p.body.contains("Bearer $MAXIMIN_API_KEY") && !p.body.contains("mmx_live_"));
+
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let usage = b.get("/hub/usage").await;
+    assert!(
+        usage.body.contains("<td>gemma-3-270m</td><td>3</td>"),
+        "{}",
+        usage.body
+    );
+    assert!(usage.body.contains("Hub playground (play@example.com)"));
+    let debug_logs = |page: &str| -> String {
+        between(
+            page,
+            "<label for=\"cat-debug_logs\">debug_logs</label></th>",
+            "</tr>",
+        )
+        .and_then(|row| row.split("<td>").nth(2))
+        .and_then(|c| c.split('<').next())
+        .expect("the debug logs row")
+        .to_owned()
+    };
+    let privacy = b.get("/hub/privacy").await;
+    assert_eq!(debug_logs(&privacy.body), "0", "no playground content kept");
+
+    // The same request with a key is kept (sealed): the switch is on.
+    b.get("/hub/keys").await;
+    let p = b.post("/hub/keys", &[("name", "k")]).await;
+    let key = between(&p.body, "id=\"secret\">", "<")
+        .expect("secret")
+        .to_owned();
+    let r = s
+        .post(
+            "/v1/chat/completions",
+            &key,
+            serde_json::json!({"model": "gemma-3-270m", "max_tokens": 4,
+                "messages": [{"role": "user", "content": canary}]}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let privacy = b.get("/hub/privacy").await;
+    assert_eq!(debug_logs(&privacy.body), "1", "a key's request is kept");
+    // And the canary is nowhere in the data dir in the clear.
+    for entry in walk(s.dir.path()) {
+        let bytes = std::fs::read(&entry).unwrap_or_default();
+        assert!(
+            !bytes.windows(canary.len()).any(|w| w == canary.as_bytes()),
+            "{} holds the playground's content",
+            entry.display()
+        );
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_symlink() {
+            continue;
+        }
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

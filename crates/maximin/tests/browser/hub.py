@@ -8,7 +8,9 @@ Prints one line per step; exits non-zero on the first failure.
 import base64
 import hashlib
 import hmac
+import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -38,6 +40,18 @@ def curl(path, key):
     return int(out.stdout)
 
 
+def cli(*args):
+    """The server's own CLI on its data dir (and database), as the operator."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAXIMIN_DATA_DIR", "MAXIMIN_CONFIG")}
+    subprocess.run(
+        [os.environ["MAXIMIN_CLI"], *args, "--data-dir", os.environ["MAXIMIN_CLI_DATA_DIR"], "--json"],
+        env=env, check=True, capture_output=True,
+    )
+
+
+CURRENT = {"page": None}
+
+
 def step(text):
     print("step:", text, flush=True)
 
@@ -52,13 +66,14 @@ def unlabelled(page):
     )
 
 
-with sync_playwright() as p:
+def run(p):
     browser = p.chromium.launch(
         executable_path=os.environ.get("MAXIMIN_CHROMIUM", "/usr/bin/chromium"),
         args=["--no-sandbox"],
     )
     ctx = browser.new_context(viewport={"width": 1280, "height": 900})
     page = ctx.new_page()
+    CURRENT["page"] = page
     page.on("dialog", lambda d: d.accept())
     errors = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -121,8 +136,58 @@ with sync_playwright() as p:
     expect(page.get_by_text("The key is revoked")).to_be_visible()
     assert curl("/v1/models", key) == 401
 
+    step("playground: chat, streamed")
+    page.get_by_role("link", name="Playground").click()
+    page.get_by_label("Model").select_option("gemma-3-270m")
+    page.get_by_label("Message").fill("Say hello in three words.")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("#pg-text-out")).to_have_text(re.compile(r"\S"), timeout=120_000)
+    # The stream ran to its end (metered whole) before moving on.
+    expect(page.locator("#pg-output")).to_have_attribute("aria-busy", "false", timeout=120_000)
+    expect(page.locator("#pg-curl")).to_contain_text("/v1/chat/completions")
+    expect(page.locator("#pg-curl")).to_contain_text("$MAXIMIN_API_KEY")
+    assert "mmx_live_" not in page.content(), "no key in the playground page"
+
+    step("playground: speech, playable")
+    page.get_by_role("link", name="Speech (text to audio)").click()
+    page.get_by_label("Model").select_option("speech-2.8-hd")
+    page.get_by_label("Text").fill("Hello from the playground.")
+    page.get_by_role("button", name="Send").click()
+    audio = page.locator("#pg-output audio")
+    expect(audio).to_be_visible(timeout=120_000)
+    page.wait_for_function(
+        "() => { const a = document.querySelector('#pg-output audio'); return a && a.duration > 0.3; }",
+        timeout=30_000,
+    )
+    expect(page.locator("#pg-curl")).to_contain_text("/v1/t2a_v2")
+
+    step("the playground's requests are in usage")
+    page.get_by_role("link", name="Usage").click()
+    expect(page.locator("svg.chart").first).to_be_visible()
+    expect(page.get_by_role("cell", name="gemma-3-270m")).to_be_visible()
+    expect(page.get_by_role("cell", name="speech-2.8-hd")).to_be_visible()
+
+    step("a support ticket")
+    page.get_by_role("link", name="Support").click()
+    page.get_by_label("Subject").fill("Invoice question")
+    page.get_by_label("Message").fill("Where do I find the invoice for November?")
+    page.get_by_role("button", name="Open ticket").click()
+    expect(page.get_by_role("heading", name="Invoice question")).to_be_visible()
+
+    step("the operator's view")
+    cli("users", "operator", EMAIL)
+    page.goto(BASE + "/hub/operator")
+    expect(page.get_by_role("heading", name="Upstreams")).to_be_visible()
+    page.get_by_label("USD for " + EMAIL).fill("5")
+    page.get_by_role("button", name="Grant").first.click()
+    expect(page.get_by_text("The credit is granted.")).to_be_visible()
+
     step("screenshots at desktop and phone width")
-    pages = ["/hub", "/hub/keys", "/hub/members", "/hub/security"]
+    pages = [
+        "/hub", "/hub/keys", "/hub/usage", "/hub/billing", "/hub/playground",
+        "/hub/files", "/hub/support", "/hub/members", "/hub/privacy",
+        "/hub/security", "/hub/operator",
+    ]
     for width, height, name in [(1280, 900, "desktop"), (390, 844, "phone")]:
         page.set_viewport_size({"width": width, "height": height})
         for path in pages:
@@ -133,12 +198,32 @@ with sync_playwright() as p:
             page.screenshot(path=f"{SHOTS}/{slug}-{name}.png", full_page=True)
             wide = page.evaluate(
                 """() => [...document.querySelectorAll('body *')]
-                     .filter(e => !e.closest('.scroll') && e.getBoundingClientRect().right > window.innerWidth + 1)
+                     .filter(e => !e.closest('.scroll, pre') && e.getBoundingClientRect().right > window.innerWidth + 1)
                      .map(e => e.tagName + (e.id ? '#' + e.id : '') + (e.className ? '.' + e.className : ''))"""
             )
             assert not wide, f"{path} is wider than {width}px: {wide}"
             sideways = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
             assert sideways <= 1, f"{path} scrolls sideways by {sideways}px at {width}px"
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+    step("export the privacy data and open the JSON")
+    page.goto(BASE + "/hub/privacy")
+    page.get_by_role("button", name="Export my data").click()
+    link = page.locator("#export-download")
+    expect(link).to_be_visible(timeout=60_000)
+    resp = page.request.get(link.get_attribute("href"))
+    assert resp.ok, resp.status
+    doc = resp.json()
+    assert doc["object"] == "privacy_export" and doc["account_id"], list(doc)
+    assert "browser" in json.dumps(doc["categories"]), "the key made above is in the export"
+
+    step("close the account")
+    page.goto(BASE + "/hub/privacy")
+    account_id = page.locator("label[for=close-confirm] code").inner_text().strip()
+    page.get_by_label("Type the account id").fill(account_id)
+    page.get_by_role("button", name="Close this account").click()
+    expect(page.get_by_role("heading", name="Account closed")).to_be_visible()
+    assert curl("/v1/models", key) == 401
 
     ctx.clear_cookies()
     for width, height, name in [(1280, 900, "desktop"), (390, 844, "phone")]:
@@ -150,4 +235,16 @@ with sync_playwright() as p:
 
     assert not errors, f"console errors: {errors}"
     browser.close()
+
+
+with sync_playwright() as pw:
+    try:
+        run(pw)
+    except BaseException:
+        # A failure leaves a screenshot and the page's text beside the others.
+        page = CURRENT["page"]
+        if page is not None:
+            page.screenshot(path=f"{SHOTS}/FAILED.png", full_page=True)
+            print("page at failure:", page.url, page.inner_text("main")[:3000], flush=True)
+        raise
 print("hub browser test: OK", flush=True)
