@@ -13,17 +13,17 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// A round upper bound for the axis: 1, 2 or 5 times a power of ten.
-fn nice_max(v: f64) -> f64 {
-    if v <= 0.0 {
-        return 1.0;
-    }
-    let p = 10f64.powf(v.log10().floor());
-    [1.0, 2.0, 5.0, 10.0]
+/// A round step for four grid lines over `max`: 1, 2 or 5 times a power
+/// of ten (whole numbers for counts), and the axis' top, four steps up.
+fn axis(max: f64, money: bool) -> (f64, f64) {
+    let raw = (max / 4.0).max(if money { 1e-6 } else { 1.0 });
+    let p = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
         .iter()
         .map(|m| m * p)
-        .find(|m| *m >= v)
-        .unwrap_or(10.0 * p)
+        .find(|m| *m >= raw * 0.999_999)
+        .unwrap_or(10.0 * p);
+    (step, step * 4.0)
 }
 
 fn short(v: f64, money: bool) -> String {
@@ -31,6 +31,9 @@ fn short(v: f64, money: bool) -> String {
         format!("{:.1}M", v / 1_000_000.0)
     } else if v >= 10_000.0 {
         format!("{:.0}k", v / 1000.0)
+    } else if money && v > 0.0 && v < 0.01 {
+        // Small spends read as what they are, not as $0.00.
+        format!("{:.4}", v).trim_end_matches('0').to_owned()
     } else if money && v < 10.0 {
         format!("{v:.2}")
     } else {
@@ -46,9 +49,9 @@ fn short(v: f64, money: bool) -> String {
 /// A bar per day (`labels` like `2026-12-07`), with `title` for a screen
 /// reader; `money` writes values as USD.
 pub fn bars(title: &str, labels: &[String], values: &[f64], money: bool) -> String {
-    let (w, h, left, bottom, top) = (640.0, 220.0, 56.0, 28.0, 12.0);
+    let (w, h, left, bottom, top) = (560.0, 240.0, 64.0, 32.0, 12.0);
     let n = values.len().max(1) as f64;
-    let max = nice_max(values.iter().cloned().fold(0.0, f64::max));
+    let (step, max) = axis(values.iter().cloned().fold(0.0, f64::max), money);
     let plot_w = w - left - 8.0;
     let plot_h = h - bottom - top;
     let slot = plot_w / n;
@@ -68,7 +71,7 @@ pub fn bars(title: &str, labels: &[String], values: &[f64], money: bool) -> Stri
         peak = short(values.iter().cloned().fold(0.0, f64::max), money),
     );
     for i in 0..=4 {
-        let v = max * f64::from(i) / 4.0;
+        let v = step * f64::from(i);
         let y = top + plot_h - plot_h * f64::from(i) / 4.0;
         let _ = write!(
             svg,
@@ -101,8 +104,9 @@ pub fn bars(title: &str, labels: &[String], values: &[f64], money: bool) -> Stri
             let _ = write!(
                 svg,
                 r#"<text class="axis" x="{x:.1}" y="{y}" text-anchor="{anchor}">{l}</text>"#,
-                y = h - 8.0,
-                l = esc(l.get(5..).unwrap_or(l)),
+                y = h - 6.0,
+                // A day without its year (12-07); a month as it is (2026-12).
+                l = esc(if l.len() == 10 { &l[5..] } else { l }),
             );
         }
     }
@@ -123,8 +127,13 @@ mod tests {
         assert_eq!(svg.matches("<rect").count(), 3);
         assert!(svg.contains("<title>2026-12-02: 4</title>"));
         assert!(svg.contains(">12-01<") && svg.contains(">12-03<"));
-        assert_eq!(nice_max(4.0), 5.0);
-        assert_eq!(nice_max(0.0), 1.0);
+        // Whole steps for counts, a round top.
+        assert_eq!(axis(4.0, false), (1.0, 4.0));
+        assert_eq!(axis(5.0, false), (2.0, 8.0));
+        assert_eq!(axis(0.0, false), (1.0, 4.0));
+        assert_eq!(axis(130.0, false), (50.0, 200.0));
+        assert_eq!(short(0.000_42, true), "$0.0004");
+        assert!(svg.contains(">3<") && !svg.contains(">2.5<"));
         assert!(bars("Spend", &labels, &[0.5, 0.0, 0.25], true).contains("$0.75 in all"));
     }
 }

@@ -83,7 +83,13 @@ impl Hub {
             "operator.html",
         );
         env.add_filter("usd", |micro: i64| {
-            format!("${:.2}", micro as f64 / 1_000_000.0)
+            let usd = micro as f64 / 1_000_000.0;
+            if micro != 0 && usd.abs() < 0.01 {
+                // A small spend reads as what it is, not as $0.00.
+                format!("${usd:.6}").trim_end_matches('0').to_owned()
+            } else {
+                format!("${usd:.2}")
+            }
         });
         env.add_filter("hex_to_base64", |hex_text: String| {
             use base64::Engine;

@@ -516,8 +516,23 @@ async fn repeated_wrong_passwords_and_codes_lock_out() {
     assert_eq!(p.status, 429);
 }
 
-/// Every hub route with account B's ids, from account A's session: nothing
-/// of B's is shown or changed.
+/// The hub's route templates, read from its router: the matrix below
+/// must name every one, so a new route cannot go untested.
+fn hub_routes() -> Vec<String> {
+    let src = include_str!("../../../maximin-hub/src/lib.rs");
+    let mut out = Vec::new();
+    for part in src.split(".route(").skip(1) {
+        if let Some(path) = between(part.trim_start(), "\"", "\"") {
+            out.push(path.to_owned());
+        }
+    }
+    out
+}
+
+/// Every hub route, from account A's session, with account B's ids where
+/// the route takes one: nothing of B's is shown or changed. Routes without
+/// an id act on the session's own account by construction; A's pages are
+/// checked to show nothing of B's.
 #[tokio::test]
 async fn one_accounts_session_reaches_nothing_of_another() {
     let s = Server::start().await;
@@ -526,7 +541,8 @@ async fn one_accounts_session_reaches_nothing_of_another() {
     let mut bb = Browser::new(&s);
     bb.sign_up("b@example.com", PASSWORD).await;
 
-    // B's things: a key, an invitation, B's account and user ids.
+    // B's things: a key, a file, a ticket, an export, an invitation, B's
+    // account and user ids.
     bb.get("/hub/keys").await;
     let p = bb.post("/hub/keys", &[("name", "b-key")]).await;
     let b_secret = between(&p.body, "id=\"secret\">", "<")
@@ -536,6 +552,39 @@ async fn one_accounts_session_reaches_nothing_of_another() {
     let b_key = between(&list.body, "href=\"/hub/keys/", "\"")
         .expect("key")
         .to_owned();
+    let up = s
+        .upload(&b_secret, "retrieval", "b-notes.txt", b"B's notes".to_vec())
+        .await;
+    let b_file = up.body["file"]["file_id"]
+        .as_i64()
+        .or_else(|| {
+            up.body["data"]["id"]
+                .as_str()
+                .and_then(|i| i.trim_start_matches("file_").parse().ok())
+        })
+        .map(|i| i.to_string())
+        .unwrap_or_else(|| panic!("B's file: {:?}", up.body));
+    bb.get("/hub/support").await;
+    let p = bb
+        .post(
+            "/hub/support",
+            &[("subject", "b-ticket"), ("message", "B's question")],
+        )
+        .await;
+    let b_ticket = p
+        .location
+        .as_deref()
+        .and_then(|l| l.strip_prefix("/hub/support/"))
+        .expect("B's ticket")
+        .to_owned();
+    bb.get("/hub/privacy").await;
+    let p = bb.post("/hub/privacy/export", &[]).await;
+    let b_export = p
+        .location
+        .as_deref()
+        .and_then(|l| l.strip_prefix("/hub/privacy/export/"))
+        .expect("B's export")
+        .to_owned();
     bb.get("/hub/members").await;
     let p = bb
         .post(
@@ -543,7 +592,9 @@ async fn one_accounts_session_reaches_nothing_of_another() {
             &[("email", "c@example.com"), ("role", "developer")],
         )
         .await;
-    assert_eq!(p.status, 200, "{}", p.body);
+    let b_invite_token = between(&p.body, "/hub/invite/", "<")
+        .expect("link")
+        .to_owned();
     let members = bb.get("/hub/members").await;
     let b_invite = between(&members.body, "/hub/members/invites/", "/cancel")
         .expect("invite")
@@ -556,48 +607,197 @@ async fn one_accounts_session_reaches_nothing_of_another() {
         .map(|a| format!("acct_{a}"))
         .expect("B's account");
 
-    a.get("/hub").await;
-    let gets = [format!("/hub/keys/{b_key}")];
-    for path in &gets {
-        let p = a.get(path).await;
-        assert_eq!(p.status, 404, "GET {path}");
-        assert!(!p.body.contains("b-key"), "GET {path} shows nothing of B's");
-    }
-    let posts: Vec<(String, Vec<(&str, &str)>)> = vec![
+    // (template, method, path with B's ids, form fields)
+    let matrix: Vec<(&str, &str, String, Vec<(&str, &str)>)> = vec![
+        ("/keys/{id}", "GET", format!("/hub/keys/{b_key}"), vec![]),
         (
+            "/keys/{id}/revoke",
+            "POST",
             format!("/hub/keys/{b_key}/revoke"),
             vec![("confirm", "yes")],
         ),
-        (format!("/hub/members/{b_user}"), vec![("action", "remove")]),
         (
+            "/files/{id}/delete",
+            "POST",
+            format!("/hub/files/{b_file}/delete"),
+            vec![],
+        ),
+        (
+            "/support/{id}",
+            "GET",
+            format!("/hub/support/{b_ticket}"),
+            vec![],
+        ),
+        (
+            "/support/{id}",
+            "POST",
+            format!("/hub/support/{b_ticket}"),
+            vec![("action", "reply"), ("message", "from A")],
+        ),
+        (
+            "/support/{id}",
+            "POST",
+            format!("/hub/support/{b_ticket}"),
+            vec![("action", "close")],
+        ),
+        (
+            "/privacy/export/{task_id}",
+            "GET",
+            format!("/hub/privacy/export/{b_export}"),
+            vec![],
+        ),
+        (
+            "/members/{user_id}",
+            "POST",
+            format!("/hub/members/{b_user}"),
+            vec![("action", "remove")],
+        ),
+        (
+            "/members/{user_id}",
+            "POST",
             format!("/hub/members/{b_user}"),
             vec![("action", "role"), ("role", "read-only")],
         ),
-        (format!("/hub/members/invites/{b_invite}/cancel"), vec![]),
         (
-            "/hub/account".to_owned(),
+            "/members/invites/{id}/cancel",
+            "POST",
+            format!("/hub/members/invites/{b_invite}/cancel"),
+            vec![],
+        ),
+        (
+            "/account",
+            "POST",
+            "/hub/account".into(),
             vec![("account_id", b_account.as_str())],
         ),
+        // An invitation is for its address: A's session cannot take B's.
+        (
+            "/invite/{token}",
+            "POST",
+            format!("/hub/invite/{b_invite_token}"),
+            vec![],
+        ),
+        // The operator's view is the operator's: not A's, whatever the ids.
+        ("/operator", "GET", "/hub/operator".into(), vec![]),
+        (
+            "/operator/plan",
+            "POST",
+            "/hub/operator/plan".into(),
+            vec![("account_id", b_account.as_str()), ("plan", "free")],
+        ),
+        (
+            "/operator/credits",
+            "POST",
+            "/hub/operator/credits".into(),
+            vec![("account_id", b_account.as_str()), ("usd", "100")],
+        ),
     ];
-    for (path, fields) in &posts {
-        a.get("/hub").await;
-        let p = a.post(path, fields).await;
+    // Routes that take no id: they act on the session's own account (or
+    // on no account at all), so B's ids cannot be named to them.
+    let own_only = [
+        "/",
+        "/assets/hub.css",
+        "/assets/hub.js",
+        "/prefs",
+        "/signup",
+        "/login",
+        "/login/code",
+        "/logout",
+        "/security",
+        "/security/password",
+        "/security/totp",
+        "/security/totp/confirm",
+        "/security/totp/disable",
+        "/security/recovery",
+        "/keys",
+        "/usage",
+        "/billing",
+        "/billing/invoices/{id}",
+        "/privacy",
+        "/privacy/export",
+        "/privacy/delete",
+        "/privacy/debug",
+        "/privacy/routing",
+        "/privacy/close",
+        "/files",
+        "/support",
+        "/playground",
+        "/playground/send",
+        "/members",
+    ];
+    for route in hub_routes() {
         assert!(
-            p.status == 404 || p.status == 403,
-            "POST {path}: {} {}",
+            matrix.iter().any(|(t, ..)| *t == route) || own_only.contains(&route.as_str()),
+            "the route {route} is in neither the matrix nor the own-account list"
+        );
+    }
+
+    for (template, method, path, fields) in &matrix {
+        a.get("/hub").await;
+        let p = if *method == "GET" {
+            a.get(path).await
+        } else {
+            a.post(path, fields).await
+        };
+        assert!(
+            matches!(p.status, 400 | 403 | 404),
+            "{method} {template} as A: {} {}",
             p.status,
             p.body
         );
+        for theirs in [
+            "b-key",
+            "b-ticket",
+            "B's question",
+            "b@example.com",
+            "b-notes.txt",
+        ] {
+            assert!(
+                !p.body.contains(theirs),
+                "{method} {template} shows {theirs}"
+            );
+        }
     }
-    // B's key still works, B's member and invitation are as they were,
-    // and A still sees only A's account.
-    assert_eq!(s.get("/v1/models", &b_secret).await.status, 200);
+    // A's own pages, and A's invoice of the same month id, show none of B's.
+    for path in [
+        "/hub",
+        "/hub/keys",
+        "/hub/usage",
+        "/hub/billing",
+        "/hub/billing/invoices/inv_2026-12",
+        "/hub/privacy",
+        "/hub/files",
+        "/hub/support",
+        "/hub/members",
+        "/hub/playground",
+    ] {
+        let p = a.get(path).await;
+        for theirs in [
+            "b-key",
+            "b-ticket",
+            "b@example.com",
+            "b-notes.txt",
+            b_account.as_str(),
+        ] {
+            assert!(!p.body.contains(theirs), "GET {path} as A shows {theirs}");
+        }
+    }
+    // Everything of B's is as it was.
+    assert_eq!(
+        s.get("/v1/models", &b_secret).await.status,
+        200,
+        "B's key works"
+    );
     let members = bb.get("/hub/members").await;
     assert!(members.body.contains("b@example.com") && members.body.contains("owner"));
-    assert!(members.body.contains(&b_invite));
-    let overview = a.get("/hub").await;
-    assert!(!overview.body.contains(&b_account));
-    // B's cookie given to A's requests is B's session, not a key to A's.
+    assert!(members.body.contains(&b_invite), "B's invitation is open");
+    let files = bb.get("/hub/files").await;
+    assert!(files.body.contains("b-notes.txt"), "B's file is there");
+    let ticket = bb.get(&format!("/hub/support/{b_ticket}")).await;
+    assert!(ticket.body.contains("open") && !ticket.body.contains("from A"));
+    let overview = bb.get("/hub").await;
+    assert!(overview.body.contains("payg"), "B's plan is unchanged");
+    // B's cookie is B's session: it shows B's keys, not A's.
     let mut stolen = Browser::new(&s);
     stolen.set_cookie(
         "maximin_session",
@@ -729,4 +929,117 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// The operator's view: only for a user the CLI made operator, only with
+/// two-factor sign-in on; plan changes and credit grants hold at once.
+#[tokio::test]
+async fn the_operator_view_needs_the_role_and_a_second_factor() {
+    let s = Server::start().await;
+    let mut op = Browser::new(&s);
+    op.sign_up("op@example.com", PASSWORD).await;
+    let mut cust = Browser::new(&s);
+    cust.sign_up("cust@example.com", PASSWORD).await;
+    let overview = cust.get("/hub").await;
+    let cust_account = between(&overview.body, "<code>acct_", "<")
+        .map(|a| format!("acct_{a}"))
+        .expect("account");
+
+    assert_eq!(
+        op.get("/hub/operator").await.status,
+        403,
+        "not yet an operator"
+    );
+    let users = s.cli(&["users", "list"]).expect("users list");
+    assert_eq!(users.as_array().map(Vec::len), Some(2));
+    assert!(!users.to_string().contains("argon2"), "no hash printed");
+    s.cli(&["users", "operator", "op@example.com"])
+        .expect("operator");
+    let p = op.get("/hub/operator").await;
+    assert_eq!(p.status, 403, "an operator without a second factor");
+    assert!(p.body.contains("two-factor sign-in"));
+    enrol_totp(&mut op).await;
+    let p = op.get("/hub/operator").await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    assert!(p.body.contains("cust@example.com") && p.body.contains("Upstreams"));
+
+    // A plan change and a grant, checked where the customer sees them.
+    let p = op
+        .post(
+            "/hub/operator/plan",
+            &[("account_id", cust_account.as_str()), ("plan", "free")],
+        )
+        .await;
+    assert_eq!(p.location.as_deref(), Some("/hub/operator?done=plan"));
+    op.get("/hub/operator").await;
+    let p = op
+        .post(
+            "/hub/operator/credits",
+            &[
+                ("account_id", cust_account.as_str()),
+                ("usd", "12.5"),
+                ("note", "goodwill"),
+            ],
+        )
+        .await;
+    assert_eq!(p.location.as_deref(), Some("/hub/operator?done=credits"));
+    op.get("/hub/operator").await;
+    let p = op
+        .post(
+            "/hub/operator/credits",
+            &[("account_id", cust_account.as_str()), ("usd", "-3")],
+        )
+        .await;
+    assert_eq!(p.status, 400);
+    assert!(p.body.contains("above 0"));
+    let billing = cust.get("/hub/billing").await;
+    assert!(billing.body.contains("goodwill") && billing.body.contains("$12.50"));
+    let overview = cust.get("/hub").await;
+    assert!(overview.body.contains("<dd>free</dd>"), "{}", overview.body);
+
+    // Taken away by the CLI: the page refuses at once.
+    s.cli(&["users", "operator", "op@example.com", "--off"])
+        .expect("off");
+    assert_eq!(op.get("/hub/operator").await.status, 403);
+
+    // The CLI's invitation brings someone into an account it made.
+    let acct = s.account("payg");
+    let inv = s
+        .cli(&[
+            "users",
+            "invite",
+            "--account",
+            &acct,
+            "--email",
+            "new@example.com",
+            "--role",
+            "developer",
+        ])
+        .expect("invite");
+    let link = inv["link"].as_str().expect("link").to_owned();
+    let token = link.trim_start_matches("/hub/invite/").to_owned();
+    let mut newbie = Browser::new(&s);
+    let page = newbie.get(&link).await;
+    assert!(page.body.contains("new@example.com") && page.body.contains("developer"));
+    newbie.get(&format!("/hub/signup?invite={token}")).await;
+    let p = newbie
+        .post(
+            "/hub/signup",
+            &[
+                ("email", "new@example.com"),
+                ("password", PASSWORD),
+                ("password_again", PASSWORD),
+                ("invite", token.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let overview = newbie.follow(&p).await;
+    assert!(overview.body.contains(&acct) && overview.body.contains("developer"));
+    // A developer manages keys but not members or privacy.
+    assert_eq!(newbie.get("/hub/keys").await.status, 200);
+    assert_eq!(newbie.get("/hub/members").await.status, 403);
+    assert_eq!(newbie.get("/hub/privacy").await.status, 403);
+    // The link worked once.
+    assert_eq!(Browser::new(&s).get(&link).await.status, 404);
 }
