@@ -608,7 +608,8 @@ async fn one_accounts_session_reaches_nothing_of_another() {
         .expect("B's account");
 
     // (template, method, path with B's ids, form fields)
-    let matrix: Vec<(&str, &str, String, Vec<(&str, &str)>)> = vec![
+    type Probe<'a> = (&'a str, &'a str, String, Vec<(&'a str, &'a str)>);
+    let matrix: Vec<Probe> = vec![
         ("/keys/{id}", "GET", format!("/hub/keys/{b_key}"), vec![]),
         (
             "/keys/{id}/revoke",
