@@ -293,6 +293,7 @@ impl Platform {
                 .map(to_json)
                 .collect(),
             DataCategory::DebugLogs => self.debug_entries(id).await?,
+            DataCategory::Members => self.member_records(id).await?,
         })
     }
 

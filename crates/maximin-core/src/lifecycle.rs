@@ -86,6 +86,12 @@ pub fn rule(c: DataCategory) -> CategoryRule {
             false,
             None,
         ),
+        DataCategory::Members => (
+            "The people who sign in to the hub for this account: e-mail address, role, when they joined, whether two-factor sign-in is on (their logins hold an Argon2id hash of the password and a sealed TOTP secret, never the password), and open invitations.",
+            "While the account is open; removed with the profile, and a login left in no account with it.",
+            false,
+            Some("Members are removed one by one by an owner on the hub's Members page, or all at once with the profile after the account is closed."),
+        ),
     };
     CategoryRule {
         description,

@@ -223,6 +223,7 @@ string_enum!(
         SupportMessages => "support_messages",
         PrivacyLog => "privacy_log",
         DebugLogs => "debug_logs",
+        Members => "members",
     }
 );
 

@@ -777,6 +777,37 @@ impl Platform {
         }
     }
 
+    /// The account's members and open invitations as the privacy export
+    /// holds them: never a password hash, a TOTP secret or a link token.
+    pub(crate) async fn member_records(&self, account_id: &str) -> Result<Vec<serde_json::Value>> {
+        let mut out = Vec::new();
+        for m in self.store.members_of_account(account_id).await? {
+            let Some(u) = self.store.user(&m.user_id).await? else {
+                continue;
+            };
+            out.push(serde_json::json!({
+                "kind": "member",
+                "email": u.email,
+                "role": m.role,
+                "joined_at": crate::clock::iso8601(m.created_at),
+                "two_factor": u.totp.is_some(),
+            }));
+        }
+        let now = self.clock.now();
+        for i in self.store.invites_of(account_id).await? {
+            if i.accepted_at.is_none() && i.expires_at > now {
+                out.push(serde_json::json!({
+                    "kind": "invitation",
+                    "email": i.email,
+                    "role": i.role,
+                    "created_at": crate::clock::iso8601(i.created_at),
+                    "expires_at": crate::clock::iso8601(i.expires_at),
+                }));
+            }
+        }
+        Ok(out)
+    }
+
     /// Gives or takes the operator's role (the CLI's `maximin users operator`).
     pub async fn set_operator(&self, email: &str, on: bool) -> Result<UserRecord> {
         let email = normalize_email(email);

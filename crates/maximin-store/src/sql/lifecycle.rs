@@ -64,6 +64,11 @@ pub(crate) async fn figures(
             "SELECT COUNT(*), CAST(COALESCE(SUM(LENGTH(sealed) + LENGTH(request_id) + LENGTH(endpoint) + 24), 0) AS BIGINT), MIN(at) \
              FROM debug_logs WHERE account_id = ?"
         }
+        DataCategory::Members => {
+            "SELECT COUNT(*), CAST(COALESCE(SUM(LENGTH(m.role) + LENGTH(u.email) + LENGTH(u.password_hash) \
+             + COALESCE(LENGTH(u.totp), 0) + 40), 0) AS BIGINT), MIN(m.created_at) \
+             FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.account_id = ?"
+        }
     };
     let row = query(sql)
         .bind(account_id)
@@ -268,6 +273,8 @@ pub(crate) async fn purge_account(pool: &AnyPool, id: &str) -> Result<bool> {
         "DELETE FROM debug_logs WHERE account_id = ?",
         "DELETE FROM files WHERE account_id = ?",
         "DELETE FROM api_keys WHERE account_id = ?",
+        "DELETE FROM invites WHERE account_id = ?",
+        "DELETE FROM memberships WHERE account_id = ?",
         "DELETE FROM accounts WHERE id = ?",
     ] {
         query(sql)
@@ -275,6 +282,15 @@ pub(crate) async fn purge_account(pool: &AnyPool, id: &str) -> Result<bool> {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
+    }
+    // Logins left in no account go with it, with their sessions and
+    // recovery codes.
+    for sql in [
+        "DELETE FROM hub_sessions WHERE user_id NOT IN (SELECT user_id FROM memberships)",
+        "DELETE FROM recovery_codes WHERE user_id NOT IN (SELECT user_id FROM memberships)",
+        "DELETE FROM users WHERE id NOT IN (SELECT user_id FROM memberships)",
+    ] {
+        query(sql).execute(&mut *tx).await.map_err(db_err)?;
     }
     tx.commit().await.map_err(db_err)?;
     Ok(true)

@@ -1044,3 +1044,117 @@ async fn the_operator_view_needs_the_role_and_a_second_factor() {
     // The link worked once.
     assert_eq!(Browser::new(&s).get(&link).await.status, 404);
 }
+
+/// Members are a data category of their own: counted, exported without a
+/// hash or a secret, and removed with the profile 90 days after closure,
+/// together with logins left in no account.
+#[tokio::test]
+async fn members_are_exported_and_purged_with_the_closed_account() {
+    let s = Server::start().await;
+    let mut owner = Browser::new(&s);
+    owner.sign_up("owner@example.com", PASSWORD).await;
+    let overview = owner.get("/hub").await;
+    let account = between(&overview.body, "<code>acct_", "<")
+        .map(|a| format!("acct_{a}"))
+        .expect("account");
+    // Two members: one only here, one with an account of her own too.
+    for (email, role) in [
+        ("only@example.com", "billing"),
+        ("both@example.com", "read-only"),
+    ] {
+        owner.get("/hub/members").await;
+        let p = owner
+            .post("/hub/members", &[("email", email), ("role", role)])
+            .await;
+        let token = between(&p.body, "/hub/invite/", "<")
+            .expect("link")
+            .to_owned();
+        let mut m = Browser::new(&s);
+        if email.starts_with("both") {
+            m.sign_up(email, PASSWORD).await;
+            m.get(&format!("/hub/invite/{token}")).await;
+            let p = m.post(&format!("/hub/invite/{token}"), &[]).await;
+            assert_eq!(
+                p.location.as_deref(),
+                Some("/hub?done=joined"),
+                "{}",
+                p.body
+            );
+        } else {
+            m.get(&format!("/hub/signup?invite={token}")).await;
+            let p = m
+                .post(
+                    "/hub/signup",
+                    &[
+                        ("email", email),
+                        ("password", PASSWORD),
+                        ("password_again", PASSWORD),
+                        ("invite", token.as_str()),
+                    ],
+                )
+                .await;
+            assert_eq!(p.status, 303, "{}", p.body);
+        }
+    }
+    let cats = s
+        .cli(&["privacy", "categories", "--account", &account])
+        .expect("categories");
+    let members = cats
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["category"] == "members"))
+        .expect("a members category")
+        .clone();
+    assert_eq!(members["count"], 3);
+    assert_eq!(members["deletable"], false);
+    let doc_path = s.dir.path().join("export.json");
+    s.cli(&[
+        "privacy",
+        "export",
+        "--account",
+        &account,
+        "--out",
+        doc_path.to_str().expect("path"),
+    ])
+    .expect("export");
+    let doc = std::fs::read_to_string(&doc_path).expect("export file");
+    assert!(!doc.contains("argon2"), "no password hash in the export");
+    let doc: serde_json::Value = serde_json::from_str(&doc).expect("JSON");
+    let records = doc["categories"]["members"]["records"]
+        .as_array()
+        .expect("member records")
+        .clone();
+    assert_eq!(records.len(), 3);
+    assert!(records
+        .iter()
+        .any(|r| r["email"] == "only@example.com" && r["role"] == "billing"));
+
+    owner.get("/hub/privacy").await;
+    let p = owner
+        .post("/hub/privacy/close", &[("confirm", account.as_str())])
+        .await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    assert!(p.body.contains("Account closed"));
+    let users = s.cli(&["users", "list"]).expect("users");
+    assert_eq!(
+        users.as_array().map(Vec::len),
+        Some(3),
+        "logins stay until the purge"
+    );
+
+    let s = s
+        .restart("", &[("MAXIMIN_CLOCK_OFFSET", &(91 * 86_400).to_string())])
+        .await;
+    let users = s.cli(&["users", "list"]).expect("users");
+    let emails: Vec<&str> = users
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|u| u["email"].as_str())
+        .collect();
+    assert_eq!(
+        emails,
+        vec!["both@example.com"],
+        "only the login with an account of its own stays"
+    );
+    assert_eq!(users[0]["accounts"].as_array().map(Vec::len), Some(1));
+}

@@ -183,6 +183,7 @@ async fn the_export_holds_every_category_listed_with_its_count_and_nothing_of_an
             "debug_logs",
             "files",
             "keys",
+            "members",
             "privacy_log",
             "profile",
             "support_messages",
