@@ -203,6 +203,31 @@ pub fn otpauth_uri(email: &str, secret_b32: &str) -> String {
     )
 }
 
+/// Rewraps every user's TOTP secret (confirmed or being enrolled) under
+/// the current master key (`maximin files rotate-key`); returns how many.
+pub async fn rewrap_totp(
+    store: &dyn crate::store::Store,
+    keys: &crate::crypto::MasterKeys,
+) -> Result<u64> {
+    let mut n = 0;
+    for mut user in store.users().await? {
+        let aad = totp_aad(&user.id);
+        let mut changed = false;
+        for sealed in [&mut user.totp, &mut user.totp_pending]
+            .into_iter()
+            .flatten()
+        {
+            *sealed = keys.rewrap_value(sealed, &aad)?;
+            changed = true;
+        }
+        if changed {
+            store.update_user(&user).await?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 impl Platform {
     /// Refuses while `subject` is locked.
     async fn check_guard(&self, subject: &str) -> Result<()> {

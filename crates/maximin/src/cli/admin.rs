@@ -152,9 +152,11 @@ pub(super) async fn rotate_key(config: &Config, out: &Out) -> Result<(), Failure
     );
     let tasks = maximin_core::tasks::Tasks::new(store.clone(), keys.clone(), Arc::new(SystemClock));
     let files_n = files.rewrap_all().await?;
-    // Pending tasks and webhooks, support messages and debug logs.
+    // Pending tasks and webhooks, support messages and debug logs, the
+    // hub's TOTP secrets.
     let tasks_n = tasks.rewrap_all().await?
-        + maximin_core::support::rewrap_sealed(store.as_ref(), &keys).await?;
+        + maximin_core::support::rewrap_sealed(store.as_ref(), &keys).await?
+        + maximin_core::people::rewrap_totp(store.as_ref(), &keys).await?;
     let view = serde_json::json!({
         "key_id": keys.current_id(),
         "files_rewrapped": files_n,

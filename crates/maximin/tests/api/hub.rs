@@ -1158,3 +1158,35 @@ async fn members_are_exported_and_purged_with_the_closed_account() {
     );
     assert_eq!(users[0]["accounts"].as_array().map(Vec::len), Some(1));
 }
+
+/// A new master key rewraps the TOTP secrets: with the old key dropped,
+/// the second factor still works.
+#[tokio::test]
+async fn totp_secrets_survive_a_master_key_rotation() {
+    let s = Server::start().await;
+    let mut b = Browser::new(&s);
+    b.sign_up("rotate@example.com", PASSWORD).await;
+    let (secret, _) = enrol_totp(&mut b).await;
+    let out = s.cli(&["files", "rotate-key"]).expect("rotate");
+    assert!(out["tasks_rewrapped"].as_u64() >= Some(1), "{out}");
+    let path = s.dir.path().join("master.key");
+    let keys = std::fs::read_to_string(&path).expect("key file");
+    let lines: Vec<&str> = keys.lines().filter(|l| !l.starts_with('#')).collect();
+    std::fs::write(&path, format!("{}\n", lines[1])).expect("drop the old key");
+    let s = s.restart("", &[]).await;
+    let mut b = Browser::new(&s);
+    b.get("/hub/login").await;
+    b.post(
+        "/hub/login",
+        &[("email", "rotate@example.com"), ("password", PASSWORD)],
+    )
+    .await;
+    b.get("/hub/login/code").await;
+    let p = b
+        .post(
+            "/hub/login/code",
+            &[("code", &totp(&secret, now_unix() + 30))],
+        )
+        .await;
+    assert_eq!(p.location.as_deref(), Some("/hub"), "{}", p.body);
+}
