@@ -1190,3 +1190,93 @@ async fn totp_secrets_survive_a_master_key_rotation() {
         .await;
     assert_eq!(p.location.as_deref(), Some("/hub"), "{}", p.body);
 }
+
+/// A new password ends every other session; the old one stops working.
+/// Behind TLS (`public_url` is https) the session cookie is `Secure`.
+#[tokio::test]
+async fn a_password_change_ends_other_sessions_and_tls_makes_cookies_secure() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("maximin.toml"),
+        "public_url = \"https://hub.example.com\"\n",
+    )
+    .expect("config");
+    let s = Server::start_in(dir, &[]).await;
+    let mut first = Browser::new(&s);
+    let p = first.get("/hub/signup").await;
+    assert!(
+        p.set_cookies
+            .iter()
+            .any(|c| c.starts_with("maximin_session=") && c.contains("; Secure")),
+        "{:?}",
+        p.set_cookies
+    );
+    first.sign_up("pw@example.com", PASSWORD).await;
+    let mut second = Browser::new(&s);
+    second.get("/hub/login").await;
+    second
+        .post(
+            "/hub/login",
+            &[("email", "pw@example.com"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(second.get("/hub/keys").await.status, 200, "signed in twice");
+
+    first.get("/hub/security").await;
+    let p = first
+        .post(
+            "/hub/security/password",
+            &[
+                ("current_password", "Wrong-Password-1"),
+                ("new_password", "Green-Teapot-77-lake"),
+                ("new_password_again", "Green-Teapot-77-lake"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 400, "the current password is checked");
+    let p = first
+        .post(
+            "/hub/security/password",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", "Green-Teapot-77-lake"),
+                ("new_password_again", "Green-Teapot-77-lake"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        p.location.as_deref(),
+        Some("/hub/security?done=password"),
+        "{}",
+        p.body
+    );
+    assert_eq!(
+        first.get("/hub/keys").await.status,
+        200,
+        "this session stays"
+    );
+    assert_eq!(
+        second.get("/hub/keys").await.location.as_deref(),
+        Some("/hub/login"),
+        "the other session ended"
+    );
+    let mut third = Browser::new(&s);
+    third.get("/hub/login").await;
+    let p = third
+        .post(
+            "/hub/login",
+            &[("email", "pw@example.com"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(p.status, 401, "the old password");
+    let p = third
+        .post(
+            "/hub/login",
+            &[
+                ("email", "pw@example.com"),
+                ("password", "Green-Teapot-77-lake"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 303, "the new one");
+}
