@@ -461,6 +461,17 @@ pub struct ChatEvents {
 }
 
 impl ChatEvents {
+    /// What the stream has delivered so far: the prompt's estimate and a
+    /// token per delta. A surface reports it with each delta, so that a
+    /// client who leaves mid-stream is metered (and charged) for what it
+    /// was sent, not for nothing.
+    pub fn delivered(&self) -> TokenUsage {
+        TokenUsage {
+            prompt_tokens: self.answer.prompt_estimate,
+            completion_tokens: self.delivered,
+        }
+    }
+
     /// The break that ends a stream whose next delta would cost more than
     /// its cap, metered for what was delivered.
     fn over_cap(&self) -> Option<ChatEvent> {

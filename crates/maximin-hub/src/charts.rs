@@ -49,7 +49,7 @@ fn short(v: f64, money: bool) -> String {
 /// A bar per day (`labels` like `2026-12-07`), with `title` for a screen
 /// reader; `money` writes values as USD.
 pub fn bars(title: &str, labels: &[String], values: &[f64], money: bool) -> String {
-    let (w, h, left, bottom, top) = (560.0, 240.0, 64.0, 32.0, 12.0);
+    let (w, h, left, bottom, top) = (560.0, 240.0, 76.0, 32.0, 12.0);
     let n = values.len().max(1) as f64;
     let (step, max) = axis(values.iter().cloned().fold(0.0, f64::max), money);
     let plot_w = w - left - 8.0;

@@ -271,6 +271,7 @@ impl Hub {
             },
             notice => v.notice,
             origin => v.origin.clone(),
+            back => if v.path.is_empty() { "/hub".to_owned() } else { v.path.clone() },
         }
     }
 }
@@ -310,6 +311,8 @@ pub struct Visitor {
     /// Where the visitor reached this server (`http://host:port`), for the
     /// commands the pages show.
     pub origin: String,
+    /// The page's path, to come back to after saving preferences.
+    pub path: String,
 }
 
 impl Visitor {
@@ -330,6 +333,7 @@ impl Visitor {
             prefs: self.prefs.clone(),
             notice: None,
             origin: self.origin.clone(),
+            path: self.path.clone(),
         }
     }
 
@@ -416,6 +420,7 @@ impl FromRequestParts<Hub> for Visitor {
                     prefs: prefs.clone(),
                     notice: None,
                     origin: String::new(),
+                    path: String::new(),
                 };
                 hub.error(&v, &e)
             })?,
@@ -442,6 +447,10 @@ impl FromRequestParts<Hub> for Visitor {
             prefs,
             notice: done,
             origin,
+            // Nested at /hub: the router sees the rest of the path.
+            path: format!("/hub{}", parts.uri.path())
+                .trim_end_matches('/')
+                .to_owned(),
         })
     }
 }
@@ -551,7 +560,8 @@ pub async fn set_prefs(State(hub): State<Hub>, post: Post) -> Response {
         _ => "auto",
     };
     let value = format!("lang:en.theme:{theme}");
-    let mut resp = see_other(&back_to(post.form.get("back"), "/hub?done=prefs"));
+    let back = back_to(post.form.get("back"), "/hub");
+    let mut resp = see_other(&format!("{back}?done=prefs"));
     if let Ok(v) = HeaderValue::from_str(&hub.cookie(PREFS_COOKIE, &value, Some(365 * 24 * 3600))) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -560,7 +570,11 @@ pub async fn set_prefs(State(hub): State<Hub>, post: Post) -> Response {
 
 /// A hub path to return to, or `default` (never another site).
 pub fn back_to(path: &str, default: &str) -> String {
-    if path.starts_with("/hub") && !path.contains("//") && !path.contains('\\') {
+    if path.starts_with("/hub")
+        && !path.contains("//")
+        && !path.contains('\\')
+        && !path.contains('?')
+    {
         path.to_owned()
     } else {
         default.to_owned()

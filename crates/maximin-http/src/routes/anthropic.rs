@@ -352,6 +352,9 @@ fn stream(events: ChatEvents, id: String, model: String) -> Response {
         }
         match st.events.recv().await {
             Some(ChatEvent::Delta(text)) => {
+                // Left here, the request is metered for what it was sent.
+                st.meter
+                    .report(broken_report(&st.model, st.events.delivered()));
                 if !st.text_open {
                     st.text_open = true;
                     out.push(ev(

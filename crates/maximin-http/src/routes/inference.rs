@@ -171,6 +171,9 @@ fn stream_chat(
         }
         let frames: Vec<String> = match st.events.recv().await {
             Some(ChatEvent::Delta(text)) => {
+                // Left here, the request is metered for what it was sent.
+                st.meter
+                    .report(broken_report(&st.model, st.events.delivered()));
                 let delta = if st.first {
                     json!({"role": "assistant", "content": text})
                 } else {

@@ -152,6 +152,9 @@ fn stream(events: ChatEvents, id: String, created: i64, model: String) -> Respon
         let mut out = Vec::new();
         match st.events.recv().await {
             Some(ChatEvent::Delta(text)) => {
+                // Left here, the request is metered for what it was sent.
+                st.meter
+                    .report(broken_report(&st.model, st.events.delivered()));
                 out.push(chunk(
                     &st,
                     json!({"role": "assistant", "content": text}),

@@ -184,10 +184,15 @@ fn stream(
             );
         }
         match st.events.recv().await {
-            Some(ChatEvent::Delta(text)) => frames.push(
-                (st.chunk)(json!([{"index": 0, "delta": {"content": text}, "finish_reason": null, "logprobs": null}]))
-                    .to_string(),
-            ),
+            Some(ChatEvent::Delta(text)) => {
+                // Left here, the request is metered for what it was sent.
+                st.meter
+                    .report(broken_report(&st.model, st.events.delivered()));
+                frames.push(
+                    (st.chunk)(json!([{"index": 0, "delta": {"content": text}, "finish_reason": null, "logprobs": null}]))
+                        .to_string(),
+                )
+            }
             Some(ChatEvent::Done(out)) => {
                 st.done = true;
                 st.meter.report(UsageReport {

@@ -31,6 +31,7 @@ const ENDPOINTS: &[(&str, &str, Modality)] = &[
     ("speech", "Speech (text to audio)", Modality::Speech),
     ("image", "Image generation", Modality::Image),
     ("music", "Music generation", Modality::Music),
+    ("video", "Video generation (a task)", Modality::Video),
 ];
 
 /// The API request a filled form stands for: path and JSON body.
@@ -116,6 +117,11 @@ pub fn request_of(form: &Form) -> Result<(&'static str, Json), Error> {
                 "lyrics": form.get("lyrics").trim(),
                 "output_format": "hex",
             }),
+        ),
+        // A task: the answer is its id; the video lands in Files and tasks.
+        "video" => (
+            "/v1/video_generation",
+            json!({"model": model, "prompt": text("prompt", "a prompt")?}),
         ),
         other => {
             return Err(Error::invalid(

@@ -293,3 +293,68 @@ async fn overflow_is_refused_and_a_departed_client_frees_its_slot() {
     assert_eq!(queued.status, 200, "{:?}", queued.body);
     assert_eq!(queued.body["data"]["usage"]["completion_tokens"], 4);
 }
+
+/// A client that leaves a stream after its first deltas is metered for
+/// what it was sent (the model, the prompt, a token per delta), on every
+/// surface: leaving early is not a way to use a model for nothing.
+#[tokio::test]
+async fn a_stream_left_early_is_metered_for_what_it_sent() {
+    use futures::StreamExt;
+    let s = Server::with_models("").await;
+    for (path, body) in [
+        (
+            "/v1/chat/completions",
+            chat(json!({"stream": true, "max_tokens": 200})),
+        ),
+        (
+            "/openai/v1/chat/completions",
+            chat(json!({"stream": true, "max_tokens": 200, "model": "gemma-3-270m"})),
+        ),
+        (
+            "/v1/text/chatcompletion_v2",
+            chat(json!({"stream": true, "max_tokens": 200, "model": "gemma-3-270m"})),
+        ),
+        (
+            "/anthropic/v1/messages",
+            json!({"model": "gemma-3-270m", "max_tokens": 200, "stream": true,
+                   "messages": [{"role": "user", "content": "Write a long story about a lighthouse keeper."}]}),
+        ),
+    ] {
+        // An account each: its usage is this stream's alone.
+        let account = s.account("payg");
+        let (_, key) = s.key(&account, &["--scope", "admin"]);
+        let resp = s
+            .http
+            .post(s.url(path))
+            .bearer_auth(&key)
+            .header("anthropic-version", "2023-06-01")
+            .json(&body)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(resp.status(), 200, "{path}");
+        // Read until a few deltas came, then hang up.
+        let mut stream = resp.bytes_stream();
+        let mut seen = String::new();
+        while seen.matches("\"content\"").count() + seen.matches("text_delta").count() < 4 {
+            let chunk = stream.next().await.expect("more").expect("bytes");
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        drop(stream);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let u = s.get("/v1/account/usage", &key).await;
+        let gemma = u.assert_ok(200)["by_model"]
+            .as_array()
+            .and_then(|m| m.iter().find(|m| m["model"] == "gemma-3-270m").cloned())
+            .unwrap_or_else(|| panic!("{path}: no usage for the model: {:?}", u.body));
+        let tokens = gemma["completion_tokens"].as_u64().expect("tokens");
+        assert!(
+            (1..200).contains(&tokens),
+            "{path}: metered for what it sent, not nothing and not all: {tokens}"
+        );
+        assert!(
+            gemma["prompt_tokens"].as_u64() > Some(0),
+            "{path}: the prompt counts"
+        );
+    }
+}

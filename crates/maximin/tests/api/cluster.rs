@@ -528,8 +528,11 @@ async fn an_unreachable_redis_refuses_requests_with_503_unless_failing_open() {
         .await;
     assert_eq!(r.status, 503, "{:?}", r.body);
     assert_eq!(r.body["error"]["code"], "server_error", "{:?}", r.body);
-    let log = s.output();
-    assert!(log.contains("Redis unreachable"), "the outage is logged");
+    assert!(
+        s.output_shows("Redis unreachable", Duration::from_secs(5))
+            .await,
+        "the outage is logged"
+    );
     let ready = s.http.get(s.url("/readyz")).send().await.expect("readyz");
     assert_eq!(ready.status(), 503);
     let body: Value = ready.json().await.expect("json");

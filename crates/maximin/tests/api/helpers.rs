@@ -224,6 +224,22 @@ impl Server {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
 
+    /// Whether the server's output shows `needle` within `within` (its
+    /// lines are read by a thread of their own, a moment after they are
+    /// written).
+    pub async fn output_shows(&self, needle: &str, within: Duration) -> bool {
+        let until = std::time::Instant::now() + within;
+        loop {
+            if self.output().contains(needle) {
+                return true;
+            }
+            if std::time::Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub fn output(&self) -> String {
         self.output.lock().expect("lock").clone()
     }

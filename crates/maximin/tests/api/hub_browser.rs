@@ -48,5 +48,8 @@ async fn an_owner_signs_up_enrols_totp_and_manages_keys_in_chromium() {
     assert!(out.status.success(), "browser test failed:\n{text}");
     assert!(text.contains("hub browser test: OK"), "{text}");
     let shots_taken = std::fs::read_dir(&shots).map(|d| d.count()).unwrap_or(0);
-    assert_eq!(shots_taken, 26, "every page at both widths");
+    assert_eq!(
+        shots_taken, 37,
+        "every page at both widths, and in the dark theme"
+    );
 }

@@ -66,6 +66,37 @@ def unlabelled(page):
     )
 
 
+def low_contrast(page):
+    """Text whose contrast with its background is under WCAG AA (4.5:1, or
+    3:1 for large text), computed from the styles the browser applied."""
+    return page.evaluate(
+        """() => {
+          const parse = c => { const m = c.match(/rgba?\\(([^)]+)\\)/); if (!m) return null;
+            const p = m[1].split(',').map(x => parseFloat(x));
+            return {r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1}; };
+          const lum = ({r, g, b}) => { const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+            return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+          const behind = el => { for (let e = el; e; e = e.parentElement) {
+              const c = parse(getComputedStyle(e).backgroundColor); if (c && c.a > 0.5) return c; }
+            return parse(getComputedStyle(document.documentElement).backgroundColor) || {r: 255, g: 255, b: 255, a: 1}; };
+          const bad = [];
+          for (const el of document.querySelectorAll('body *')) {
+            if (el.closest('svg, .sr, option') || el.disabled) continue;
+            if (![...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) continue;
+            const st = getComputedStyle(el);
+            if (st.visibility === 'hidden' || st.display === 'none') continue;
+            const fg = parse(st.color), bg = behind(el);
+            const [hi, lo] = [lum(fg), lum(bg)].sort((a, b) => b - a);
+            const ratio = (hi + 0.05) / (lo + 0.05);
+            const size = parseFloat(st.fontSize), bold = parseInt(st.fontWeight) >= 700;
+            const need = size >= 24 || (size >= 18.66 && bold) ? 3 : 4.5;
+            if (ratio < need) bad.push(el.tagName + '.' + el.className + ' "' + el.textContent.trim().slice(0, 30) + '": ' + ratio.toFixed(2));
+          }
+          return bad.slice(0, 10);
+        }"""
+    )
+
+
 def run(p):
     browser = p.chromium.launch(
         executable_path=os.environ.get("MAXIMIN_CHROMIUM", "/usr/bin/chromium"),
@@ -204,7 +235,25 @@ def run(p):
             assert not wide, f"{path} is wider than {width}px: {wide}"
             sideways = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
             assert sideways <= 1, f"{path} scrolls sideways by {sideways}px at {width}px"
+            poor = low_contrast(page)
+            assert not poor, f"{path}: text under AA contrast: {poor}"
     page.set_viewport_size({"width": 1280, "height": 900})
+
+    step("the dark theme, chosen in the preference cookie")
+    page.goto(BASE + "/hub")
+    page.get_by_label("Theme").select_option("dark")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("Preferences saved.")).to_be_visible()
+    prefs = {c["name"]: c for c in ctx.cookies()}["maximin_prefs"]
+    assert prefs["expires"] > time.time() + 360 * 86400, "a 12-month cookie"
+    assert set(c["name"] for c in ctx.cookies()) == {"maximin_session", "maximin_prefs"}, "no other cookie"
+    for path in pages:
+        page.goto(BASE + path)
+        assert page.evaluate("document.documentElement.dataset.theme") == "dark"
+        poor = low_contrast(page)
+        assert not poor, f"{path} (dark): text under AA contrast: {poor}"
+        slug = path.strip("/").replace("/", "-")
+        page.screenshot(path=f"{SHOTS}/{slug}-dark.png", full_page=True)
 
     step("export the privacy data and open the JSON")
     page.goto(BASE + "/hub/privacy")
