@@ -15,6 +15,7 @@ pub mod engines;
 pub mod error;
 pub mod export;
 pub mod files;
+pub mod finetune;
 pub mod idempotency;
 pub mod inference;
 pub mod invoices;
