@@ -161,10 +161,10 @@ fn prepare(path: &Path) -> Result<Option<PathBuf>, String> {
     Ok(Some(copy))
 }
 
-struct TensorInfo {
-    name: String,
-    dims: Vec<u64>,
-    kind: u32,
+pub(crate) struct TensorInfo {
+    pub(crate) name: String,
+    pub(crate) dims: Vec<u64>,
+    pub(crate) kind: u32,
     /// Offset within the data section.
     offset: u64,
     /// Where the type and offset fields sit in the header.
@@ -178,10 +178,12 @@ impl TensorInfo {
     }
 }
 
-struct GgufFile {
-    tensors: Vec<TensorInfo>,
+pub(crate) struct GgufFile {
+    pub(crate) tensors: Vec<TensorInfo>,
     data_start: usize,
     alignment: usize,
+    /// `general.architecture` (`gemma3`).
+    pub(crate) architecture: Option<String>,
 }
 
 fn convertible(t: &TensorInfo) -> bool {
@@ -255,7 +257,7 @@ impl Reader<'_> {
     }
 }
 
-fn parse(bytes: &[u8]) -> Result<GgufFile, String> {
+pub(crate) fn parse(bytes: &[u8]) -> Result<GgufFile, String> {
     let mut r = Reader { bytes, at: 0 };
     if r.take(4)? != b"GGUF" {
         return Err("not a GGUF file".into());
@@ -267,9 +269,14 @@ fn parse(bytes: &[u8]) -> Result<GgufFile, String> {
     let tensors = r.len()?;
     let kvs = r.len()?;
     let mut alignment = 32usize;
+    let mut architecture = None;
     for _ in 0..kvs {
         let key = r.string()?;
         let kind = r.u32()?;
+        if key == "general.architecture" && kind == 8 {
+            architecture = Some(r.string()?);
+            continue;
+        }
         let value = r.value(kind)?;
         if key == "general.alignment" {
             if let Some(a) = value.filter(|a| a.is_power_of_two()) {
@@ -308,6 +315,7 @@ fn parse(bytes: &[u8]) -> Result<GgufFile, String> {
         tensors: infos,
         data_start,
         alignment,
+        architecture,
     })
 }
 

@@ -10,6 +10,7 @@
 
 mod gguf;
 mod lmhead;
+pub mod lora;
 mod prompt;
 mod sample;
 mod stops;
