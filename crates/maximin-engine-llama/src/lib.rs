@@ -14,6 +14,7 @@ pub mod lora;
 mod prompt;
 mod sample;
 mod stops;
+pub mod training;
 mod worker;
 
 use std::collections::HashMap;
@@ -205,24 +206,8 @@ fn load_blocking(path: &Path, id: &str, window: u32, opts: &Options) -> Result<L
         .with("model", id)
     })?;
     let model = Arc::new(model);
-    let template = match model.meta_val_str("tokenizer.chat_template") {
-        Ok(t) if !t.trim().is_empty() => Template::Jinja(t),
-        _ => {
-            let arch = model
-                .meta_val_str("general.architecture")
-                .unwrap_or_default();
-            Template::Builtin(prompt::builtin_for(&arch).to_owned())
-        }
-    };
-    let vocab = model.vocab();
-    let text_of = |t| {
-        vocab
-            .text(t)
-            .and_then(|c| c.to_str().ok())
-            .unwrap_or("")
-            .to_owned()
-    };
-    let (bos, eos) = (text_of(vocab.bos()), text_of(vocab.eos()));
+    let template = template_of(&model);
+    let (bos, eos) = bos_eos(&model);
     let mut ctx_per_slot = opts.ctx_per_slot.min(model.n_ctx_train().max(256));
     if window > 0 {
         ctx_per_slot = ctx_per_slot.min(window);
@@ -262,29 +247,13 @@ fn prepare(
     mode: &ToolMode,
 ) -> Result<worker::Prepared> {
     let messages = prompt::prepared_messages(req, mode);
-    let text = match &loaded.template {
-        Template::Jinja(src) => prompt::render_jinja(src, &messages, &loaded.bos, &loaded.eos)
-            .or_else(|_| {
-                // Templates that know no tool role or tool calls get them as text.
-                let plain: Vec<_> = prompt::plain_messages(&messages)
-                    .into_iter()
-                    .map(|(role, content)| maximin_types::inference::ChatMessage {
-                        role: match role.as_str() {
-                            "system" => maximin_types::inference::Role::System,
-                            "assistant" => maximin_types::inference::Role::Assistant,
-                            _ => maximin_types::inference::Role::User,
-                        },
-                        content: Some(content),
-                        name: None,
-                        tool_calls: None,
-                        tool_call_id: None,
-                    })
-                    .collect();
-                prompt::render_jinja(src, &plain, &loaded.bos, &loaded.eos)
-            })
-            .or_else(|_| builtin(&loaded.model, "chatml", &messages))?,
-        Template::Builtin(name) => builtin(&loaded.model, name, &messages)?,
-    };
+    let text = render(
+        &loaded.model,
+        &loaded.template,
+        (&loaded.bos, &loaded.eos),
+        &messages,
+        true,
+    )?;
     let add_bos = loaded.bos.is_empty() || !text.starts_with(&loaded.bos);
     let tokens = loaded
         .model
@@ -343,10 +312,74 @@ fn prepare(
     })
 }
 
+/// The model's chat template: its own Jinja, or llama.cpp's built-in one
+/// for its architecture.
+fn template_of(model: &LlamaModel) -> Template {
+    match model.meta_val_str("tokenizer.chat_template") {
+        Ok(t) if !t.trim().is_empty() => Template::Jinja(t),
+        _ => {
+            let arch = model
+                .meta_val_str("general.architecture")
+                .unwrap_or_default();
+            Template::Builtin(prompt::builtin_for(&arch).to_owned())
+        }
+    }
+}
+
+/// The text of the model's BOS and EOS tokens.
+fn bos_eos(model: &LlamaModel) -> (String, String) {
+    let vocab = model.vocab();
+    let text_of = |t| {
+        vocab
+            .text(t)
+            .and_then(|c| c.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    (text_of(vocab.bos()), text_of(vocab.eos()))
+}
+
+/// Messages as the model reads them, through its template; with
+/// `add_generation_prompt`, ending where the assistant's turn begins.
+fn render(
+    model: &LlamaModel,
+    template: &Template,
+    (bos, eos): (&str, &str),
+    messages: &[maximin_types::inference::ChatMessage],
+    add_generation_prompt: bool,
+) -> Result<String> {
+    match template {
+        Template::Jinja(src) => {
+            prompt::render_jinja(src, messages, bos, eos, add_generation_prompt)
+                .or_else(|_| {
+                    // Templates that know no tool role or tool calls get them as text.
+                    let plain: Vec<_> = prompt::plain_messages(messages)
+                        .into_iter()
+                        .map(|(role, content)| maximin_types::inference::ChatMessage {
+                            role: match role.as_str() {
+                                "system" => maximin_types::inference::Role::System,
+                                "assistant" => maximin_types::inference::Role::Assistant,
+                                _ => maximin_types::inference::Role::User,
+                            },
+                            content: Some(content),
+                            name: None,
+                            tool_calls: None,
+                            tool_call_id: None,
+                        })
+                        .collect();
+                    prompt::render_jinja(src, &plain, bos, eos, add_generation_prompt)
+                })
+                .or_else(|_| builtin(model, "chatml", messages, add_generation_prompt))
+        }
+        Template::Builtin(name) => builtin(model, name, messages, add_generation_prompt),
+    }
+}
+
 fn builtin(
     model: &LlamaModel,
     name: &str,
     messages: &[maximin_types::inference::ChatMessage],
+    add_generation_prompt: bool,
 ) -> Result<String> {
     let tmpl = LlamaChatTemplate::new(name).map_err(|e| Error::internal(e.to_string()))?;
     let chat = prompt::plain_messages(messages)
@@ -362,7 +395,7 @@ fn builtin(
         })
         .collect::<Result<Vec<_>>>()?;
     model
-        .apply_chat_template(&tmpl, &chat, true)
+        .apply_chat_template(&tmpl, &chat, add_generation_prompt)
         .map_err(|e| Error::internal(format!("chat template '{name}': {e}")))
 }
 

@@ -211,6 +211,7 @@ pub fn render_jinja(
     messages: &[ChatMessage],
     bos: &str,
     eos: &str,
+    add_generation_prompt: bool,
 ) -> Result<String, String> {
     let mut env = minijinja::Environment::new();
     minijinja_contrib::add_to_environment(&mut env);
@@ -247,7 +248,7 @@ pub fn render_jinja(
     let tmpl = env.get_template("chat").map_err(|e| e.to_string())?;
     tmpl.render(minijinja::context! {
         messages => msgs,
-        add_generation_prompt => true,
+        add_generation_prompt,
         bos_token => bos,
         eos_token => eos,
     })
@@ -323,9 +324,9 @@ mod tests {
     fn jinja_templates_render_with_the_hf_conventions() {
         let t = "{{ bos_token }}{% for m in messages %}<|{{ m.role }}|>{{ m.content | trim }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}";
         let msgs = prepared_messages(&req(None), &ToolMode::Auto);
-        let out = render_jinja(t, &msgs, "<s>", "</s>").expect("render");
+        let out = render_jinja(t, &msgs, "<s>", "</s>", true).expect("render");
         assert!(out.starts_with("<s><|system|>You can call these functions"));
         assert!(out.ends_with("<|user|>weather in Paris?\n<|assistant|>"));
-        assert!(render_jinja("{{ raise_exception('no') }}", &msgs, "", "").is_err());
+        assert!(render_jinja("{{ raise_exception('no') }}", &msgs, "", "", true).is_err());
     }
 }
