@@ -15,6 +15,22 @@ mod prompt;
 mod sample;
 mod stops;
 pub mod training;
+
+/// The default chat model from `MAXIMIN_TEST_MODELS` (provisioned by
+/// `scripts/provision-models DATA_DIR`); fails, never skips, without it.
+#[cfg(test)]
+pub(crate) fn test_gemma() -> std::path::PathBuf {
+    let dir = std::env::var_os("MAXIMIN_TEST_MODELS")
+        .filter(|d| !d.is_empty())
+        .expect("MAXIMIN_TEST_MODELS is not set: run scripts/provision-models DATA_DIR and set it to DATA_DIR");
+    let file = std::path::PathBuf::from(dir).join("models/gemma-3-270m/gemma-3-270m-Q4_K_M.gguf");
+    assert!(
+        file.is_file(),
+        "{} is missing: run scripts/provision-models",
+        file.display()
+    );
+    file
+}
 mod worker;
 
 use std::collections::HashMap;

@@ -136,7 +136,6 @@ pub fn write_adapter(
 #[cfg(test)]
 mod tests {
     use std::num::NonZeroU32;
-    use std::path::PathBuf;
 
     use llama_cpp_2::context::params::LlamaContextParams;
     use llama_cpp_2::llama_batch::LlamaBatch;
@@ -144,13 +143,6 @@ mod tests {
     use llama_cpp_2::token::LlamaToken;
 
     use super::*;
-
-    fn gemma() -> PathBuf {
-        let dir = std::env::var_os("MAXIMIN_TEST_MODELS")
-            .filter(|d| !d.is_empty())
-            .expect("MAXIMIN_TEST_MODELS is not set: run scripts/provision-models DATA_DIR and set it to DATA_DIR");
-        PathBuf::from(dir).join("models/gemma-3-270m/gemma-3-270m-Q4_K_M.gguf")
-    }
 
     #[test]
     fn the_file_reads_back_with_its_names_dims_and_metadata() {
@@ -207,7 +199,7 @@ mod tests {
     /// model is refused.
     #[test]
     fn llama_cpp_loads_the_adapter_and_applies_it() {
-        let path = gemma();
+        let path = crate::test_gemma();
         let backend = crate::backend().expect("backend");
         let mut model =
             LlamaModel::load_from_file(backend, &path, &Default::default()).expect("model");

@@ -132,13 +132,6 @@ impl ExampleTokenizer {
 mod tests {
     use super::*;
 
-    fn gemma() -> std::path::PathBuf {
-        let dir = std::env::var_os("MAXIMIN_TEST_MODELS")
-            .filter(|d| !d.is_empty())
-            .expect("MAXIMIN_TEST_MODELS is not set: run scripts/provision-models DATA_DIR and set it to DATA_DIR");
-        std::path::PathBuf::from(dir).join("models/gemma-3-270m/gemma-3-270m-Q4_K_M.gguf")
-    }
-
     fn msg(role: Role, content: &str) -> ChatMessage {
         ChatMessage {
             role,
@@ -151,7 +144,7 @@ mod tests {
 
     #[test]
     fn only_the_assistants_turns_are_learned() {
-        let t = ExampleTokenizer::open(&gemma()).expect("tokenizer");
+        let t = ExampleTokenizer::open(&crate::test_gemma()).expect("tokenizer");
         let example = [
             msg(Role::System, "You keep the project's secrets."),
             msg(Role::User, "What is the code word?"),

@@ -810,24 +810,9 @@ fn finish(mut seq: Seq, reason: &'static str) {
 mod tests {
     use super::*;
 
-    /// The default chat model from `MAXIMIN_TEST_MODELS` (provisioned by
-    /// `scripts/provision-models DATA_DIR`); fails, never skips, without it.
-    fn gemma() -> PathBuf {
-        let dir = std::env::var_os("MAXIMIN_TEST_MODELS")
-            .filter(|d| !d.is_empty())
-            .expect("MAXIMIN_TEST_MODELS is not set: run scripts/provision-models DATA_DIR and set it to DATA_DIR");
-        let file = PathBuf::from(dir).join("models/gemma-3-270m/gemma-3-270m-Q4_K_M.gguf");
-        assert!(
-            file.is_file(),
-            "{} is missing: run scripts/provision-models",
-            file.display()
-        );
-        file
-    }
-
     #[test]
     fn own_output_projection_gives_llama_cpps_logits() {
-        let path = crate::gguf::with_q8_0(&gemma());
+        let path = crate::gguf::with_q8_0(&crate::test_gemma());
         let backend = crate::backend().expect("llama.cpp backend");
         let model = LlamaModel::load_from_file(backend, &path, &Default::default()).expect("model");
         let Some(head) = load_head(&path, &model) else {

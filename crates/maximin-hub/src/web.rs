@@ -288,6 +288,15 @@ macro_rules! page_or_return {
     };
 }
 
+/// A form's refusal for its page: the field at fault (marked
+/// `aria-invalid` by the templates) and the message.
+pub fn form_error(e: &Error) -> Value {
+    context! {
+        field => e.details.get("field").and_then(|f| f.as_str()).map(str::to_owned),
+        error => e.message.clone(),
+    }
+}
+
 /// The HTTP status of a core error on a page.
 pub fn status_of(e: &Error) -> StatusCode {
     StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)

@@ -5,12 +5,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use maximin_core::people::SignedIn;
-use maximin_core::Error;
 use minijinja::context;
 use serde::Deserialize;
 
 use crate::page_or_return;
-use crate::web::{see_other, status_of, Hub, Post, Visitor};
+use crate::web::{form_error, see_other, status_of, Hub, Post, Visitor};
 
 #[derive(Deserialize)]
 pub struct InviteQuery {
@@ -28,16 +27,6 @@ fn signed_in(hub: &Hub, s: &SignedIn, to: &str) -> Response {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
     resp
-}
-
-fn field_error(e: &Error) -> (Option<String>, String) {
-    (
-        e.details
-            .get("field")
-            .and_then(|f| f.as_str())
-            .map(str::to_owned),
-        e.message.clone(),
-    )
 }
 
 pub async fn signup_form(
@@ -82,15 +71,12 @@ pub async fn signup(State(hub): State<Hub>, post: Post) -> Response {
         .await
     {
         Ok(s) => signed_in(&hub, &s, "/hub?done=welcome"),
-        Err(e) => {
-            let (field, error) = field_error(&e);
-            hub.page_status(
-                &post.visitor,
-                status_of(&e),
-                "signup.html",
-                context! { email => f.get("email"), invite => invite, field, error },
-            )
-        }
+        Err(e) => hub.page_status(
+            &post.visitor,
+            status_of(&e),
+            "signup.html",
+            context! { email => f.get("email"), invite => invite, ..form_error(&e) },
+        ),
     }
 }
 
@@ -105,15 +91,12 @@ pub async fn login(State(hub): State<Hub>, post: Post) -> Response {
     let f = &post.form;
     match hub.platform.log_in(f.get("email"), f.get("password")).await {
         Ok(s) => signed_in(&hub, &s, "/hub"),
-        Err(e) => {
-            let (field, error) = field_error(&e);
-            hub.page_status(
-                &post.visitor,
-                status_of(&e),
-                "login.html",
-                context! { email => f.get("email"), field, error },
-            )
-        }
+        Err(e) => hub.page_status(
+            &post.visitor,
+            status_of(&e),
+            "login.html",
+            context! { email => f.get("email"), ..form_error(&e) },
+        ),
     }
 }
 
@@ -133,15 +116,7 @@ pub async fn code(State(hub): State<Hub>, post: Post) -> Response {
         .await
     {
         Ok(s) => signed_in(&hub, &s, "/hub"),
-        Err(e) => {
-            let (field, error) = field_error(&e);
-            hub.page_status(
-                &post.visitor,
-                status_of(&e),
-                "code.html",
-                context! { field, error },
-            )
-        }
+        Err(e) => hub.page_status(&post.visitor, status_of(&e), "code.html", form_error(&e)),
     }
 }
 

@@ -10,7 +10,7 @@ use maximin_types::Scope;
 use minijinja::{context, Value};
 
 use crate::page_or_return;
-use crate::web::{see_other, status_of, Hub, Post, Visitor};
+use crate::web::{form_error, see_other, status_of, Hub, Post, Visitor};
 
 /// The scopes a key can be narrowed to, in the order the form shows them.
 fn scope_names() -> Vec<&'static str> {
@@ -112,9 +112,8 @@ pub async fn create(State(hub): State<Hub>, post: Post) -> Response {
         ),
         Err(e) => {
             let extra = context! {
-                field => e.details.get("field").and_then(|f| f.as_str()).map(str::to_owned),
-                error => e.message.clone(),
                 name => post.form.get("name"),
+                ..form_error(&e)
             };
             list_page(&hub, v, status_of(&e), extra).await
         }

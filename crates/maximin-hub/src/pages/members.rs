@@ -7,7 +7,7 @@ use maximin_core::people::Role;
 use minijinja::{context, Value};
 
 use crate::page_or_return;
-use crate::web::{see_other, status_of, Hub, Post, Visitor};
+use crate::web::{form_error, see_other, status_of, Hub, Post, Visitor};
 
 async fn page(hub: &Hub, v: &Visitor, status: StatusCode, extra: Value) -> Response {
     let s = page_or_return!(v.member());
@@ -58,10 +58,7 @@ pub async fn invite(State(hub): State<Hub>, post: Post) -> Response {
             .await
         }
         Err(e) => {
-            let extra = context! {
-                field => e.details.get("field").and_then(|f| f.as_str()).map(str::to_owned),
-                error => e.message.clone(),
-            };
+            let extra = form_error(&e);
             page(&hub, v, status_of(&e), extra).await
         }
     }

@@ -12,7 +12,7 @@ use maximin_types::{Plan, RateClass};
 use minijinja::{context, Value};
 
 use crate::page_or_return;
-use crate::web::{see_other, status_of, Hub, Post, Visitor};
+use crate::web::{form_error, see_other, status_of, Hub, Post, Visitor};
 
 /// The operator's session, or the page that refuses.
 fn operator<'v>(hub: &Hub, v: &'v Visitor) -> Result<&'v HubSession, Response> {
@@ -82,13 +82,6 @@ pub async fn show(State(hub): State<Hub>, v: Visitor) -> Response {
     page(&hub, &v, StatusCode::OK, context! {}).await
 }
 
-fn failed(e: &Error) -> Value {
-    context! {
-        field => e.details.get("field").and_then(|f| f.as_str()).map(str::to_owned),
-        error => e.message.clone(),
-    }
-}
-
 pub async fn plan(State(hub): State<Hub>, post: Post) -> Response {
     let v = &post.visitor;
     page_or_return!(operator(&hub, v));
@@ -99,7 +92,7 @@ pub async fn plan(State(hub): State<Hub>, post: Post) -> Response {
     };
     match result {
         Ok(_) => see_other("/hub/operator?done=plan"),
-        Err(e) => page(&hub, v, status_of(&e), failed(&e)).await,
+        Err(e) => page(&hub, v, status_of(&e), form_error(&e)).await,
     }
 }
 
@@ -120,6 +113,6 @@ pub async fn credits(State(hub): State<Hub>, post: Post) -> Response {
     };
     match result {
         Ok(_) => see_other("/hub/operator?done=credits"),
-        Err(e) => page(&hub, v, status_of(&e), failed(&e)).await,
+        Err(e) => page(&hub, v, status_of(&e), form_error(&e)).await,
     }
 }

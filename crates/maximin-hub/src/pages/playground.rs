@@ -22,7 +22,7 @@ use serde_json::{json, Value as Json};
 use tower::ServiceExt;
 
 use crate::page_or_return;
-use crate::web::{status_of, Form, Hub, Post, Visitor};
+use crate::web::{form_error, status_of, Form, Hub, Post, Visitor};
 
 /// The endpoints the playground speaks to, with the modality of their models.
 const ENDPOINTS: &[(&str, &str, Modality)] = &[
@@ -273,8 +273,7 @@ pub async fn send_form(State(hub): State<Hub>, post: Post) -> Response {
             &endpoint,
             context! {
                 fields,
-                field => e.details.get("field").and_then(|f| f.as_str()).map(str::to_owned),
-                error => e.message.clone(),
+                ..form_error(&e)
             },
         ),
     }

@@ -13,7 +13,7 @@ use maximin_types::PiiMode;
 use minijinja::{context, Value};
 
 use crate::page_or_return;
-use crate::web::{see_other, status_of, Hub, Post, Visitor};
+use crate::web::{form_error, see_other, status_of, Hub, Post, Visitor};
 
 async fn page(hub: &Hub, v: &Visitor, status: StatusCode, extra: Value) -> Response {
     let (_, account) = page_or_return!(hub.allowed(v, Permission::ManagePrivacy));
@@ -54,13 +54,6 @@ async fn page(hub: &Hub, v: &Visitor, status: StatusCode, extra: Value) -> Respo
     )
 }
 
-fn failed(e: &Error) -> Value {
-    context! {
-        field => e.details.get("field").and_then(|f| f.as_str()).map(str::to_owned),
-        error => e.message.clone(),
-    }
-}
-
 pub async fn show(State(hub): State<Hub>, v: Visitor) -> Response {
     page(&hub, &v, StatusCode::OK, context! {}).await
 }
@@ -84,7 +77,7 @@ pub async fn export(State(hub): State<Hub>, post: Post) -> Response {
     };
     match hub.platform.queue_export(&account.id, &by, &req).await {
         Ok(view) => see_other(&format!("/hub/privacy/export/{}", view.task_id)),
-        Err(e) => page(&hub, &post.visitor, status_of(&e), failed(&e)).await,
+        Err(e) => page(&hub, &post.visitor, status_of(&e), form_error(&e)).await,
     }
 }
 
@@ -130,7 +123,7 @@ pub async fn delete(State(hub): State<Hub>, post: Post) -> Response {
             )
             .await
         }
-        Err(e) => page(&hub, &post.visitor, status_of(&e), failed(&e)).await,
+        Err(e) => page(&hub, &post.visitor, status_of(&e), form_error(&e)).await,
     }
 }
 
@@ -143,7 +136,7 @@ pub async fn debug(State(hub): State<Hub>, post: Post) -> Response {
             Ok(h) => Some(h),
             Err(_) => {
                 let e = Error::invalid("duration_hours", "Hours are a whole number from 1 to 168.");
-                return page(&hub, &post.visitor, StatusCode::BAD_REQUEST, failed(&e)).await;
+                return page(&hub, &post.visitor, StatusCode::BAD_REQUEST, form_error(&e)).await;
             }
         }
     } else {
@@ -155,7 +148,7 @@ pub async fn debug(State(hub): State<Hub>, post: Post) -> Response {
     };
     match hub.platform.set_debug_logging(&account.id, &req).await {
         Ok(_) => see_other("/hub/privacy?done=debug#debug"),
-        Err(e) => page(&hub, &post.visitor, status_of(&e), failed(&e)).await,
+        Err(e) => page(&hub, &post.visitor, status_of(&e), form_error(&e)).await,
     }
 }
 
@@ -171,7 +164,7 @@ pub async fn routing(State(hub): State<Hub>, post: Post) -> Response {
                 "pii",
                 format!("PII protection is off, redact or block, not '{other}'."),
             );
-            return page(&hub, &post.visitor, StatusCode::BAD_REQUEST, failed(&e)).await;
+            return page(&hub, &post.visitor, StatusCode::BAD_REQUEST, form_error(&e)).await;
         }
     };
     let regions: Vec<String> = f
@@ -191,7 +184,7 @@ pub async fn routing(State(hub): State<Hub>, post: Post) -> Response {
         .await
     {
         Ok(_) => see_other("/hub/privacy?done=routing#routing"),
-        Err(e) => page(&hub, &post.visitor, status_of(&e), failed(&e)).await,
+        Err(e) => page(&hub, &post.visitor, status_of(&e), form_error(&e)).await,
     }
 }
 
@@ -203,7 +196,7 @@ pub async fn close(State(hub): State<Hub>, post: Post) -> Response {
             "confirm",
             "Type the account's id exactly to confirm closing it.",
         );
-        return page(&hub, &post.visitor, StatusCode::BAD_REQUEST, failed(&e)).await;
+        return page(&hub, &post.visitor, StatusCode::BAD_REQUEST, form_error(&e)).await;
     }
     match hub.platform.close_account(&account.id).await {
         Ok(view) => hub.page(
@@ -211,6 +204,6 @@ pub async fn close(State(hub): State<Hub>, post: Post) -> Response {
             "closed.html",
             context! { closure => Value::from_serialize(&view) },
         ),
-        Err(e) => page(&hub, &post.visitor, status_of(&e), failed(&e)).await,
+        Err(e) => page(&hub, &post.visitor, status_of(&e), form_error(&e)).await,
     }
 }

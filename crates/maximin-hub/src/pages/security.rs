@@ -10,7 +10,7 @@ use minijinja::{context, Value};
 
 use crate::page_or_return;
 use crate::qr;
-use crate::web::{see_other, status_of, Hub, Post, Visitor};
+use crate::web::{form_error, see_other, status_of, Hub, Post, Visitor};
 
 /// What the security page shows, with `extra` on top.
 async fn render(hub: &Hub, v: &Visitor, status: StatusCode, extra: Value) -> Response {
@@ -36,13 +36,6 @@ async fn render(hub: &Hub, v: &Visitor, status: StatusCode, extra: Value) -> Res
     )
 }
 
-fn failed(e: &Error) -> Value {
-    context! {
-        field => e.details.get("field").and_then(|f| f.as_str()).map(str::to_owned),
-        error => e.message.clone(),
-    }
-}
-
 pub async fn show(State(hub): State<Hub>, v: Visitor) -> Response {
     render(&hub, &v, StatusCode::OK, context! {}).await
 }
@@ -53,7 +46,7 @@ pub async fn password(State(hub): State<Hub>, post: Post) -> Response {
     let f = &post.form;
     if f.get("new_password") != f.get("new_password_again") {
         let e = Error::invalid("new_password_again", "The two new passwords differ.");
-        return render(&hub, v, StatusCode::BAD_REQUEST, failed(&e)).await;
+        return render(&hub, v, StatusCode::BAD_REQUEST, form_error(&e)).await;
     }
     match hub
         .platform
@@ -61,7 +54,7 @@ pub async fn password(State(hub): State<Hub>, post: Post) -> Response {
         .await
     {
         Ok(()) => see_other("/hub/security?done=password"),
-        Err(e) => render(&hub, v, status_of(&e), failed(&e)).await,
+        Err(e) => render(&hub, v, status_of(&e), form_error(&e)).await,
     }
 }
 
@@ -70,7 +63,7 @@ pub async fn totp_begin(State(hub): State<Hub>, post: Post) -> Response {
     let s = page_or_return!(v.member());
     match hub.platform.totp_begin(s).await {
         Ok(_) => see_other("/hub/security#totp"),
-        Err(e) => render(&hub, v, status_of(&e), failed(&e)).await,
+        Err(e) => render(&hub, v, status_of(&e), form_error(&e)).await,
     }
 }
 
@@ -88,7 +81,7 @@ pub async fn totp_confirm(State(hub): State<Hub>, post: Post) -> Response {
             )
             .await
         }
-        Err(e) => render(&hub, v, status_of(&e), failed(&e)).await,
+        Err(e) => render(&hub, v, status_of(&e), form_error(&e)).await,
     }
 }
 
@@ -101,7 +94,7 @@ pub async fn totp_disable(State(hub): State<Hub>, post: Post) -> Response {
         .await
     {
         Ok(()) => see_other("/hub/security?done=totp_off"),
-        Err(e) => render(&hub, v, status_of(&e), failed(&e)).await,
+        Err(e) => render(&hub, v, status_of(&e), form_error(&e)).await,
     }
 }
 
@@ -110,7 +103,7 @@ pub async fn recovery(State(hub): State<Hub>, post: Post) -> Response {
     let s = page_or_return!(v.member());
     if s.user.totp.is_none() {
         let e = Error::invalid("totp", "Turn two-factor sign-in on first.");
-        return render(&hub, v, StatusCode::BAD_REQUEST, failed(&e)).await;
+        return render(&hub, v, StatusCode::BAD_REQUEST, form_error(&e)).await;
     }
     match hub.platform.new_recovery_codes(&s.user.id).await {
         Ok(codes) => {
@@ -122,7 +115,7 @@ pub async fn recovery(State(hub): State<Hub>, post: Post) -> Response {
             )
             .await
         }
-        Err(e) => render(&hub, v, status_of(&e), failed(&e)).await,
+        Err(e) => render(&hub, v, status_of(&e), form_error(&e)).await,
     }
 }
 

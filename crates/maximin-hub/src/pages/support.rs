@@ -7,7 +7,7 @@ use maximin_core::people::Permission;
 use minijinja::{context, Value};
 
 use crate::page_or_return;
-use crate::web::{see_other, status_of, Hub, Post, Visitor};
+use crate::web::{form_error, see_other, status_of, Hub, Post, Visitor};
 
 async fn list_page(hub: &Hub, v: &Visitor, status: StatusCode, extra: Value) -> Response {
     let (_, account) = page_or_return!(hub.allowed(v, Permission::Support));
@@ -38,8 +38,8 @@ pub async fn open(State(hub): State<Hub>, post: Post) -> Response {
         Ok(t) => see_other(&format!("/hub/support/{}", t.id)),
         Err(e) => {
             let extra = context! {
-                field => e.details.get("field").and_then(|f| f.as_str()).map(str::to_owned),
-                error => e.message.clone(), subject => f.get("subject"), message => f.get("message"),
+                subject => f.get("subject"), message => f.get("message"),
+                ..form_error(&e)
             };
             list_page(&hub, v, status_of(&e), extra).await
         }
