@@ -13,7 +13,7 @@ use maximin_types::TokenUsage;
 use crate::catalog::ModelSpec;
 use crate::providers::media::{ImageProvider, MusicProvider, VideoProvider};
 use crate::providers::speech::SpeechProvider;
-use crate::Result;
+use crate::{Error, Result};
 
 /// The output of one chat completion.
 #[derive(Debug, Clone, PartialEq)]
@@ -91,6 +91,24 @@ pub trait ChatProvider: Send + Sync + 'static {
         weights: Option<&Path>,
         request: &ChatCompletionRequest,
     ) -> Result<ChatStream>;
+
+    /// [`ChatProvider::start`] with a LoRA adapter applied (a fine-tuned
+    /// model); a provider that cannot apply one refuses.
+    async fn start_adapted(
+        &self,
+        model: &ModelSpec,
+        _weights: Option<&Path>,
+        _adapter: &Path,
+        _request: &ChatCompletionRequest,
+    ) -> Result<ChatStream> {
+        Err(Error::new(
+            maximin_types::ErrorCode::ModelUnavailable,
+            format!(
+                "The fine-tuned model's base '{}' runs where adapters cannot be applied.",
+                model.id
+            ),
+        ))
+    }
 }
 
 /// An embeddings provider: a local engine or an upstream.
@@ -218,6 +236,8 @@ pub struct Engines {
     pub image: HashMap<String, Arc<dyn ImageProvider>>,
     pub video: HashMap<String, Arc<dyn VideoProvider>>,
     pub music: HashMap<String, Arc<dyn MusicProvider>>,
+    /// Trainers, by the engine whose models they train (`llama.cpp`).
+    pub fine_tune: HashMap<String, Arc<dyn crate::finetune::provider::FineTuner>>,
 }
 
 impl Engines {

@@ -60,7 +60,10 @@ pub const UPLOAD_PURPOSES: &[(&str, &[&str])] = &[
     ("t2a_async_input", &["txt", "zip"]),
     ("retrieval", DOCUMENTS),
     ("assistants", DOCUMENTS),
-    ("fine-tune", &["jsonl"]),
+    // Text that is not all JSON lines is taken too: a job's creation reads
+    // it line by line and names every bad line, which a refused upload
+    // could not.
+    ("fine-tune", &["jsonl", "txt"]),
 ];
 const AUDIO: &[&str] = &["mp3", "m4a", "wav", "flac", "ogg"];
 const DOCUMENTS: &[&str] = &["pdf", "docx", "txt", "jsonl"];

@@ -312,7 +312,18 @@ impl Platform {
         req: &ChatCompletionRequest,
     ) -> Result<ChatRun> {
         validate_chat(req)?;
-        let spec = self.model_for(caller, &req.model)?;
+        let fine_tuned = if req.model.starts_with("ft:") {
+            Some(self.fine_tuned(caller, &req.model).await?)
+        } else {
+            None
+        };
+        let spec = match &fine_tuned {
+            Some(f) => &f.spec,
+            None => self.model_for(caller, &req.model)?,
+        };
+        // A fine-tuned model runs where its base runs, with its adapter.
+        let route_spec = fine_tuned.as_ref().map_or(spec, |f| f.base);
+        let adapter = fine_tuned.as_ref().map(|f| f.adapter.clone());
         if spec.modality != Modality::Text {
             return Err(modality_mismatch(spec, Modality::Text));
         }
@@ -334,8 +345,9 @@ impl Platform {
         let models_dir = &self.installed.models_dir;
         let ((first, rx, redactor), lease) =
             self.router
-                .route(&self.catalog, spec, &policy, |target: Arc<Target>| {
+                .route(&self.catalog, route_spec, &policy, |target: Arc<Target>| {
                     let policy = &policy;
+                    let adapter = adapter.clone();
                     async move {
                         let provider = self
                             .engines
@@ -346,9 +358,18 @@ impl Platform {
                         let mut req = req.clone();
                         let redactor = pii::protect_chat(&mut req, pii_mode(policy, &target))?;
                         let weights = target.spec.weights_path(models_dir);
-                        let mut rx = provider
-                            .start(&target.spec, weights.as_deref(), &req)
-                            .await?;
+                        let mut rx = match &adapter {
+                            Some(a) => {
+                                provider
+                                    .start_adapted(&target.spec, weights.as_deref(), &a.path, &req)
+                                    .await?
+                            }
+                            None => {
+                                provider
+                                    .start(&target.spec, weights.as_deref(), &req)
+                                    .await?
+                            }
+                        };
                         match rx.recv().await {
                             Some(ChatEvent::Failed(e))
                             | Some(ChatEvent::Broken { error: e, .. }) => Err(e),

@@ -232,6 +232,8 @@ pub struct Platform {
     pub router: routing::Router,
     /// Prices and credits (`[billing]`).
     pub billing: billing::Billing,
+    /// Fine-tuned models' adapters opened for the engines.
+    pub adapters: finetune::serve::Adapters,
     auth_cache: AuthCache,
 }
 
@@ -256,6 +258,7 @@ impl Platform {
             meter: Meter::start(store.clone()),
             readiness: readiness::Readiness::default(),
             auth_cache: AuthCache::default(),
+            adapters: Default::default(),
             store,
             limiter,
             clock,

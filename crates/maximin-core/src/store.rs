@@ -592,6 +592,7 @@ pub trait TaskStore: Send + Sync + 'static {
     async fn set_webhook_payload(&self, id: i64, payload: &[u8]) -> Result<()>;
 }
 
+pub use crate::finetune::store::FineTuneStore;
 pub use crate::people::store::PeopleStore;
 
 /// The accounts' own voices.
@@ -662,7 +663,8 @@ pub trait LifecycleStore: Send + Sync + 'static {
     ) -> Result<u64>;
     /// Closes an account: marks it closed, revokes every key, turns debug
     /// logging off and deletes its debug logs, closes its open support
-    /// tickets (their 2 years start), in one transaction. Returns
+    /// tickets (their 2 years start), marks its fine-tuned models deleted
+    /// (their adapters go with its files), in one transaction. Returns
     /// the keys revoked, or `None` when there is no such open account.
     async fn close_account(&self, id: &str, at: OffsetDateTime) -> Result<Option<u64>>;
     /// Accounts closed before `closed_before` whose profile is still held.
@@ -710,6 +712,7 @@ pub trait Store:
     + VoiceStore
     + LifecycleStore
     + PeopleStore
+    + FineTuneStore
 {
 }
 
@@ -722,6 +725,7 @@ impl<T> Store for T where
         + VoiceStore
         + LifecycleStore
         + PeopleStore
+        + FineTuneStore
 {
 }
 
@@ -729,7 +733,7 @@ impl<T> Store for T where
 /// type (`use maximin_core::store::traits::*`); `dyn Store` needs none.
 pub mod traits {
     pub use super::{
-        AccountStore, FileStore, IdempotencyStore, LifecycleStore, PeopleStore, Store, TaskStore,
-        UsageStore, VoiceStore,
+        AccountStore, FileStore, FineTuneStore, IdempotencyStore, LifecycleStore, PeopleStore,
+        Store, TaskStore, UsageStore, VoiceStore,
     };
 }

@@ -89,7 +89,20 @@ impl Tasks {
         kind: &str,
         params: &[u8],
     ) -> Result<TaskRecord> {
-        let id = new_id();
+        self.create_with_id(new_id(), account_id, key_id, kind, params)
+            .await
+    }
+
+    /// [`Tasks::create`] under an id the caller chose (with
+    /// [`new_id`]), for a record that names its task before it is queued.
+    pub async fn create_with_id(
+        &self,
+        id: i64,
+        account_id: &str,
+        key_id: &str,
+        kind: &str,
+        params: &[u8],
+    ) -> Result<TaskRecord> {
         let now = self.clock.now();
         let task = TaskRecord {
             id,

@@ -117,9 +117,13 @@ struct Loaded {
     jobs: std::sync::mpsc::SyncSender<worker::Job>,
 }
 
+/// A loaded model's weights file and adapter.
+type LoadKey = (PathBuf, Option<PathBuf>);
+
 pub struct LlamaEngine {
     opts: Options,
-    loaded: Mutex<HashMap<PathBuf, Arc<Loaded>>>,
+    /// By weights file and adapter (a fine-tuned model's own context).
+    loaded: Mutex<HashMap<LoadKey, Arc<Loaded>>>,
     loading: tokio::sync::Mutex<()>,
 }
 
@@ -132,18 +136,26 @@ impl LlamaEngine {
         }
     }
 
-    fn cached(&self, path: &Path) -> Option<Arc<Loaded>> {
+    fn cached(&self, key: &LoadKey) -> Option<Arc<Loaded>> {
         let map = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(path).cloned()
+        map.get(key).cloned()
     }
 
-    /// Loads a model once; concurrent first requests wait for the one load.
-    async fn load(&self, spec: &ModelSpec, path: &Path) -> Result<Arc<Loaded>> {
-        if let Some(l) = self.cached(path) {
+    /// Loads a model (with an adapter: a context of its own, since
+    /// llama.cpp applies adapters per context) once; concurrent first
+    /// requests wait for the one load.
+    async fn load(
+        &self,
+        spec: &ModelSpec,
+        path: &Path,
+        adapter: Option<&Path>,
+    ) -> Result<Arc<Loaded>> {
+        let key = (path.to_path_buf(), adapter.map(Path::to_path_buf));
+        if let Some(l) = self.cached(&key) {
             return Ok(l);
         }
         let _one_at_a_time = self.loading.lock().await;
-        if let Some(l) = self.cached(path) {
+        if let Some(l) = self.cached(&key) {
             return Ok(l);
         }
         if !path.is_file() {
@@ -160,14 +172,17 @@ impl LlamaEngine {
         let owned = path.to_path_buf();
         let id = spec.id.clone();
         let window = spec.context_window;
-        let loaded = tokio::task::spawn_blocking(move || load_blocking(&owned, &id, window, &opts))
-            .await
-            .map_err(|e| Error::internal(format!("loading task: {e}")))??;
+        let adapter = key.1.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            load_blocking(&owned, adapter.as_deref(), &id, window, &opts)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("loading task: {e}")))??;
         let loaded = Arc::new(loaded);
         self.loaded
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(path.to_path_buf(), loaded.clone());
+            .insert(key, loaded.clone());
         Ok(loaded)
     }
 }
@@ -206,7 +221,13 @@ pub fn configure_process() {
     }
 }
 
-fn load_blocking(path: &Path, id: &str, window: u32, opts: &Options) -> Result<Loaded> {
+fn load_blocking(
+    path: &Path,
+    adapter: Option<&Path>,
+    id: &str,
+    window: u32,
+    opts: &Options,
+) -> Result<Loaded> {
     let backend = backend()?;
     let started = std::time::Instant::now();
     let file = if opts.requantize {
@@ -214,13 +235,23 @@ fn load_blocking(path: &Path, id: &str, window: u32, opts: &Options) -> Result<L
     } else {
         path.to_path_buf()
     };
-    let model = LlamaModel::load_from_file(backend, &file, &LlamaModelParams::default()).map_err(|e| {
+    let mut model = LlamaModel::load_from_file(backend, &file, &LlamaModelParams::default()).map_err(|e| {
         Error::new(
             ErrorCode::ModelUnavailable,
             format!("The weights of '{id}' could not be loaded ({e}): pull them again with `maximin models pull {id}`."),
         )
         .with("model", id)
     })?;
+    let adapter = match adapter {
+        Some(a) => Some(model.lora_adapter_init(a).map_err(|e| {
+            Error::new(
+                ErrorCode::ModelUnavailable,
+                format!("The adapter of '{id}' could not be loaded ({e})."),
+            )
+            .with("model", id)
+        })?),
+        None => None,
+    };
     let model = Arc::new(model);
     let template = template_of(&model);
     let (bos, eos) = bos_eos(&model);
@@ -237,6 +268,7 @@ fn load_blocking(path: &Path, id: &str, window: u32, opts: &Options) -> Result<L
         ctx_per_slot,
         batch: opts.batch.max(16),
         gguf: file,
+        adapter,
     };
     std::thread::Builder::new()
         .name(format!("llama-{id}"))
@@ -415,6 +447,15 @@ fn builtin(
         .map_err(|e| Error::internal(format!("chat template '{name}': {e}")))
 }
 
+fn weights_of<'a>(model: &ModelSpec, weights: Option<&'a Path>) -> Result<&'a Path> {
+    weights.ok_or_else(|| {
+        Error::new(
+            ErrorCode::ModelUnavailable,
+            format!("'{}' names no weights file.", model.id),
+        )
+    })
+}
+
 #[async_trait]
 impl ChatProvider for LlamaEngine {
     async fn start(
@@ -423,14 +464,32 @@ impl ChatProvider for LlamaEngine {
         weights: Option<&Path>,
         request: &ChatCompletionRequest,
     ) -> Result<ChatStream> {
-        let path = weights.ok_or_else(|| {
-            Error::new(
-                ErrorCode::ModelUnavailable,
-                format!("'{}' names no weights file.", model.id),
-            )
-        })?;
+        self.start_with(model, weights_of(model, weights)?, None, request)
+            .await
+    }
+
+    async fn start_adapted(
+        &self,
+        model: &ModelSpec,
+        weights: Option<&Path>,
+        adapter: &Path,
+        request: &ChatCompletionRequest,
+    ) -> Result<ChatStream> {
+        self.start_with(model, weights_of(model, weights)?, Some(adapter), request)
+            .await
+    }
+}
+
+impl LlamaEngine {
+    async fn start_with(
+        &self,
+        model: &ModelSpec,
+        path: &Path,
+        adapter: Option<&Path>,
+        request: &ChatCompletionRequest,
+    ) -> Result<ChatStream> {
         let mode = prompt::tool_mode(request)?;
-        let loaded = self.load(model, path).await?;
+        let loaded = self.load(model, path, adapter).await?;
         let req = request.clone();
         let l2 = loaded.clone();
         let prepared = tokio::task::spawn_blocking(move || prepare(&l2, &req, &mode))

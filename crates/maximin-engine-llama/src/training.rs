@@ -128,6 +128,86 @@ impl ExampleTokenizer {
     }
 }
 
+/// What llama.cpp itself computes for `tokens` on the model at `model`,
+/// with the LoRA adapter at `adapter` applied at scale 1 when given: the
+/// last position's logits, then `generate` greedy tokens (ending early at
+/// an end of generation). For checking a trainer against the engine that
+/// will serve its adapters.
+pub fn reference_run(
+    model: &Path,
+    adapter: Option<&Path>,
+    tokens: &[i32],
+    generate: usize,
+) -> Result<(Vec<f32>, Vec<i32>)> {
+    use std::num::NonZeroU32;
+
+    use llama_cpp_2::context::params::LlamaContextParams;
+    use llama_cpp_2::llama_batch::LlamaBatch;
+    use llama_cpp_2::token::LlamaToken;
+
+    let fail = |what: &str, e: &dyn std::fmt::Display| Error::internal(format!("{what}: {e}"));
+    let backend = crate::backend()?;
+    let mut base = LlamaModel::load_from_file(backend, model, &LlamaModelParams::default())
+        .map_err(|e| fail("model", &e))?;
+    let mut lora = match adapter {
+        Some(a) => Some(base.lora_adapter_init(a).map_err(|e| fail("adapter", &e))?),
+        None => None,
+    };
+    let n_ctx = (tokens.len() + generate + 8) as u32;
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(n_ctx.max(64)))
+        .with_n_batch(n_ctx.max(64))
+        .with_n_threads(2)
+        .with_n_threads_batch(2);
+    let mut ctx = base
+        .new_context(backend, params)
+        .map_err(|e| fail("context", &e))?;
+    if let Some(a) = lora.as_mut() {
+        ctx.lora_adapter_set(a, 1.0)
+            .map_err(|e| fail("adapter", &e))?;
+    }
+    let mut batch = LlamaBatch::new(tokens.len().max(1), 1);
+    for (i, t) in tokens.iter().enumerate() {
+        batch
+            .add(LlamaToken(*t), i as i32, &[0], i + 1 == tokens.len())
+            .map_err(|e| fail("batch", &e))?;
+    }
+    ctx.decode(&mut batch).map_err(|e| fail("decode", &e))?;
+    let first = ctx.get_logits_ith(tokens.len() as i32 - 1).to_vec();
+    let mut logits = first.clone();
+    let mut out = Vec::new();
+    for _ in 0..generate {
+        let next = logits
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(i, _)| i as i32)
+            .unwrap_or(0);
+        if base.vocab().is_eog(LlamaToken(next)) {
+            break;
+        }
+        out.push(next);
+        let mut one = LlamaBatch::new(1, 1);
+        one.add(
+            LlamaToken(next),
+            (tokens.len() + out.len() - 1) as i32,
+            &[0],
+            true,
+        )
+        .map_err(|e| fail("batch", &e))?;
+        ctx.decode(&mut one).map_err(|e| fail("decode", &e))?;
+        logits = ctx.get_logits_ith(0).to_vec();
+    }
+    Ok((first, out))
+}
+
+/// The tokens of a conversation's prompt, ready for the assistant's turn.
+impl ExampleTokenizer {
+    pub fn prompt(&self, messages: &[ChatMessage]) -> Result<Vec<i32>> {
+        self.tokens_of(messages, true)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -47,6 +47,8 @@ pub struct WorkerOptions {
     /// The GGUF llama.cpp loaded: its Q8_0 output matrix is what maximin
     /// multiplies itself on CPUs with AVX-512 VNNI (`lmhead.rs`).
     pub gguf: PathBuf,
+    /// A fine-tuned model's LoRA adapter, applied to the whole context.
+    pub adapter: Option<llama_cpp_2::model::LlamaLoraAdapter>,
 }
 
 /// A request made ready on the blocking pool.
@@ -179,6 +181,13 @@ pub fn run(
             return;
         }
     };
+    let mut opts = opts;
+    if let Some(a) = opts.adapter.as_mut() {
+        if let Err(e) = ctx.lora_adapter_set(a, 1.0) {
+            let _ = ready.send(Err(Error::internal(format!("llama.cpp adapter: {e}"))));
+            return;
+        }
+    }
     let mut batch = LlamaBatch::new(opts.batch as usize, i32::try_from(opts.slots).unwrap_or(1));
     if let Some(h) = &head {
         if !check_head(

@@ -67,6 +67,8 @@ pub struct Shared {
     pub media: maximin_media::MediaConfig,
     /// Signs and sends task webhooks.
     pub webhooks: Arc<maximin_media::webhook::Webhooks>,
+    /// `[fine_tune]`: how jobs are trained (what a create resolves).
+    pub fine_tune: maximin_core::finetune::jobs::FineTuneConfig,
 }
 
 impl AppState {
@@ -104,7 +106,17 @@ impl AppState {
             public_url,
             media,
             webhooks,
+            fine_tune: Default::default(),
         }))
+    }
+
+    /// With the `[fine_tune]` settings; right after [`AppState::build`],
+    /// before the state is shared.
+    pub fn with_fine_tune(mut self, config: maximin_core::finetune::jobs::FineTuneConfig) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.0) {
+            shared.fine_tune = config;
+        }
+        self
     }
 }
 

@@ -16,8 +16,8 @@ use utoipa::openapi::RefOr;
 
 use crate::error::Surface;
 use crate::routes::{
-    account, anthropic, billing, files, inference, media, models, native_text, openai, privacy,
-    speech, speech_async, speech_ws, system, upstreams, voices,
+    account, anthropic, billing, files, fine_tunes, inference, media, models, native_text, openai,
+    privacy, speech, speech_async, speech_ws, system, upstreams, voices,
 };
 use crate::AppState;
 
@@ -145,6 +145,19 @@ const FILES_WRITE: Access = spec(RateClass::FileUpload, Some(Modality::Files), f
 const SPEECH_REMOVE: Access = removing(SPEECH);
 const FILES_REMOVE: Access = removing(FILES_WRITE);
 const FILES_READ: Access = spec(RateClass::Read, Some(Modality::Files), true, false);
+const FINE_TUNE_CREATE: Access = spec(
+    RateClass::FineTuneCreate,
+    Some(Modality::FineTunes),
+    false,
+    false,
+);
+const FINE_TUNE_READ: Access = spec(RateClass::Read, Some(Modality::FineTunes), true, false);
+const FINE_TUNE_REMOVE: Access = removing(spec(
+    RateClass::Read,
+    Some(Modality::FineTunes),
+    false,
+    false,
+));
 
 use self::Access::Open;
 use crate::error::Surface::{Anthropic, Native, OpenAi, Platform};
@@ -207,6 +220,13 @@ pub static ROUTES: &[Route] = &[
     route!(POST "/v1/files", Platform, FILES_WRITE, files::create_file, files::__path_create_file
         => axum::extract::DefaultBodyLimit::disable()),
     route!(GET "/v1/files/{id}", Platform, FILES_READ, files::get_file, files::__path_get_file),
+    route!(POST "/v1/fine-tunes", Platform, FINE_TUNE_CREATE, fine_tunes::create_fine_tune, fine_tunes::__path_create_fine_tune),
+    route!(GET "/v1/fine-tunes", Platform, FINE_TUNE_READ, fine_tunes::list_fine_tunes, fine_tunes::__path_list_fine_tunes),
+    route!(GET "/v1/fine-tunes/{id}", Platform, FINE_TUNE_READ, fine_tunes::get_fine_tune, fine_tunes::__path_get_fine_tune),
+    route!(POST "/v1/fine-tunes/{id}/cancel", Platform, FINE_TUNE_REMOVE, fine_tunes::cancel_fine_tune, fine_tunes::__path_cancel_fine_tune),
+    route!(GET "/v1/fine-tunes/{id}/events", Platform, FINE_TUNE_READ, fine_tunes::list_fine_tune_events, fine_tunes::__path_list_fine_tune_events),
+    route!(GET "/v1/fine-tunes/{id}/checkpoints", Platform, FINE_TUNE_READ, fine_tunes::list_fine_tune_checkpoints, fine_tunes::__path_list_fine_tune_checkpoints),
+    route!(DELETE "/v1/models/{id}", Platform, FINE_TUNE_REMOVE, fine_tunes::delete_model, fine_tunes::__path_delete_model),
     route!(POST "/v1/chat/completions", Platform, CHAT, inference::create_chat_completion, inference::__path_create_chat_completion),
     // MiniMax-native: errors are HTTP 200 with `base_resp`.
     route!(POST "/v1/t2a_v2", Native, SPEECH, speech::t2a_v2, speech::__path_t2a_v2),
@@ -235,6 +255,13 @@ pub static ROUTES: &[Route] = &[
     route!(POST "/openai/v1/chat/completions", OpenAi, CHAT, openai::chat_completions, openai::__path_chat_completions),
     route!(POST "/openai/v1/embeddings", OpenAi, EMBED, openai::embeddings, openai::__path_embeddings),
     route!(GET "/openai/v1/models", OpenAi, READ, openai::list_models, openai::__path_list_models),
+    route!(DELETE "/openai/v1/models/{id}", OpenAi, FINE_TUNE_REMOVE, fine_tunes::openai_delete_model, fine_tunes::__path_openai_delete_model),
+    route!(POST "/openai/v1/fine_tuning/jobs", OpenAi, FINE_TUNE_CREATE, fine_tunes::openai_create_job, fine_tunes::__path_openai_create_job),
+    route!(GET "/openai/v1/fine_tuning/jobs", OpenAi, FINE_TUNE_READ, fine_tunes::openai_list_jobs, fine_tunes::__path_openai_list_jobs),
+    route!(GET "/openai/v1/fine_tuning/jobs/{id}", OpenAi, FINE_TUNE_READ, fine_tunes::openai_get_job, fine_tunes::__path_openai_get_job),
+    route!(POST "/openai/v1/fine_tuning/jobs/{id}/cancel", OpenAi, FINE_TUNE_REMOVE, fine_tunes::openai_cancel_job, fine_tunes::__path_openai_cancel_job),
+    route!(GET "/openai/v1/fine_tuning/jobs/{id}/events", OpenAi, FINE_TUNE_READ, fine_tunes::openai_list_events, fine_tunes::__path_openai_list_events),
+    route!(GET "/openai/v1/fine_tuning/jobs/{id}/checkpoints", OpenAi, FINE_TUNE_READ, fine_tunes::openai_list_checkpoints, fine_tunes::__path_openai_list_checkpoints),
     route!(POST "/openai/v1/images/generations", OpenAi, IMAGE, media::openai_images_generations, media::__path_openai_images_generations),
     route!(POST "/openai/v1/images/edits", OpenAi, IMAGE, media::openai_images_edits, media::__path_openai_images_edits
         => axum::extract::DefaultBodyLimit::disable()),

@@ -65,6 +65,9 @@ pub struct FileConfig {
     /// Prices and starting credits (`[billing]`, `[billing.prices.MODEL]`).
     #[serde(default)]
     pub billing: maximin_core::billing::BillingConfig,
+    /// Fine-tuning jobs: threads, jobs at once, checkpoint cadence (`[fine_tune]`).
+    #[serde(default)]
+    pub fine_tune: maximin_core::finetune::jobs::FineTuneConfig,
 }
 
 /// `models` in maximin.toml: either an array of catalog entries
@@ -207,6 +210,7 @@ pub struct Config {
     pub routing: RoutingConfig,
     pub media: maximin_media::MediaConfig,
     pub billing: maximin_core::billing::BillingConfig,
+    pub fine_tune: maximin_core::finetune::jobs::FineTuneConfig,
     pub source: Option<PathBuf>,
 }
 
@@ -282,6 +286,7 @@ impl Config {
             routing: file.routing,
             media: file.media,
             billing: file.billing,
+            fine_tune: file.fine_tune,
             source,
         })
     }

@@ -2,6 +2,16 @@
 //! uploaded jsonl, served as a private model.
 //!
 //! `data.rs`: the training data, checked line by line before anything is
-//! trained (every bad line named, with its reason).
+//! trained (every bad line named, with its reason). `store.rs`: what the
+//! store keeps of jobs, their events and checkpoints (`FineTuneStore`, a
+//! part of `Store`). `provider.rs`: the `FineTuner` trait (one per
+//! capability: the local trainer implements it). `jobs.rs`: create, get,
+//! list, cancel, events, checkpoints, deletion, and the `fine_tune` task.
+//! `serve.rs`: `ft:…` names resolved for their account, adapters opened
+//! in memory files for the engine.
 
 pub mod data;
+pub mod jobs;
+pub mod provider;
+pub mod serve;
+pub mod store;

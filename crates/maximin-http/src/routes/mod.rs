@@ -4,6 +4,7 @@ pub mod account;
 pub mod anthropic;
 pub mod billing;
 pub mod files;
+pub mod fine_tunes;
 pub mod inference;
 pub mod media;
 pub mod models;

@@ -13,10 +13,14 @@ use crate::AppState;
 #[utoipa::path(get, path = "/v1/models", tag = "models",
     security(("bearer" = [])),
     responses((status = 200, description = "`data` is the list of models", body = crate::openapi::ModelListResponse)))]
-pub async fn list_models(State(app): State<AppState>, ctx: Ctx) -> Response {
+pub async fn list_models(State(app): State<AppState>, ctx: Ctx) -> Result<Response, ApiError> {
     let p = &app.platform;
-    let models: Vec<ModelView> = p.catalog.models().iter().map(|m| p.model_view(m)).collect();
-    ctx.ok(models)
+    let mut models: Vec<ModelView> = p.catalog.models().iter().map(|m| p.model_view(m)).collect();
+    // The account's own fine-tuned models, after the catalog's.
+    for m in p.fine_tuned_models(&ctx.caller.account.id).await? {
+        models.push(p.model_view(&m));
+    }
+    Ok(ctx.ok(models))
 }
 
 /// One model by id or alias.
@@ -32,6 +36,13 @@ pub async fn get_model(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let p = &app.platform;
+    if id.starts_with("ft:") {
+        let mine = p.fine_tuned_models(&ctx.caller.account.id).await?;
+        let spec = mine.iter().find(|m| m.id == id).ok_or_else(|| {
+            maximin_core::finetune::jobs::model_not_found(&id).with("field", "id")
+        })?;
+        return Ok(ctx.ok(p.model_view(spec)));
+    }
     let spec = p.catalog.resolve(&id).ok_or_else(|| {
         Error::new(
             ErrorCode::ModelNotFound,

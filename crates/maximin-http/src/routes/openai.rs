@@ -329,15 +329,20 @@ pub async fn embeddings(
 
 #[utoipa::path(get, path = "/openai/v1/models", tag = "openai", security(("bearer" = [])),
     responses((status = 200, description = "The models this install serves", body = crate::openapi::OpenAiModelList)))]
-pub async fn list_models(State(app): State<AppState>, _ctx: Ctx) -> Result<Response, ApiError> {
+pub async fn list_models(State(app): State<AppState>, ctx: Ctx) -> Result<Response, ApiError> {
     let p = &app.platform;
-    let data: Vec<Value> = p
+    let mut data: Vec<Value> = p
         .catalog
         .models()
         .iter()
         .filter(|m| p.installed.availability(m).is_ok())
         .map(|m| json!({"id": m.id, "object": "model", "created": 0, "owned_by": "maximin"}))
         .collect();
+    for m in p.fine_tuned_models(&ctx.caller.account.id).await? {
+        data.push(
+            json!({"id": m.id, "object": "model", "created": 0, "owned_by": ctx.caller.account.id}),
+        );
+    }
     Ok(axum::Json(json!({"object": "list", "data": data})).into_response())
 }
 

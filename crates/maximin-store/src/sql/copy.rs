@@ -32,6 +32,9 @@ const TABLES: &[(&str, &[&str])] = &[
     ("hub_sessions", &["id"]),
     ("invites", &["id"]),
     ("login_guards", &["subject"]),
+    ("fine_tunes", &["id"]),
+    ("fine_tune_events", &["job_id", "seq"]),
+    ("fine_tune_checkpoints", &["job_id", "step"]),
 ];
 
 const BATCH: usize = 500;

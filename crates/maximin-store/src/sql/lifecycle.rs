@@ -210,6 +210,9 @@ pub(crate) async fn close_account(
     for sql in [
         "DELETE FROM debug_logs WHERE account_id = ?",
         "DELETE FROM credit_holds WHERE account_id = ?",
+        // Its fine-tuned models leave the catalog: their adapters go with
+        // the account's files.
+        "UPDATE fine_tunes SET model_deleted = 1 WHERE account_id = ? AND model_deleted = 0",
     ] {
         query(sql)
             .bind(id)
@@ -271,6 +274,11 @@ pub(crate) async fn purge_account(pool: &AnyPool, id: &str) -> Result<bool> {
         "DELETE FROM credit_holds WHERE account_id = ?",
         "DELETE FROM webhook_deliveries WHERE account_id = ?",
         "DELETE FROM debug_logs WHERE account_id = ?",
+        // A job's events and checkpoints before the job they name (their
+        // files are the account's, gone already).
+        "DELETE FROM fine_tune_events WHERE job_id IN (SELECT id FROM fine_tunes WHERE account_id = ?)",
+        "DELETE FROM fine_tune_checkpoints WHERE job_id IN (SELECT id FROM fine_tunes WHERE account_id = ?)",
+        "DELETE FROM fine_tunes WHERE account_id = ?",
         "DELETE FROM files WHERE account_id = ?",
         "DELETE FROM api_keys WHERE account_id = ?",
         "DELETE FROM invites WHERE account_id = ?",

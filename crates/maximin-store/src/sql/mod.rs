@@ -13,8 +13,9 @@
 //!
 //! Each concern is its own module: `accounts` (accounts, keys, the auth
 //! epoch), `usage` (usage events and, through `billing`, credit), `files`,
-//! `tasks` (and `webhooks`), `voices`, `idempotency`, and `lifecycle` (the
-//! privacy dashboard, closure, debug logs, support, retention).
+//! `tasks` (and `webhooks`), `voices`, `idempotency`, `lifecycle` (the
+//! privacy dashboard, closure, debug logs, support, retention), `people`
+//! (the hub's logins) and `fine_tunes` (jobs, their events and checkpoints).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -42,6 +43,7 @@ mod billing;
 mod copy;
 mod epoch;
 mod files;
+mod fine_tunes;
 mod idempotency;
 mod lifecycle;
 mod lifecycle_impl;
@@ -83,6 +85,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = migrations!(
     (9, "0009_privacy_log"),
     (10, "0010_account_lifecycle"),
     (11, "0011_people"),
+    (12, "0012_fine_tunes"),
 );
 
 /// PostgreSQL's own schema, beside migration 1: the auth epoch, changed by

@@ -1,6 +1,6 @@
 use super::*;
 use crate::testdb::TestDb;
-use maximin_core::store::PeopleStore;
+use maximin_core::store::{FineTuneStore, PeopleStore};
 
 pub(crate) fn account(id: &str, email: &str) -> Account {
     Account {
@@ -646,6 +646,271 @@ async fn fail_five_at_once(
     out
 }
 
+fn fine_tune(
+    id: i64,
+    account_id: &str,
+    at: OffsetDateTime,
+) -> maximin_core::finetune::store::FineTuneRecord {
+    maximin_core::finetune::store::FineTuneRecord {
+        id,
+        account_id: account_id.into(),
+        key_id: format!("key-{account_id}"),
+        task_id: 1000 + id,
+        base_model: "base".into(),
+        training_file: 2000 + id,
+        validation_file: None,
+        hyperparameters: r#"{"n_epochs":3}"#.into(),
+        suffix: None,
+        seed: 42,
+        status: "queued".into(),
+        fine_tuned_model: None,
+        adapter_file: None,
+        trained_tokens: None,
+        error: None,
+        created_at: at,
+        updated_at: at,
+        finished_at: None,
+        model_deleted: false,
+    }
+}
+
+async fn fine_tunes_jobs_events_checkpoints_and_purge(db: &TestDb) {
+    use maximin_core::finetune::store::{FineTuneCheckpoint, FineTuneRecord};
+    let s = db.open().await;
+    for a in ["a1", "a2"] {
+        s.insert_account(&account(a, &format!("{a}@x.io")))
+            .await
+            .expect("account");
+    }
+    let now = from_ms(ms(OffsetDateTime::now_utc()));
+    let sec = time::Duration::seconds(1);
+    let j1 = fine_tune(1, "a1", now);
+    let j2 = FineTuneRecord {
+        validation_file: Some(3002),
+        suffix: Some("mine".into()),
+        created_at: now + sec,
+        updated_at: now + sec,
+        ..fine_tune(2, "a1", now)
+    };
+    let j3 = fine_tune(3, "a2", now);
+    // Listed by creation whatever the order they went in.
+    for j in [&j2, &j1, &j3] {
+        s.insert_fine_tune(j).await.expect("insert");
+    }
+    assert_eq!(s.fine_tune(2).await.expect("get"), Some(j2.clone()));
+    assert_eq!(s.fine_tune(99).await.expect("get"), None);
+    let ids = |v: Vec<FineTuneRecord>| v.iter().map(|j| j.id).collect::<Vec<_>>();
+    assert_eq!(ids(s.fine_tunes_of("a1").await.expect("of")), [1, 2]);
+    assert_eq!(ids(s.fine_tunes_of("a2").await.expect("of")), [3]);
+
+    // Status moves until a final one; the first end wins.
+    assert!(s
+        .set_fine_tune_status(1, "validating", now + sec)
+        .await
+        .expect("move"));
+    assert!(s
+        .set_fine_tune_status(1, "running", now + 2 * sec)
+        .await
+        .expect("move"));
+    let got = s.fine_tune(1).await.expect("get").expect("j1");
+    assert_eq!(
+        (got.status.as_str(), got.updated_at, got.finished_at),
+        ("running", now + 2 * sec, None)
+    );
+    assert!(s
+        .finish_fine_tune(
+            1,
+            "succeeded",
+            Some("ft:base:x:1"),
+            Some(77),
+            Some(1234),
+            None,
+            now + 3 * sec
+        )
+        .await
+        .expect("finish"));
+    assert!(
+        !s.finish_fine_tune(1, "cancelled", None, None, None, None, now + 4 * sec)
+            .await
+            .expect("again"),
+        "a job ends once"
+    );
+    assert!(
+        !s.set_fine_tune_status(1, "running", now + 4 * sec)
+            .await
+            .expect("final"),
+        "a final status stays"
+    );
+    let done = s.fine_tune(1).await.expect("get").expect("j1");
+    assert_eq!(
+        (
+            done.status.as_str(),
+            done.fine_tuned_model.as_deref(),
+            done.adapter_file,
+            done.trained_tokens,
+            done.finished_at,
+            done.updated_at,
+        ),
+        (
+            "succeeded",
+            Some("ft:base:x:1"),
+            Some(77),
+            Some(1234),
+            Some(now + 3 * sec),
+            now + 3 * sec
+        )
+    );
+    // A cancel and a failure racing (from two processes): one ends it.
+    let other = db.open().await;
+    let error = r#"{"code":"x","message":"m","param":null}"#;
+    let (a, b) = tokio::join!(
+        s.finish_fine_tune(2, "cancelled", None, None, None, None, now + 5 * sec),
+        other.finish_fine_tune(2, "failed", None, None, None, Some(error), now + 5 * sec),
+    );
+    let (a, b) = (a.expect("cancel"), b.expect("fail"));
+    assert!(a ^ b, "exactly one ends it: {a} {b}");
+    let j2_done = s.fine_tune(2).await.expect("get").expect("j2");
+    assert_eq!(j2_done.status, if a { "cancelled" } else { "failed" });
+    assert_eq!(j2_done.error.is_some(), b);
+    assert!(s
+        .finish_fine_tune(
+            3,
+            "succeeded",
+            Some("ft:base:x:3"),
+            Some(78),
+            Some(9),
+            None,
+            now
+        )
+        .await
+        .expect("finish j3"));
+
+    // Models: by name and the catalog's list, without deleted ones.
+    assert_eq!(
+        s.fine_tune_by_model("ft:base:x:1")
+            .await
+            .expect("by model")
+            .map(|j| j.id),
+        Some(1)
+    );
+    assert_eq!(ids(s.fine_tuned_models().await.expect("models")), [1, 3]);
+    assert!(s.delete_fine_tuned_model(1).await.expect("delete"));
+    assert!(!s.delete_fine_tuned_model(1).await.expect("again"));
+    assert_eq!(
+        s.fine_tune_by_model("ft:base:x:1").await.expect("by model"),
+        None
+    );
+    assert_eq!(ids(s.fine_tuned_models().await.expect("models")), [3]);
+    let kept = s.fine_tune(1).await.expect("get").expect("still listed");
+    assert!(kept.model_deleted);
+
+    // Events: 20 appends at once, from two processes, numbered 1..=20.
+    let appends = (0..20).map(|i| {
+        let store = if i % 2 == 0 { &s } else { &other };
+        async move {
+            store
+                .add_fine_tune_event(1, "info", &format!("step {i}"), Some(r#"{"step":1}"#), now)
+                .await
+                .expect("append")
+        }
+    });
+    let mut seqs = futures_util::future::join_all(appends).await;
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=20).collect::<Vec<i64>>());
+    assert_eq!(
+        s.add_fine_tune_event(3, "warn", "other job", None, now)
+            .await
+            .expect("append"),
+        1,
+        "numbered per job"
+    );
+    let seqs_of = |v: Vec<maximin_core::finetune::store::FineTuneEvent>| {
+        v.iter().map(|e| e.seq).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        seqs_of(s.fine_tune_events(1, 0, 5).await.expect("page")),
+        [1, 2, 3, 4, 5]
+    );
+    assert_eq!(
+        seqs_of(s.fine_tune_events(1, 5, 100).await.expect("page")),
+        (6..=20).collect::<Vec<i64>>()
+    );
+    assert!(s.fine_tune_events(1, 20, 10).await.expect("end").is_empty());
+    let e = &s.fine_tune_events(3, 0, 10).await.expect("j3")[0];
+    assert_eq!(
+        (
+            e.job_id,
+            e.level.as_str(),
+            e.message.as_str(),
+            e.data.as_deref(),
+            e.created_at
+        ),
+        (3, "warn", "other job", None, now)
+    );
+    assert_eq!(
+        s.fine_tune_events(1, 0, 1).await.expect("first")[0]
+            .data
+            .as_deref(),
+        Some(r#"{"step":1}"#)
+    );
+
+    // Checkpoints: one per step (a second replaces it), deleted below a step.
+    let cp = |job_id, step, file_id| FineTuneCheckpoint {
+        job_id,
+        step,
+        file_id,
+        metrics: format!(r#"{{"step":{step}}}"#),
+        created_at: now,
+    };
+    for c in [
+        cp(1, 20, 200),
+        cp(1, 10, 100),
+        cp(1, 30, 300),
+        cp(1, 10, 101),
+        cp(3, 5, 500),
+    ] {
+        s.add_fine_tune_checkpoint(&c).await.expect("checkpoint");
+    }
+    let cps = s.fine_tune_checkpoints(1).await.expect("list");
+    assert_eq!(
+        cps.iter().map(|c| (c.step, c.file_id)).collect::<Vec<_>>(),
+        [(10, 101), (20, 200), (30, 300)]
+    );
+    assert_eq!(cps[0], cp(1, 10, 101));
+    let mut gone = s.delete_fine_tune_checkpoints(1, 30).await.expect("delete");
+    gone.sort_unstable();
+    assert_eq!(gone, [101, 200]);
+    assert_eq!(
+        s.fine_tune_checkpoints(1).await.expect("list"),
+        [cp(1, 30, 300)]
+    );
+    assert!(s
+        .delete_fine_tune_checkpoints(1, 30)
+        .await
+        .expect("none")
+        .is_empty());
+
+    // Closure takes the account's models out of the catalog; the purge
+    // takes its jobs, events and checkpoints, and leaves another's.
+    assert_eq!(s.close_account("a1", now).await.expect("close"), Some(0));
+    assert_eq!(ids(s.fine_tuned_models().await.expect("models")), [3]);
+    assert!(s.purge_account("a1").await.expect("purge"));
+    assert!(s.fine_tunes_of("a1").await.expect("of").is_empty());
+    assert!(s.fine_tune(1).await.expect("get").is_none());
+    assert!(s
+        .fine_tune_events(1, 0, 100)
+        .await
+        .expect("events")
+        .is_empty());
+    assert!(s.fine_tune_checkpoints(1).await.expect("cps").is_empty());
+    assert_eq!(ids(s.fine_tunes_of("a2").await.expect("of")), [3]);
+    assert_eq!(
+        s.fine_tune_events(3, 0, 100).await.expect("events").len(),
+        1
+    );
+    assert_eq!(s.fine_tune_checkpoints(3).await.expect("cps").len(), 1);
+}
+
 crate::store_tests!(
     keys_limits_usage_and_idempotency_round_trip,
     a_task_is_claimed_once_and_ended_by_its_latest_attempt_only,
@@ -653,4 +918,5 @@ crate::store_tests!(
     concurrent_claims_from_three_processes_take_each_task_once,
     concurrent_usage_batches_from_two_processes_all_land,
     people_sessions_invites_and_guards,
+    fine_tunes_jobs_events_checkpoints_and_purge,
 );

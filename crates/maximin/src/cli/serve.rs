@@ -48,6 +48,10 @@ fn engines(
             maximin_engine_llama::ENGINE_NAME.to_owned(),
             Arc::new(maximin_engine_llama::LlamaEngine::new(opts)),
         );
+        engines.fine_tune.insert(
+            maximin_engine_llama::ENGINE_NAME.to_owned(),
+            Arc::new(maximin_finetune::LocalFineTuner::new()),
+        );
     }
     #[cfg(feature = "bert")]
     engines.embed.insert(
@@ -237,6 +241,24 @@ pub(super) async fn serve(config: &Config) -> Result<(), Failure> {
         workers,
         stop_tasks.clone(),
     );
+    // Fine-tunes on runners of their own: `concurrent_jobs` at a time, so
+    // a long training run never holds up the other tasks.
+    let trainers = platform.tasks.start(
+        platform.files.clone(),
+        std::collections::HashMap::from([(
+            maximin_core::finetune::jobs::TASK_KIND.to_owned(),
+            Arc::new(maximin_core::finetune::jobs::FineTuneTasks {
+                platform: platform.clone(),
+                config: config.fine_tune.clone(),
+            }) as Arc<dyn maximin_core::tasks::TaskHandler>,
+        )]),
+        if workers == 0 {
+            0
+        } else {
+            config.fine_tune.concurrent_jobs
+        },
+        stop_tasks.clone(),
+    );
     if workers == 0 {
         tracing::info!("task runners are off ([tasks] workers = 0): tasks queue until another process runs them");
     }
@@ -245,7 +267,8 @@ pub(super) async fn serve(config: &Config) -> Result<(), Failure> {
         config.public_url.as_deref().map(Arc::from),
         config.media.clone(),
         webhooks,
-    );
+    )
+    .with_fine_tune(config.fine_tune.clone());
     let hub = maximin_hub::router(
         platform.clone(),
         maximin_http::app(state.clone()),
@@ -284,7 +307,7 @@ pub(super) async fn serve(config: &Config) -> Result<(), Failure> {
     puller.abort();
     // A task cut off here is claimed again after its lease (30 s) by the next start.
     stop_tasks.notify_waiters();
-    for r in runners {
+    for r in runners.into_iter().chain(trainers) {
         r.abort();
     }
     // A delivery cut off here is taken up again after its lease (60 s).

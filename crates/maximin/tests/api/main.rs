@@ -14,6 +14,7 @@ mod data_dir;
 mod embeddings;
 mod errors;
 mod files;
+mod fine_tunes;
 mod first_start;
 mod hub;
 mod hub_browser;

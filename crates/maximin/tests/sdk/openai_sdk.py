@@ -243,5 +243,38 @@ def images():
             "edit_size": [int.from_bytes(edited[16:20], "big"), int.from_bytes(edited[20:24], "big")]}
 
 
+def fine_tuning():
+    """Creates, lists, follows and cancels a job (files uploaded by the test)."""
+    c = client()
+    job = c.fine_tuning.jobs.create(model=CHAT, training_file=os.environ["MAXIMIN_TRAINING_FILE"],
+                                    suffix="sdk", seed=5, hyperparameters={"n_epochs": 20, "batch_size": 1})
+    out = {"created": {"id": job.id, "object": job.object, "status": job.status, "model": job.model,
+                       "n_epochs": job.hyperparameters.n_epochs, "seed": job.seed}}
+    out["listed"] = [j.id for j in c.fine_tuning.jobs.list(limit=10)]
+    deadline = time.time() + 300
+    events = []
+    while time.time() < deadline:
+        events = c.fine_tuning.jobs.list_events(job.id, limit=100).data
+        if any(e.type == "metrics" for e in events):
+            break
+        time.sleep(0.5)
+    out["events"] = [{"type": e.type, "message": e.message, "level": e.level} for e in events]
+    out["metrics"] = next((e.data for e in events if e.type == "metrics"), None)
+    out["running"] = c.fine_tuning.jobs.retrieve(job.id).status
+    out["cancelled"] = c.fine_tuning.jobs.cancel(job.id).status
+    out["after"] = c.fine_tuning.jobs.retrieve(job.id).status
+    out["checkpoints"] = len(c.fine_tuning.jobs.checkpoints.list(job.id).data)
+    try:
+        c.fine_tuning.jobs.retrieve("ftjob-1")
+    except openai.NotFoundError as e:
+        out["missing"] = e.status_code
+    try:
+        c.fine_tuning.jobs.create(model=CHAT, training_file=os.environ["MAXIMIN_BAD_FILE"])
+    except openai.BadRequestError as e:
+        body = e.body if isinstance(e.body, dict) else {}
+        out["bad"] = {"status": e.status_code, "param": body.get("param"), "message": body.get("message")}
+    return out
+
+
 if __name__ == "__main__":
     print(json.dumps(globals()[sys.argv[1]]()))
