@@ -17,7 +17,7 @@ use utoipa::openapi::RefOr;
 use crate::error::Surface;
 use crate::routes::{
     account, anthropic, billing, files, fine_tunes, inference, media, models, native_text, openai,
-    privacy, speech, speech_async, speech_ws, system, upstreams, voices,
+    openai_files, privacy, speech, speech_async, speech_ws, system, upstreams, voices,
 };
 use crate::AppState;
 
@@ -256,6 +256,12 @@ pub static ROUTES: &[Route] = &[
     route!(POST "/openai/v1/embeddings", OpenAi, EMBED, openai::embeddings, openai::__path_embeddings),
     route!(GET "/openai/v1/models", OpenAi, READ, openai::list_models, openai::__path_list_models),
     route!(DELETE "/openai/v1/models/{id}", OpenAi, FINE_TUNE_REMOVE, fine_tunes::openai_delete_model, fine_tunes::__path_openai_delete_model),
+    route!(POST "/openai/v1/files", OpenAi, FILES_WRITE, openai_files::openai_create_file, openai_files::__path_openai_create_file
+        => axum::extract::DefaultBodyLimit::disable()),
+    route!(GET "/openai/v1/files", OpenAi, FILES_READ, openai_files::openai_list_files, openai_files::__path_openai_list_files),
+    route!(GET "/openai/v1/files/{id}", OpenAi, FILES_READ, openai_files::openai_get_file, openai_files::__path_openai_get_file),
+    route!(DELETE "/openai/v1/files/{id}", OpenAi, FILES_REMOVE, openai_files::openai_delete_file, openai_files::__path_openai_delete_file),
+    route!(GET "/openai/v1/files/{id}/content", OpenAi, FILES_READ, openai_files::openai_file_content, openai_files::__path_openai_file_content),
     route!(POST "/openai/v1/fine_tuning/jobs", OpenAi, FINE_TUNE_CREATE, fine_tunes::openai_create_job, fine_tunes::__path_openai_create_job),
     route!(GET "/openai/v1/fine_tuning/jobs", OpenAi, FINE_TUNE_READ, fine_tunes::openai_list_jobs, fine_tunes::__path_openai_list_jobs),
     route!(GET "/openai/v1/fine_tuning/jobs/{id}", OpenAi, FINE_TUNE_READ, fine_tunes::openai_get_job, fine_tunes::__path_openai_get_job),

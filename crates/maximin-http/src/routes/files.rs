@@ -287,7 +287,7 @@ pub async fn retrieve_file_content(
 }
 
 /// Streams a file's plaintext with its type, length and name.
-async fn content(p: &Platform, f: FileRecord) -> Result<Response, ApiError> {
+pub(crate) async fn content(p: &Platform, f: FileRecord) -> Result<Response, ApiError> {
     let mut reader = p.files.read(&f).await?;
     // Open the first piece before answering, so a file that does not open
     // is an error response rather than a cut-off body.

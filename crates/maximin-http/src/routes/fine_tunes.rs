@@ -65,10 +65,10 @@ fn openai_job(job: &FineTuneRecord) -> Value {
         "finished_at": job.finished_at.map(|t| t.unix_timestamp()),
         "fine_tuned_model": job.fine_tuned_model.as_ref().filter(|_| !job.model_deleted),
         "organization_id": job.account_id,
-        "result_files": job.adapter_file.filter(|_| !job.model_deleted).map(|f| vec![f.to_string()]).unwrap_or_default(),
+        "result_files": job.adapter_file.filter(|_| !job.model_deleted).map(|f| vec![format!("file-{f}")]).unwrap_or_default(),
         "status": status,
-        "validation_file": job.validation_file.map(|f| f.to_string()),
-        "training_file": job.training_file.to_string(),
+        "validation_file": job.validation_file.map(|f| format!("file-{f}")),
+        "training_file": format!("file-{}", job.training_file),
         "hyperparameters": {
             "n_epochs": h["n_epochs"],
             "batch_size": h["batch_size"],

@@ -10,6 +10,7 @@ pub mod media;
 pub mod models;
 pub mod native_text;
 pub mod openai;
+pub mod openai_files;
 pub mod privacy;
 pub mod speech;
 pub mod speech_async;

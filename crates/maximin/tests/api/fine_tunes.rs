@@ -396,18 +396,36 @@ async fn a_job_cut_off_by_a_crash_resumes_from_its_checkpoint_and_finishes() {
 async fn the_openai_sdk_drives_fine_tuning_jobs() {
     let s = Server::with_models(CONFIG).await;
     let (_, key) = s.admin("payg");
-    let file = upload(&s, &key, code_word_jsonl()).await;
-    let bad = upload(&s, &key, b"{\"messages\": []}\nnot json\n".to_vec()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (good, bad) = (dir.path().join("train.jsonl"), dir.path().join("bad.jsonl"));
+    std::fs::write(&good, code_word_jsonl()).expect("write");
+    std::fs::write(&bad, b"{\"messages\": []}\nnot json\n").expect("write");
     let out = crate::sdk::sdk(
         &s,
         &key,
         "openai_sdk.py",
         "fine_tuning",
         &[
-            ("MAXIMIN_TRAINING_FILE", &file.to_string()),
-            ("MAXIMIN_BAD_FILE", &bad.to_string()),
+            ("MAXIMIN_TRAINING_PATH", good.to_str().expect("path")),
+            ("MAXIMIN_BAD_PATH", bad.to_str().expect("path")),
         ],
     );
+    let file = out["file"]["id"].as_str().expect("file id");
+    assert!(file.starts_with("file-"), "{out}");
+    assert_eq!(out["file"]["object"], "file");
+    assert_eq!(out["file"]["purpose"], "fine-tune");
+    assert_eq!(out["file"]["bytes"], code_word_jsonl().len());
+    assert!(out["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .any(|f| f == file));
+    assert_eq!(
+        out["content"].as_str().map(str::as_bytes),
+        Some(&code_word_jsonl()[..])
+    );
+    assert_eq!(out["created"]["training_file"], file);
+    assert_eq!(out["deleted"], true);
     let id = out["created"]["id"].as_str().expect("id");
     assert!(id.starts_with("ftjob-"), "{out}");
     assert_eq!(out["created"]["object"], "fine_tuning.job");

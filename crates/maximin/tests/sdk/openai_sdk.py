@@ -246,10 +246,19 @@ def images():
 def fine_tuning():
     """Creates, lists, follows and cancels a job (files uploaded by the test)."""
     c = client()
-    job = c.fine_tuning.jobs.create(model=CHAT, training_file=os.environ["MAXIMIN_TRAINING_FILE"],
+    with open(os.environ["MAXIMIN_TRAINING_PATH"], "rb") as f:
+        training = c.files.create(file=("train.jsonl", f), purpose="fine-tune")
+    with open(os.environ["MAXIMIN_BAD_PATH"], "rb") as f:
+        bad = c.files.create(file=("bad.jsonl", f), purpose="fine-tune")
+    out = {"file": {"id": training.id, "object": training.object, "purpose": training.purpose,
+                    "bytes": training.bytes},
+           "files": [f.id for f in c.files.list(purpose="fine-tune")],
+           "content": c.files.content(training.id).text}
+    job = c.fine_tuning.jobs.create(model=CHAT, training_file=training.id,
                                     suffix="sdk", seed=5, hyperparameters={"n_epochs": 20, "batch_size": 1})
-    out = {"created": {"id": job.id, "object": job.object, "status": job.status, "model": job.model,
-                       "n_epochs": job.hyperparameters.n_epochs, "seed": job.seed}}
+    out["created"] = {"id": job.id, "object": job.object, "status": job.status, "model": job.model,
+                      "n_epochs": job.hyperparameters.n_epochs, "seed": job.seed,
+                      "training_file": job.training_file}
     out["listed"] = [j.id for j in c.fine_tuning.jobs.list(limit=10)]
     deadline = time.time() + 300
     events = []
@@ -269,10 +278,11 @@ def fine_tuning():
     except openai.NotFoundError as e:
         out["missing"] = e.status_code
     try:
-        c.fine_tuning.jobs.create(model=CHAT, training_file=os.environ["MAXIMIN_BAD_FILE"])
+        c.fine_tuning.jobs.create(model=CHAT, training_file=bad.id)
     except openai.BadRequestError as e:
         body = e.body if isinstance(e.body, dict) else {}
         out["bad"] = {"status": e.status_code, "param": body.get("param"), "message": body.get("message")}
+    out["deleted"] = c.files.delete(bad.id).deleted
     return out
 
 
