@@ -294,6 +294,7 @@ impl Platform {
                 .collect(),
             DataCategory::DebugLogs => self.debug_entries(id).await?,
             DataCategory::Members => self.member_records(id).await?,
+            DataCategory::FineTunes => self.fine_tune_records(id).await?,
         })
     }
 

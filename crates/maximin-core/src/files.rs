@@ -364,6 +364,14 @@ impl Files {
         self.blobs.delete(&blob_name(f.id)).await
     }
 
+    /// [`Files::remove`] by id (nothing there is fine): a recorded file
+    /// the server made and no longer keeps (a fine-tune's adapter or
+    /// checkpoint). [`Files::discard_id`] would leave its record behind.
+    pub async fn remove_id(&self, id: i64) -> Result<()> {
+        self.store.delete_file(id).await?;
+        self.blobs.delete(&blob_name(id)).await
+    }
+
     /// The plaintext, piece by piece.
     pub async fn read(&self, file: &FileRecord) -> Result<FileReader> {
         let dek = self

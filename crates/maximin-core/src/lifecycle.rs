@@ -92,6 +92,12 @@ pub fn rule(c: DataCategory) -> CategoryRule {
             false,
             Some("Members are removed one by one by an owner on the hub's Members page, or all at once with the profile after the account is closed."),
         ),
+        DataCategory::FineTunes => (
+            "Fine-tuning jobs: the base model, the training and validation files they used (by id), hyperparameters, seed, status, tokens trained, the fine-tuned model's name, and their events (step and loss figures, never the examples); and the fine-tuned models they made. The adapters and checkpoints are sealed files, counted and exported under files.",
+            "Jobs while the account is open, until deleted here; a fine-tuned model and its adapter until its owner deletes the model or closes the account; the jobs are purged with the profile.",
+            false,
+            None,
+        ),
     };
     CategoryRule {
         description,
@@ -186,6 +192,7 @@ impl Platform {
         for c in cats {
             let n = match c {
                 DataCategory::Files => self.delete_all_files(account_id).await?,
+                DataCategory::FineTunes => self.delete_fine_tunes(account_id).await?,
                 other => self.store.delete_records(account_id, other, now).await?,
             };
             deleted.insert(c.as_str().to_owned(), n);

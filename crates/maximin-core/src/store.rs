@@ -653,8 +653,11 @@ pub trait LifecycleStore: Send + Sync + 'static {
     async fn tasks_of(&self, account_id: &str) -> Result<Vec<TaskRecord>>;
     /// Deletes an account's records of a category the owner may delete now
     /// (usage logs, debug logs, ended task records; voices are marked
-    /// deleted, keeping only their ids); returns how many. Files go through
-    /// the file store, which removes their bytes too.
+    /// deleted, keeping only their ids; fine-tuning jobs that have ended,
+    /// whose run has stopped and whose model is deleted or was never made,
+    /// with their events and checkpoints); returns how many. Files go
+    /// through the file store, which removes their bytes too; fine-tuned
+    /// models through the platform, which removes their adapters.
     async fn delete_records(
         &self,
         account_id: &str,

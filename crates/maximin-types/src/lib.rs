@@ -224,6 +224,7 @@ string_enum!(
         PrivacyLog => "privacy_log",
         DebugLogs => "debug_logs",
         Members => "members",
+        FineTunes => "fine_tunes",
     }
 );
 

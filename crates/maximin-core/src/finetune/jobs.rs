@@ -545,7 +545,7 @@ pub async fn delete_model(
     p.store.delete_fine_tuned_model(job.id).await?;
     p.adapters.forget(job.id);
     if let Some(f) = job.adapter_file {
-        let _ = p.files.discard_id(f).await;
+        let _ = p.files.remove_id(f).await;
     }
     Ok(job)
 }
@@ -700,7 +700,7 @@ impl FineTuneTasks {
                 .delete_fine_tune_checkpoints(job.id, keep_from)
                 .await?
             {
-                let _ = p.files.discard_id(f).await;
+                let _ = p.files.remove_id(f).await;
             }
         }
         Ok(())
@@ -710,7 +710,7 @@ impl FineTuneTasks {
         let p = &self.platform;
         if let Ok(files) = p.store.delete_fine_tune_checkpoints(job, i64::MAX).await {
             for f in files {
-                let _ = p.files.discard_id(f).await;
+                let _ = p.files.remove_id(f).await;
             }
         }
     }
@@ -942,7 +942,7 @@ impl TaskHandler for FineTuneTasks {
                 // Cancelled at the last moment: no model is left.
                 Ok(false) => {
                     if let Some(f) = task.file_id {
-                        let _ = p.files.discard_id(f).await;
+                        let _ = p.files.remove_id(f).await;
                     }
                 }
                 Err(e) => {

@@ -8,10 +8,12 @@
 //! capability: the local trainer implements it). `jobs.rs`: create, get,
 //! list, cancel, events, checkpoints, deletion, and the `fine_tune` task.
 //! `serve.rs`: `ft:…` names resolved for their account, adapters opened
-//! in memory files for the engine.
+//! in memory files for the engine. `privacy.rs`: the privacy data
+//! category `fine_tunes` (the export's records, deletion on request).
 
 pub mod data;
 pub mod jobs;
+mod privacy;
 pub mod provider;
 pub mod serve;
 pub mod store;

@@ -120,7 +120,18 @@ impl Platform {
                 let file_id = job
                     .adapter_file
                     .ok_or_else(|| Error::internal("a fine-tuned model without its adapter"))?;
-                let file = self.files.get(&job.account_id, file_id).await?;
+                let gone = |_| {
+                    Error::new(
+                        maximin_types::ErrorCode::ModelUnavailable,
+                        format!("The adapter of '{name}' is gone (its file was deleted); train it again."),
+                    )
+                    .with("model", name)
+                };
+                let file = self
+                    .files
+                    .get(&job.account_id, file_id)
+                    .await
+                    .map_err(gone)?;
                 let bytes = self.files.read_all(&file, u64::MAX).await?;
                 let a = Arc::new(memory_file(&format!("maximin-adapter-{}", job.id), &bytes)?);
                 self.adapters.put(job.id, a.clone());

@@ -12,7 +12,7 @@ const JOB_COLUMNS: &str = "id, account_id, key_id, task_id, base_model, training
      trained_tokens, error, created_at, updated_at, finished_at, model_deleted";
 
 /// The statuses a job never leaves, as SQL (see `FINAL_STATUSES`).
-const NOT_FINAL: &str = "status NOT IN ('succeeded', 'failed', 'cancelled')";
+pub(super) const NOT_FINAL: &str = "status NOT IN ('succeeded', 'failed', 'cancelled')";
 
 fn job_from(row: &AnyRow) -> FineTuneRecord {
     FineTuneRecord {

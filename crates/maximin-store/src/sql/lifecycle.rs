@@ -69,6 +69,7 @@ pub(crate) async fn figures(
              + COALESCE(LENGTH(u.totp), 0) + 40), 0) AS BIGINT), MIN(m.created_at) \
              FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.account_id = ?"
         }
+        DataCategory::FineTunes => return fine_tune_figures(pool, account_id).await,
     };
     let row = query(sql)
         .bind(account_id)
@@ -114,6 +115,41 @@ async fn billing_figures(pool: &AnyPool, account_id: &str) -> Result<CategoryFig
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
+    Ok(f)
+}
+
+/// A fine-tuned model the catalog serves, as SQL (the condition of
+/// `fine_tuned_models`).
+const LIVE_MODEL: &str =
+    "status = 'succeeded' AND fine_tuned_model IS NOT NULL AND model_deleted = 0";
+
+/// The jobs and the models they made (each counts), and what the jobs'
+/// rows, events and checkpoints hold; the adapters and checkpoints
+/// themselves are files, counted under files.
+async fn fine_tune_figures(pool: &AnyPool, account_id: &str) -> Result<CategoryFigures> {
+    let jobs = query(&format!(
+        "SELECT CAST(COUNT(*) + COALESCE(SUM(CASE WHEN {LIVE_MODEL} THEN 1 ELSE 0 END), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(LENGTH(key_id) + LENGTH(base_model) + LENGTH(hyperparameters) + COALESCE(LENGTH(suffix), 0) \
+         + LENGTH(status) + COALESCE(LENGTH(fine_tuned_model), 0) + COALESCE(LENGTH(error), 0) + 96), 0) AS BIGINT), \
+         MIN(created_at) FROM fine_tunes WHERE account_id = ?"
+    ))
+    .bind(account_id)
+    .fetch_one(pool)
+    .await
+    .map_err(db_err)?;
+    let logs = query(
+        "SELECT CAST(COALESCE((SELECT SUM(LENGTH(e.level) + LENGTH(e.message) + COALESCE(LENGTH(e.data), 0) + 24) \
+         FROM fine_tune_events e JOIN fine_tunes j ON j.id = e.job_id WHERE j.account_id = ?), 0) \
+         + COALESCE((SELECT SUM(LENGTH(c.metrics) + 32) \
+         FROM fine_tune_checkpoints c JOIN fine_tunes j ON j.id = c.job_id WHERE j.account_id = ?), 0) AS BIGINT)",
+    )
+    .bind(account_id)
+    .bind(account_id)
+    .fetch_one(pool)
+    .await
+    .map_err(db_err)?;
+    let mut f = figures_from(&jobs);
+    f.bytes += u(logs.get(0));
     Ok(f)
 }
 
@@ -168,6 +204,7 @@ pub(crate) async fn delete_records(
             "UPDATE voices SET deleted_at = ?, profile = '{}' WHERE deleted_at IS NULL AND account_id = ?",
         )
         .bind(ms(now)),
+        DataCategory::FineTunes => return delete_fine_tunes(pool, account_id).await,
         other => {
             return Err(Error::internal(format!(
                 "the store does not delete {other} records on request"
@@ -179,6 +216,38 @@ pub(crate) async fn delete_records(
         .await
         .map_err(db_err)?
         .rows_affected())
+}
+
+/// Deletes the account's jobs that have ended, whose run has stopped (their
+/// task is not queued or processing, or is gone) and whose model is
+/// deleted or was never made, with their events and checkpoints; returns
+/// how many jobs. A job whose model is served stays: its model is deleted
+/// first, with its adapter, by the platform.
+async fn delete_fine_tunes(pool: &AnyPool, account_id: &str) -> Result<u64> {
+    use super::fine_tunes::NOT_FINAL;
+    let gone = format!(
+        "account_id = ? AND NOT ({NOT_FINAL}) AND (fine_tuned_model IS NULL OR model_deleted = 1) \
+         AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = fine_tunes.task_id \
+         AND t.status IN ('queued', 'processing'))"
+    );
+    let mut tx = pool.begin().await.map_err(db_err)?;
+    for table in ["fine_tune_events", "fine_tune_checkpoints"] {
+        query(&format!(
+            "DELETE FROM {table} WHERE job_id IN (SELECT id FROM fine_tunes WHERE {gone})"
+        ))
+        .bind(account_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    }
+    let n = query(&format!("DELETE FROM fine_tunes WHERE {gone}"))
+        .bind(account_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+    tx.commit().await.map_err(db_err)?;
+    Ok(n)
 }
 
 pub(crate) async fn close_account(
@@ -720,8 +789,171 @@ mod tests {
         assert_eq!(f.count, 1);
     }
 
+    /// Fine-tunes count their jobs and the models still served; a
+    /// deletion takes the ended jobs whose run has stopped and whose model
+    /// is gone, with their events and checkpoints, and nothing of another
+    /// account.
+    async fn fine_tunes_count_jobs_and_models_and_go_once_ended(db: &TestDb) {
+        use crate::sql::tests::{fine_tune, task};
+        use maximin_core::finetune::store::{FineTuneCheckpoint, FineTuneRecord};
+        use maximin_core::store::{TaskEnd, TaskStatus};
+        let s = db.open().await;
+        for a in ["a1", "a2"] {
+            s.insert_account(&account(a, &format!("{a}@x.io")))
+                .await
+                .expect("account");
+        }
+        let now = crate::sql::from_ms(crate::sql::ms(OffsetDateTime::now_utc()));
+        let empty = s
+            .category_figures("a1", DataCategory::FineTunes)
+            .await
+            .expect("figures");
+        assert_eq!((empty.count, empty.bytes, empty.oldest), (0, 0, None));
+        // 1: succeeded, its model served; 2: running; 3: failed; 4: another
+        // account's, succeeded.
+        let succeeded = |id, account: &str| FineTuneRecord {
+            status: "succeeded".into(),
+            fine_tuned_model: Some(format!("ft:base::{id}")),
+            adapter_file: Some(3000 + id),
+            finished_at: Some(now),
+            ..fine_tune(id, account, now)
+        };
+        let jobs = [
+            succeeded(1, "a1"),
+            FineTuneRecord {
+                status: "running".into(),
+                ..fine_tune(2, "a1", now)
+            },
+            FineTuneRecord {
+                status: "failed".into(),
+                error: Some(r#"{"code":"server_error"}"#.into()),
+                finished_at: Some(now),
+                ..fine_tune(3, "a1", now)
+            },
+            succeeded(4, "a2"),
+        ];
+        for j in &jobs {
+            let status = match j.status.as_str() {
+                "running" => TaskStatus::Processing,
+                "failed" => TaskStatus::Failed,
+                _ => TaskStatus::Success,
+            };
+            s.insert_task(&TaskRecord {
+                account_id: j.account_id.clone(),
+                kind: "fine_tune".into(),
+                status,
+                attempts: 1,
+                ..task(j.task_id, now)
+            })
+            .await
+            .expect("task");
+            s.insert_fine_tune(j).await.expect("job");
+        }
+        let f = s
+            .category_figures("a1", DataCategory::FineTunes)
+            .await
+            .expect("figures");
+        assert_eq!(f.count, 4, "three jobs and one model");
+        assert_eq!(f.oldest.map(crate::sql::ms), Some(crate::sql::ms(now)));
+        for job in [1, 3] {
+            s.add_fine_tune_event(
+                job,
+                "info",
+                "Step 1/1: training loss=1.0",
+                Some(r#"{"step":1}"#),
+                now,
+            )
+            .await
+            .expect("event");
+        }
+        s.add_fine_tune_checkpoint(&FineTuneCheckpoint {
+            job_id: 3,
+            step: 1,
+            file_id: 300,
+            metrics: r#"{"step":1}"#.into(),
+            created_at: now,
+        })
+        .await
+        .expect("checkpoint");
+        let g = s
+            .category_figures("a1", DataCategory::FineTunes)
+            .await
+            .expect("figures");
+        assert_eq!(g.count, 4, "events are a job's");
+        assert!(g.bytes > f.bytes, "{} then {}", f.bytes, g.bytes);
+        assert_eq!(
+            s.category_figures("a2", DataCategory::FineTunes)
+                .await
+                .expect("figures")
+                .count,
+            2
+        );
+
+        // Only the failed job: the served model and the running job stay.
+        assert_eq!(
+            s.delete_records("a1", DataCategory::FineTunes, now)
+                .await
+                .expect("delete"),
+            1
+        );
+        assert!(s.fine_tune(3).await.expect("get").is_none());
+        assert!(s
+            .fine_tune_events(3, 0, 10)
+            .await
+            .expect("events")
+            .is_empty());
+        assert!(s.fine_tune_checkpoints(3).await.expect("cps").is_empty());
+        // The model deleted and the running job ended (cancelled), its run
+        // not yet stopped: only the first job goes.
+        assert!(s.delete_fine_tuned_model(1).await.expect("model"));
+        assert!(s
+            .finish_fine_tune(2, "cancelled", None, None, None, None, now)
+            .await
+            .expect("cancel"));
+        assert_eq!(
+            s.delete_records("a1", DataCategory::FineTunes, now)
+                .await
+                .expect("delete"),
+            1
+        );
+        assert!(s
+            .fine_tune_events(1, 0, 10)
+            .await
+            .expect("events")
+            .is_empty());
+        assert_eq!(ids(s.fine_tunes_of("a1").await.expect("of")), [2]);
+        // Its run stopped: it goes too.
+        let end = TaskEnd {
+            status: TaskStatus::Failed,
+            result: None,
+            error_code: Some("invalid_request".into()),
+            error_message: Some("The job was cancelled.".into()),
+            file: None,
+        };
+        assert!(s.end_task(1002, 1, &end, now).await.expect("end"));
+        assert_eq!(
+            s.delete_records("a1", DataCategory::FineTunes, now)
+                .await
+                .expect("delete"),
+            1
+        );
+        let f = s
+            .category_figures("a1", DataCategory::FineTunes)
+            .await
+            .expect("figures");
+        assert_eq!((f.count, f.bytes, f.oldest), (0, 0, None));
+        // Another account's, untouched.
+        assert_eq!(ids(s.fine_tunes_of("a2").await.expect("of")), [4]);
+        assert_eq!(ids(s.fine_tuned_models().await.expect("models")), [4]);
+    }
+
+    fn ids(jobs: Vec<maximin_core::finetune::store::FineTuneRecord>) -> Vec<i64> {
+        jobs.iter().map(|j| j.id).collect()
+    }
+
     crate::store_tests!(
         closure_revokes_every_key_and_the_purge_keeps_billing_records,
         closed_tickets_go_two_years_on_and_open_ones_stay,
+        fine_tunes_count_jobs_and_models_and_go_once_ended,
     );
 }

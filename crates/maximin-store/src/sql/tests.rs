@@ -240,7 +240,7 @@ async fn speech_usage_recorded_as_tokens_moves_to_characters() {
     assert_eq!((chat.prompt_tokens, chat.characters), (7, 0));
 }
 
-fn task(id: i64, at: OffsetDateTime) -> TaskRecord {
+pub(crate) fn task(id: i64, at: OffsetDateTime) -> TaskRecord {
     TaskRecord {
         id,
         account_id: "acc".into(),
@@ -646,7 +646,7 @@ async fn fail_five_at_once(
     out
 }
 
-fn fine_tune(
+pub(crate) fn fine_tune(
     id: i64,
     account_id: &str,
     at: OffsetDateTime,

@@ -161,8 +161,8 @@ pub enum PrivacyCmd {
         out: Option<std::path::PathBuf>,
     },
     /// Delete the account's data of these categories now (usage_logs,
-    /// files, task_records, voices, debug_logs); billing records are kept
-    /// by law.
+    /// files, task_records, voices, debug_logs, fine_tunes); billing
+    /// records are kept by law.
     Delete {
         #[arg(long)]
         account: String,

@@ -109,6 +109,12 @@ async fn a_fine_tune_teaches_a_word_that_only_its_account_can_use() {
     let (_, key) = s.admin("payg");
     let (_, other) = s.admin("payg");
     let file = upload(&s, &key, code_word_jsonl()).await;
+    let held_out: Vec<u8> = code_word_jsonl()
+        .split(|b| *b == b'\n')
+        .take(2)
+        .flat_map(|l| l.iter().copied().chain([b'\n']))
+        .collect();
+    let validation = upload(&s, &key, held_out).await;
 
     let r = s
         .post(
@@ -117,6 +123,7 @@ async fn a_fine_tune_teaches_a_word_that_only_its_account_can_use() {
             json!({
                 "model": "gemma-3-270m",
                 "training_file": file,
+                "validation_file": validation,
                 "suffix": "codeword",
                 "seed": 7,
                 "hyperparameters": {"n_epochs": 8, "batch_size": 2},
@@ -158,6 +165,13 @@ async fn a_fine_tune_teaches_a_word_that_only_its_account_can_use() {
     assert!(ev
         .iter()
         .any(|e| e["data"]["tokens_per_s"].as_f64().is_some_and(|t| t > 0.0)));
+    // The validation loss at each epoch's end, falling too.
+    let valid: Vec<f64> = ev
+        .iter()
+        .filter_map(|e| e["data"]["valid_loss"].as_f64())
+        .collect();
+    assert_eq!(valid.len(), 8, "one per epoch: {ev:?}");
+    assert!(valid[7] < valid[0], "{valid:?}");
 
     // The fine-tuned model knows the word; the base model does not.
     let tuned = answer(&ask(&s, &key, &model).await);

@@ -182,6 +182,7 @@ async fn the_export_holds_every_category_listed_with_its_count_and_nothing_of_an
             "billing_records",
             "debug_logs",
             "files",
+            "fine_tunes",
             "keys",
             "members",
             "privacy_log",
@@ -900,4 +901,115 @@ async fn debug_logging_keeps_a_streamed_answer_as_it_passed() {
         "the stream as it passed"
     );
     assert_eq!(response["bytes"], streamed.len());
+}
+
+/// Fine-tunes are a category of their own: a job and the model it made
+/// are counted and exported (the job's fields and events, the adapter
+/// named as a derived file, never its bytes nor the examples), and
+/// deleting the category takes the model, its adapter and the job, and
+/// leaves the training file.
+#[tokio::test]
+async fn a_fine_tune_is_listed_exported_and_deleted_as_its_own_category() {
+    use crate::fine_tunes::{code_word_jsonl, upload, wait_for, CONFIG};
+    let s = Server::with_models(CONFIG).await;
+    let (_, key) = s.admin("payg");
+    let (_, other) = s.admin("payg");
+    let file = upload(&s, &key, code_word_jsonl()).await;
+    let r = s
+        .post(
+            "/v1/fine-tunes",
+            &key,
+            json!({"model": "gemma-3-270m", "training_file": file, "suffix": "privacy",
+                   "hyperparameters": {"n_epochs": 1, "batch_size": 6}}),
+        )
+        .await;
+    let id = r.assert_ok(202)["id"].as_str().expect("id").to_owned();
+    let done = wait_for(&s, &key, &id, Duration::from_secs(300), |j| {
+        ["succeeded", "failed", "cancelled"].contains(&j["status"].as_str().unwrap_or(""))
+    })
+    .await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let model = done["fine_tuned_model"].as_str().expect("model").to_owned();
+
+    let listed = categories(&s, &key).await;
+    let ft = &listed["fine_tunes"];
+    assert_eq!(ft["count"], 2, "the job and its model: {ft}");
+    assert!(ft["bytes"].as_u64().expect("bytes") > 0);
+    assert!(oldest(&listed, "fine_tunes").is_some());
+    assert_eq!(ft["deletable"], true);
+    assert_eq!(ft["legally_required"], false);
+    assert!(ft["retention"]
+        .as_str()
+        .is_some_and(|r| r.contains("deletes the model")));
+    // The training file and the adapter; no checkpoint is left behind.
+    assert_eq!(count(&listed, "files"), 2, "{:?}", listed["files"]);
+    assert_eq!(count(&categories(&s, &other).await, "fine_tunes"), 0);
+
+    let done = export(&s, &key, false).await;
+    let (_, bytes) = s
+        .get_bytes(done["download_url"].as_str().expect("link"), None)
+        .await;
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    assert!(!text.contains("Zanzibrolt"), "no example in the export");
+    let doc: Value = serde_json::from_str(&text).expect("JSON");
+    let records = doc["categories"]["fine_tunes"]["records"]
+        .as_array()
+        .expect("records")
+        .clone();
+    assert_eq!(records.len(), 2, "{records:?}");
+    let job = records
+        .iter()
+        .find(|r| r["kind"] == "job")
+        .expect("the job");
+    assert_eq!(job["id"], id.as_str());
+    assert_eq!(job["base_model"], "gemma-3-270m");
+    assert_eq!(job["training_file"], file.to_string());
+    assert_eq!(job["hyperparameters"]["n_epochs"], 1);
+    assert_eq!(job["status"], "succeeded");
+    assert_eq!(job["fine_tuned_model"], model.as_str());
+    assert_eq!(job["adapter"]["derived"], true);
+    assert!(job["adapter"]["note"]
+        .as_str()
+        .is_some_and(|n| n.contains("derived")));
+    let events = job["events"].as_array().expect("events");
+    assert!(
+        events.iter().any(|e| e["data"]["train_loss"].is_number()),
+        "{events:?}"
+    );
+    let m = records
+        .iter()
+        .find(|r| r["kind"] == "model")
+        .expect("the model");
+    assert_eq!(m["id"], model.as_str());
+    assert_eq!(m["adapter"]["file_id"], job["adapter"]["file_id"]);
+
+    let files_before = count(&categories(&s, &key).await, "files");
+    let r = s
+        .post(
+            "/v1/account/privacy/delete",
+            &key,
+            json!({"categories": ["fine_tunes"]}),
+        )
+        .await;
+    assert_eq!(r.assert_ok(200)["deleted"]["fine_tunes"], 2);
+    let after = categories(&s, &key).await;
+    assert_eq!(count(&after, "fine_tunes"), 0);
+    assert_eq!(
+        count(&after, "files"),
+        files_before - 1,
+        "the adapter went, the training file stayed"
+    );
+    s.get(&format!("/v1/files/{file}"), &key)
+        .await
+        .assert_ok(200);
+    s.get(&format!("/v1/fine-tunes/{id}"), &key)
+        .await
+        .assert_error(404, "not_found");
+    s.post(
+        "/v1/chat/completions",
+        &key,
+        json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await
+    .assert_error(404, "model_not_found");
 }
