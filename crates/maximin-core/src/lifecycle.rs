@@ -229,6 +229,24 @@ impl Platform {
             .close_account(account_id, now)
             .await?
             .ok_or_else(|| Error::invalid("account", "This account is already closed."))?;
+        // Its training stops (the runner sees the cancel within a second)
+        // and its models' adapters close with the files.
+        for job in self.store.fine_tunes_of(account_id).await? {
+            if !crate::finetune::jobs::is_final(&job.status) {
+                self.store
+                    .finish_fine_tune(
+                        job.id,
+                        crate::finetune::jobs::CANCELLED,
+                        None,
+                        None,
+                        None,
+                        None,
+                        now,
+                    )
+                    .await?;
+            }
+            self.adapters.forget(job.id);
+        }
         let files_deleted = self.delete_all_files(account_id).await?;
         let voices_deleted = self
             .store
