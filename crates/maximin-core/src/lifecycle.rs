@@ -233,17 +233,12 @@ impl Platform {
         // and its models' adapters close with the files.
         for job in self.store.fine_tunes_of(account_id).await? {
             if !crate::finetune::jobs::is_final(&job.status) {
-                self.store
-                    .finish_fine_tune(
-                        job.id,
-                        crate::finetune::jobs::CANCELLED,
-                        None,
-                        None,
-                        None,
-                        None,
-                        now,
-                    )
-                    .await?;
+                crate::finetune::jobs::stop(
+                    self,
+                    job.id,
+                    "The job was cancelled: the account was closed.",
+                )
+                .await?;
             }
             self.adapters.forget(job.id);
         }

@@ -147,8 +147,14 @@ impl FineTuner for LocalFineTuner {
         std::thread::Builder::new()
             .name("fine-tune".into())
             .spawn(move || {
+                let cancel = run.cancel.clone();
                 let out = crate::pool(run.threads)
                     .and_then(|pool| pool.install(|| train(&tok, run, &tx)));
+                // When the thread (and its pool) let go of the cores.
+                tracing::info!(
+                    cancelled = cancel.load(Ordering::Relaxed),
+                    "fine-tune run ended"
+                );
                 if let Err(e) = out {
                     let _ = tx.blocking_send(Err(e));
                 }

@@ -217,7 +217,11 @@ fn suffix_of(v: Option<&Value>) -> Result<Option<String>> {
 }
 
 /// The base model a job may train: a local chat model some trainer takes.
-fn base_model<'a>(p: &'a Platform, caller: &Caller, name: &str) -> Result<&'a ModelSpec> {
+fn base_model<'a>(
+    p: &'a Platform,
+    caller: &Caller,
+    name: &str,
+) -> Result<(&'a ModelSpec, Arc<dyn super::provider::FineTuner>)> {
     if name.starts_with("ft:") {
         return Err(Error::invalid(
             "model",
@@ -225,8 +229,7 @@ fn base_model<'a>(p: &'a Platform, caller: &Caller, name: &str) -> Result<&'a Mo
         ));
     }
     let spec = p.model_for(caller, name)?;
-    trainer_of(p, spec)?;
-    Ok(spec)
+    Ok((spec, trainer_of(p, spec)?))
 }
 
 fn trainer_of(p: &Platform, spec: &ModelSpec) -> Result<Arc<dyn super::provider::FineTuner>> {
@@ -284,7 +287,8 @@ pub async fn create(
         .get("model")
         .and_then(Value::as_str)
         .ok_or_else(|| Error::invalid("model", "'model' is required: the base model to train."))?;
-    let spec = base_model(p, caller, model)?.clone();
+    let (spec, trainer) = base_model(p, caller, model)?;
+    let spec = spec.clone();
     let training_file = file_id(
         "training_file",
         body.get("training_file")
@@ -321,7 +325,6 @@ pub async fn create(
         None => Vec::new(),
     };
     let hyper = resolve_hyperparameters(&h, training.len(), config.mlp)?;
-    let trainer = trainer_of(p, &spec)?;
     let weights = spec
         .weights_path(&p.installed.models_dir)
         .ok_or_else(|| Error::invalid("model", "The model has no local weights to train."))?;
@@ -347,11 +350,11 @@ pub async fn create(
     let id = new_id();
     let params = serde_json::to_vec(&Params { job_id: id }).map_err(Error::internal)?;
     let now = p.clock.now();
-    let mut job = FineTuneRecord {
+    let job = FineTuneRecord {
         id,
         account_id: account.clone(),
         key_id: caller.key.id.clone(),
-        task_id: 0,
+        task_id: new_id(),
         base_model: spec.id.clone(),
         training_file,
         validation_file,
@@ -369,7 +372,6 @@ pub async fn create(
         model_deleted: false,
     };
     // The job first, then its task: a runner that claims the task finds it.
-    job.task_id = new_id();
     p.store.insert_fine_tune(&job).await?;
     let task = p
         .tasks
@@ -449,17 +451,7 @@ async fn reconcile(p: &Arc<Platform>, job: FineTuneRecord) -> Result<FineTuneRec
                 "message": task.error_message.clone().unwrap_or_default(),
                 "param": Value::Null,
             });
-            p.store
-                .finish_fine_tune(
-                    job.id,
-                    FAILED,
-                    None,
-                    None,
-                    None,
-                    Some(&error.to_string()),
-                    p.clock.now(),
-                )
-                .await?;
+            fail(p, job.id, &error).await?;
         }
         _ => return Ok(job),
     }
@@ -498,13 +490,37 @@ pub async fn cancel(p: &Arc<Platform>, caller: &Caller, id: i64) -> Result<FineT
             ),
         ));
     }
-    if p.store
-        .finish_fine_tune(id, CANCELLED, None, None, None, None, p.clock.now())
-        .await?
-    {
-        event(p, id, "info", "The job was cancelled.", None).await;
-    }
+    stop(p, id, "The job was cancelled.").await?;
     get(p, caller, id).await
+}
+
+/// Cancels a job unless it has ended, with `why` as its event; true when
+/// this call ended it. Its runner sees it from the store within a second.
+pub async fn stop(p: &Platform, id: i64, why: &str) -> Result<bool> {
+    let ended = p
+        .store
+        .finish_fine_tune(id, CANCELLED, None, None, None, None, p.clock.now())
+        .await?;
+    if ended {
+        event(p, id, "info", why, None).await;
+    }
+    Ok(ended)
+}
+
+/// Fails a job unless it has ended, with `error` (`{code, message,
+/// param}`); true when this call ended it.
+async fn fail(p: &Platform, id: i64, error: &Value) -> Result<bool> {
+    p.store
+        .finish_fine_tune(
+            id,
+            FAILED,
+            None,
+            None,
+            None,
+            Some(&error.to_string()),
+            p.clock.now(),
+        )
+        .await
 }
 
 /// The job's events after `after` (its `seq`), oldest first.
@@ -519,6 +535,27 @@ pub async fn events(
     p.store
         .fine_tune_events(id, after, limit.clamp(1, 1000))
         .await
+}
+
+/// Every event of the job, oldest first (read a thousand at a time).
+pub async fn all_events(
+    p: &Arc<Platform>,
+    caller: &Caller,
+    id: i64,
+) -> Result<Vec<crate::finetune::store::FineTuneEvent>> {
+    get(p, caller, id).await?;
+    let mut out = Vec::new();
+    loop {
+        let after = out
+            .last()
+            .map_or(0, |e: &crate::finetune::store::FineTuneEvent| e.seq);
+        let page = p.store.fine_tune_events(id, after, 1000).await?;
+        let done = page.len() < 1000;
+        out.extend(page);
+        if done {
+            return Ok(out);
+        }
+    }
 }
 
 /// The job's checkpoints, by step.
@@ -895,19 +932,7 @@ impl TaskHandler for FineTuneTasks {
             let cancelled = e.details.get("reason").and_then(Value::as_str) == Some("cancelled");
             if !cancelled {
                 let error = json!({"code": e.code.as_str(), "message": e.message, "param": e.details.get("field")});
-                if p.store
-                    .finish_fine_tune(
-                        job.id,
-                        FAILED,
-                        None,
-                        None,
-                        None,
-                        Some(&error.to_string()),
-                        p.clock.now(),
-                    )
-                    .await
-                    .unwrap_or(false)
-                {
+                if fail(p, job.id, &error).await.unwrap_or(false) {
                     event(
                         p,
                         job.id,

@@ -6,7 +6,7 @@ use maximin_types::DataCategory;
 use serde_json::{json, Value};
 
 use crate::clock::iso8601;
-use crate::finetune::jobs::{is_final, public_id, CANCELLED, SUCCEEDED};
+use crate::finetune::jobs::{is_final, public_id, stop, SUCCEEDED};
 use crate::finetune::store::FineTuneRecord;
 use crate::store::TaskStatus;
 use crate::{Platform, Result};
@@ -138,23 +138,12 @@ impl Platform {
         let mut n = 0;
         for mut job in self.store.fine_tunes_of(account_id).await? {
             if !is_final(&job.status) {
-                let now = self.clock.now();
-                if self
-                    .store
-                    .finish_fine_tune(job.id, CANCELLED, None, None, None, None, now)
-                    .await?
-                {
-                    let _ = self
-                        .store
-                        .add_fine_tune_event(
-                            job.id,
-                            "info",
-                            "The job was cancelled: the account's fine-tunes were deleted.",
-                            None,
-                            now,
-                        )
-                        .await;
-                }
+                stop(
+                    self,
+                    job.id,
+                    "The job was cancelled: the account's fine-tunes were deleted.",
+                )
+                .await?;
                 match self.store.task(job.task_id).await? {
                     // Its run stops, and cleans up after itself.
                     Some(t) if !matches!(t.status, TaskStatus::Success | TaskStatus::Failed) => {

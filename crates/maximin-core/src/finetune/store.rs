@@ -78,9 +78,6 @@ pub trait FineTuneStore: Send + Sync + 'static {
     async fn fine_tunes_of(&self, account_id: &str) -> Result<Vec<FineTuneRecord>>;
     /// The job that made this model, unless its owner deleted the model.
     async fn fine_tune_by_model(&self, model: &str) -> Result<Option<FineTuneRecord>>;
-    /// Every succeeded job whose model is not deleted, of every account
-    /// (the catalog serves them).
-    async fn fine_tuned_models(&self) -> Result<Vec<FineTuneRecord>>;
     /// Moves a job to `status` unless it is in a final one already; true
     /// when it moved.
     async fn set_fine_tune_status(&self, id: i64, status: &str, at: OffsetDateTime)

@@ -356,7 +356,8 @@ pub async fn openai_list_events(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Response, ApiError> {
     let id = job_id(&id)?;
-    let events = jobs::events(&app.platform, &ctx.caller, id, 0, i64::MAX).await?;
+    // Newest first: all of them are read, however many steps the job had.
+    let events = jobs::all_events(&app.platform, &ctx.caller, id).await?;
     let items: Vec<Value> = events
         .iter()
         .rev()

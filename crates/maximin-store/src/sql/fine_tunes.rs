@@ -138,14 +138,6 @@ impl FineTuneStore for SqlStore {
             .next())
     }
 
-    async fn fine_tuned_models(&self) -> Result<Vec<FineTuneRecord>> {
-        self.fine_tunes_where(
-            "status = 'succeeded' AND fine_tuned_model IS NOT NULL AND model_deleted = 0",
-            None,
-        )
-        .await
-    }
-
     async fn set_fine_tune_status(
         &self,
         id: i64,

@@ -794,7 +794,7 @@ mod tests {
     /// is gone, with their events and checkpoints, and nothing of another
     /// account.
     async fn fine_tunes_count_jobs_and_models_and_go_once_ended(db: &TestDb) {
-        use crate::sql::tests::{fine_tune, task};
+        use crate::sql::tests::{fine_tune, served, task};
         use maximin_core::finetune::store::{FineTuneCheckpoint, FineTuneRecord};
         use maximin_core::store::{TaskEnd, TaskStatus};
         let s = db.open().await;
@@ -944,7 +944,7 @@ mod tests {
         assert_eq!((f.count, f.bytes, f.oldest), (0, 0, None));
         // Another account's, untouched.
         assert_eq!(ids(s.fine_tunes_of("a2").await.expect("of")), [4]);
-        assert_eq!(ids(s.fine_tuned_models().await.expect("models")), [4]);
+        assert_eq!(served(&s, &["a1", "a2"]).await, [4]);
     }
 
     fn ids(jobs: Vec<maximin_core::finetune::store::FineTuneRecord>) -> Vec<i64> {

@@ -327,7 +327,14 @@ async fn a_cancelled_job_stops_within_seconds_and_leaves_no_model() {
         .post(&format!("/v1/fine-tunes/{id}/cancel"), &key, json!({}))
         .await;
     assert_eq!(r.assert_ok(200)["status"], "cancelled");
-    // Within a few seconds no step is added any more.
+    // The training thread itself stops within a few seconds.
+    assert!(
+        s.output_shows("fine-tune run ended cancelled=true", Duration::from_secs(5))
+            .await,
+        "the run went on: {}",
+        s.output()
+    );
+    // No step is added any more.
     tokio::time::sleep(Duration::from_secs(4)).await;
     let settled = losses(&events(&s, &key, &id).await).len();
     tokio::time::sleep(Duration::from_secs(4)).await;
