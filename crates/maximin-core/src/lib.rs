@@ -20,6 +20,7 @@ pub mod idempotency;
 pub mod inference;
 pub mod invoices;
 pub mod lifecycle;
+pub mod listing;
 pub mod meter;
 pub mod people;
 pub mod pii;
@@ -234,6 +235,8 @@ pub struct Platform {
     pub billing: billing::Billing,
     /// Fine-tuned models' adapters opened for the engines.
     pub adapters: finetune::serve::Adapters,
+    /// The model list, rendered.
+    listing: listing::Listing,
     auth_cache: AuthCache,
 }
 
@@ -259,6 +262,7 @@ impl Platform {
             readiness: readiness::Readiness::default(),
             auth_cache: AuthCache::default(),
             adapters: Default::default(),
+            listing: Default::default(),
             store,
             limiter,
             clock,

@@ -399,8 +399,9 @@ pub struct VoiceRecord {
 #[async_trait]
 pub trait AccountStore: Send + Sync + 'static {
     /// A value that changes whenever a key or account changes in a way that
-    /// affects authentication (revocation, plan, limits), by any process sharing
-    /// this store. `None` when the store has no cheap way to tell: then nothing
+    /// affects authentication (revocation, plan, limits), or the models an
+    /// account sees change (a fine-tuned model made or deleted, a privacy
+    /// deletion), by any process sharing this store. `None` when the store has no cheap way to tell: then nothing
     /// about keys is cached. Must be far cheaper than `key_by_hash`.
     async fn auth_epoch(&self) -> Result<Option<u64>>;
     /// Cheap round trip, for readiness.

@@ -98,6 +98,19 @@ impl Ctx {
         self.respond(StatusCode::OK, data, UsageReport::default())
     }
 
+    /// [`Ctx::ok`] for `data` already rendered as JSON text (a cached list),
+    /// written into the envelope as it is.
+    pub fn ok_raw(&self, data: &str) -> Response {
+        let id = serde_json::to_string(&self.request_id).unwrap_or_else(|_| "\"\"".into());
+        let mut body = String::with_capacity(data.len() + id.len() + 40);
+        body.push_str("{\"data\":");
+        body.push_str(data);
+        body.push_str(",\"meta\":{\"request_id\":");
+        body.push_str(&id);
+        body.push_str("}}");
+        raw_json(StatusCode::OK, body)
+    }
+
     pub fn created<T: Serialize>(&self, data: T) -> Response {
         self.respond(StatusCode::CREATED, data, UsageReport::default())
     }
@@ -140,6 +153,25 @@ impl Ctx {
             mark_deployment(&mut resp, d);
         }
         resp
+    }
+}
+
+/// A JSON reply from text already rendered, metered as an empty report.
+pub(crate) fn raw_json(status: StatusCode, body: String) -> Response {
+    let mut resp = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+    resp.extensions_mut().insert(UsageReport::default());
+    resp
+}
+
+/// The JSON array `rendered` with `more`'s items after its own.
+pub(crate) fn join_arrays<T: Serialize>(rendered: &str, more: &[T]) -> String {
+    if more.is_empty() {
+        return rendered.to_owned();
+    }
+    let more = serde_json::to_string(more).unwrap_or_else(|_| "[]".into());
+    match (rendered.strip_suffix(']'), more.strip_prefix('[')) {
+        (Some(head), Some(tail)) if head != "[" => format!("{head},{tail}"),
+        _ => more,
     }
 }
 
@@ -559,6 +591,16 @@ where
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_rendered_array_takes_more_items() {
+        assert_eq!(join_arrays::<u8>("[1,2]", &[]), "[1,2]");
+        assert_eq!(join_arrays("[1,2]", &[3, 4]), "[1,2,3,4]");
+        assert_eq!(join_arrays("[]", &[3]), "[3]");
+        let joined: serde_json::Value =
+            serde_json::from_str(&join_arrays(r#"[{"a":"]"}]"#, &["x"])).expect("json");
+        assert_eq!(joined, serde_json::json!([{"a": "]"}, "x"]));
+    }
+
     use super::*;
 
     #[derive(Debug, serde::Deserialize)]

@@ -145,23 +145,4 @@ impl Platform {
             job,
         })
     }
-
-    /// The account's fine-tuned models (for `/v1/models`).
-    pub async fn fine_tuned_models(&self, account_id: &str) -> Result<Vec<ModelSpec>> {
-        let mut out = Vec::new();
-        for job in self.store.fine_tunes_of(account_id).await? {
-            let Some(name) = job.fine_tuned_model.as_ref().filter(|_| !job.model_deleted) else {
-                continue;
-            };
-            let Some(base) = self.catalog.resolve(&job.base_model) else {
-                continue;
-            };
-            let mut spec = base.clone();
-            spec.id = name.clone();
-            spec.aliases.clear();
-            spec.source = None;
-            out.push(spec);
-        }
-        Ok(out)
-    }
 }

@@ -15,12 +15,14 @@ use crate::AppState;
     responses((status = 200, description = "`data` is the list of models", body = crate::openapi::ModelListResponse)))]
 pub async fn list_models(State(app): State<AppState>, ctx: Ctx) -> Result<Response, ApiError> {
     let p = &app.platform;
-    let mut models: Vec<ModelView> = p.catalog.models().iter().map(|m| p.model_view(m)).collect();
+    let listed = p.catalog_listing();
     // The account's own fine-tuned models, after the catalog's.
-    for m in p.fine_tuned_models(&ctx.caller.account.id).await? {
-        models.push(p.model_view(&m));
+    let mine = p.fine_tuned_models(&ctx.caller.account.id).await?;
+    if mine.is_empty() {
+        return Ok(ctx.ok_raw(&listed.native));
     }
-    Ok(ctx.ok(models))
+    let views: Vec<ModelView> = mine.iter().map(|m| p.fine_tuned_view(m)).collect();
+    Ok(ctx.ok_raw(&crate::ctx::join_arrays(&listed.native, &views)))
 }
 
 /// One model by id or alias.
@@ -41,7 +43,7 @@ pub async fn get_model(
         let spec = mine.iter().find(|m| m.id == id).ok_or_else(|| {
             maximin_core::finetune::jobs::model_not_found(&id).with("field", "id")
         })?;
-        return Ok(ctx.ok(p.model_view(spec)));
+        return Ok(ctx.ok(p.fine_tuned_view(spec)));
     }
     let spec = p.catalog.resolve(&id).ok_or_else(|| {
         Error::new(

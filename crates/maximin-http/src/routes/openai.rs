@@ -331,19 +331,20 @@ pub async fn embeddings(
     responses((status = 200, description = "The models this install serves", body = crate::openapi::OpenAiModelList)))]
 pub async fn list_models(State(app): State<AppState>, ctx: Ctx) -> Result<Response, ApiError> {
     let p = &app.platform;
-    let mut data: Vec<Value> = p
-        .catalog
-        .models()
+    let listed = p.catalog_listing();
+    let mine: Vec<Value> = p
+        .fine_tuned_models(&ctx.caller.account.id)
+        .await?
         .iter()
-        .filter(|m| p.installed.availability(m).is_ok())
-        .map(|m| json!({"id": m.id, "object": "model", "created": 0, "owned_by": "maximin"}))
+        .filter(|m| p.fine_tuned_view(m).available)
+        .map(|m| json!({"id": m.id, "object": "model", "created": 0, "owned_by": ctx.caller.account.id}))
         .collect();
-    for m in p.fine_tuned_models(&ctx.caller.account.id).await? {
-        data.push(
-            json!({"id": m.id, "object": "model", "created": 0, "owned_by": ctx.caller.account.id}),
-        );
-    }
-    Ok(axum::Json(json!({"object": "list", "data": data})).into_response())
+    let data = crate::ctx::join_arrays(&listed.openai, &mine);
+    let mut body = String::with_capacity(data.len() + 32);
+    body.push_str("{\"object\":\"list\",\"data\":");
+    body.push_str(&data);
+    body.push('}');
+    Ok(crate::ctx::raw_json(StatusCode::OK, body))
 }
 
 #[derive(Deserialize)]

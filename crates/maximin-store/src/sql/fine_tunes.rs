@@ -185,7 +185,12 @@ impl FineTuneStore for SqlStore {
         .execute(&self.pool)
         .await
         .map_err(db_err)?;
-        Ok(res.rows_affected() > 0)
+        let done = res.rows_affected() > 0;
+        if done && fine_tuned_model.is_some() {
+            // A new model in its account's list (cached by epoch).
+            self.bump_epoch().await;
+        }
+        Ok(done)
     }
 
     async fn delete_fine_tuned_model(&self, id: i64) -> Result<bool> {
@@ -195,7 +200,11 @@ impl FineTuneStore for SqlStore {
                 .execute(&self.pool)
                 .await
                 .map_err(db_err)?;
-        Ok(res.rows_affected() > 0)
+        let done = res.rows_affected() > 0;
+        if done {
+            self.bump_epoch().await;
+        }
+        Ok(done)
     }
 
     async fn add_fine_tune_event(

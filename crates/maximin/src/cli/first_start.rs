@@ -93,6 +93,7 @@ pub(super) async fn pull_defaults(platform: Arc<Platform>, models_dir: PathBuf, 
                 );
                 // The engines look for the new files (Piper's runtime and voice).
                 platform.engines.refresh();
+                platform.models_changed();
                 platform.readiness.done(id);
             }
             Err(e) => {

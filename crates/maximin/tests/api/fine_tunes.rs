@@ -103,6 +103,38 @@ fn answer(r: &crate::helpers::Resp) -> String {
         .to_owned()
 }
 
+/// The model ids `/v1/models` lists for `key`, checked to be the ones
+/// `/openai/v1/models` lists that are available, in the same order.
+async fn listed_ids(s: &Server, key: &str) -> Vec<String> {
+    let native = s.get("/v1/models", key).await;
+    let native = native.assert_ok(200).as_array().expect("models").clone();
+    let r = s
+        .http
+        .get(s.url("/openai/v1/models"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let openai: Value = r.json().await.expect("json");
+    let openai: Vec<&str> = openai["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|m| m["id"].as_str().expect("id"))
+        .collect();
+    let available: Vec<&str> = native
+        .iter()
+        .filter(|m| m["available"] == true)
+        .map(|m| m["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(openai, available);
+    native
+        .iter()
+        .map(|m| m["id"].as_str().expect("id").to_owned())
+        .collect()
+}
+
 #[tokio::test]
 async fn a_fine_tune_teaches_a_word_that_only_its_account_can_use() {
     let s = Server::with_models(CONFIG).await;
@@ -147,6 +179,11 @@ async fn a_fine_tune_teaches_a_word_that_only_its_account_can_use() {
     s.get(&format!("/v1/fine-tunes/{id}"), &other)
         .await
         .assert_error(404, "not_found");
+    // Listed now, the account's models are cached without the new one.
+    assert_eq!(
+        listed_ids(&s, &key).await.len(),
+        listed_ids(&s, &other).await.len()
+    );
 
     let done = wait_for(&s, &key, &id, Duration::from_secs(600), |j| {
         j["status"] != "queued" && j["status"] != "validating" && j["status"] != "running"
@@ -179,21 +216,14 @@ async fn a_fine_tune_teaches_a_word_that_only_its_account_can_use() {
     let base = answer(&ask(&s, &key, "gemma-3-270m").await);
     assert!(!base.contains(WORD), "base: {base:?}");
 
-    // Listed for its account only; another account cannot use it.
-    let listed = s.get("/v1/models", &key).await;
-    assert!(listed
-        .assert_ok(200)
-        .as_array()
-        .expect("models")
-        .iter()
-        .any(|m| m["id"] == model));
-    let listed = s.get("/v1/models", &other).await;
-    assert!(!listed
-        .assert_ok(200)
-        .as_array()
-        .expect("models")
-        .iter()
-        .any(|m| m["id"] == model));
+    // Listed for its account only (the cached list made again once the
+    // model was made), in both shapes; another account cannot use it.
+    assert!(listed_ids(&s, &key).await.contains(&model));
+    assert!(!listed_ids(&s, &other).await.contains(&model));
+    let one = s.get(&format!("/v1/models/{model}"), &key).await;
+    let one = one.assert_ok(200);
+    assert_eq!(one["available"], true, "served as its base is: {one}");
+    assert_eq!(one["context_window"], 32768, "its base's window: {one}");
     ask(&s, &other, &model)
         .await
         .assert_error(404, "model_not_found");
@@ -242,6 +272,7 @@ async fn a_fine_tune_teaches_a_word_that_only_its_account_can_use() {
     ask(&s, &key, &model)
         .await
         .assert_error(404, "model_not_found");
+    assert!(!listed_ids(&s, &key).await.contains(&model));
     let jobs = s.get("/v1/fine-tunes", &key).await;
     assert_eq!(jobs.assert_ok(200).as_array().expect("jobs").len(), 1);
 }
