@@ -23,14 +23,19 @@ pub const ENGINE: &str = "composer";
 
 /// Songs composed and rendered here.
 pub struct Composer {
-    synth: Arc<Synth>,
+    /// The soundfont to load.
+    soundfont: std::path::PathBuf,
+    /// The synthesiser, made on the first song: reading Debian's 141 MB
+    /// soundfont takes about 300 ms, which a start should not wait for.
+    synth: tokio::sync::OnceCell<Arc<Synth>>,
     /// Sings the lyrics: a local speech engine and its voice id.
     voice: Option<(Arc<dyn SpeechEngine>, String)>,
     running: Arc<Semaphore>,
 }
 
 impl Composer {
-    /// Loads the soundfont (Debian's `fluid-soundfont-gm` unless `path`).
+    /// The composer with the soundfont (Debian's `fluid-soundfont-gm` unless
+    /// `path`), which must be there; it is read on the first song.
     pub fn load(
         soundfont: Option<std::path::PathBuf>,
         voice: Option<(Arc<dyn SpeechEngine>, String)>,
@@ -38,12 +43,30 @@ impl Composer {
         let path = soundfont
             .or_else(Synth::default_soundfont)
             .unwrap_or_else(|| maximin_engine_music::DEBIAN_SOUNDFONT.into());
-        let synth = Synth::load(&path).map_err(|e| e.to_string())?;
+        if !path.is_file() {
+            return Err(MusicError::SoundfontMissing { path }.to_string());
+        }
         Ok(Composer {
-            synth: Arc::new(synth),
+            soundfont: path,
+            synth: tokio::sync::OnceCell::new(),
             voice,
             running: Arc::new(Semaphore::new(1)),
         })
+    }
+
+    /// The synthesiser, loaded on first use (on the blocking pool).
+    async fn synth(&self) -> Result<Arc<Synth>> {
+        self.synth
+            .get_or_try_init(|| async {
+                let path = self.soundfont.clone();
+                let synth = tokio::task::spawn_blocking(move || Synth::load(&path))
+                    .await
+                    .map_err(Error::internal)?
+                    .map_err(music_error)?;
+                Ok(Arc::new(synth))
+            })
+            .await
+            .cloned()
     }
 }
 
@@ -93,7 +116,7 @@ impl MusicProvider for Composer {
                 }
             }
         }
-        let synth = self.synth.clone();
+        let synth = self.synth().await?;
         let output = job.output.clone();
         let work = work.clone();
         tokio::task::spawn_blocking(move || {

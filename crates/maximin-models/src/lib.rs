@@ -156,18 +156,78 @@ pub struct Pulled {
     pub source: String,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Manifest {
     model: String,
     source: String,
     files: Vec<ManifestFile>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct ManifestFile {
     path: String,
     sha256: String,
     size: u64,
+    /// The file's modification time (ns since the epoch) when its checksum
+    /// was last verified: while size and time are unchanged, a start trusts
+    /// the checksum instead of reading the file again (`maximin doctor`
+    /// always reads it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    modified_ns: Option<u64>,
+    /// When that verification was (ns since the epoch). File times are
+    /// coarse (a clock tick), so a stamp is trusted only for a file last
+    /// changed well before it was verified: a write after the verification
+    /// then always shows as a later time (git's "racily clean" rule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    verified_ns: Option<u64>,
+}
+
+/// How long before its verification a file must have last changed for its
+/// stamp to be trusted.
+const RACY_NS: u64 = 2_000_000_000;
+
+impl ManifestFile {
+    /// Whether the file, now at `now` (time, size), is as verified.
+    fn unchanged(&self, now: (u64, u64)) -> bool {
+        match (self.modified_ns, self.verified_ns) {
+            (Some(m), Some(v)) => now == (m, self.size) && m.saturating_add(RACY_NS) < v,
+            _ => false,
+        }
+    }
+
+    fn stamped(&mut self, modified_ns: u64) {
+        self.modified_ns = Some(modified_ns);
+        self.verified_ns = now_ns();
+    }
+}
+
+fn now_ns() -> Option<u64> {
+    let ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_nanos();
+    u64::try_from(ns).ok()
+}
+
+/// A file's modification time in ns since the epoch, and its size.
+fn stamp(path: &Path) -> Option<(u64, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    let ns = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_nanos();
+    Some((u64::try_from(ns).ok()?, meta.len()))
+}
+
+/// How much of an installed model is read again to tell it is intact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// Files whose size and time match the manifest's stamp are trusted.
+    Stamps,
+    /// Every file is read and hashed.
+    Full,
 }
 
 /// What a pull will do, worked out from the spec, the recipe and `--from`.
@@ -261,8 +321,16 @@ pub async fn pull(pull: Pull<'_>) -> Result<Pulled, PullError> {
     let source = origin.to_string();
 
     if !pull.force {
-        if let Some(pulled) =
-            already_present(id, &model_dir, &weights_rel, expected, single_file, &source).await
+        if let Some(pulled) = already_present(
+            id,
+            &model_dir,
+            &weights_rel,
+            expected,
+            single_file,
+            &source,
+            Check::Stamps,
+        )
+        .await
         {
             return Ok(pulled);
         }
@@ -352,6 +420,8 @@ pub async fn pull(pull: Pull<'_>) -> Result<Pulled, PullError> {
                 path: s.rel.to_string_lossy().into_owned(),
                 sha256: s.digest.hex(),
                 size: s.digest.size,
+                modified_ns: None,
+                verified_ns: None,
             })
             .collect(),
     };
@@ -382,7 +452,7 @@ pub async fn pull(pull: Pull<'_>) -> Result<Pulled, PullError> {
 }
 
 /// `spec`'s installed files when the model is present and intact (every
-/// checksum holds), without fetching anything: the check `pull` makes first.
+/// checksum holds, every file read again), without fetching anything.
 /// `None` when it is missing or damaged.
 pub async fn verify(spec: &ModelSpec, models_dir: &Path) -> Result<Option<Pulled>, PullError> {
     let plan = Plan::new(spec, models_dir, None)?;
@@ -394,6 +464,7 @@ pub async fn verify(spec: &ModelSpec, models_dir: &Path) -> Result<Option<Pulled
         plan.expected,
         plan.single_file,
         &source,
+        Check::Full,
     )
     .await)
 }
@@ -405,12 +476,14 @@ async fn already_present(
     expected: Option<[u8; 32]>,
     single_file: bool,
     source: &str,
+    check: Check,
 ) -> Option<Pulled> {
     let (dir, rel) = (model_dir.to_path_buf(), weights_rel.to_path_buf());
-    let files = tokio::task::spawn_blocking(move || present(&dir, &rel, expected, single_file))
-        .await
-        .ok()
-        .flatten()?;
+    let files =
+        tokio::task::spawn_blocking(move || present(&dir, &rel, expected, single_file, check))
+            .await
+            .ok()
+            .flatten()?;
     let sha256 = files
         .iter()
         .find(|f| f.rel == weights_rel)
@@ -450,21 +523,42 @@ fn present(
     weights: &Path,
     expected: Option<[u8; 32]>,
     single_file: bool,
+    check: Check,
 ) -> Option<Vec<Staged>> {
     let matches_recipe = |d: &Digest| expected.is_none_or(|e| e == d.sha256);
     if let Ok(text) = std::fs::read(model_dir.join(MANIFEST)) {
-        let manifest: Manifest = serde_json::from_slice(&text).ok()?;
+        let mut manifest: Manifest = serde_json::from_slice(&text).ok()?;
         let mut files = Vec::with_capacity(manifest.files.len());
-        for f in &manifest.files {
+        let mut restamped = false;
+        for f in &mut manifest.files {
             let rel = safe_relative(&f.path)?;
-            let digest = hash_file(&model_dir.join(&rel)).ok()?;
-            if digest.hex() != f.sha256.to_ascii_lowercase() || digest.size != f.size {
-                return None;
-            }
+            let path = model_dir.join(&rel);
+            let now = stamp(&path)?;
+            let digest = if check == Check::Stamps && f.unchanged(now) {
+                Digest {
+                    sha256: parse_sha256(&f.sha256.to_ascii_lowercase())?,
+                    size: f.size,
+                }
+            } else {
+                let digest = hash_file(&path).ok()?;
+                if digest.hex() != f.sha256.to_ascii_lowercase() || digest.size != f.size {
+                    return None;
+                }
+                f.stamped(now.0);
+                restamped = true;
+                digest
+            };
             files.push(Staged { rel, digest });
         }
         let w = files.iter().find(|f| f.rel == weights)?;
-        return matches_recipe(&w.digest).then_some(files);
+        if !matches_recipe(&w.digest) {
+            return None;
+        }
+        if restamped {
+            // Best effort: without the stamp, the next start reads it again.
+            let _ = write_manifest(model_dir, &manifest);
+        }
+        return Some(files);
     }
     if !single_file || expected.is_none() {
         return None;
@@ -487,6 +581,7 @@ fn install(
     weights: &Path,
     manifest: &Manifest,
 ) -> Result<(), PullError> {
+    let mut manifest = manifest.clone();
     std::fs::create_dir_all(model_dir)
         .map_err(io(format!("cannot create {}", model_dir.display())))?;
     let manifest_path = model_dir.join(MANIFEST);
@@ -501,7 +596,19 @@ fn install(
         create_parent(&dest)?;
         std::fs::rename(files_dir.join(&s.rel), &dest)
             .map_err(io(format!("cannot move {} into place", dest.display())))?;
+        let path = s.rel.to_string_lossy();
+        if let Some(f) = manifest.files.iter_mut().find(|f| f.path == path) {
+            if let Some((ns, _)) = stamp(&dest).filter(|(_, size)| *size == f.size) {
+                f.stamped(ns);
+            }
+        }
     }
+    write_manifest(model_dir, &manifest)
+}
+
+/// Writes `model_dir`'s manifest whole (a temporary file renamed over it).
+fn write_manifest(model_dir: &Path, manifest: &Manifest) -> Result<(), PullError> {
+    let manifest_path = model_dir.join(MANIFEST);
     let json = serde_json::to_vec_pretty(manifest)
         .map_err(|e| PullError::Usage(format!("cannot encode the manifest: {e}")))?;
     let mut tmp = tempfile::NamedTempFile::new_in(model_dir)

@@ -123,6 +123,71 @@ async fn a_local_file_installs_under_the_weights_name_and_a_second_pull_is_a_no_
     );
 }
 
+/// The manifest entry of `file` in `model_dir`.
+fn manifest_entry(model_dir: &Path, file: &str) -> ManifestFile {
+    let text = std::fs::read(model_dir.join(MANIFEST)).expect("manifest");
+    let m: Manifest = serde_json::from_slice(&text).expect("json");
+    m.files.into_iter().find(|f| f.path == file).expect("entry")
+}
+
+/// Sets `path`'s modification time to `ns` since the epoch.
+fn set_modified(path: &Path, ns: u64) {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns);
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .expect("open")
+        .set_modified(t)
+        .expect("set time");
+}
+
+#[tokio::test]
+async fn a_start_trusts_a_files_stamp_and_doctor_reads_it_again() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let src = tmp.path().join("download.gguf");
+    std::fs::write(&src, b"GGUF weights").expect("write");
+    let models = tmp.path().join("models");
+    let spec = spec("m-Q4.gguf", local(&src, Some(b"GGUF weights")));
+    run(&spec, &models, None).await.expect("pulled");
+    let dir = models.join("test-model");
+    let installed = dir.join("m-Q4.gguf");
+
+    // Just installed, the stamp is racy (changed within RACY_NS of its
+    // verification): a damaging write of the same size in the same clock
+    // tick would keep the time, so the file is read again.
+    let fresh = manifest_entry(&dir, "m-Q4.gguf");
+    assert!(
+        fresh.modified_ns.is_some() && fresh.verified_ns.is_some(),
+        "{fresh:?}"
+    );
+    std::fs::write(&installed, b"GGUF weightz").expect("damage");
+    let ns = fresh.modified_ns.expect("stamp");
+    set_modified(&installed, ns);
+    assert!(present(&dir, Path::new("m-Q4.gguf"), None, true, Check::Stamps).is_none());
+    std::fs::write(&installed, b"GGUF weights").expect("restore");
+
+    // Changed long before its verification: trusted while time and size
+    // hold, so damage that keeps both goes unseen by a start, not by doctor.
+    let old = ns - 10 * RACY_NS;
+    set_modified(&installed, old);
+    assert!(present(&dir, Path::new("m-Q4.gguf"), None, true, Check::Full).is_some());
+    let entry = manifest_entry(&dir, "m-Q4.gguf");
+    assert_eq!(
+        entry.modified_ns,
+        Some(old),
+        "a full check records the stamp"
+    );
+    std::fs::write(&installed, b"GGUF weightz").expect("damage");
+    set_modified(&installed, old);
+    assert!(present(&dir, Path::new("m-Q4.gguf"), None, true, Check::Stamps).is_some());
+    assert!(present(&dir, Path::new("m-Q4.gguf"), None, true, Check::Full).is_none());
+    assert!(verify(&spec, &models).await.expect("verify").is_none());
+
+    // Any other time (a write, a copy) means reading it again.
+    set_modified(&installed, old + 1);
+    assert!(present(&dir, Path::new("m-Q4.gguf"), None, true, Check::Stamps).is_none());
+}
+
 #[tokio::test]
 async fn a_checksum_mismatch_installs_nothing_and_keeps_what_was_there() {
     let tmp = tempfile::tempdir().expect("tmp");

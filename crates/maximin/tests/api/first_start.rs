@@ -161,7 +161,8 @@ async fn a_start_with_the_models_in_place_is_ready_and_verifies_them() {
     assert_eq!(body["status"], "ready");
     let log = s.output();
     assert!(!log.contains("fetched"), "{log}");
-    // Each one was checked against its checksums, not taken on trust.
+    // Each one was checked: against its checksums, or by the stamp (size
+    // and time) its last verification left (crates/maximin-models' tests).
     for model in DEFAULTS {
         assert!(
             log.lines()
