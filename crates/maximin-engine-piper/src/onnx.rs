@@ -673,6 +673,50 @@ fn conv_node_2d(n: &Node<'_>, x: &str, y: &str) -> Result<Vec<u8>, Fail> {
     Ok(m)
 }
 
+/// A float initializer of a model: its name, dims and values.
+pub struct Weight {
+    pub name: String,
+    pub dims: Vec<i64>,
+    pub values: Vec<f32>,
+}
+
+/// The model's float initializers of at least `min_values` values stored
+/// as raw data (a voice's weights: every convolution's and embedding's),
+/// for sessions that share one copy of them. Smaller tensors (shapes,
+/// axes, scalars) stay in the graph, where ONNX Runtime folds them.
+pub fn weights(model: &[u8], min_values: usize) -> Result<Vec<Weight>, Fail> {
+    let top = fields(model)?;
+    let graph = parse_graph(graph_body(&top)?)?;
+    let mut out = Vec::new();
+    for (name, raw) in &graph.initializers {
+        let (mut dims, mut kind, mut data) = (Vec::new(), 0, None);
+        for f in fields(inner(raw)?)? {
+            match (f.num, &f.value) {
+                (TENSOR_DIMS, _) => push_ints(&f.value, &mut dims)?,
+                (TENSOR_DATA_TYPE, Value::Varint(k)) => kind = *k,
+                (TENSOR_RAW_DATA, Value::Bytes(b)) => data = Some(*b),
+                _ => {}
+            }
+        }
+        let Some(data) = data.filter(|_| kind == FLOAT) else {
+            continue;
+        };
+        let count = dims.iter().product::<u64>() as usize;
+        if count < min_values || data.len() != count * 4 {
+            continue;
+        }
+        out.push(Weight {
+            name: name.clone(),
+            dims: dims.iter().map(|&d| d as i64).collect(),
+            values: data
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,90 @@
+//! One memory arena for every session's intermediate tensors, registered on
+//! ONNX Runtime's environment (`CreateAndRegisterAllocator`; sessions opt in
+//! with `session.use_env_allocators`). A session's own arena keeps the most
+//! its largest run ever needed; a voice has up to six sessions (an encoder
+//! and a decoder on all threads and one per thread), most of them idle at
+//! any moment, so one arena holds only what runs at the same time.
+#![allow(unsafe_code)]
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ort::environment::Environment;
+use ort::memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType};
+use ort::AsPointer;
+
+static SHARED: AtomicBool = AtomicBool::new(false);
+
+/// Whether the shared arena is registered (sessions then use it).
+pub fn shared() -> bool {
+    SHARED.load(Ordering::Relaxed)
+}
+
+/// Registers the CPU arena on `env`, once per process (one environment).
+pub fn register(env: &Environment) {
+    let info = match MemoryInfo::new(
+        AllocationDevice::CPU,
+        0,
+        AllocatorType::Arena,
+        MemoryType::Default,
+    ) {
+        Ok(i) => i,
+        Err(e) => {
+            tracing::warn!(error = %e, "no shared ONNX Runtime arena; each session keeps its own");
+            return;
+        }
+    };
+    let api = ort::api();
+    // The arena grows by what is asked (ONNX Runtime's `kSameAsRequested`),
+    // not by doubling chunks, so it holds about what the runs need at once.
+    let keys = [c"arena_extend_strategy".as_ptr()];
+    let values = [1usize];
+    let mut cfg: *mut ort::sys::OrtArenaCfg = std::ptr::null_mut();
+    // SAFETY: one key and one value, live for the call; `cfg` is written on
+    // success and released below.
+    let made = unsafe { (api.CreateArenaCfgV2)(keys.as_ptr(), values.as_ptr(), 1, &mut cfg) };
+    if !made.0.is_null() {
+        // SAFETY: a status from the call above, released once.
+        unsafe { (api.ReleaseStatus)(made.0) };
+        cfg = std::ptr::null_mut();
+    }
+    // SAFETY: the pointers are live for the call (the environment is the
+    // process's, the memory info and the config are dropped after it; a
+    // null config asks for the default one). The status is ours to release.
+    let status = unsafe { (api.CreateAndRegisterAllocator)(env.ptr().cast_mut(), info.ptr(), cfg) };
+    if !cfg.is_null() {
+        // SAFETY: made above, not used after the call.
+        unsafe { (api.ReleaseArenaCfg)(cfg) };
+    }
+    if status.0.is_null() {
+        SHARED.store(true, Ordering::Relaxed);
+        return;
+    }
+    // SAFETY: a non-null status from the call above, released once.
+    let message = unsafe {
+        let m = (api.GetErrorMessage)(status.0);
+        let text = if m.is_null() {
+            String::new()
+        } else {
+            std::ffi::CStr::from_ptr(m).to_string_lossy().into_owned()
+        };
+        (api.ReleaseStatus)(status.0);
+        text
+    };
+    tracing::warn!(error = %message, "no shared ONNX Runtime arena; each session keeps its own");
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+extern "C" {
+    fn malloc_trim(pad: usize) -> std::ffi::c_int;
+}
+
+/// Hands the C heap's free memory back to the system. Loading a voice
+/// parses its graphs in ONNX Runtime (C++, on the C heap), hundreds of MB
+/// freed again at once that glibc would otherwise keep for the process.
+pub fn trim() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` only walks glibc's own heaps.
+    unsafe {
+        malloc_trim(0);
+    }
+}
