@@ -44,6 +44,9 @@ pub struct WorkerOptions {
     pub slots: usize,
     pub ctx_per_slot: u32,
     pub batch: u32,
+    /// llama.cpp's micro-batch (at most `batch`): a step of more tokens runs
+    /// as several, in order, each caught by the graph callback in turn.
+    pub ubatch: u32,
     /// The GGUF llama.cpp loaded: its Q8_0 output matrix is what maximin
     /// multiplies itself on CPUs with AVX-512 VNNI (`lmhead.rs`).
     pub gguf: PathBuf,
@@ -157,7 +160,7 @@ pub fn run(
     let params = LlamaContextParams::default()
         .with_n_ctx(NonZeroU32::new(n_ctx))
         .with_n_batch(opts.batch)
-        .with_n_ubatch(opts.batch)
+        .with_n_ubatch(opts.ubatch.min(opts.batch))
         .with_n_seq_max(u32::try_from(opts.slots).unwrap_or(1))
         // One KV buffer for every sequence: llama.cpp then decodes a step's
         // tokens as one micro-batch. With a buffer per sequence it splits a
@@ -388,7 +391,8 @@ struct Capture {
     width: usize,
     mode: Catch,
     /// Rows caught this decode, in output order (one per token that asked
-    /// for logits, in batch order: one micro-batch per step).
+    /// for logits, in batch order: a step's micro-batches run in order, and
+    /// stopping one graph at `result_norm` leaves the next to run).
     rows: Vec<f32>,
     /// The node was not the f32 matrix expected: nothing was skipped.
     fault: bool,
@@ -833,17 +837,21 @@ mod tests {
             return;
         };
         let capture = CaptureBox::new(model.n_embd() as usize);
-        let params = LlamaContextParams::default()
-            .with_n_ctx(NonZeroU32::new(1024))
-            .with_n_batch(64)
-            .with_n_ubatch(64)
-            .with_n_seq_max(2)
-            .with_kv_unified(true)
-            .with_n_threads(2)
-            .with_n_threads_batch(2);
-        let mut ctx = model
-            .new_context(backend, capture.attach(params))
-            .expect("context");
+        // A context of 64-token steps in micro-batches of `ubatch`.
+        let context = |ubatch: u32| {
+            let params = LlamaContextParams::default()
+                .with_n_ctx(NonZeroU32::new(1024))
+                .with_n_batch(64)
+                .with_n_ubatch(ubatch)
+                .with_n_seq_max(2)
+                .with_kv_unified(true)
+                .with_n_threads(2)
+                .with_n_threads_batch(2);
+            model
+                .new_context(backend, capture.attach(params))
+                .expect("context")
+        };
+        let mut ctx = context(64);
         let mut batch = LlamaBatch::new(64, 2);
         for two in [true, false] {
             let d = head_deviation(&mut ctx, &model, &mut batch, &head, &capture, 2, two)
@@ -866,5 +874,26 @@ mod tests {
         ctx.decode(&mut batch).expect("decode");
         assert!(!capture.get().fault);
         assert_eq!(capture.get().rows.len(), 2 * head.cols());
+        let whole = capture.get().rows.clone();
+
+        // A step in several micro-batches (as a long prompt's is): the graph
+        // stopped in one leaves the next to run, and the rows come in batch
+        // order, as from one micro-batch.
+        drop(ctx);
+        let mut ctx = context(2);
+        capture.begin(Catch::RowsAndStop);
+        ctx.decode(&mut batch).expect("decode");
+        assert!(!capture.get().fault);
+        let parts = &capture.get().rows;
+        assert_eq!(parts.len(), whole.len());
+        let largest = whole.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let worst = whole
+            .iter()
+            .zip(parts)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(
+            worst <= 1e-3 * largest,
+            "rows differ by {worst} (largest {largest})"
+        );
     }
 }
