@@ -13,7 +13,14 @@
 # All of it shares this machine's cores: with 3 replicas, PostgreSQL,
 # Redis and wrk on 2 cores, the figures show the cost per request of the
 # shared state, not the scaling more machines would give.
+#
+# BENCH_JSON=PATH also writes the figures as JSON (bench/all.sh reads them):
+# {"bench", "seconds", "cores", "rows": [{"setup", "replicas",
+# "shared_state", "rps", "p99_ms", "non_2xx"}]}, shared_state false for
+# SQLite with in-process limits, true for PostgreSQL + Redis.
+# BENCH_NO_BUILD=1 uses the release binary as it is.
 set -euo pipefail
+BENCH_JSON=${BENCH_JSON:+$(realpath -m "$BENCH_JSON")}
 cd "$(dirname "$0")/.."
 root=$PWD
 SECS=${1:-10}
@@ -23,7 +30,7 @@ SECS=${1:-10}
 command -v wrk >/dev/null || ensure_system_packages wrk
 ensure_postgres
 ensure_redis
-cargo build --release --locked -q -p maximin
+[ -n "${BENCH_NO_BUILD:-}" ] || cargo build --release --locked -q -p maximin
 BIN=${CARGO_TARGET_DIR:-$root/target}/release/maximin
 
 WORK=$(mktemp -d)
@@ -68,6 +75,7 @@ load() {
     p99=$(awk -v worst="$p99" '$1=="99%" {v=$2; ms=v+0; if (v ~ /us$/) ms=ms/1000; else if (v ~ /[^m]s$/) ms=ms*1000; if (ms > worst) worst=ms; printf "%.2f", worst}' "$WORK/wrk-$j")
   done
   printf '%-44s %9s req/s   p99 %7s ms%s\n' "$name" "$rps" "$p99" "$([ "$bad" != 0 ] && echo "   (non-2xx: $bad)")"
+  printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$n" "$rps" "$p99" "$bad" >>"$WORK/rows.tsv"
 }
 
 echo "maximin request path at 64 connections, $(nproc) cores, ${SECS}s per run (GET /v1/models: auth, rate limit, metering)"
@@ -98,3 +106,19 @@ for n in 1 3; do
   load "$n replica(s), PostgreSQL + Redis" /v1/models "${urls[@]}"
   MAXIMIN_CLUSTER_DIR="$WORK/cluster" scripts/cluster stop
 done
+
+if [ -n "${BENCH_JSON:-}" ]; then
+  python3 - "$WORK/rows.tsv" "$BENCH_JSON" "$SECS" "$(nproc)" <<'PY'
+import json, sys
+rows = []
+for line in open(sys.argv[1]):
+    setup, n, rps, p99, bad = line.rstrip("\n").split("\t")
+    rows.append({"setup": setup, "replicas": int(n), "shared_state": "PostgreSQL" in setup,
+                 "rps": float(rps) if rps else None, "p99_ms": float(p99) if p99 else None,
+                 "non_2xx": int(bad or 0)})
+with open(sys.argv[2], "w") as f:
+    json.dump({"bench": "cluster", "seconds": float(sys.argv[3]), "cores": int(sys.argv[4]),
+               "rows": rows}, f, indent=2)
+    f.write("\n")
+PY
+fi

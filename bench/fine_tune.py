@@ -7,6 +7,7 @@ hyperparameters and the same number of threads.
 
     bench/fine_tune.py [--bin PATH] [--models DATA_DIR] [--threads N]
                        [--ranks 8,16] [--epochs 1] [--batch-size 4] [--examples 32]
+                       [--json PATH]
 
 --bin defaults to /root/.cache/maximin-target/release/maximin (build it with
 `CARGO_TARGET_DIR=/root/.cache/maximin-target cargo build --release -p
@@ -42,7 +43,8 @@ median over the steps after the first (the first pays one-time costs; model
 loading is never counted); final loss is the last step's; mean loss is over
 all steps (each side shuffles the data its own way, so single steps hold
 different examples). Never part of CI; the whole run takes about four
-minutes on 2 cores, once the venv is made.
+minutes on 2 cores, once the venv is made. --json PATH also writes the
+table's figures as JSON (bench/all.sh reads them).
 """
 import argparse
 import json
@@ -349,26 +351,43 @@ def bench_peft(py, gguf, data_path, threads, rank, epochs, batch, seed, limit_s)
 
 # --- the table --------------------------------------------------------------
 
-def row(name, r, machine):
+def figures(r):
+    """A run's figures as the table shows them: (tokens/s, steps, final loss,
+    mean loss, peak RSS MB or None)."""
     tps = r["tokens_per_s"][1:] or r["tokens_per_s"]
-    rss = r.get("peak_rss_mb")
-    return [name, f"{statistics.median(tps):.1f}", str(len(r["losses"])), f"{r['losses'][-1]:.3f}",
-            f"{statistics.mean(r['losses']):.3f}", f"{rss:.0f}" if rss else "-", machine]
+    return (statistics.median(tps), len(r["losses"]), r["losses"][-1], statistics.mean(r["losses"]),
+            r.get("peak_rss_mb"))
 
 
-def run_all(a, ranks, gguf, py, data, data_path, machine, rows, notes):
-    """Every run, maximin's first; a row and a note for each."""
+def row(name, r, machine):
+    tps, steps, final, mean, rss = figures(r)
+    return [name, f"{tps:.1f}", str(steps), f"{final:.3f}",
+            f"{mean:.3f}", f"{rss:.0f}" if rss else "-", machine]
+
+
+def record(side, rank, r):
+    """A run's entry in --json."""
+    tps, steps, final, mean, rss = figures(r)
+    return {"side": side, "rank": rank, "tokens": r.get("tokens"), "tokens_per_s": tps, "steps": steps,
+            "final_loss": final, "mean_loss": mean, "peak_rss_mb": rss or None,
+            "versions": r.get("versions")}
+
+
+def run_all(a, ranks, gguf, py, data, data_path, machine, rows, notes, runs):
+    """Every run, maximin's first; a row, a note and a --json entry for each."""
     if not a.skip_maximin:
         for rank in ranks:
             r = bench_maximin(a.bin, a.models, a.threads, data, rank, a.epochs, a.batch_size,
                               a.seed, a.limit)
             rows.append(row(f"maximin rank {rank}", r, machine))
+            runs.append(record("maximin", rank, r))
             notes.append(f"maximin r{rank}: {r['tokens']} tokens in the data")
     if not a.skip_peft:
         for rank in ranks:
             r = bench_peft(py, gguf, data_path, a.threads, rank, a.epochs, a.batch_size,
                            a.seed, a.limit)
             rows.append(row(f"PEFT rank {rank}", r, machine))
+            runs.append(record("peft", rank, r))
             v = r["versions"]
             notes.append(f"PEFT r{rank}: {r['tokens']} tokens in the data, model load "
                          f"{r['load_s']:.1f} s (torch {v['torch']}, transformers "
@@ -390,6 +409,8 @@ def main():
     ap.add_argument("--limit", type=int, default=900, help="seconds one run may take")
     ap.add_argument("--skip-maximin", action="store_true")
     ap.add_argument("--skip-peft", action="store_true")
+    ap.add_argument("--json", type=Path, metavar="PATH",
+                    help="also write the table's figures to PATH as JSON")
     a = ap.parse_args()
     ranks = [int(x) for x in a.ranks.split(",")]
     gguf = a.models / GGUF
@@ -408,9 +429,9 @@ def main():
     load = lambda: open("/proc/loadavg").read().split()[:3]
     log(f"machine: {machine}; load average {' '.join(load())}")
 
-    rows, notes = [], []
+    rows, notes, runs = [], [], []
     try:
-        run_all(a, ranks, gguf, py, data, data_path, machine, rows, notes)
+        run_all(a, ranks, gguf, py, data, data_path, machine, rows, notes, runs)
     except (RuntimeError, OSError) as e:
         sys.exit(f"fine_tune.py: {e}")
     finally:
@@ -427,6 +448,13 @@ def main():
     for n in notes:
         print(n)
     print(f"load average after: {' '.join(load())}")
+    if a.json:
+        a.json.write_text(json.dumps({
+            "bench": "fine_tune", "model": f"{MODEL} Q4_K_M", "examples": a.examples,
+            "epochs": a.epochs, "batch_size": a.batch_size, "seed": a.seed,
+            "threads": a.threads, "cores": os.cpu_count(), "runs": runs,
+        }, indent=2) + "\n")
+        log(f"wrote {a.json}")
 
 
 if __name__ == "__main__":

@@ -30,8 +30,16 @@
 # virtual keys, budgets or spend logs, which favours it), logging at ERROR,
 # the bundled model cost map.
 #
+# BENCH_JSON=PATH also writes the table as JSON (bench/all.sh reads it):
+# {"bench", "seconds", "cores", "versions", "rows": [{"target", "connections",
+# "mode", "rps", "p50_ms", "p99_ms", "non_2xx", "socket_errors"}]}, target
+# one of nginx, floor, maximin, litellm and mode plain or stream.
+# BENCH_NO_BUILD=1 uses the release binaries as they are (maximin as built,
+# default features or not; the floor_proxy example must exist).
+#
 # Not a test: never run it in CI.
 set -euo pipefail
+BENCH_JSON=${BENCH_JSON:+$(realpath -m "$BENCH_JSON")}
 cd "$(dirname "$0")/.."
 SECS=${1:-10}
 LITELLM_VERSION=1.106.12 # newer 1.108–1.110 pin litellm-proxy* packages PyPI does not serve
@@ -41,8 +49,10 @@ need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -
 need wrk wrk
 need nginx nginx-light || need nginx nginx
 
-cargo build --release --locked -q -p maximin --no-default-features
-cargo build --release --locked -q -p maximin-upstream --example floor_proxy
+if [ -z "${BENCH_NO_BUILD:-}" ]; then
+  cargo build --release --locked -q -p maximin --no-default-features
+  cargo build --release --locked -q -p maximin-upstream --example floor_proxy
+fi
 BIN=${CARGO_TARGET_DIR:-target}/release/maximin
 FLOOR_BIN=${CARGO_TARGET_DIR:-target}/release/examples/floor_proxy
 
@@ -264,8 +274,9 @@ done
 
 # --- the table ----------------------------------------------------------------
 echo
+VERSIONS=("$($BIN --version 2>/dev/null || echo maximin) ($(git rev-parse --short HEAD 2>/dev/null || echo '?'))" "$(nginx -v 2>&1 | sed 's/^nginx version: //')" "$(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)" "litellm $LITELLM_VERSION")
 echo "maximin as a gateway: $(nproc) cores, ${SECS}s per run, wrk on loopback, $(date -u +%Y-%m-%d)"
-echo "  $($BIN --version 2>/dev/null || echo maximin) ($(git rev-parse --short HEAD 2>/dev/null || echo '?')), $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), litellm $LITELLM_VERSION"
+echo "  ${VERSIONS[0]}, ${VERSIONS[1]}, ${VERSIONS[2]}, ${VERSIONS[3]}"
 echo
 printf '| %-8s | %-18s | %8s | %8s | %8s | %7s |\n' target scenario 'req/s' 'p50 ms' 'p99 ms' 'non-2xx'
 printf '|%s|%s|%s|%s|%s|%s|\n' ---------- -------------------- ---------: ---------: ---------: --------:
@@ -300,3 +311,29 @@ for s in "${SCENARIOS[@]}"; do
     -v p1="${P50[maximin|$c|$mode]}" -v p2="${P50[litellm|$c|$mode]}" \
     'BEGIN {printf "maximin / LiteLLM, %s conn, %s: %.0fx the req/s; p50 %.3f vs %.3f ms (%.0fx lower)\n", c, m, (r2 > 0 ? r1 / r2 : 0), p1, p2, (p1 > 0 ? p2 / p1 : 0)}'
 done
+
+if [ -n "${BENCH_JSON:-}" ]; then
+  for s in "${SCENARIOS[@]}"; do
+    read -r c mode <<<"$s"
+    for t in "${TARGETS[@]}"; do
+      k="$t|$c|$mode"
+      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$c" "$mode" "${RPS[$k]}" "${P50[$k]}" "${P99[$k]}" "${NON2XX[$k]}" "${ERRS[$k]}"
+    done
+  done >"$DATA/rows.tsv"
+  python3 - "$DATA/rows.tsv" "$BENCH_JSON" "$SECS" "$(nproc)" "${VERSIONS[@]}" <<'PY'
+import json, sys
+num = lambda v, f: f(v) if v not in ("", "-1", "-1.000") else None  # to_ms prints -1.000 for what it cannot read
+rows = []
+for line in open(sys.argv[1]):
+    t, c, mode, rps, p50, p99, bad, errs = line.rstrip("\n").split("\t")
+    rows.append({"target": t, "connections": int(c), "mode": mode, "rps": num(rps, float),
+                 "p50_ms": num(p50, float), "p99_ms": num(p99, float),
+                 "non_2xx": int(bad or 0), "socket_errors": int(errs or 0)})
+maximin, nginx, wrk, litellm = sys.argv[5:9]
+with open(sys.argv[2], "w") as f:
+    json.dump({"bench": "gateway", "seconds": float(sys.argv[3]), "cores": int(sys.argv[4]),
+               "versions": {"maximin": maximin, "nginx": nginx, "wrk": wrk, "litellm": litellm},
+               "rows": rows}, f, indent=2)
+    f.write("\n")
+PY
+fi

@@ -4,6 +4,7 @@ per second of video and per second of music, maximin against the peers named
 in ../shared/MEDIA.md, on the same weights and the same notes.
 
     bench/media.py [--threads N] [--models DATA_DIR] [--rounds R] [--skip-video]
+        [--json PATH] [--no-build]
 
 - **image**: no registry carries Stable Diffusion weights, so both sides run
   a full-size SD-Turbo-shaped model (SD 2.1 shapes: OpenCLIP-H text encoder,
@@ -34,6 +35,8 @@ DATA_DIR must hold the default models (`scripts/provision-models DATA_DIR`):
 lyrics and singing use them. Debian packages (cmake, fluidsynth, ffmpeg,
 fluid-soundfont-gm) are installed when missing; sd-cli and the random
 weights (about 5 GB) are kept under $MAXIMIN_BENCH_VENVS. Never part of CI.
+--json PATH also writes the final table's figures as JSON (bench/all.sh reads
+them); --no-build uses the release binaries and examples as they are.
 """
 import argparse
 import contextlib
@@ -288,6 +291,10 @@ def main():
     common_args(ap)
     ap.add_argument("--rounds", type=int, default=1, help="maximin images and songs timed after a warm-up")
     ap.add_argument("--skip-video", action="store_true")
+    ap.add_argument("--json", type=Path, metavar="PATH",
+                    help="also write the table's figures to PATH as JSON")
+    ap.add_argument("--no-build", action="store_true",
+                    help="use the release binary and examples as they are")
     a = ap.parse_args()
     if not (a.models / "models").is_dir():
         sys.exit(f"{a.models}/models is missing: run scripts/provision-models {a.models}")
@@ -295,11 +302,12 @@ def main():
 
     debian_packages()
     sd = sd_cli(threads)
-    log("building maximin and the engine benches (release)")
-    subprocess.run(["cargo", "build", "--release", "--locked", "-p", "maximin",
-                    "-p", "maximin-engine-diffusion", "-p", "maximin-engine-music",
-                    "--example", "sd_bench", "--example", "music_bench", "--bin", "maximin"],
-                   cwd=ROOT, check=True)
+    if not a.no_build:
+        log("building maximin and the engine benches (release)")
+        subprocess.run(["cargo", "build", "--release", "--locked", "-p", "maximin",
+                        "-p", "maximin-engine-diffusion", "-p", "maximin-engine-music",
+                        "--example", "sd_bench", "--example", "music_bench", "--bin", "maximin"],
+                       cwd=ROOT, check=True)
     rel = target_dir() / "release"
     binary, sd_bench, music_bench = rel / "maximin", rel / "examples" / "sd_bench", rel / "examples" / "music_bench"
 
@@ -364,7 +372,7 @@ def main():
                 song.append((time.perf_counter() - t, m["extra_info"]["music_duration"] / 1000.0))
 
         gf = sum(flops.values()) / 1e9
-        rows.append(("image 512x512, SD-Turbo shapes, 1 step (s/image)", mm_img, sdi["image"]))
+        rows.append(("image 512x512, SD-Turbo shapes, 1 step (s/image)", mm_img, sdi["image"], "sd.cpp"))
         print("\nimage, SD-Turbo shapes at 512x512 (random weights, fp32 on both sides, 1 step, no guidance):")
         print(f"  FLOPs counted from the configs: UNet {flops['unet'] / 1e9:.0f} G per step, "
               f"VAE decode {flops['vae'] / 1e9:.0f} G, text encoder {flops['text'] / 1e9:.0f} G: "
@@ -383,7 +391,7 @@ def main():
         step = float(re.search(r"step_s=([\d.]+)", summary).group(1))
         whole = float(re.search(r"image_s=([\d.]+)", summary).group(1))
         sd_step = sdi["sampling"]
-        rows.append(("one UNet step at 512x512, SD-Turbo shapes (s)", step, sd_step))
+        rows.append(("one UNet step at 512x512, SD-Turbo shapes (s)", step, sd_step, "sd.cpp"))
         print(f"  one UNet step: maximin {step:.1f} s ({flops['unet'] / 1e9 / step:.1f} GFLOP/s), "
               f"sd.cpp {sd_step:.1f} s ({flops['unet'] / 1e9 / sd_step:.1f} GFLOP/s); "
               f"text encoder + VAE decode: maximin {whole - step:.1f} s, "
@@ -403,7 +411,7 @@ def main():
             refused = "ran (unexpected)"
         except RuntimeError as e:
             refused = f"refused: {e}"
-        rows.append(("image 512x512, the test suite's tiny model (s/image)", tiny_s, None))
+        rows.append(("image 512x512, the test suite's tiny model (s/image)", tiny_s, None, None))
         print(f"\n  tiny model ({summary.split(': ', 1)[1].split(' image_s')[0]}): maximin {tiny_s:.2f} s/image, "
               f"{tflops['unet'] / 1e9:.1f} GFLOP per UNet evaluation; sd.cpp {refused}")
 
@@ -429,7 +437,8 @@ def main():
             best = min(enc.values()) if enc else 0.0
             keys = k1["image"] + k2["image"]
             peer = (keys + best) / VIDEO_S
-            rows.append((f"video {VIDEO_RES} {VIDEO_S} s (s per video second)", video / VIDEO_S, peer))
+            rows.append((f"video {VIDEO_RES} {VIDEO_S} s (s per video second)", video / VIDEO_S, peer,
+                         ("sd.cpp + ffmpeg " + min(enc, key=enc.get)) if enc else "sd.cpp"))
             print(f"\nvideo, {w}x{h}, {VIDEO_S} s at {VIDEO_FPS} fps ({frames} frames), two key frames at {kw}x{kh}:")
             print(f"  maximin (HTTP, submit to Success): {video:.1f} s = {video / VIDEO_S:.2f} s per video second")
             print(f"  peer: sd-cli key frames {k1['image']:.1f} s + {k2['image']:.1f} s; " +
@@ -466,17 +475,28 @@ def main():
             print(f"  case {c['case']} ({music_s:.0f} s; fluidsynth's file {wav_s:.0f} s; "
                   f"{c['sung_notes']} sung notes): maximin engine (compose + render + mix) {ours:.3f}; "
                   f"fluidsynth CLI (render) {render / wav_s:.3f}; lame MP3 encode {mp3 / wav_s:.3f}")
-        rows.append(("music, a song with lyrics over HTTP, all included (s per music second)", http_s, None))
+        rows.append(("music, a song with lyrics over HTTP, all included (s per music second)", http_s, None,
+                     None))
         rows.append(("music, the same arrangements, synthesis (s per music second)",
-                     statistics.mean(eng), statistics.mean(fl)))
+                     statistics.mean(eng), statistics.mean(fl), "FluidSynth CLI"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     print("\n| figure | maximin | peer | peer / maximin |")
     print("|---|---:|---:|---:|")
-    for name, ours, peer in rows:
+    for name, ours, peer, _ in rows:
         print(f"| {name} | {fmt(ours, 3)} | {fmt(peer, 3)} | "
               f"{(f'{peer / ours:.2f}x' if peer else '-')} |")
+    if a.json:
+        num = lambda x: None if x is None or x != x else x  # NaN (a figure sd-cli's log lacked): null
+        a.json.write_text(json.dumps({
+            "bench": "media", "cores": os.cpu_count(), "threads": threads, "rounds": a.rounds,
+            "sd_cpp": SD_CPP_SDIST[1], "cpu": cpu,
+            # Every figure is seconds (lower is better); peer null: maximin only.
+            "rows": [{"figure": name, "maximin": num(ours), "peer": num(peer), "peer_name": peer_name}
+                     for name, ours, peer, peer_name in rows],
+        }, indent=2) + "\n")
+        log(f"wrote {a.json}")
 
 
 if __name__ == "__main__":

@@ -7,11 +7,13 @@ with `stream: true`; the real-time factor of whole requests), against
 Piper's own Python runtime (`piper-tts` from PyPI) on the same voice file in
 the same run. Both sides get the same thread count.
 
-    bench/speech.py [--threads N] [--models DATA_DIR] [--rounds R]
+    bench/speech.py [--threads N] [--models DATA_DIR] [--rounds R] [--json PATH]
+        [--no-build]
 
 DATA_DIR must hold the default voice (`scripts/provision-models DATA_DIR`);
 piper-tts is installed on first use into $MAXIMIN_BENCH_VENVS/piper. Never part
-of CI.
+of CI. --json PATH also writes the summary's figures as JSON (bench/all.sh
+reads them); --no-build uses the release binary as it is.
 """
 import argparse
 import json
@@ -130,12 +132,16 @@ def main():
     ap = argparse.ArgumentParser()
     common_args(ap)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--json", type=Path, metavar="PATH",
+                    help="also write the summary figures to PATH as JSON")
+    ap.add_argument("--no-build", action="store_true", help="use the release binary as it is")
     a = ap.parse_args()
     voice = a.models / VOICE
     if not voice.exists():
         sys.exit(f"{voice} is missing: run scripts/provision-models {a.models}")
-    log("building maximin (release)")
-    subprocess.run(["cargo", "build", "--release", "--locked", "-p", "maximin"], cwd=ROOT, check=True)
+    if not a.no_build:
+        log("building maximin (release)")
+        subprocess.run(["cargo", "build", "--release", "--locked", "-p", "maximin"], cwd=ROOT, check=True)
     binary = target_dir() / "release" / "maximin"
     print(f"machine: {os.cpu_count()} cores; {a.threads} threads on every side", flush=True)
 
@@ -165,22 +171,34 @@ def main():
     peer.wait()
 
     names = ["one sentence (44 chars)", "paragraph (6 sentences)"]
+    summary = {"bench": "speech", "rounds": a.rounds, "threads": a.threads, "cores": os.cpu_count(),
+               "peer": PIPER_TTS, "neural": [], "espeak": [], "memory": None}
     print(f"\n{'speech (median of ' + str(a.rounds) + ' alternating rounds)':<48} {'maximin':>9} "
           f"{'piper-tts':>10} {'ratio':>7}  per-round ratios")
     for i, name in enumerate(names):
+        neural = {"text": name}
+        summary["neural"].append(neural)
         for field, label, fmt in (("first_chunk_ms", "first chunk ms", ".0f"), ("rtf", "real-time factor", ".3f")):
             m, p = median_of(mm, i, field), median_of(pp, i, field)
             per = [pr[i][field] / mr[i][field] for mr, pr in zip(mm, pp)]
+            neural[field] = {"maximin": m, "piper-tts": p, "per_round_ratios": per}
             print(f"{'neural voice, ' + label + ', ' + name:<48} {m:>9{fmt}} {p:>10{fmt}} "
                   f"{p / m:>6.2f}x  {' '.join(f'{x:.2f}' for x in per)}")
     for i, name in enumerate(names):
+        summary["espeak"].append({"text": name, "first_chunk_ms": median_of(espeak, i, "first_chunk_ms"),
+                                  "rtf": median_of(espeak, i, "rtf")})
         print(f"{'espeak-ng, first chunk ms, ' + name:<48} {median_of(espeak, i, 'first_chunk_ms'):>9.0f}")
         print(f"{'espeak-ng, real-time factor, ' + name:<48} {median_of(espeak, i, 'rtf'):>9.4f}")
     if memory:
+        summary["memory"] = {"maximin_resident_mib": memory[0], "maximin_peak_mib": memory[1],
+                             "piper_tts_peak_mib": peer_peak}
         print(f"memory: maximin server {memory[0]:.0f} MiB resident after the rounds, {memory[1]:.0f} MiB peak "
               f"(both engines loaded); piper-tts process {peer_peak:.0f} MiB peak")
     print("(maximin over HTTP, pcm 22,050 Hz; piper-tts in process, "
           f"{PIPER_TTS}; ratio > 1: maximin faster)")
+    if a.json:
+        a.json.write_text(json.dumps(summary, indent=2) + "\n")
+        log(f"wrote {a.json}")
 
 
 if __name__ == "__main__":
