@@ -31,6 +31,9 @@
 #               local_models.py builds anyway, as a no-op when up to date)
 #   --dry-run   print each benchmark's command; run nothing, write no table
 #
+# BENCH_CHAT_ARGS adds arguments to the chat run (bench/local_models.py), e.g.
+# --skip-llama-cpp-python when that peer's ten-minute build is not wanted.
+#
 # The peers are installed on first use as each benchmark says (PyPI, Debian,
 # ~/.cache); CARGO_TARGET_DIR is honoured. Not a test: never run it in CI.
 set -uo pipefail
@@ -91,7 +94,10 @@ command_of() {
       CMD=(env BENCH_JSON="$json" "bench/$1.sh" "$SECS") ;;
     chat)
       CMD=(python3 bench/local_models.py --skip-embeddings --json "$json")
-      [ -n "$QUICK" ] && CMD+=(--rounds 1) ;;
+      if [ -n "$QUICK" ]; then CMD+=(--rounds 1); else CMD+=(--rounds 2); fi
+      # e.g. BENCH_CHAT_ARGS=--skip-llama-cpp-python
+      # shellcheck disable=SC2206
+      CMD+=(${BENCH_CHAT_ARGS:-}) ;;
     embeddings)
       CMD=(python3 bench/local_models.py --skip-chat --json "$json")
       [ -n "$QUICK" ] && CMD+=(--rounds 1) ;;
