@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 use maximin_types::ModelView;
 use serde_json::json;
 
-use crate::catalog::ModelSpec;
 use crate::{Platform, Result};
 
 /// How long a rendering of the catalog is used before disk is looked at again.
@@ -47,7 +46,14 @@ pub struct Listing {
     fine_tuned: RwLock<HashMap<String, Kept>>,
 }
 
-type Kept = (u64, Arc<Vec<ModelSpec>>);
+type Kept = (u64, Arc<Vec<FineTunedModel>>);
+
+/// A fine-tuned model an account lists: its name and its base's catalog id.
+#[derive(Debug, Clone)]
+pub struct FineTunedModel {
+    pub id: String,
+    pub base: String,
+}
 
 impl Listing {
     /// The rendering, made again by `render` when there is none or it is
@@ -78,7 +84,7 @@ impl Listing {
     }
 
     /// The account's fine-tuned models as cached at `epoch`, if they were.
-    pub fn fine_tuned(&self, account_id: &str, epoch: u64) -> Option<Arc<Vec<ModelSpec>>> {
+    pub fn fine_tuned(&self, account_id: &str, epoch: u64) -> Option<Arc<Vec<FineTunedModel>>> {
         let map = self.fine_tuned.read().ok()?;
         match map.get(account_id) {
             Some((e, models)) if *e == epoch => Some(models.clone()),
@@ -87,7 +93,7 @@ impl Listing {
     }
 
     /// Keeps the account's fine-tuned models as read at `epoch`.
-    pub fn keep_fine_tuned(&self, account_id: &str, epoch: u64, models: Arc<Vec<ModelSpec>>) {
+    pub fn keep_fine_tuned(&self, account_id: &str, epoch: u64, models: Arc<Vec<FineTunedModel>>) {
         if let Ok(mut map) = self.fine_tuned.write() {
             if map.len() >= MAX_ACCOUNTS {
                 map.clear();
@@ -123,16 +129,12 @@ impl Platform {
 
     /// A fine-tuned model as listed: its base's view (availability, prices,
     /// context window) under its own name.
-    pub fn fine_tuned_view(&self, spec: &ModelSpec) -> ModelView {
-        let base = spec
-            .id
-            .strip_prefix("ft:")
-            .and_then(|rest| rest.split(':').next())
-            .and_then(|b| self.catalog.resolve(b));
-        let mut view = self.model_view(base.unwrap_or(spec));
-        view.id = spec.id.clone();
+    /// `None` when the base has left the catalog.
+    pub fn fine_tuned_view(&self, model: &FineTunedModel) -> Option<ModelView> {
+        let mut view = self.model_view(self.catalog.resolve(&model.base)?);
+        view.id = model.id.clone();
         view.aliases.clear();
-        view
+        Some(view)
     }
 
     /// Weights were fetched or removed by this process: the next list is
@@ -143,7 +145,7 @@ impl Platform {
 
     /// The account's fine-tuned models (listed after the catalog's), from
     /// the cache while the store's auth epoch has not moved.
-    pub async fn fine_tuned_models(&self, account_id: &str) -> Result<Arc<Vec<ModelSpec>>> {
+    pub async fn fine_tuned_models(&self, account_id: &str) -> Result<Arc<Vec<FineTunedModel>>> {
         // Read before the store, so a list read while a model was being
         // made is kept under the older epoch and not used again.
         let epoch = self.store.auth_epoch().await?;
@@ -155,14 +157,10 @@ impl Platform {
             let Some(name) = job.fine_tuned_model.as_ref().filter(|_| !job.model_deleted) else {
                 continue;
             };
-            let Some(base) = self.catalog.resolve(&job.base_model) else {
-                continue;
-            };
-            let mut spec = base.clone();
-            spec.id = name.clone();
-            spec.aliases.clear();
-            spec.source = None;
-            out.push(spec);
+            out.push(FineTunedModel {
+                id: name.clone(),
+                base: job.base_model.clone(),
+            });
         }
         let out = Arc::new(out);
         if let Some(e) = epoch {

@@ -21,7 +21,7 @@ pub async fn list_models(State(app): State<AppState>, ctx: Ctx) -> Result<Respon
     if mine.is_empty() {
         return Ok(ctx.ok_raw(&listed.native));
     }
-    let views: Vec<ModelView> = mine.iter().map(|m| p.fine_tuned_view(m)).collect();
+    let views: Vec<ModelView> = mine.iter().filter_map(|m| p.fine_tuned_view(m)).collect();
     Ok(ctx.ok_raw(&crate::ctx::join_arrays(&listed.native, &views)))
 }
 
@@ -40,10 +40,14 @@ pub async fn get_model(
     let p = &app.platform;
     if id.starts_with("ft:") {
         let mine = p.fine_tuned_models(&ctx.caller.account.id).await?;
-        let spec = mine.iter().find(|m| m.id == id).ok_or_else(|| {
+        let view = mine
+            .iter()
+            .find(|m| m.id == id)
+            .and_then(|m| p.fine_tuned_view(m));
+        let view = view.ok_or_else(|| {
             maximin_core::finetune::jobs::model_not_found(&id).with("field", "id")
         })?;
-        return Ok(ctx.ok(p.fine_tuned_view(spec)));
+        return Ok(ctx.ok(view));
     }
     let spec = p.catalog.resolve(&id).ok_or_else(|| {
         Error::new(

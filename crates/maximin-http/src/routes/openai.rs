@@ -336,7 +336,7 @@ pub async fn list_models(State(app): State<AppState>, ctx: Ctx) -> Result<Respon
         .fine_tuned_models(&ctx.caller.account.id)
         .await?
         .iter()
-        .filter(|m| p.fine_tuned_view(m).available)
+        .filter(|m| p.fine_tuned_view(m).is_some_and(|v| v.available))
         .map(|m| json!({"id": m.id, "object": "model", "created": 0, "owned_by": ctx.caller.account.id}))
         .collect();
     let data = crate::ctx::join_arrays(&listed.openai, &mine);
