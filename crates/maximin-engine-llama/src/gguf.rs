@@ -1,26 +1,36 @@
-//! Q5_0 and Q6_K weights as Q8_0, for batched decoding on x86.
+//! A copy of a GGUF whose layer weights are in the format llama.cpp
+//! multiplies fastest in batches on this CPU.
 //!
 //! When llama.cpp decodes a step of many sequences, every weight matrix is
 //! multiplied by a batch of rows. On x86 it has no batched kernel for Q6_K
 //! (one dot product per weight row and batch row: every 6-bit weight unpacked
 //! 16 times for 16 sequences), and its tinyBLAS kernel for Q5_0 spends much of
-//! its time re-assembling the fifth bit. Q8_0 (every 32 weights: one f16
-//! scale and 32 signed bytes) is tinyBLAS's cheapest format. In Gemma 3 270M's
-//! Q4_K_M file most layer matrices are Q5_0 (their 640-wide rows are not a
-//! multiple of the 256 that K-quants need) and some feed-forward outputs Q6_K.
+//! its time re-assembling the fifth bit. In Gemma 3 270M's Q4_K_M file most
+//! layer matrices are Q5_0 (their 640-wide rows are not a multiple of the 256
+//! that K-quants need), the rest Q4_K and Q6_K. [`batched_copy`] writes, once,
+//! a copy by one of two recipes ([`Recipe::for_this_cpu`]):
 //!
-//! [`with_q8_0`] writes, once, a copy of a GGUF file in which those tensors
-//! are Q8_0, and everything else (metadata, other tensors, their order and
-//! alignment) is byte for byte the same:
-//! - Q5_0 → Q8_0 is exact: a Q5_0 weight is `d · (q − 16)` with `q` in 0..32,
-//!   which Q8_0 holds as the same `d` and the byte `q − 16`.
-//! - Q6_K → Q8_0 is not exact (Q6_K has a scale per 16 weights inside each
-//!   block of 32), but Q8_0 is finer: a weight moves by at most half a Q8_0
-//!   step (1/254 of its block's largest magnitude), well inside the 6-bit
-//!   quantisation it already carries.
+//! - **BF16 layers**, on CPUs with AVX-512 BF16: every quantized matrix of a
+//!   layer (`blk.*`) becomes BF16, which tinyBLAS multiplies with
+//!   `vdpbf16ps` and no per-block scales. On gemma-3-270m (2 threads, AMD
+//!   EPYC) prompts run 1.2-1.6x and 16-stream decoding 1.2x faster than the
+//!   Q8_0 recipe; one stream is ~15 % slower (twice the bytes per weight,
+//!   read once per token). BF16 keeps 8 significant bits: a weight moves by
+//!   at most 1/512 of itself, a sixteenth of what 5-bit quantization already
+//!   moved it. The token embedding (the output projection) stays as it is.
+//! - **Q8_0**, elsewhere: Q5_0 and Q6_K tensors become Q8_0, tinyBLAS's
+//!   cheapest quantized format.
+//!   - Q5_0 → Q8_0 is exact: a Q5_0 weight is `d · (q − 16)` with `q` in
+//!     0..32, which Q8_0 holds as the same `d` and the byte `q − 16`.
+//!   - Q6_K → Q8_0 is not exact (Q6_K has a scale per 16 weights inside each
+//!     block of 32), but Q8_0 is finer: a weight moves by at most half a
+//!     Q8_0 step (1/254 of its block's largest magnitude), well inside the
+//!     6-bit quantisation it already carries.
 //!
-//! The copy sits beside the original as `.NAME.SIZE-MTIME.RECIPE.gguf` and is
-//! rebuilt when the original or the recipe changes.
+//! Everything else (metadata, other tensors, their order and alignment) is
+//! byte for byte the same. The copy sits beside the original as
+//! `.NAME.SIZE-MTIME.RECIPE.gguf` and is rebuilt when the original or the
+//! recipe changes (a copy by another recipe is removed).
 
 use std::fs;
 use std::io::Write;
@@ -30,24 +40,86 @@ use half::f16;
 
 const GGML_TYPE_Q5_0: u32 = 6;
 const GGML_TYPE_Q8_0: u32 = 8;
+const GGML_TYPE_Q4_K: u32 = 12;
 const GGML_TYPE_Q6_K: u32 = 14;
+const GGML_TYPE_BF16: u32 = 30;
 const Q5_0_BYTES: usize = 22;
-/// Names what a copy holds; a copy made by another recipe is replaced.
-const RECIPE: &str = "q5_0+q6_k-as-q8_0";
+const Q4_K_BYTES: usize = 144;
 const QK_K: usize = 256;
 const Q6_K_BYTES: usize = 210;
 const QK8_0: usize = 32;
 const Q8_0_BYTES: usize = 34;
 
-/// The file to load: a Q8_0 copy of `path` when it has Q5_0 or Q6_K tensors
-/// (made on first use), else `path` itself. A copy that cannot be made is
-/// logged and the original is used.
-pub fn with_q8_0(path: &Path) -> PathBuf {
-    match prepare(path) {
+/// How a copy's layer weights are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Recipe {
+    /// Q5_0 and Q6_K tensors as Q8_0.
+    Q8_0,
+    /// Every quantized layer matrix as BF16.
+    Bf16Layers,
+}
+
+impl Recipe {
+    /// BF16 layers where the CPU multiplies BF16 natively (AVX-512 BF16),
+    /// else Q8_0: without it llama.cpp converts BF16 to f32 on every use.
+    pub(crate) fn for_this_cpu() -> Recipe {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bf16")
+            {
+                return Recipe::Bf16Layers;
+            }
+        }
+        Recipe::Q8_0
+    }
+
+    /// In the copy's file name.
+    fn name(self) -> &'static str {
+        match self {
+            Recipe::Q8_0 => "q5_0+q6_k-as-q8_0",
+            Recipe::Bf16Layers => "layers-as-bf16",
+        }
+    }
+
+    /// The type `t` gets in the copy, where it changes.
+    fn converts(self, t: &TensorInfo) -> Option<u32> {
+        let block = match t.kind {
+            GGML_TYPE_Q6_K | GGML_TYPE_Q4_K => QK_K,
+            GGML_TYPE_Q5_0 | GGML_TYPE_Q8_0 => QK8_0,
+            _ => return None,
+        };
+        if !t
+            .dims
+            .first()
+            .is_some_and(|&n| n > 0 && n % block as u64 == 0)
+        {
+            return None;
+        }
+        match self {
+            Recipe::Q8_0 => {
+                matches!(t.kind, GGML_TYPE_Q6_K | GGML_TYPE_Q5_0).then_some(GGML_TYPE_Q8_0)
+            }
+            Recipe::Bf16Layers => {
+                (t.name.starts_with("blk.") && t.dims.len() == 2).then_some(GGML_TYPE_BF16)
+            }
+        }
+    }
+}
+
+/// The file to load: a copy of `path` by this CPU's [`Recipe`] when it has
+/// tensors to convert (made on first use), else `path` itself. A copy that
+/// cannot be made is logged and the original is used.
+pub fn batched_copy(path: &Path) -> PathBuf {
+    batched_copy_by(path, Recipe::for_this_cpu())
+}
+
+fn batched_copy_by(path: &Path, recipe: Recipe) -> PathBuf {
+    match prepare(path, recipe) {
         Ok(Some(copy)) => copy,
         Ok(None) => path.to_path_buf(),
         Err(e) => {
-            tracing::warn!(error = %e, "loading the GGUF as it is, without a Q8_0 copy");
+            tracing::warn!(error = %e, "loading the GGUF as it is, without a copy for batched decoding");
             path.to_path_buf()
         }
     }
@@ -102,7 +174,7 @@ pub fn output_q8_0(path: &Path) -> Result<Option<(usize, usize, Vec<u8>)>, Strin
     Ok(Some((rows, cols, data)))
 }
 
-fn prepare(path: &Path) -> Result<Option<PathBuf>, String> {
+fn prepare(path: &Path, recipe: Recipe) -> Result<Option<PathBuf>, String> {
     let meta = fs::metadata(path).map_err(|e| format!("cannot stat the weights: {e}"))?;
     let stamp = format!(
         "{}-{}",
@@ -117,18 +189,18 @@ fn prepare(path: &Path) -> Result<Option<PathBuf>, String> {
         .map(|n| n.to_string_lossy().into_owned())
         .ok_or("the weights path has no file name")?;
     let dir = path.parent().ok_or("the weights path has no directory")?;
-    let copy = dir.join(format!(".{name}.{stamp}.{RECIPE}.gguf"));
+    let copy = dir.join(format!(".{name}.{stamp}.{}.gguf", recipe.name()));
     if copy.is_file() {
         return Ok(Some(copy));
     }
 
     let bytes = fs::read(path).map_err(|e| format!("cannot read the weights: {e}"))?;
     let file = parse(&bytes)?;
-    if !file.tensors.iter().any(convertible) {
+    if !file.tensors.iter().any(|t| recipe.converts(t).is_some()) {
         return Ok(None);
     }
     let started = std::time::Instant::now();
-    let out = rewrite(&bytes, &file)?;
+    let out = rewrite(&bytes, &file, recipe)?;
 
     // Copies of older versions of the file go (never this one: another
     // process may have just made it); the new one appears whole or not at all.
@@ -155,8 +227,9 @@ fn prepare(path: &Path) -> Result<Option<PathBuf>, String> {
     }
     tracing::info!(
         file = %name,
+        recipe = recipe.name(),
         ms = started.elapsed().as_millis() as u64,
-        "wrote a Q8_0 copy of the GGUF's Q5_0 and Q6_K tensors for batched decoding"
+        "wrote a copy of the GGUF for batched decoding"
     );
     Ok(Some(copy))
 }
@@ -184,17 +257,6 @@ pub(crate) struct GgufFile {
     alignment: usize,
     /// `general.architecture` (`gemma3`).
     pub(crate) architecture: Option<String>,
-}
-
-fn convertible(t: &TensorInfo) -> bool {
-    let row = match t.kind {
-        GGML_TYPE_Q6_K => QK_K,
-        GGML_TYPE_Q5_0 => QK8_0,
-        _ => return false,
-    };
-    t.dims
-        .first()
-        .is_some_and(|&n| n > 0 && n % row as u64 == 0)
 }
 
 struct Reader<'a> {
@@ -319,7 +381,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<GgufFile, String> {
     })
 }
 
-fn rewrite(bytes: &[u8], file: &GgufFile) -> Result<Vec<u8>, String> {
+fn rewrite(bytes: &[u8], file: &GgufFile, recipe: Recipe) -> Result<Vec<u8>, String> {
     let data = &bytes[file.data_start..];
     let mut order: Vec<usize> = (0..file.tensors.len()).collect();
     order.sort_by_key(|&i| file.tensors[i].offset);
@@ -339,32 +401,114 @@ fn rewrite(bytes: &[u8], file: &GgufFile) -> Result<Vec<u8>, String> {
         }
         let new_offset = body.len() as u64;
         header[t.offset_at..t.offset_at + 8].copy_from_slice(&new_offset.to_le_bytes());
-        if convertible(t) {
-            let (per_block, block_bytes) = match t.kind {
-                GGML_TYPE_Q6_K => (QK_K, Q6_K_BYTES),
-                _ => (QK8_0, Q5_0_BYTES),
-            };
-            let blocks = usize::try_from(t.elements() / per_block as u64)
-                .map_err(|_| "a tensor is too large")?;
-            let need = blocks * block_bytes;
-            if end - start < need {
-                return Err("a tensor is shorter than its shape".into());
-            }
-            body.reserve(blocks * (per_block / QK8_0) * Q8_0_BYTES);
-            let blocks = &data[start..start + need];
-            match t.kind {
-                GGML_TYPE_Q6_K => q6_k_to_q8_0(blocks, &mut body),
-                _ => q5_0_to_q8_0(blocks, &mut body),
-            }
-            header[t.kind_at..t.kind_at + 4].copy_from_slice(&GGML_TYPE_Q8_0.to_le_bytes());
-            let padded = body.len().div_ceil(file.alignment) * file.alignment;
-            body.resize(padded, 0);
-        } else {
+        let Some(to) = recipe.converts(t) else {
             body.extend_from_slice(&data[start..end]);
+            continue;
+        };
+        let (per_block, block_bytes) = match t.kind {
+            GGML_TYPE_Q6_K => (QK_K, Q6_K_BYTES),
+            GGML_TYPE_Q4_K => (QK_K, Q4_K_BYTES),
+            GGML_TYPE_Q8_0 => (QK8_0, Q8_0_BYTES),
+            _ => (QK8_0, Q5_0_BYTES),
+        };
+        let blocks = usize::try_from(t.elements() / per_block as u64)
+            .map_err(|_| "a tensor is too large")?;
+        let need = blocks * block_bytes;
+        if end - start < need {
+            return Err("a tensor is shorter than its shape".into());
         }
+        let blocks = &data[start..start + need];
+        match (t.kind, to) {
+            (GGML_TYPE_Q6_K, GGML_TYPE_Q8_0) => q6_k_to_q8_0(blocks, &mut body),
+            (GGML_TYPE_Q5_0, GGML_TYPE_Q8_0) => q5_0_to_q8_0(blocks, &mut body),
+            _ => to_bf16(t.kind, blocks, &mut body),
+        }
+        header[t.kind_at..t.kind_at + 4].copy_from_slice(&to.to_le_bytes());
+        let padded = body.len().div_ceil(file.alignment) * file.alignment;
+        body.resize(padded, 0);
     }
     header.extend_from_slice(&body);
     Ok(header)
+}
+
+/// Appends the BF16 encoding (rounded to nearest, ties to even) of `blocks`
+/// of type `kind` to `out`.
+fn to_bf16(kind: u32, blocks: &[u8], out: &mut Vec<u8>) {
+    let mut put = |y: &[f32]| {
+        for v in y {
+            out.extend_from_slice(&half::bf16::from_f32(*v).to_le_bytes());
+        }
+    };
+    match kind {
+        GGML_TYPE_Q6_K | GGML_TYPE_Q4_K => {
+            let mut y = [0f32; QK_K];
+            let size = if kind == GGML_TYPE_Q6_K {
+                Q6_K_BYTES
+            } else {
+                Q4_K_BYTES
+            };
+            for b in blocks.chunks_exact(size) {
+                if kind == GGML_TYPE_Q6_K {
+                    dequantize_q6_k(b, &mut y);
+                } else {
+                    dequantize_q4_k(b, &mut y);
+                }
+                put(&y);
+            }
+        }
+        GGML_TYPE_Q5_0 => {
+            let mut q8 = Vec::with_capacity(Q8_0_BYTES);
+            for b in blocks.chunks_exact(Q5_0_BYTES) {
+                q8.clear();
+                q5_0_to_q8_0(b, &mut q8);
+                put(&dequantize_q8_0(&q8));
+            }
+        }
+        _ => {
+            for b in blocks.chunks_exact(Q8_0_BYTES) {
+                put(&dequantize_q8_0(b));
+            }
+        }
+    }
+}
+
+/// ggml's `dequantize_row_q8_0` for one block: an f16 scale, 32 signed bytes.
+fn dequantize_q8_0(b: &[u8]) -> [f32; QK8_0] {
+    let d = f16::from_le_bytes([b[0], b[1]]).to_f32();
+    let mut y = [0f32; QK8_0];
+    for (y, &q) in y.iter_mut().zip(&b[2..2 + QK8_0]) {
+        *y = d * f32::from(q as i8);
+    }
+    y
+}
+
+/// ggml's `dequantize_row_q4_K` for one block: an f16 scale and minimum,
+/// twelve bytes of 6-bit sub-block scales and minimums (`get_scale_min_k4`),
+/// 128 bytes of nibbles (64 weights per 32 bytes: low nibbles first).
+fn dequantize_q4_k(b: &[u8], y: &mut [f32; QK_K]) {
+    let d = f16::from_le_bytes([b[0], b[1]]).to_f32();
+    let min = f16::from_le_bytes([b[2], b[3]]).to_f32();
+    let scales = &b[4..16];
+    let qs = &b[16..16 + QK_K / 2];
+    let scale_min = |j: usize| -> (f32, f32) {
+        let (sc, m) = if j < 4 {
+            (scales[j] & 63, scales[j + 4] & 63)
+        } else {
+            (
+                (scales[j + 4] & 0xF) | ((scales[j - 4] >> 6) << 4),
+                (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4),
+            )
+        };
+        (d * f32::from(sc), min * f32::from(m))
+    };
+    for (n, (q, y)) in qs.chunks_exact(32).zip(y.chunks_exact_mut(64)).enumerate() {
+        let (d1, m1) = scale_min(2 * n);
+        let (d2, m2) = scale_min(2 * n + 1);
+        for l in 0..32 {
+            y[l] = d1 * f32::from(q[l] & 0xF) - m1;
+            y[l + 32] = d2 * f32::from(q[l] >> 4) - m2;
+        }
+    }
 }
 
 /// Appends the Q8_0 encoding of Q6_K `blocks` to `out`.
@@ -438,6 +582,7 @@ fn quantize_q8_0(x: &[f32], out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use llama_cpp_2::model::LlamaModel;
 
     /// A Q6_K block from chosen 6-bit values and scales.
     fn q6_k_block(q: &[u8; QK_K], scales: &[i8; 16], d: f32) -> Vec<u8> {
@@ -533,6 +678,11 @@ mod tests {
 
     /// A minimal GGUF: one u32 and one string key, a Q6_K and an f32 tensor.
     fn tiny_gguf() -> Vec<u8> {
+        tiny_gguf_named("output.weight")
+    }
+
+    /// [`tiny_gguf`] with the Q6_K tensor called `q6_k`.
+    fn tiny_gguf_named(q6_k: &str) -> Vec<u8> {
         let mut h = Vec::new();
         h.extend_from_slice(b"GGUF");
         h.extend_from_slice(&3u32.to_le_bytes());
@@ -554,7 +704,7 @@ mod tests {
         h.extend_from_slice(&8u64.to_le_bytes());
         h.extend_from_slice(&0u32.to_le_bytes());
         h.extend_from_slice(&224u64.to_le_bytes());
-        s(&mut h, "output.weight");
+        s(&mut h, q6_k);
         h.extend_from_slice(&2u32.to_le_bytes());
         h.extend_from_slice(&256u64.to_le_bytes());
         h.extend_from_slice(&1u64.to_le_bytes());
@@ -575,7 +725,7 @@ mod tests {
         let bytes = tiny_gguf();
         let file = parse(&bytes).expect("parse");
         assert_eq!(file.tensors.len(), 2);
-        let out = rewrite(&bytes, &file).expect("rewrite");
+        let out = rewrite(&bytes, &file, Recipe::Q8_0).expect("rewrite");
         let again = parse(&out).expect("parse the copy");
         assert_eq!(again.data_start, file.data_start);
         let norm = &again.tensors[0];
@@ -587,7 +737,111 @@ mod tests {
         assert_eq!(norm.offset, 288);
         let f = &out[again.data_start + 288..again.data_start + 288 + 32];
         assert_eq!(f, &bytes[file.data_start + 224..file.data_start + 256]);
-        assert!(!again.tensors.iter().any(convertible));
+        assert!(!again
+            .tensors
+            .iter()
+            .any(|t| Recipe::Q8_0.converts(t).is_some()));
+        // The output projection is not a layer's: BF16 leaves it.
+        assert!(!file
+            .tensors
+            .iter()
+            .any(|t| Recipe::Bf16Layers.converts(t).is_some()));
+    }
+
+    #[test]
+    fn the_bf16_recipe_writes_layer_matrices_as_bf16() {
+        let bytes = tiny_gguf_named("blk.0.ffn_down.weight");
+        let file = parse(&bytes).expect("parse");
+        let out = rewrite(&bytes, &file, Recipe::Bf16Layers).expect("rewrite");
+        let again = parse(&out).expect("parse the copy");
+        let (norm, down) = (&again.tensors[0], &again.tensors[1]);
+        assert_eq!(down.kind, GGML_TYPE_BF16);
+        assert_eq!(down.offset, 0);
+        // 256 weights of 2 bytes, then the f32 tensor, unchanged.
+        assert_eq!(norm.kind, 0);
+        assert_eq!(norm.offset, 512);
+        let f = &out[again.data_start + 512..again.data_start + 544];
+        assert_eq!(f, &bytes[file.data_start + 224..file.data_start + 256]);
+        let (_, _, block) = sample_block();
+        let mut y = [0f32; QK_K];
+        dequantize_q6_k(&block, &mut y);
+        let weights = &out[again.data_start..again.data_start + 512];
+        for (i, (w, want)) in weights.chunks_exact(2).zip(y).enumerate() {
+            let got = half::bf16::from_le_bytes([w[0], w[1]]).to_f32();
+            assert!(
+                (got - want).abs() <= want.abs() / 256.0,
+                "weight {i}: {got} vs {want}"
+            );
+        }
+    }
+
+    /// Blocks of `bytes` each, pseudo-random, with the f16 fields at
+    /// `halves` (byte offsets) set to finite scales.
+    fn random_blocks(n: usize, bytes: usize, halves: &[usize], seed: u64) -> Vec<u8> {
+        let mut x = seed;
+        let mut out = Vec::with_capacity(n * bytes);
+        for _ in 0..n {
+            let mut b: Vec<u8> = (0..bytes)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    (x >> 24) as u8
+                })
+                .collect();
+            for (k, &at) in halves.iter().enumerate() {
+                let v = 0.001 + (b[at] as f32) / 2000.0 * if k == 1 { 0.5 } else { 1.0 };
+                b[at..at + 2].copy_from_slice(&f16::from_f32(v).to_le_bytes());
+            }
+            out.extend_from_slice(&b);
+        }
+        out
+    }
+
+    /// Every dequantizer here gives ggml's own values, bit for bit, and the
+    /// BF16 copy is ggml's own rounding of them.
+    #[test]
+    #[allow(unsafe_code)]
+    fn dequantizers_agree_with_ggml() {
+        let cases = [
+            (GGML_TYPE_Q4_K, QK_K, Q4_K_BYTES, vec![0, 2]),
+            (GGML_TYPE_Q6_K, QK_K, Q6_K_BYTES, vec![208]),
+            (GGML_TYPE_Q5_0, QK8_0, Q5_0_BYTES, vec![0]),
+            (GGML_TYPE_Q8_0, QK8_0, Q8_0_BYTES, vec![0]),
+        ];
+        for (kind, per_block, size, halves) in cases {
+            let blocks = random_blocks(8, size, &halves, 0x9E37_79B9 + u64::from(kind));
+            let n = blocks.len() / size * per_block;
+            let mut want = vec![0f32; n];
+            // SAFETY: ggml's traits table is static; `to_float` reads
+            // `n / per_block` whole blocks of `blocks` and writes `n` floats.
+            unsafe {
+                let traits =
+                    llama_cpp_sys_2::ggml_get_type_traits(kind as llama_cpp_sys_2::ggml_type);
+                let to_float = (*traits).to_float.expect("to_float");
+                to_float(blocks.as_ptr().cast(), want.as_mut_ptr(), n as i64);
+            }
+            let mut bf16 = Vec::new();
+            to_bf16(kind, &blocks, &mut bf16);
+            assert_eq!(bf16.len(), n * 2, "type {kind}");
+            let mut want_bf16 = vec![0u16; n];
+            // SAFETY: `n` floats in, `n` bf16 values out.
+            unsafe {
+                llama_cpp_sys_2::ggml_fp32_to_bf16_row(
+                    want.as_ptr(),
+                    want_bf16.as_mut_ptr().cast(),
+                    n as i64,
+                );
+            }
+            for (i, (w, &expect)) in bf16.chunks_exact(2).zip(&want_bf16).enumerate() {
+                assert_eq!(
+                    u16::from_le_bytes([w[0], w[1]]),
+                    expect,
+                    "type {kind}, weight {i} ({})",
+                    want[i]
+                );
+            }
+        }
     }
 
     #[test]
@@ -596,7 +850,7 @@ mod tests {
         fs::create_dir_all(&dir).expect("mkdir");
         let model = dir.join("m.gguf");
         fs::write(&model, tiny_gguf()).expect("write");
-        let copy = with_q8_0(&model);
+        let copy = batched_copy_by(&model, Recipe::Q8_0);
         assert_ne!(copy, model);
         assert!(copy
             .file_name()
@@ -605,7 +859,7 @@ mod tests {
             .expect("copy")
             .modified()
             .expect("mtime");
-        assert_eq!(with_q8_0(&model), copy);
+        assert_eq!(batched_copy_by(&model, Recipe::Q8_0), copy);
         assert_eq!(
             fs::metadata(&copy)
                 .expect("copy")
@@ -616,7 +870,76 @@ mod tests {
 
         let junk = dir.join("junk.gguf");
         fs::write(&junk, b"GGUF\x03\0\0\0").expect("write");
-        assert_eq!(with_q8_0(&junk), junk);
+        let other = batched_copy_by(&model, Recipe::Bf16Layers);
+        assert_eq!(
+            other, model,
+            "output.weight is no layer's: nothing to convert"
+        );
+        assert_eq!(batched_copy_by(&junk, Recipe::Q8_0), junk);
         let _ = fs::remove_dir_all(dir);
+    }
+
+    fn log_softmax(x: &[f32]) -> Vec<f32> {
+        let max = x.iter().fold(f32::MIN, |m, &v| m.max(v));
+        let sum: f32 = x.iter().map(|v| (v - max).exp()).sum();
+        x.iter().map(|v| v - max - sum.ln()).collect()
+    }
+
+    /// Both recipes' copies of the default model compute what the original
+    /// does: the same greedy continuation, and next-token log-probabilities
+    /// within half a nat.
+    #[test]
+    fn copies_compute_what_the_original_does() {
+        let original = crate::test_gemma();
+        let model = LlamaModel::load_from_file(
+            crate::backend().expect("backend"),
+            &original,
+            &Default::default(),
+        )
+        .expect("model");
+        let tokens: Vec<i32> = model
+            .vocab()
+            .tokenize(
+                b"<start_of_turn>user\nName three colours of the rainbow and say why the sky is blue.<end_of_turn>\n<start_of_turn>model\n",
+                true,
+                true,
+            )
+            .into_iter()
+            .map(|t| t.0)
+            .collect();
+        drop(model);
+        let (want, want_tokens) =
+            crate::training::reference_run(&original, None, &tokens, 16).expect("original");
+        for recipe in [Recipe::Q8_0, Recipe::Bf16Layers] {
+            // Beside a link to the model in a directory of its own: a copy
+            // replaces other copies beside it, which other tests load.
+            let dir = tempfile::tempdir().expect("tempdir");
+            let link = dir.path().join("model.gguf");
+            std::os::unix::fs::symlink(&original, &link).expect("symlink");
+            let copy = batched_copy_by(&link, recipe);
+            assert_ne!(copy, link, "{recipe:?}: no copy was made");
+            let (got, got_tokens) =
+                crate::training::reference_run(&copy, None, &tokens, 16).expect("copy");
+            // Log-probabilities of the original's 40 likeliest tokens (what
+            // sampling draws from).
+            let (want_lp, got_lp) = (log_softmax(&want), log_softmax(&got));
+            let mut top: Vec<usize> = (0..want.len()).collect();
+            top.sort_by(|&a, &b| want[b].total_cmp(&want[a]));
+            let worst = top[..40]
+                .iter()
+                .fold(0f32, |m, &i| m.max((want_lp[i] - got_lp[i]).abs()));
+            eprintln!(
+                "{recipe:?}: log-probabilities of the top 40 differ by at most {worst}; top {:.3} vs {:.3}",
+                want_lp[top[0]], got_lp[top[0]]
+            );
+            assert!(
+                worst <= 0.5,
+                "{recipe:?}: log-probabilities differ by {worst}"
+            );
+            assert_eq!(
+                got_tokens, want_tokens,
+                "{recipe:?}: the greedy continuation changed"
+            );
+        }
     }
 }

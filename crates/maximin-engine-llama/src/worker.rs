@@ -825,7 +825,7 @@ mod tests {
 
     #[test]
     fn own_output_projection_gives_llama_cpps_logits() {
-        let path = crate::gguf::with_q8_0(&crate::test_gemma());
+        let path = crate::gguf::batched_copy(&crate::test_gemma());
         let backend = crate::backend().expect("llama.cpp backend");
         let model = LlamaModel::load_from_file(backend, &path, &Default::default()).expect("model");
         let Some(head) = load_head(&path, &model) else {
@@ -891,8 +891,12 @@ mod tests {
             .iter()
             .zip(parts)
             .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        // Micro-batches of two take llama.cpp's one-row kernels, not its
+        // batched ones (BF16 layers round activations to 8 significant
+        // bits either way, summed in another order): a few thousandths
+        // apart; rows out of order would differ by their whole size.
         assert!(
-            worst <= 1e-3 * largest,
+            worst <= 1e-2 * largest,
             "rows differ by {worst} (largest {largest})"
         );
     }

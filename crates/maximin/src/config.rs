@@ -175,8 +175,9 @@ pub struct EngineConfig {
     pub chat_context: Option<u32>,
     /// Chat: requests that may wait for a free sequence before new ones get 429 (default 64).
     pub chat_queue: Option<usize>,
-    /// Chat: load a copy of a GGUF whose Q5_0 and Q6_K tensors are Q8_0, made
-    /// once beside the file, for faster batched decoding on x86 (default true).
+    /// Chat: load a copy of a GGUF whose layer weights are in the format the
+    /// CPU multiplies fastest in batches (BF16 on CPUs with AVX-512 BF16, else
+    /// Q8_0 for Q5_0 and Q6_K), made once beside the file (default true).
     pub chat_requantize: Option<bool>,
 }
 
