@@ -12,6 +12,7 @@ mod gguf;
 mod lmhead;
 pub mod lora;
 mod prompt;
+mod quants;
 mod sample;
 mod stops;
 pub mod training;
