@@ -34,6 +34,9 @@ PIPER_TTS = "piper-tts==1.8.0"
 # whichever side runs next. Each side then warms up with one short text right
 # before its round, so neither starts from idle cores.
 QUIET = 0.3
+# Seconds after the last request at which the server's memory is read again
+# as an idle server's (maximin's Piper engine shrinks after 1 s idle).
+IDLE = 2.0
 VOICE = "models/speech-2.8-hd/en_US-joe-medium.onnx"
 TEXTS = [
     "The quick brown fox jumps over the lazy dog.",
@@ -166,6 +169,10 @@ def main():
         for _ in range(a.rounds):
             espeak.append(maximin_round(base, key, "speech-2.8-turbo"))
         memory = server_memory(base)
+        # What an idle server holds: the neural engine hands its arena's
+        # free memory back once speech has been idle for a second.
+        time.sleep(IDLE)
+        idle = server_memory(base)
     peer.stdin.close()
     peer_peak = json.loads(peer.stdout.readline())["peak_mib"]
     peer.wait()
@@ -191,9 +198,11 @@ def main():
         print(f"{'espeak-ng, real-time factor, ' + name:<48} {median_of(espeak, i, 'rtf'):>9.4f}")
     if memory:
         summary["memory"] = {"maximin_resident_mib": memory[0], "maximin_peak_mib": memory[1],
+                             "maximin_idle_mib": idle[0] if idle else None,
                              "piper_tts_peak_mib": peer_peak}
-        print(f"memory: maximin server {memory[0]:.0f} MiB resident after the rounds, {memory[1]:.0f} MiB peak "
-              f"(both engines loaded); piper-tts process {peer_peak:.0f} MiB peak")
+        idle_text = f", {idle[0]:.0f} MiB once idle ({IDLE:.0f} s later)" if idle else ""
+        print(f"memory: maximin server {memory[0]:.0f} MiB resident right after the rounds{idle_text}, "
+              f"{memory[1]:.0f} MiB peak (both engines loaded); piper-tts process {peer_peak:.0f} MiB peak")
     print("(maximin over HTTP, pcm 22,050 Hz; piper-tts in process, "
           f"{PIPER_TTS}; ratio > 1: maximin faster)")
     if a.json:
