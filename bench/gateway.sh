@@ -55,6 +55,9 @@ if [ -z "${BENCH_NO_BUILD:-}" ]; then
 fi
 BIN=${CARGO_TARGET_DIR:-target}/release/maximin
 FLOOR_BIN=${CARGO_TARGET_DIR:-target}/release/examples/floor_proxy
+for b in "$BIN" "$FLOOR_BIN"; do
+  [ -x "$b" ] || { echo "gateway.sh: $b is missing: build it (run without BENCH_NO_BUILD)" >&2; exit 1; }
+done
 
 if [ "$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("litellm"))' 2>/dev/null)" != "$LITELLM_VERSION" ]; then
   python3 -m venv "$VENV"
@@ -274,7 +277,7 @@ done
 
 # --- the table ----------------------------------------------------------------
 echo
-VERSIONS=("$($BIN --version 2>/dev/null || echo maximin) ($(git rev-parse --short HEAD 2>/dev/null || echo '?'))" "$(nginx -v 2>&1 | sed 's/^nginx version: //')" "$(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)" "litellm $LITELLM_VERSION")
+VERSIONS=("$($BIN --version 2>/dev/null || echo maximin) ($(git rev-parse --short HEAD 2>/dev/null || echo '?'))" "$(nginx -v 2>&1 | sed 's/^nginx version: //')" "$( (wrk -v 2>&1 || true) | head -1 | cut -d' ' -f1-2)" "litellm $LITELLM_VERSION")
 echo "maximin as a gateway: $(nproc) cores, ${SECS}s per run, wrk on loopback, $(date -u +%Y-%m-%d)"
 echo "  ${VERSIONS[0]}, ${VERSIONS[1]}, ${VERSIONS[2]}, ${VERSIONS[3]}"
 echo
