@@ -182,7 +182,7 @@ impl Drop for Busy {
 
 /// Shrinks the shared arena: ONNX Runtime does it at the end of a run that
 /// asks for it, so one of the voice's encoders runs on the shortest input
-/// (its start and end marks), a millisecond's work.
+/// (its start and end marks), a millisecond's work; then trims the C heap.
 fn shrink(voice: &Voice) -> Result<()> {
     let wide = voice.wide.lock().ok().and_then(|w| w.clone());
     let net = match wide {
@@ -201,7 +201,12 @@ fn shrink(voice: &Voice) -> Result<()> {
     };
     let opts = arena::shrinking().map_err(inference)?;
     let mut net = lock(&net)?;
-    encode_with(&mut net.enc, &ready, Some(&opts)).map(drop)
+    let ran = encode_with(&mut net.enc, &ready, Some(&opts)).map(drop);
+    drop(net);
+    // What ONNX Runtime freed on the C heap meanwhile (a first run's
+    // planning, a load's leftovers) goes back too.
+    arena::trim();
+    ran
 }
 
 /// What a look at the models directory found.
