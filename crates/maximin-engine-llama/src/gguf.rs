@@ -72,15 +72,11 @@ impl Recipe {
 
     /// The type `t` gets in the copy, where it changes.
     fn converts(self, t: &TensorInfo) -> Option<u32> {
-        let block = match t.kind {
-            GGML_TYPE_Q6_K | GGML_TYPE_Q4_K => QK_K,
-            GGML_TYPE_Q5_0 | GGML_TYPE_Q8_0 => QK8_0,
-            _ => return None,
-        };
+        let (weights, _) = block(t.kind)?;
         if !t
             .dims
             .first()
-            .is_some_and(|&n| n > 0 && n % block as u64 == 0)
+            .is_some_and(|&n| n > 0 && n % weights as u64 == 0)
         {
             return None;
         }
@@ -393,12 +389,7 @@ fn rewrite(bytes: &[u8], file: &GgufFile, recipe: Recipe) -> Result<Vec<u8>, Str
             body.extend_from_slice(&data[start..end]);
             continue;
         };
-        let (per_block, block_bytes) = match t.kind {
-            GGML_TYPE_Q6_K => (QK_K, Q6_K_BYTES),
-            GGML_TYPE_Q4_K => (QK_K, Q4_K_BYTES),
-            GGML_TYPE_Q8_0 => (QK8_0, Q8_0_BYTES),
-            _ => (QK8_0, Q5_0_BYTES),
-        };
+        let (per_block, block_bytes) = block(t.kind).ok_or("a tensor of a type not converted")?;
         let blocks = usize::try_from(t.elements() / per_block as u64)
             .map_err(|_| "a tensor is too large")?;
         let need = blocks * block_bytes;

@@ -16,44 +16,46 @@ pub(crate) const Q6_K_BYTES: usize = 210;
 pub(crate) const QK8_0: usize = 32;
 pub(crate) const Q8_0_BYTES: usize = 34;
 
-/// Appends the BF16 encoding (rounded to nearest, ties to even) of `blocks`
-/// of type `kind` to `out`.
-pub(crate) fn to_bf16(kind: u32, blocks: &[u8], out: &mut Vec<u8>) {
-    let mut put = |y: &[f32]| {
-        for v in y {
-            out.extend_from_slice(&half::bf16::from_f32(*v).to_le_bytes());
-        }
-    };
+/// Weights and bytes per block of the types converted here.
+pub(crate) fn block(kind: u32) -> Option<(usize, usize)> {
+    Some(match kind {
+        GGML_TYPE_Q4_K => (QK_K, Q4_K_BYTES),
+        GGML_TYPE_Q6_K => (QK_K, Q6_K_BYTES),
+        GGML_TYPE_Q5_0 => (QK8_0, Q5_0_BYTES),
+        GGML_TYPE_Q8_0 => (QK8_0, Q8_0_BYTES),
+        _ => return None,
+    })
+}
+
+/// One block of `kind` (a type [`block`] knows) as ggml decodes it.
+fn dequantize(kind: u32, b: &[u8], y: &mut [f32]) {
     match kind {
-        GGML_TYPE_Q6_K | GGML_TYPE_Q4_K => {
-            let mut y = [0f32; QK_K];
-            let size = if kind == GGML_TYPE_Q6_K {
-                Q6_K_BYTES
-            } else {
-                Q4_K_BYTES
-            };
-            for b in blocks.chunks_exact(size) {
-                if kind == GGML_TYPE_Q6_K {
-                    dequantize_q6_k(b, &mut y);
-                } else {
-                    dequantize_q4_k(b, &mut y);
-                }
-                put(&y);
-            }
-        }
+        GGML_TYPE_Q4_K => dequantize_q4_k(b, y),
+        GGML_TYPE_Q6_K => dequantize_q6_k(b, y),
         GGML_TYPE_Q5_0 => {
-            let mut q8 = Vec::with_capacity(Q8_0_BYTES);
-            for b in blocks.chunks_exact(Q5_0_BYTES) {
-                q8.clear();
-                q5_0_to_q8_0(b, &mut q8);
-                put(&dequantize_q8_0(&q8));
+            let (d, q) = q5_0_block(b);
+            let d = f16::from_le_bytes(d).to_f32();
+            for (y, q) in y.iter_mut().zip(q) {
+                *y = d * f32::from(q);
             }
         }
-        _ => {
-            for b in blocks.chunks_exact(Q8_0_BYTES) {
-                put(&dequantize_q8_0(b));
-            }
-        }
+        _ => y.copy_from_slice(&dequantize_q8_0(b)),
+    }
+}
+
+/// Appends the BF16 encoding (rounded to nearest, ties to even) of `blocks`
+/// of type `kind` (a type [`block`] knows) to `out`.
+pub(crate) fn to_bf16(kind: u32, blocks: &[u8], out: &mut Vec<u8>) {
+    let Some((weights, bytes)) = block(kind) else {
+        return;
+    };
+    let mut y = vec![0f32; weights];
+    for b in blocks.chunks_exact(bytes) {
+        dequantize(kind, b, &mut y);
+        out.extend(
+            y.iter()
+                .flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()),
+        );
     }
 }
 
@@ -70,7 +72,7 @@ pub(crate) fn dequantize_q8_0(b: &[u8]) -> [f32; QK8_0] {
 /// ggml's `dequantize_row_q4_K` for one block: an f16 scale and minimum,
 /// twelve bytes of 6-bit sub-block scales and minimums (`get_scale_min_k4`),
 /// 128 bytes of nibbles (64 weights per 32 bytes: low nibbles first).
-pub(crate) fn dequantize_q4_k(b: &[u8], y: &mut [f32; QK_K]) {
+pub(crate) fn dequantize_q4_k(b: &[u8], y: &mut [f32]) {
     let d = f16::from_le_bytes([b[0], b[1]]).to_f32();
     let min = f16::from_le_bytes([b[2], b[3]]).to_f32();
     let scales = &b[4..16];
@@ -108,29 +110,35 @@ pub(crate) fn q6_k_to_q8_0(blocks: &[u8], out: &mut Vec<u8>) {
 }
 
 /// Appends the Q8_0 encoding of Q5_0 `blocks` to `out`: the same scale, and
-/// each weight's 5-bit value less 16 as a byte (ggml's `dequantize_row_q5_0`
-/// layout: the low nibbles of weights j and j + 16 share byte j, the fifth
-/// bits sit in a little-endian u32).
+/// each weight's 5-bit value less 16 as a byte.
 pub(crate) fn q5_0_to_q8_0(blocks: &[u8], out: &mut Vec<u8>) {
     for b in blocks.chunks_exact(Q5_0_BYTES) {
-        let (d, rest) = b.split_at(2);
-        let (qh, qs) = rest.split_at(4);
-        let qh = u32::from_le_bytes([qh[0], qh[1], qh[2], qh[3]]);
-        let mut q = [0u8; QK8_0];
-        for (j, &byte) in qs.iter().enumerate() {
-            let hi0 = (((qh >> j) << 4) & 0x10) as u8;
-            let hi1 = ((qh >> (j + 12)) & 0x10) as u8;
-            q[j] = ((((byte & 0x0F) | hi0) as i8) - 16) as u8;
-            q[j + 16] = ((((byte >> 4) | hi1) as i8) - 16) as u8;
-        }
-        out.extend_from_slice(d);
-        out.extend_from_slice(&q);
+        let (d, q) = q5_0_block(b);
+        out.extend_from_slice(&d);
+        out.extend(q.map(|v| v as u8));
     }
+}
+
+/// A Q5_0 block's f16 scale (its bytes) and its weights' 5-bit values less
+/// 16, in ggml's `dequantize_row_q5_0` layout: the low nibbles of weights j
+/// and j + 16 share byte j, the fifth bits sit in a little-endian u32.
+fn q5_0_block(b: &[u8]) -> ([u8; 2], [i8; QK8_0]) {
+    let (d, rest) = b.split_at(2);
+    let (qh, qs) = rest.split_at(4);
+    let qh = u32::from_le_bytes([qh[0], qh[1], qh[2], qh[3]]);
+    let mut q = [0i8; QK8_0];
+    for (j, &byte) in qs.iter().enumerate() {
+        let hi0 = (((qh >> j) << 4) & 0x10) as u8;
+        let hi1 = ((qh >> (j + 12)) & 0x10) as u8;
+        q[j] = (((byte & 0x0F) | hi0) as i8) - 16;
+        q[j + 16] = (((byte >> 4) | hi1) as i8) - 16;
+    }
+    ([d[0], d[1]], q)
 }
 
 /// ggml's `dequantize_row_q6_K` for one block: 128 bytes of low nibbles, 64
 /// of high bit pairs, 16 signed scales, an f16 super-scale.
-pub(crate) fn dequantize_q6_k(b: &[u8], y: &mut [f32; QK_K]) {
+pub(crate) fn dequantize_q6_k(b: &[u8], y: &mut [f32]) {
     let (ql, rest) = b.split_at(128);
     let (qh, rest) = rest.split_at(64);
     let (sc, d) = rest.split_at(16);
