@@ -134,11 +134,13 @@ pub struct PiperEngine {
     activity: Arc<Activity>,
 }
 
-/// Requests being spoken, and how many have begun.
+/// Requests being spoken, how many have begun, and how many times speech
+/// went idle long enough for the arena to shrink.
 #[derive(Default)]
 struct Activity {
     inflight: AtomicUsize,
     begun: AtomicU64,
+    shrunk: AtomicU64,
 }
 
 /// How long speech must have been idle before the shared arena shrinks.
@@ -173,8 +175,12 @@ impl Drop for Busy {
             {
                 return;
             }
-            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || shrink(&voice)).await {
-                tracing::debug!(error = %e, "the speech arena was not shrunk");
+            match tokio::task::spawn_blocking(move || shrink(&voice)).await {
+                Ok(Ok(())) => {
+                    activity.shrunk.fetch_add(1, Ordering::AcqRel);
+                }
+                Ok(Err(e)) => tracing::debug!(error = %e, "the speech arena was not shrunk"),
+                Err(_) => {}
             }
         });
     }
@@ -184,13 +190,14 @@ impl Drop for Busy {
 /// asks for it, so one of the voice's encoders runs on the shortest input
 /// (its start and end marks), a millisecond's work; then trims the C heap.
 fn shrink(voice: &Voice) -> Result<()> {
-    let wide = voice.wide.lock().ok().and_then(|w| w.clone());
-    let net = match wide {
-        Some(n) => n,
-        None => match voice.narrow.lock().ok().and_then(|n| n.first().cloned()) {
-            Some(n) => n,
-            None => return Ok(()),
-        },
+    let loaded = voice
+        .wide
+        .lock()
+        .ok()
+        .and_then(|w| w.clone())
+        .or_else(|| voice.narrow.lock().ok().and_then(|n| n.first().cloned()));
+    let Some(net) = loaded else {
+        return Ok(());
     };
     let inf = &voice.config.inference;
     let ready = Ready {
@@ -1205,22 +1212,30 @@ mod tests {
             .expect("decoded")
     }
 
-    /// The run that shrinks the arena once speech is idle works on the
-    /// voice's own nets (the shortest input it gives is a valid one), and
-    /// speech goes on after it.
+    /// The arena shrinks once speech has been idle for [`IDLE_SHRINK`], not
+    /// while requests follow each other closely; the shrinking run works on
+    /// the voice's own nets (the shortest input it gives is a valid one),
+    /// and speech goes on after it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_arena_shrinks_when_speech_is_idle() {
         let e = engine(2);
+        assert!(arena::shared(), "no shared arena: nothing would shrink");
         let voice = e.voice(VOICE).expect("voice");
         shrink(&voice).expect("nothing loaded: nothing to shrink");
         let text = "A sentence to load the voice.";
-        let first = e
-            .synthesize(VOICE, text, Prosody::default())
-            .await
-            .expect("speech");
-        assert!(!first.samples.is_empty());
+        let shrunk = || e.activity.shrunk.load(Ordering::Acquire);
+        // Two requests back to back, then idle: one shrink, after the second.
+        for _ in 0..2 {
+            let spoken = e
+                .synthesize(VOICE, text, Prosody::default())
+                .await
+                .expect("speech");
+            assert!(!spoken.samples.is_empty());
+            assert_eq!(shrunk(), 0, "shrunk while requests follow closely");
+        }
         assert_eq!(e.activity.inflight.load(Ordering::Acquire), 0);
-        shrink(&voice).expect("the shrinking run");
+        tokio::time::sleep(IDLE_SHRINK * 2).await;
+        assert_eq!(shrunk(), 1, "idle, but the arena was not shrunk once");
         let again = e
             .synthesize(VOICE, text, Prosody::default())
             .await
