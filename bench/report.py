@@ -211,7 +211,7 @@ def speech(d):
         out.append(("memory MiB: maximin server resident right after the rounds (both engines loaded)",
                     mem["maximin_resident_mib"], "piper-tts process, peak", mem["piper_tts_peak_mib"], LOWER))
         if mem.get("maximin_idle_mib"):
-            out.append(("memory MiB: maximin server resident once idle (2 s after the rounds)",
+            out.append((f"memory MiB: maximin server resident once idle ({mem.get('idle_after_s', 2):g} s after the rounds)",
                         mem["maximin_idle_mib"], "piper-tts process, peak", mem["piper_tts_peak_mib"], LOWER))
         out.append(("memory MiB: maximin server peak", mem["maximin_peak_mib"], "piper-tts process, peak",
                     mem["piper_tts_peak_mib"], LOWER))

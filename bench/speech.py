@@ -198,7 +198,7 @@ def main():
         print(f"{'espeak-ng, real-time factor, ' + name:<48} {median_of(espeak, i, 'rtf'):>9.4f}")
     if memory:
         summary["memory"] = {"maximin_resident_mib": memory[0], "maximin_peak_mib": memory[1],
-                             "maximin_idle_mib": idle[0] if idle else None,
+                             "maximin_idle_mib": idle[0] if idle else None, "idle_after_s": IDLE,
                              "piper_tts_peak_mib": peer_peak}
         idle_text = f", {idle[0]:.0f} MiB once idle ({IDLE:.0f} s later)" if idle else ""
         print(f"memory: maximin server {memory[0]:.0f} MiB resident right after the rounds{idle_text}, "
