@@ -26,73 +26,36 @@
 //! A voice that is not cut that way runs whole, on the same schedule.
 
 mod arena;
+mod idle;
+mod nets;
 pub mod onnx;
+mod voices;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
-use maximin_core::engines::{EngineVoice, Gender, Prosody, SpeechAudio, SpeechEngine};
+use maximin_core::engines::{EngineVoice, Prosody, SpeechAudio, SpeechEngine};
 use maximin_core::{Error, Result};
-use maximin_engine_espeak::{Clause, EspeakEngine};
+use maximin_engine_espeak::EspeakEngine;
 use ort::environment::Environment;
-use ort::session::Session;
-use ort::value::Tensor;
-use serde::Deserialize;
-use unicode_normalization::UnicodeNormalization;
+
+use idle::{Activity, Busy};
+use nets::{
+    blocking, decode, frames_of, lock, narrow_nets, outcome, parts, side_by_side, speak, wide_net,
+    Frames, Pending, Shared, FIRST_FRAMES,
+};
+use voices::known_gender;
+pub use voices::{
+    find_voices, phoneme_ids, AudioConfig, EspeakConfig, InferenceConfig, LanguageConfig,
+    VoiceConfig,
+};
 
 pub const ENGINE_NAME: &str = "piper";
 
-/// The parts of a Piper voice config this engine reads.
-#[derive(Debug, Clone, Deserialize)]
-pub struct VoiceConfig {
-    pub audio: AudioConfig,
-    pub espeak: EspeakConfig,
-    #[serde(default)]
-    pub inference: InferenceConfig,
-    pub phoneme_id_map: HashMap<String, Vec<i64>>,
-    #[serde(default)]
-    pub num_speakers: u32,
-    #[serde(default)]
-    pub language: Option<LanguageConfig>,
-    #[serde(default)]
-    pub dataset: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct AudioConfig {
-    pub sample_rate: u32,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct EspeakConfig {
-    pub voice: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct InferenceConfig {
-    pub noise_scale: f32,
-    pub length_scale: f32,
-    pub noise_w: f32,
-}
-
-impl Default for InferenceConfig {
-    fn default() -> Self {
-        InferenceConfig {
-            noise_scale: 0.667,
-            length_scale: 1.0,
-            noise_w: 0.8,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct LanguageConfig {
-    pub code: String,
-}
-
+/// A voice found on disk, with its sessions once loaded.
 struct Voice {
     info: EngineVoice,
     model: PathBuf,
@@ -134,178 +97,12 @@ pub struct PiperEngine {
     activity: Arc<Activity>,
 }
 
-/// Requests being spoken, how many have begun, and how many times speech
-/// went idle long enough for the arena to shrink.
-#[derive(Default)]
-struct Activity {
-    inflight: AtomicUsize,
-    begun: AtomicU64,
-    shrunk: AtomicU64,
-}
-
-/// How long speech must have been idle before the shared arena shrinks.
-const IDLE_SHRINK: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// A request being spoken. Once the last one has ended and no other has
-/// begun for [`IDLE_SHRINK`], the shared arena's free regions go back to the
-/// system: it keeps what the busiest moment needed (a few decodes side by
-/// side: 100 MB and more), which an idle server would otherwise hold for
-/// good. Not at once: the next request would then fault its memory in
-/// again, which made back-to-back sentences ~15 % slower.
-struct Busy {
-    activity: Arc<Activity>,
-    voice: Arc<Voice>,
-}
-
-impl Drop for Busy {
-    fn drop(&mut self) {
-        let a = &self.activity;
-        if a.inflight.fetch_sub(1, Ordering::AcqRel) != 1 || !arena::shared() {
-            return;
-        }
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let (activity, voice) = (a.clone(), self.voice.clone());
-        let begun = activity.begun.load(Ordering::Acquire);
-        rt.spawn(async move {
-            tokio::time::sleep(IDLE_SHRINK).await;
-            if activity.inflight.load(Ordering::Acquire) != 0
-                || activity.begun.load(Ordering::Acquire) != begun
-            {
-                return;
-            }
-            match tokio::task::spawn_blocking(move || shrink(&voice)).await {
-                Ok(Ok(())) => {
-                    activity.shrunk.fetch_add(1, Ordering::AcqRel);
-                }
-                Ok(Err(e)) => tracing::debug!(error = %e, "the speech arena was not shrunk"),
-                Err(_) => {}
-            }
-        });
-    }
-}
-
-/// Shrinks the shared arena: ONNX Runtime does it at the end of a run that
-/// asks for it, so one of the voice's encoders runs on the shortest input
-/// (its start and end marks), a millisecond's work; then trims the C heap.
-fn shrink(voice: &Voice) -> Result<()> {
-    let loaded = voice
-        .wide
-        .lock()
-        .ok()
-        .and_then(|w| w.clone())
-        .or_else(|| voice.narrow.lock().ok().and_then(|n| n.first().cloned()));
-    let Some(net) = loaded else {
-        return Ok(());
-    };
-    let inf = &voice.config.inference;
-    let ready = Ready {
-        ids: phoneme_ids(&[], &voice.config.phoneme_id_map),
-        scales: vec![inf.noise_scale, inf.length_scale, inf.noise_w],
-        multi: voice.config.num_speakers > 1,
-        sample_rate: voice.config.audio.sample_rate,
-    };
-    let opts = arena::shrinking().map_err(inference)?;
-    let mut net = lock(&net)?;
-    let ran = encode_with(&mut net.enc, &ready, Some(&opts)).map(drop);
-    drop(net);
-    // What ONNX Runtime freed on the C heap meanwhile (a first run's
-    // planning, a load's leftovers) goes back too.
-    arena::trim();
-    ran
-}
-
 /// What a look at the models directory found.
 struct Found {
     env: Option<Arc<Environment>>,
     /// Why there are no voices, when ONNX Runtime could not be loaded.
     unavailable: Option<String>,
     voices: HashMap<String, Arc<Voice>>,
-}
-
-/// A voice's gender as its name or dataset tells, for the well-known Piper voices.
-fn known_gender(dataset: &str) -> Option<Gender> {
-    const FEMALE: &[&str] = &[
-        "amy",
-        "kathleen",
-        "kristin",
-        "lessac",
-        "ljspeech",
-        "hfc_female",
-        "jenny_dioco",
-        "alba",
-        "cori",
-        "siwis",
-        "eva_k",
-        "kerstin",
-        "ramona",
-        "paola",
-        "natia",
-        "berta",
-        "irina",
-    ];
-    const MALE: &[&str] = &[
-        "joe",
-        "ryan",
-        "john",
-        "kusal",
-        "danny",
-        "bryce",
-        "norman",
-        "hfc_male",
-        "alan",
-        "northern_english_male",
-        "thorsten",
-        "gilles",
-        "riccardo",
-        "carlfm",
-        "davefx",
-        "pavoque",
-        "denis",
-        "dmitri",
-        "ruslan",
-    ];
-    let d = dataset.to_ascii_lowercase();
-    if FEMALE.contains(&d.as_str()) {
-        Some(Gender::Female)
-    } else if MALE.contains(&d.as_str()) {
-        Some(Gender::Male)
-    } else {
-        None
-    }
-}
-
-/// Finds `*.onnx` files with a sibling `*.onnx.json` one level under `models_dir`.
-pub fn find_voices(models_dir: &Path) -> Vec<(PathBuf, VoiceConfig)> {
-    let mut out = Vec::new();
-    let Ok(dirs) = std::fs::read_dir(models_dir) else {
-        return out;
-    };
-    for dir in dirs.flatten() {
-        let Ok(files) = std::fs::read_dir(dir.path()) else {
-            continue;
-        };
-        for f in files.flatten() {
-            let path = f.path();
-            if path.extension().and_then(|e| e.to_str()) != Some("onnx") {
-                continue;
-            }
-            let mut cfg_path = path.clone().into_os_string();
-            cfg_path.push(".json");
-            let Ok(text) = std::fs::read_to_string(&cfg_path) else {
-                continue;
-            };
-            match serde_json::from_str::<VoiceConfig>(&text) {
-                Ok(cfg) => out.push((path, cfg)),
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "not a Piper voice config")
-                }
-            }
-        }
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
 }
 
 impl PiperEngine {
@@ -436,369 +233,6 @@ impl PiperEngine {
     }
 }
 
-/// A voice's model in ONNX Runtime: whole, or cut before its decoder.
-struct Net {
-    /// The encoder when cut (ids to frames), else the whole voice.
-    enc: Session,
-    dec: Option<Decoder>,
-}
-
-/// A voice's decoder: its input (the tensor of frames) and how many frames
-/// of context either side make a stretch decode as in the whole.
-struct Decoder {
-    session: Session,
-    frames: String,
-    context: usize,
-}
-
-/// A voice's graphs as ONNX bytes, made ready for sessions of one width.
-struct Graphs {
-    /// The encoder, or the whole voice when it cannot be cut.
-    enc: Vec<u8>,
-    /// The encoder's weights, shared with the voice's other sessions (none
-    /// for a graph of its own: a whole voice with 2-D convolutions).
-    enc_weights: Option<Weights>,
-    /// The decoder, its input's name and context.
-    dec: Option<(Vec<u8>, String, usize)>,
-}
-
-type Shared = Arc<Mutex<Net>>;
-
-/// A stretch of frames the encoder gave: `[channels, len]`, row by row.
-struct Frames {
-    data: Vec<f32>,
-    channels: usize,
-    len: usize,
-}
-
-/// Frames decoded in the first piece of a streamed sentence: about 0.37 s
-/// at Piper's 86 frames a second, quick to decode, long enough that the
-/// next piece is ready before it has played.
-const FIRST_FRAMES: usize = 32;
-/// The longest stretch decoded in one part: a long sentence is decoded in
-/// parts of at most ~3 s, handed out in order, so the first are sent early.
-const MAX_PART_FRAMES: usize = 256;
-
-/// Reads and cuts the voice where it can; for single-threaded sessions
-/// with 2-D convolutions ([`onnx::conv2d`]) in the decoder. Every session's
-/// encoder is the same 1-D graph, reading one copy of the weights (nearly
-/// all of a voice's: 55 of Joe's 63 MB): a 2-D copy per single-threaded
-/// session would be re-laid out by ONNX Runtime for each, and on one thread
-/// the encoder is no faster in 2-D (Joe's, 243 ids: 100 ms in 1-D, 111 ms
-/// in 2-D); the 2-D gain is the decoder's.
-fn graphs(voice: &Voice, one_thread: bool) -> Result<Graphs> {
-    let bytes = std::fs::read(&voice.model)
-        .map_err(|e| Error::internal(format!("reading {}: {e}", voice.model.display())))?;
-    let narrow = |graph: Vec<u8>| {
-        if !one_thread {
-            return graph;
-        }
-        onnx::conv2d(&graph).unwrap_or_else(|e| {
-            tracing::warn!(voice = %voice.info.id, error = %e, "kept 1-D convolutions");
-            graph
-        })
-    };
-    let split = onnx::split(&bytes).unwrap_or_else(|e| {
-        tracing::warn!(voice = %voice.info.id, error = %e, "the voice cannot be cut; it runs whole");
-        None
-    });
-    Ok(match split {
-        Some(s) => Graphs {
-            enc_weights: Some(shared_weights(voice, &s.encoder)?),
-            enc: s.encoder,
-            dec: Some((narrow(s.decoder), s.frames, s.context)),
-        },
-        None if one_thread => Graphs {
-            enc: narrow(bytes),
-            enc_weights: None,
-            dec: None,
-        },
-        None => Graphs {
-            enc_weights: Some(shared_weights(voice, &bytes)?),
-            enc: bytes,
-            dec: None,
-        },
-    })
-}
-
-/// The voice's encoder weights as tensors, made once (from `graph`, the
-/// encoder every session runs).
-fn shared_weights(voice: &Voice, graph: &[u8]) -> Result<Weights> {
-    let mut slot = voice
-        .weights
-        .lock()
-        .map_err(|_| Error::internal("piper weights lock poisoned"))?;
-    if let Some(w) = slot.as_ref() {
-        return Ok(w.clone());
-    }
-    let fail = |e: &dyn std::fmt::Display| {
-        Error::internal(format!(
-            "reading the weights of {}: {e}",
-            voice.model.display()
-        ))
-    };
-    let mut out = Vec::new();
-    for w in onnx::weights(graph, SHARED_MIN_VALUES).map_err(|e| fail(&e))? {
-        let t = Tensor::from_array((w.dims, w.values)).map_err(|e| fail(&e))?;
-        out.push((w.name, Arc::new(t.into_dyn())));
-    }
-    let w = Arc::new(out);
-    *slot = Some(w.clone());
-    Ok(w)
-}
-
-/// Sessions with `threads` intra-op threads on `graphs`.
-fn load_net(env: &Environment, voice: &Voice, graphs: &Graphs, threads: usize) -> Result<Net> {
-    let started = std::time::Instant::now();
-    let session = |graph: &[u8], weights: Option<&Weights>| -> Result<Session> {
-        let fail = |e: &dyn std::fmt::Display| {
-            Error::internal(format!("loading {}: {e}", voice.model.display()))
-        };
-        let mut builder = Session::builder(env).map_err(|e| fail(&e))?;
-        for (name, value) in weights.map(|w| w.as_slice()).unwrap_or_default() {
-            builder = builder
-                .with_initializer(name, value.clone())
-                .map_err(|e| fail(&e))?;
-        }
-        // Intermediate tensors in the process's one arena (when it could be
-        // made), not one per session: each session's would keep its own
-        // largest run's worth.
-        if arena::shared() {
-            builder = builder.with_env_allocators().map_err(|e| fail(&e))?;
-        }
-        let builder = builder.with_intra_threads(threads).map_err(|e| fail(&e))?;
-        // The pool's threads spin between a run's nodes (thousands of small
-        // ones in the encoder: waking a sleeping thread for each costs ~10 %)
-        // but stop when the run ends: spinning on, they took the cores from
-        // the sessions that run next (a decoder after its encoder, the
-        // single-threaded parts after the first piece) and made those ~40 %
-        // slower.
-        let builder = builder.with_intra_op_spinning(true).map_err(|e| fail(&e))?;
-        let mut builder = builder
-            .with_config_entry("session.force_spinning_stop", "1")
-            .map_err(|e| fail(&e))?;
-        builder.commit_from_memory(graph).map_err(|e| fail(&e))
-    };
-    let net = Net {
-        enc: session(&graphs.enc, graphs.enc_weights.as_ref())?,
-        dec: match &graphs.dec {
-            Some((graph, frames, context)) => Some(Decoder {
-                session: session(graph, None)?,
-                frames: frames.clone(),
-                context: *context,
-            }),
-            None => None,
-        },
-    };
-    tracing::info!(
-        voice = %voice.info.id,
-        threads,
-        cut = net.dec.is_some(),
-        ms = started.elapsed().as_millis() as u64,
-        "Piper voice loaded"
-    );
-    Ok(net)
-}
-
-fn wide_net(env: &Environment, voice: &Voice, threads: usize) -> Result<Shared> {
-    let mut slot = voice
-        .wide
-        .lock()
-        .map_err(|_| Error::internal("piper session lock poisoned"))?;
-    if let Some(s) = slot.as_ref() {
-        return Ok(s.clone());
-    }
-    let graphs = graphs(voice, threads == 1)?;
-    let s = Arc::new(Mutex::new(load_net(env, voice, &graphs, threads)?));
-    drop(graphs);
-    arena::trim();
-    *slot = Some(s.clone());
-    Ok(s)
-}
-
-fn narrow_nets(env: &Environment, voice: &Voice, n: usize) -> Result<Vec<Shared>> {
-    let mut pool = voice
-        .narrow
-        .lock()
-        .map_err(|_| Error::internal("piper session lock poisoned"))?;
-    if pool.len() < n {
-        let graphs = graphs(voice, true)?;
-        while pool.len() < n {
-            pool.push(Arc::new(Mutex::new(load_net(env, voice, &graphs, 1)?)));
-        }
-        drop(graphs);
-        arena::trim();
-    }
-    Ok(pool[..n].to_vec())
-}
-
-fn lock(net: &Mutex<Net>) -> Result<std::sync::MutexGuard<'_, Net>> {
-    net.lock()
-        .map_err(|_| Error::internal("piper session poisoned"))
-}
-
-fn inference(e: ort::Error) -> Error {
-    Error::internal(format!("piper inference: {e}"))
-}
-
-/// Runs the encoder (or the whole voice) on one text: its first output's
-/// shape and values.
-fn encode(session: &mut Session, ready: &Ready) -> Result<(Vec<usize>, Vec<f32>)> {
-    encode_with(session, ready, None)
-}
-
-/// [`encode`], with run options.
-fn encode_with(
-    session: &mut Session,
-    ready: &Ready,
-    opts: Option<&ort::session::RunOptions>,
-) -> Result<(Vec<usize>, Vec<f32>)> {
-    let n = ready.ids.len();
-    let input = Tensor::from_array(([1usize, n], ready.ids.clone())).map_err(inference)?;
-    let lengths = Tensor::from_array(([1usize], vec![n as i64])).map_err(inference)?;
-    let scales = Tensor::from_array(([3usize], ready.scales.clone())).map_err(inference)?;
-    let mut inputs = vec![
-        ("input", ort::session::SessionInputValue::from(input)),
-        ("input_lengths", lengths.into()),
-        ("scales", scales.into()),
-    ];
-    if ready.multi {
-        let sid = Tensor::from_array(([1usize], vec![0i64])).map_err(inference)?;
-        inputs.push(("sid", sid.into()));
-    }
-    let outputs = match opts {
-        Some(o) => session.run_with_options(inputs, o),
-        None => session.run(inputs),
-    }
-    .map_err(inference)?;
-    let (_, value) = outputs
-        .into_iter()
-        .next()
-        .ok_or_else(|| Error::internal("piper model gave no output"))?;
-    let (shape, data) = value.try_extract_tensor::<f32>().map_err(inference)?;
-    let shape = shape.iter().map(|d| (*d).max(0) as usize).collect();
-    Ok((shape, data.to_vec()))
-}
-
-/// The frames of one text (cut voices).
-fn frames_of(net: &mut Net, ready: &Ready) -> Result<Frames> {
-    let (shape, data) = encode(&mut net.enc, ready)?;
-    let [1, channels, len] = shape[..] else {
-        return Err(Error::internal(format!(
-            "piper encoder gave frames of shape {shape:?}"
-        )));
-    };
-    Ok(Frames {
-        data,
-        channels,
-        len,
-    })
-}
-
-/// Samples of the frames `range`, decoded with up to the decoder's context
-/// of frames either side so that they come out as from the whole sequence.
-fn decode(net: &mut Net, z: &Frames, range: std::ops::Range<usize>) -> Result<Vec<f32>> {
-    let dec = net
-        .dec
-        .as_mut()
-        .ok_or_else(|| Error::internal("piper voice has no decoder"))?;
-    let from = range.start.saturating_sub(dec.context);
-    let to = (range.end + dec.context).min(z.len);
-    let n = to - from;
-    let mut x = Vec::with_capacity(z.channels * n);
-    for row in z.data.chunks_exact(z.len) {
-        x.extend_from_slice(&row[from..to]);
-    }
-    let input = Tensor::from_array(([1usize, z.channels, n], x)).map_err(inference)?;
-    let outputs = dec
-        .session
-        .run(vec![(
-            dec.frames.as_str(),
-            ort::session::SessionInputValue::from(input),
-        )])
-        .map_err(inference)?;
-    let (_, value) = outputs
-        .into_iter()
-        .next()
-        .ok_or_else(|| Error::internal("piper decoder gave no output"))?;
-    let (_, audio) = value.try_extract_tensor::<f32>().map_err(inference)?;
-    if n == 0 || audio.len() % n != 0 {
-        return Err(Error::internal(format!(
-            "piper decoder gave {} samples for {n} frames",
-            audio.len()
-        )));
-    }
-    let hop = audio.len() / n;
-    Ok(audio[(range.start - from) * hop..(range.end - from) * hop].to_vec())
-}
-
-/// One text start to end on one net.
-fn speak(net: &mut Net, ready: &Ready) -> Result<Vec<f32>> {
-    if net.dec.is_none() {
-        return encode(&mut net.enc, ready).map(|(_, samples)| samples);
-    }
-    let z = frames_of(net, ready)?;
-    decode(net, &z, 0..z.len)
-}
-
-/// `range` in `n` near-equal parts, none longer than [`MAX_PART_FRAMES`].
-fn parts(range: std::ops::Range<usize>, n: usize) -> Vec<std::ops::Range<usize>> {
-    let len = range.len();
-    let n = n.max(len.div_ceil(MAX_PART_FRAMES)).clamp(1, len.max(1));
-    (0..n)
-        .map(|i| range.start + len * i / n..range.start + len * (i + 1) / n)
-        .collect()
-}
-
-type Pending<T> = tokio::sync::oneshot::Receiver<Result<T>>;
-
-/// Runs `jobs` on single-threaded nets: each takes the next waiting job as
-/// soon as it is free, so no core waits while another has work. Results
-/// come back in the jobs' order; a job nobody waits for any more is skipped.
-fn side_by_side<J, T>(
-    nets: Vec<Shared>,
-    jobs: Vec<J>,
-    run: impl Fn(&mut Net, J) -> Result<T> + Send + Sync + 'static,
-) -> Vec<Pending<T>>
-where
-    J: Send + 'static,
-    T: Send + 'static,
-{
-    let (txs, rxs): (Vec<_>, Vec<_>) = jobs.iter().map(|_| tokio::sync::oneshot::channel()).unzip();
-    let workers = nets.len().min(jobs.len());
-    let queue = Arc::new(Mutex::new(
-        jobs.into_iter()
-            .zip(txs)
-            .collect::<std::collections::VecDeque<_>>(),
-    ));
-    let run = Arc::new(run);
-    for net in nets.into_iter().take(workers) {
-        let (queue, run) = (queue.clone(), run.clone());
-        tokio::task::spawn_blocking(move || loop {
-            let Some((job, tx)) = queue.lock().ok().and_then(|mut q| q.pop_front()) else {
-                return;
-            };
-            if tx.is_closed() {
-                continue;
-            }
-            let _ = tx.send(lock(&net).and_then(|mut n| run(&mut n, job)));
-        });
-    }
-    rxs
-}
-
-async fn outcome<T>(pending: Pending<T>) -> Result<T> {
-    pending
-        .await
-        .unwrap_or_else(|_| Err(Error::internal("a piper run was lost")))
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::internal(format!("piper task: {e}")))?
-}
-
 /// Loads the runtime (once per process) and indexes the voices under
 /// `models_dir`; voices already `known` keep their loaded nets.
 fn look(
@@ -887,36 +321,6 @@ fn load_runtime(lib: &Path) -> std::result::Result<Arc<Environment>, String> {
     let env = Arc::new(env);
     *slot = Some(env.clone());
     Ok(env)
-}
-
-/// IPA clauses to the voice's ids: `^ _ (p _)* $`, punctuation kept, a space
-/// after each clause but the last. Codepoints the voice does not know are
-/// skipped, as Piper does.
-pub fn phoneme_ids(clauses: &[Clause], map: &HashMap<String, Vec<i64>>) -> Vec<i64> {
-    let id = |s: &str| map.get(s).cloned().unwrap_or_default();
-    let pad = id("_");
-    let mut ids = id("^");
-    ids.extend(&pad);
-    let push = |c: char, ids: &mut Vec<i64>| {
-        let mut buf = [0u8; 4];
-        if let Some(v) = map.get(c.encode_utf8(&mut buf) as &str) {
-            ids.extend(v);
-            ids.extend(&pad);
-        }
-    };
-    for (i, clause) in clauses.iter().enumerate() {
-        for c in clause.phonemes.nfd() {
-            push(c, &mut ids);
-        }
-        if let Some(t) = clause.terminator {
-            push(t, &mut ids);
-        }
-        if i + 1 < clauses.len() {
-            push(' ', &mut ids);
-        }
-    }
-    ids.extend(id("$"));
-    ids
 }
 
 impl PiperEngine {
@@ -1120,6 +524,8 @@ impl SpeechEngine for PiperEngine {
 mod tests {
     //! The real voice from `MAXIMIN_TEST_MODELS` (scripts/provision-models).
     use super::*;
+    use crate::idle::{shrink, IDLE_SHRINK};
+    use crate::nets::MAX_PART_FRAMES;
 
     fn engine(threads: usize) -> PiperEngine {
         let root = std::env::var_os("MAXIMIN_TEST_MODELS")
