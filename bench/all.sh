@@ -77,7 +77,7 @@ RUN=${RUN:-$PWD/bench/runs/$(date -u +%Y%m%dT%H%M%SZ)}
 if [ -n "$DRY" ]; then RUN=$(mktemp -d); trap 'rm -rf "$RUN"' EXIT; fi
 mkdir -p "$RUN" || exit 1
 : >"$RUN/status.tsv"
-python3 bench/report.py --init "$RUN" --args "$ARGS" || exit 1
+python3 bench/report.py --init "$RUN" --args="$ARGS" || exit 1
 trap 'echo "all.sh: interrupted; the run so far is in $RUN" >&2; exit 130' INT TERM
 
 SECS=10
