@@ -10,7 +10,7 @@
 //! matcher to the client. A sequence whose client has gone is dropped before
 //! the next step and its KV cells freed.
 //!
-//! Where the CPU has AVX-512 VNNI and the output matrix is Q8_0, the logits
+//! Where the CPU has AVX-512 VNNI or AVX2 and the output matrix is Q8_0, the logits
 //! of grammar-free steps come from maximin's own output projection
 //! (`lmhead.rs`): llama.cpp's graph is stopped at the final hidden states
 //! (see [`Capture`]), which that kernel multiplies about twice as fast.
@@ -48,7 +48,7 @@ pub struct WorkerOptions {
     /// as several, in order, each caught by the graph callback in turn.
     pub ubatch: u32,
     /// The GGUF llama.cpp loaded: its Q8_0 output matrix is what maximin
-    /// multiplies itself on CPUs with AVX-512 VNNI (`lmhead.rs`).
+    /// multiplies itself on CPUs with AVX-512 VNNI or AVX2 (`lmhead.rs`).
     pub gguf: PathBuf,
     /// A fine-tuned model's LoRA adapter, applied to the whole context.
     pub adapter: Option<llama_cpp_2::model::LlamaLoraAdapter>,
@@ -511,10 +511,10 @@ unsafe extern "C" fn on_tensor(
 /// The repacked output matrix of the GGUF at `path`, when this CPU and the
 /// model allow it.
 fn load_head(path: &Path, model: &LlamaModel) -> Option<LmHead> {
-    if !LmHead::supported() {
-        tracing::debug!("output projection: llama.cpp's (no AVX-512 VNNI)");
+    let Some(kernel) = crate::lmhead::Kernel::for_this_cpu() else {
+        tracing::debug!("output projection: llama.cpp's (neither AVX-512 VNNI nor AVX2)");
         return None;
-    }
+    };
     let started = std::time::Instant::now();
     let (rows, cols, data) = match crate::gguf::output_q8_0(path) {
         Ok(Some(m)) => m,
@@ -539,6 +539,7 @@ fn load_head(path: &Path, model: &LlamaModel) -> Option<LmHead> {
         Ok(h) => {
             tracing::debug!(
                 ms = started.elapsed().as_millis() as u64,
+                ?kernel,
                 "output matrix repacked"
             );
             Some(h)
@@ -568,7 +569,8 @@ fn check_head(
         Ok(d) if d <= 1e-3 => {
             tracing::info!(
                 deviation = d,
-                "output projection: maximin's AVX-512 VNNI kernel"
+                kernel = ?head.kernel(),
+                "output projection: maximin's"
             );
             true
         }
@@ -830,10 +832,10 @@ mod tests {
         let model = LlamaModel::load_from_file(backend, &path, &Default::default()).expect("model");
         let Some(head) = load_head(&path, &model) else {
             assert!(
-                !LmHead::supported(),
-                "the CPU has AVX-512 VNNI but the output matrix was not taken"
+                crate::lmhead::Kernel::for_this_cpu().is_none(),
+                "the CPU runs a kernel but the output matrix was not taken"
             );
-            eprintln!("skipped: this CPU has no AVX-512 VNNI");
+            eprintln!("skipped: this CPU has neither AVX-512 VNNI nor AVX2");
             return;
         };
         let capture = CaptureBox::new(model.n_embd() as usize);
